@@ -1,0 +1,57 @@
+"""The `onetrip` command: serve, migrate, demo, and each domain's commands."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from onetrip.config import get_settings
+from onetrip.identity.cli import app as token_app
+from onetrip.org.cli import app as calendar_app
+
+app = typer.Typer(help="OneTrip 最多跑一次: booking and one-trip care for a region.",
+                  no_args_is_help=True)
+app.add_typer(token_app, name="token")
+app.add_typer(calendar_app, name="calendar")
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
+          reload: bool = False) -> None:
+    """Serve the web app and API (http://HOST:PORT)."""
+    import uvicorn
+
+    logging.basicConfig(level=get_settings().log_level)
+    uvicorn.run("onetrip.main:create_app", factory=True, host=host, port=port,
+                workers=workers, reload=reload, log_level=get_settings().log_level.lower())
+
+
+@app.command()
+def migrate(revision: str = "head") -> None:
+    """Bring the database schema up to date (SQLite or PostgreSQL)."""
+    from onetrip import migrate as migrations
+
+    migrations.upgrade(get_settings().database_url, revision)
+    typer.echo(f"database at {revision}")
+
+
+@app.command()
+def demo(seed: int = typer.Option(20261122, help="Seed: the same seed gives the same data.")
+         ) -> None:
+    """Load the demo region 示范市 (idempotent; refuses a database with other data)."""
+    from onetrip.db import session_scope
+    from onetrip.demo import load_demo
+    from onetrip.errors import OnetripError
+
+    try:
+        with session_scope() as db:
+            result = load_demo(db, seed=seed)
+    except OnetripError as exc:
+        typer.echo(f"{exc.code}: {exc.text}", err=True)
+        raise typer.Exit(2) from exc
+    if not result.created:
+        typer.echo(f"demo region already loaded (seed {seed}); nothing changed")
+        return
+    typer.echo(f"demo region loaded (seed {seed}): " +
+               ", ".join(f"{k} {v}" for k, v in result.counts.items()))

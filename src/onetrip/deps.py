@@ -1,0 +1,63 @@
+"""Typed request dependencies: the unit of work and the acting principal."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from onetrip.db import session_scope
+from onetrip.errors import NotAuthenticated, PermissionDenied
+from onetrip.identity import service as identity_service
+from onetrip.identity.rules import Role
+from onetrip.identity.service import Principal
+
+TOKEN_COOKIE = "onetrip_token"
+
+
+def get_db() -> Iterator[Session]:
+    """One transaction per request: committed before the response is sent, else rolled back."""
+    with session_scope() as db:
+        yield db
+
+
+DbSession = Annotated[Session, Depends(get_db)]
+
+
+def _secret_from(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return request.cookies.get(TOKEN_COOKIE) or None
+
+
+def get_principal(request: Request, db: DbSession) -> Principal | None:
+    secret = _secret_from(request)
+    if secret is None:
+        return None
+    principal = identity_service.authenticate_token(db, secret)
+    request.state.principal = principal
+    return principal
+
+
+def require_principal(principal: Annotated[Principal | None, Depends(get_principal)]) -> Principal:
+    if principal is None:
+        raise NotAuthenticated()
+    return principal
+
+
+OptionalPrincipal = Annotated[Principal | None, Depends(get_principal)]
+CurrentPrincipal = Annotated[Principal, Depends(require_principal)]
+
+
+def require_role(*roles: Role) -> Callable[[Principal], Principal]:
+    """Dependency that lets only ``roles`` through (401 when signed out, 403 otherwise)."""
+
+    def check(principal: CurrentPrincipal) -> Principal:
+        if principal.role not in roles:
+            raise PermissionDenied(detail={"role": principal.role.value})
+        return principal
+
+    return check

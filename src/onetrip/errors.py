@@ -1,0 +1,141 @@
+"""Errors carry a stable ``code``, an HTTP status and a Chinese message.
+
+Services raise subclasses of :class:`OnetripError`; one handler renders them as JSON
+``{"code", "message", "detail"}`` under ``/api`` and as a page with the message elsewhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class OnetripError(Exception):
+    code: ClassVar[str] = "error"
+    http_status: ClassVar[int] = 400
+    message: ClassVar[str] = "请求无法完成"
+
+    def __init__(self, message: str | None = None, *, detail: Any = None) -> None:
+        self.text = message or self.message
+        self.detail = detail
+        super().__init__(self.text)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.text, "detail": self.detail}
+
+
+class NotFound(OnetripError):
+    code = "not_found"
+    http_status = 404
+    message = "未找到"
+
+
+class InvalidInput(OnetripError):
+    code = "invalid_input"
+    http_status = 422
+    message = "输入有误"
+
+
+class Conflict(OnetripError):
+    code = "conflict"
+    http_status = 409
+    message = "与现有数据冲突"
+
+
+class NotAuthenticated(OnetripError):
+    code = "not_authenticated"
+    http_status = 401
+    message = "请先登录"
+
+
+class PermissionDenied(OnetripError):
+    code = "permission_denied"
+    http_status = 403
+    message = "无权执行此操作"
+
+
+# --- rendering -------------------------------------------------------------------------
+
+_PYDANTIC_ZH = {
+    "missing": "缺少必填项",
+    "int_parsing": "应为整数",
+    "int_type": "应为整数",
+    "float_parsing": "应为数字",
+    "bool_parsing": "应为是或否",
+    "date_parsing": "日期格式应为YYYY-MM-DD",
+    "date_from_datetime_parsing": "日期格式应为YYYY-MM-DD",
+    "datetime_parsing": "时间格式应为ISO 8601",
+    "datetime_from_date_parsing": "时间格式应为ISO 8601",
+    "string_too_short": "内容太短",
+    "string_too_long": "内容太长",
+    "string_pattern_mismatch": "格式不正确",
+    "enum": "取值不在允许范围内",
+    "literal_error": "取值不在允许范围内",
+    "greater_than_equal": "数值太小",
+    "less_than_equal": "数值太大",
+    "json_invalid": "JSON格式有误",
+    "model_attributes_type": "应为对象",
+    "dict_type": "应为对象",
+    "list_type": "应为列表",
+    "string_type": "应为文本",
+    "value_error": "取值无效",
+}
+
+
+def describe_validation_errors(errors: Any) -> list[dict[str, Any]]:
+    """Pydantic/FastAPI validation errors as ``[{"field", "message"}]`` in Chinese."""
+    out = []
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        text = _PYDANTIC_ZH.get(err.get("type", ""), "取值无效")
+        out.append({"field": ".".join(loc), "message": text, "type": err.get("type")})
+    return out
+
+
+def install_handlers(app: Any) -> None:
+    """Render every error the same way: JSON under /api and /healthz, a page elsewhere."""
+    import logging
+
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse, Response
+    from starlette.exceptions import HTTPException
+
+    log = logging.getLogger("onetrip.errors")
+
+    def wants_json(request: Request) -> bool:
+        return request.url.path.startswith(("/api/", "/fhir", "/healthz"))
+
+    def render(request: Request, status: int, body: dict[str, Any]) -> Response:
+        if wants_json(request):
+            return JSONResponse(body, status_code=status)
+        from onetrip.web import render_page
+
+        return render_page(request, "error.html", {"error": body}, status_code=status)
+
+    @app.exception_handler(OnetripError)
+    async def _onetrip(request: Request, exc: OnetripError) -> Response:
+        return render(request, exc.http_status, exc.to_dict())
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        detail = describe_validation_errors(exc.errors())
+        fields = "、".join(d["field"] for d in detail if d["field"]) or "请求"
+        body = {"code": "invalid_request", "message": f"请求参数有误：{fields}",
+                "detail": detail}
+        return render(request, 422, body)
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> Response:
+        codes = {404: ("not_found", "页面或资源不存在"),
+                 405: ("method_not_allowed", "不支持该请求方法"),
+                 401: ("not_authenticated", "请先登录"),
+                 403: ("permission_denied", "无权访问")}
+        code, message = codes.get(exc.status_code, ("http_error", "请求无法完成"))
+        return render(request, exc.status_code, {"code": code, "message": message,
+                                                 "detail": None})
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return render(request, 500, {"code": "internal_error",
+                                     "message": "系统繁忙，请稍后再试", "detail": None})

@@ -1,0 +1,94 @@
+"""Domain events, delivered with the transaction that caused them.
+
+``publish(db, event)`` queues an event on the session. Handlers registered with
+``on_commit`` run inside the same transaction just before it commits (so an outbox row is
+written atomically with the change); handlers registered with ``after_commit`` run once the
+commit has succeeded. A rollback discards the queue: a rolled-back change emits nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+
+_KEY = "onetrip.pending_events"
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base class of every domain event."""
+
+
+E = TypeVar("E", bound=Event)
+InTxHandler = Callable[[Session, Any], None]
+AfterHandler = Callable[[Any], None]
+
+_in_tx: dict[type[Event], list[InTxHandler]] = defaultdict(list)
+_after: dict[type[Event], list[AfterHandler]] = defaultdict(list)
+
+
+def publish(db: Session, event: Event) -> None:
+    db.info.setdefault(_KEY, []).append(event)
+
+
+def on_commit(event_type: type[E]) -> Callable[[InTxHandler], InTxHandler]:
+    def register(fn: InTxHandler) -> InTxHandler:
+        if fn not in _in_tx[event_type]:
+            _in_tx[event_type].append(fn)
+        return fn
+
+    return register
+
+
+def after_commit(event_type: type[E]) -> Callable[[AfterHandler], AfterHandler]:
+    def register(fn: AfterHandler) -> AfterHandler:
+        if fn not in _after[event_type]:
+            _after[event_type].append(fn)
+        return fn
+
+    return register
+
+
+def _handlers(table: dict[type[Event], list[Any]], ev: Event) -> list[Any]:
+    return [h for cls in type(ev).__mro__ if cls in table for h in table[cls]]
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _run_in_transaction(db: Session) -> None:
+    done: list[Event] = db.info.setdefault("onetrip.dispatched_in_tx", [])
+    # Handlers may publish further events; keep going until the queue is drained.
+    while True:
+        pending = [e for e in db.info.get(_KEY, []) if not any(e is d for d in done)]
+        if not pending:
+            return
+        for ev in pending:
+            done.append(ev)
+            for handler in _handlers(_in_tx, ev):
+                handler(db, ev)
+        db.flush()
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _run_after_commit(db: Session) -> None:
+    pending = db.info.pop(_KEY, [])
+    db.info.pop("onetrip.dispatched_in_tx", None)
+    for ev in pending:
+        for handler in _handlers(_after, ev):
+            try:
+                handler(ev)
+            except Exception:  # the change is committed; a failing listener must not undo it
+                log.exception("after-commit handler %s failed for %s", handler, type(ev).__name__)
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _discard(db: Session) -> None:
+    db.info.pop(_KEY, None)
+    db.info.pop("onetrip.dispatched_in_tx", None)

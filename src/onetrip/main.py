@@ -1,0 +1,44 @@
+"""The ASGI application: every domain's API and page routers on one app."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from fastapi.staticfiles import StaticFiles
+
+from onetrip import __version__
+from onetrip.errors import install_handlers
+from onetrip.web import STATIC_DIR
+
+
+def create_app() -> FastAPI:
+    from onetrip.identity import pages as identity_pages
+    from onetrip.org import api as org_api
+    from onetrip.org import pages as org_pages
+
+    app = FastAPI(
+        title="OneTrip 最多跑一次",
+        version=__version__,
+        description="Real-name, minute-precise booking and one-trip care for a region.",
+    )
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    install_handlers(app)
+
+    @app.middleware("http")
+    async def request_id(request: Request,
+                         call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request.state.request_id = rid[:64]
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = request.state.request_id
+        return response
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    for router in (org_api.router, org_pages.router, identity_pages.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,12 @@
+"""Import every domain's models so that the metadata is complete (Alembic, tests)."""
+
+from __future__ import annotations
+
+import importlib
+
+DOMAINS_WITH_MODELS = ("org", "identity")
+
+
+def import_all_models() -> None:
+    for domain in DOMAINS_WITH_MODELS:
+        importlib.import_module(f"onetrip.{domain}.models")

@@ -1,0 +1,1 @@
+"""Organisation: regions, hospitals, locations, departments, practitioners, working calendar."""

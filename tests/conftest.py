@@ -1,0 +1,98 @@
+"""One suite for SQLite (default) and PostgreSQL (``ONETRIP_TEST_DATABASE_URL``).
+
+At session start the test database is emptied, migrated with Alembic and loaded with the
+demo region (committed). Each test then runs inside a transaction that is rolled back at
+its end (``db`` fixture; the app's own commits become savepoints), so tests never see each
+other's writes. Tests that need real commits from several processes use ``committed_url``
+and clean up after themselves.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from onetrip import config, migrate
+from onetrip import db as dbmod
+from onetrip.demo import load_demo
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+
+
+def _reset_postgres(url: str) -> None:
+    engine = dbmod.make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("ONETRIP_TEST_DATABASE_URL")
+    if url:
+        _reset_postgres(url)
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    os.environ["ONETRIP_DATABASE_URL"] = url
+    config.get_settings.cache_clear()
+    dbmod.get_engine.cache_clear()
+    dbmod._session_factory.cache_clear()
+    migrate.upgrade(url)
+    with dbmod.session_scope() as db:
+        load_demo(db)
+    yield url
+    dbmod.get_engine().dispose()
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Engine:
+    return dbmod.get_engine()
+
+
+@pytest.fixture
+def db(engine: Engine) -> Iterator[Session]:
+    """A session whose every commit is undone after the test."""
+    connection = engine.connect()
+    outer = connection.begin()
+    session = Session(bind=connection, join_transaction_mode="create_savepoint",
+                      expire_on_commit=False)
+    try:
+        yield session
+    finally:
+        session.close()
+        outer.rollback()
+        connection.close()
+
+
+@pytest.fixture
+def client(db: Session) -> Iterator[TestClient]:
+    """The app, with each request's unit of work inside the test's transaction."""
+    from onetrip.deps import get_db
+    from onetrip.main import create_app
+
+    app = create_app()
+
+    def _test_db() -> Iterator[Session]:
+        try:
+            yield db
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+
+    app.dependency_overrides[get_db] = _test_db
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
