@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import itertools
+from datetime import date
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from onetrip.identity import service as identity_service
-from onetrip.identity.rules import Role
+from onetrip.identity.models import Patient
+from onetrip.identity.principal import Principal
+from onetrip.identity.rules import DocumentType, Relationship, Role, resident_id_check_char
 from onetrip.org.models import Department, Hospital, Practitioner, Region
 from onetrip.org.service import refresh_search_keys
 
@@ -64,3 +67,36 @@ def make_token(db: Session, role: Role, hospital: Hospital | None = None) -> str
 
 def auth(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
+
+
+def resident_id(birth: date, region: str = "330602", seq: str | None = None) -> str:
+    """A valid 18-character resident ID number (GB 11643) for a birth date."""
+    seq = seq or f"{next(_seq) % 1000:03d}"
+    first17 = f"{region}{birth:%Y%m%d}{seq}"
+    return first17 + resident_id_check_char(first17)
+
+
+def mobile() -> str:
+    """A distinct valid Chinese mobile number (139 0000 xxxx)."""
+    return f"1390000{next(_seq) % 10000:04d}"
+
+
+WINDOW = Principal(role=Role.window, hospital_id=None, label="tests")
+
+
+def make_patient(db: Session, *, principal: Principal = WINDOW,
+                 document_type: DocumentType = DocumentType.resident_id_card,
+                 relationship: Relationship | None = None, **kw: Any) -> Patient:
+    """Register a real-name patient (a resident ID card by default)."""
+    birth = kw.pop("birth_date", date(1980, 1, 1))
+    if document_type in (DocumentType.resident_id_card, DocumentType.social_security_card,
+                         DocumentType.household_register):
+        number = kw.pop("document_number", resident_id(birth))
+        born = None
+    else:
+        number = kw.pop("document_number")
+        born = birth
+    args: dict[str, Any] = {"name": f"测试{next(_seq)}", "phone": mobile(), **kw}
+    return identity_service.register_patient(
+        db, principal, document_type=document_type, document_number=number, birth_date=born,
+        relationship=relationship, **args).patient

@@ -20,6 +20,17 @@ class Settings(BaseSettings):
     # Pool size for PostgreSQL; SQLite uses one connection per thread.
     db_pool_size: int = 10
     sql_echo: bool = False
+    # Identity numbers and phones at rest (docs/identity.md, "Key management"): comma-separated
+    # "key_id:base64 of 32 bytes"; the first key encrypts, every listed key decrypts. Empty:
+    # a development key derived from secret_key.
+    data_keys: str = ""
+    # Key of the blind index (HMAC-SHA256) for exact lookup; empty: derived from secret_key.
+    index_key: str = ""
+    max_family_members: int = Field(default=5, ge=1, le=20)
+    staff_idle_minutes: int = 30
+    patient_idle_minutes: int = 7 * 24 * 60
+    # SMS sender: "outbox" writes messages to the sms_outbox table (development, demo).
+    sms_sender: str = "outbox"
 
     @property
     def tz(self) -> ZoneInfo:

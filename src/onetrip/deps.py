@@ -1,4 +1,8 @@
-"""Typed request dependencies: the unit of work and the acting principal."""
+"""Typed request dependencies: the unit of work and the acting principal.
+
+The principal comes from a bearer token or a sign-in session (``Authorization: Bearer`` or
+the ``onetrip_token`` cookie); staff sessions lapse after 30 idle minutes (identity.auth).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from onetrip.db import session_scope
+from onetrip.db import new_session
 from onetrip.errors import NotAuthenticated, PermissionDenied
+from onetrip.identity import audit
 from onetrip.identity import service as identity_service
 from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
@@ -18,9 +23,22 @@ TOKEN_COOKIE = "onetrip_token"
 
 
 def get_db() -> Iterator[Session]:
-    """One transaction per request: committed before the response is sent, else rolled back."""
-    with session_scope() as db:
+    """One transaction per request: committed before the response is sent, else rolled back.
+
+    A refused access leaves a denied audit row that must survive the rollback; it is written
+    again after the rollback and committed on its own.
+    """
+    db = new_session()
+    try:
         yield db
+        db.commit()
+    except BaseException:
+        db.rollback()
+        if audit.take_replayed(db):
+            db.commit()
+        raise
+    finally:
+        db.close()
 
 
 DbSession = Annotated[Session, Depends(get_db)]
@@ -37,7 +55,9 @@ def get_principal(request: Request, db: DbSession) -> Principal | None:
     secret = _secret_from(request)
     if secret is None:
         return None
-    principal = identity_service.authenticate_token(db, secret)
+    principal = identity_service.authenticate_token(
+        db, secret, request_id=getattr(request.state, "request_id", ""),
+        client_ip=request.client.host if request.client else "")
     request.state.principal = principal
     return principal
 

@@ -1,0 +1,147 @@
+"""The audit trail: one append-only row per read or write of patient data, hash-chained.
+
+Each row stores ``prev_hash`` (the hash of the row before it) and its own ``hash`` over its
+fields and ``prev_hash``; editing, deleting or inserting a row anywhere breaks the chain
+from that row on, which ``verify_chain`` (``onetrip audit verify``) reports. On PostgreSQL
+the migration adds triggers that refuse UPDATE, DELETE and TRUNCATE on the table, and an
+advisory lock serialises writers so the chain never forks.
+
+A denied attempt must outlive the rollback that the refusal causes: denied rows are kept on
+the session and written again after the rollback (``deps.get_db`` then commits them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event as sa_event
+from sqlalchemy import or_, select, text
+from sqlalchemy.orm import Session, SessionTransaction
+
+from onetrip.db import utcnow
+from onetrip.identity.models import AuditEvent
+from onetrip.identity.principal import Principal
+
+log = logging.getLogger(__name__)
+
+GENESIS = "0" * 64
+_DENIED = "onetrip.audit.denied"
+_REPLAYED = "onetrip.audit.replayed"
+_LOCK_KEY = 0x0A0D17  # advisory lock id of the audit chain
+
+_HASHED = ("at", "actor", "actor_role", "staff_id", "account_id", "token_id", "hospital_id",
+           "patient_id", "action", "outcome", "request_id", "client_ip", "detail", "prev_hash")
+
+
+def row_hash(values: dict[str, Any]) -> str:
+    """SHA-256 over the canonical JSON of a row's fields (``at`` as UTC ISO 8601)."""
+    payload = {k: values[k] for k in _HASHED}
+    at = payload["at"]
+    payload["at"] = at.isoformat(timespec="microseconds") if isinstance(at, datetime) else at
+    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _last_hash(db: Session) -> str:
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+    last = db.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
+    return last or GENESIS
+
+
+def _write(db: Session, values: dict[str, Any]) -> AuditEvent:
+    values = {**values, "prev_hash": _last_hash(db)}
+    row = AuditEvent(**values, hash=row_hash(values))
+    db.add(row)
+    db.flush()
+    return row
+
+
+def record(db: Session, principal: Principal, *, action: str, patient_id: int | None,
+           outcome: str = "allowed", detail: dict[str, Any] | None = None) -> AuditEvent:
+    """Write one audit row; a denied one is also kept to be written again after a rollback."""
+    values: dict[str, Any] = {
+        "at": utcnow(), "actor": principal.actor, "actor_role": principal.role.value,
+        "staff_id": principal.staff_id, "account_id": principal.account_id,
+        "token_id": principal.token_id, "hospital_id": principal.hospital_id,
+        "patient_id": patient_id, "action": action, "outcome": outcome,
+        "request_id": principal.request_id, "client_ip": principal.client_ip,
+        "detail": detail or {},
+    }
+    row = _write(db, values)
+    if outcome == "denied":
+        db.info.setdefault(_DENIED, []).append(values)
+    return row
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _forget_denials(db: Session) -> None:
+    db.info.pop(_DENIED, None)
+
+
+@sa_event.listens_for(Session, "after_soft_rollback")
+def _replay_denials(db: Session, previous: SessionTransaction) -> None:
+    if previous.parent is not None or not db.is_active:
+        return
+    pending = db.info.pop(_DENIED, None)
+    if not pending:
+        return
+    try:
+        for values in pending:
+            _write(db, {k: v for k, v in values.items() if k != "prev_hash"})
+        db.info[_REPLAYED] = True
+    except Exception:  # the original error matters more; the database may be gone
+        log.exception("could not keep %d denied audit rows after a rollback", len(pending))
+
+
+def take_replayed(db: Session) -> bool:
+    """Whether denied rows were written after a rollback and still need a commit."""
+    return bool(db.info.pop(_REPLAYED, False))
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    rows: int
+    first_broken_id: int | None
+
+    @property
+    def ok(self) -> bool:
+        return self.first_broken_id is None
+
+
+def verify_chain(db: Session, *, batch: int = 5000) -> ChainReport:
+    """Recompute every hash in id order; report the first row where the chain breaks."""
+    prev = GENESIS
+    count = 0
+    last_id = 0
+    while True:
+        cols = [AuditEvent.id, AuditEvent.hash, *(getattr(AuditEvent, k) for k in _HASHED)]
+        rows = db.execute(select(*cols).where(AuditEvent.id > last_id)
+                          .order_by(AuditEvent.id).limit(batch)).all()
+        if not rows:
+            return ChainReport(rows=count, first_broken_id=None)
+        for row in rows:
+            values = dict(zip(_HASHED, row[2:], strict=True))
+            if values["prev_hash"] != prev or row_hash(values) != row.hash:
+                return ChainReport(rows=count, first_broken_id=row.id)
+            prev = row.hash
+            count += 1
+            last_id = row.id
+
+
+def search(db: Session, *, patient_ids: list[int] | None = None, staff_id: int | None = None,
+           actor: str | None = None, limit: int = 200) -> list[AuditEvent]:
+    """Audit rows about some patients or by one staff member, newest first."""
+    stmt = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    if patient_ids is not None:
+        stmt = stmt.where(AuditEvent.patient_id.in_(patient_ids))
+    if staff_id is not None:
+        stmt = stmt.where(AuditEvent.staff_id == staff_id)
+    if actor is not None:
+        stmt = stmt.where(or_(AuditEvent.actor == actor, AuditEvent.actor.like(f"{actor} %")))
+    return list(db.scalars(stmt))

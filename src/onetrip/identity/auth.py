@@ -1,0 +1,241 @@
+"""Authentication: bearer tokens, staff sign-in (argon2 password + TOTP), sign-in sessions.
+
+Secrets are shown once and stored as SHA-256 hashes. Bearer tokens start with ``ot_``,
+sign-in sessions with ``os_``; both travel in ``Authorization: Bearer`` or the session
+cookie. Staff sessions end after ``staff_idle_minutes`` without a request (30 by default);
+every sign-in issues a fresh session secret.
+
+Sign-in functions return a :class:`SignInOutcome` instead of raising, so that a failure
+counter (lockout after 5 failures) is committed together with the refusal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pyotp
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from onetrip.config import get_settings
+from onetrip.db import utcnow
+from onetrip.errors import InvalidInput, NotAuthenticated, OnetripError
+from onetrip.identity.crypto import keyring
+from onetrip.identity.errors import (
+    AccountLocked,
+    InvalidCredentials,
+    SessionExpired,
+    UsernameTaken,
+)
+from onetrip.identity.models import (
+    Account,
+    ApiToken,
+    FamilyMember,
+    SignInSession,
+    Staff,
+)
+from onetrip.identity.principal import Principal
+from onetrip.identity.rules import HOSPITAL_SCOPED, TOTP_REQUIRED, Role
+from onetrip.org import service as org_service
+
+log = logging.getLogger(__name__)
+
+TOKEN_PREFIX = "ot_"
+SESSION_PREFIX = "os_"
+MAX_FAILURES = 5
+LOCKOUT = timedelta(minutes=30)
+_hasher = PasswordHasher()
+# Verified against when a username is unknown, so both cases take the same time.
+_DUMMY_HASH = _hasher.hash("onetrip-no-such-user")
+
+
+class InvalidToken(NotAuthenticated):
+    code = "invalid_token"
+    message = "令牌无效或已吊销"
+
+
+class HospitalScopeRequired(InvalidInput):
+    code = "hospital_required"
+    message = "该角色必须指定所属医院"
+
+
+class NotAStaffRole(InvalidInput):
+    code = "not_a_staff_role"
+    message = "患者和家属通过手机验证码登录，不能创建为工作人员"
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _hospital_id(db: Session, role: Role, hospital_code: str | None) -> int | None:
+    if hospital_code is not None:
+        return org_service.access_hospital(db, hospital_code).id
+    if role in HOSPITAL_SCOPED:
+        raise HospitalScopeRequired()
+    return None
+
+
+# --- bearer tokens --------------------------------------------------------------------------
+
+
+def create_token(db: Session, *, role: Role, hospital_code: str | None = None,
+                 label: str = "") -> tuple[ApiToken, str]:
+    """Create a bearer token; returns the row and the secret, shown once and never stored."""
+    hospital_id = _hospital_id(db, role, hospital_code)
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(token_hash=_hash(secret), prefix=secret[:10], role=role.value,
+                   hospital_id=hospital_id, label=label)
+    db.add(row)
+    db.flush()
+    return row, secret
+
+
+def authenticate_token(db: Session, secret: str, *, request_id: str = "",
+                       client_ip: str = "") -> Principal:
+    """Resolve a bearer token or session secret to its principal; raises InvalidToken or
+    SessionExpired."""
+    if secret.startswith(SESSION_PREFIX):
+        return _session_principal(db, secret, request_id=request_id, client_ip=client_ip)
+    row = db.scalar(select(ApiToken).where(ApiToken.token_hash == _hash(secret)))
+    if row is None or row.revoked_at is not None:
+        raise InvalidToken()
+    return Principal(role=Role(row.role), hospital_id=row.hospital_id, token_id=row.id,
+                     label=row.label, request_id=request_id, client_ip=client_ip)
+
+
+# --- sessions -------------------------------------------------------------------------------
+
+
+def start_session(db: Session, *, staff: Staff | None = None, account: Account | None = None,
+                  client_ip: str = "") -> str:
+    """Open a new session (never reuse one: no session fixation); returns its secret."""
+    secret = SESSION_PREFIX + secrets.token_urlsafe(32)
+    db.add(SignInSession(token_hash=_hash(secret), staff_id=staff.id if staff else None,
+                         account_id=account.id if account else None, client_ip=client_ip[:45]))
+    db.flush()
+    return secret
+
+
+def end_session(db: Session, secret: str) -> None:
+    row = db.scalar(select(SignInSession).where(SignInSession.token_hash == _hash(secret)))
+    if row is not None and row.revoked_at is None:
+        row.revoked_at = utcnow()
+        db.flush()
+
+
+def _session_principal(db: Session, secret: str, *, request_id: str,
+                       client_ip: str) -> Principal:
+    row = db.scalar(select(SignInSession).where(SignInSession.token_hash == _hash(secret)))
+    if row is None or row.revoked_at is not None:
+        raise InvalidToken()
+    now = utcnow()
+    settings = get_settings()
+    idle = settings.staff_idle_minutes if row.staff_id else settings.patient_idle_minutes
+    if now - row.last_seen_at > timedelta(minutes=idle):
+        raise SessionExpired()
+    if now - row.last_seen_at > timedelta(seconds=30):
+        row.last_seen_at = now
+    if row.staff_id is not None:
+        staff = db.get(Staff, row.staff_id)
+        if staff is None or not staff.is_active:
+            raise InvalidToken()
+        return Principal(role=Role(staff.role), hospital_id=staff.hospital_id,
+                         staff_id=staff.id, session_id=row.id, label=staff.username,
+                         request_id=request_id, client_ip=client_ip)
+    assert row.account_id is not None
+    ids = frozenset(db.scalars(select(FamilyMember.patient_id)
+                               .where(FamilyMember.account_id == row.account_id)))
+    kinds = set(db.scalars(select(FamilyMember.relation)
+                           .where(FamilyMember.account_id == row.account_id)))
+    role = Role.patient if "self" in kinds else Role.proxy
+    return Principal(role=role, account_id=row.account_id, session_id=row.id,
+                     patient_ids=ids, request_id=request_id, client_ip=client_ip)
+
+
+# --- staff ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewStaff:
+    staff: Staff
+    password: str
+    totp_secret: str | None
+
+
+def create_staff(db: Session, *, username: str, name: str, role: Role,
+                 hospital_code: str | None = None, password: str | None = None,
+                 totp_secret: str | None = None) -> NewStaff:
+    """Create a staff member; admins get a TOTP secret (MLPS level 3: two factors).
+    Returns the password and TOTP secret, to be shown once."""
+    if role in (Role.patient, Role.proxy):
+        raise NotAStaffRole()
+    if db.scalar(select(Staff.id).where(Staff.username == username)) is not None:
+        raise UsernameTaken(detail={"username": username})
+    hospital_id = _hospital_id(db, role, hospital_code)
+    password = password or secrets.token_urlsafe(12)
+    if role in TOTP_REQUIRED:
+        totp_secret = totp_secret or pyotp.random_base32()
+    staff = Staff(username=username, name=name, role=role.value, hospital_id=hospital_id,
+                  password_hash=_hasher.hash(password),
+                  totp_cipher=keyring().encrypt(totp_secret, purpose="totp")
+                  if totp_secret else None)
+    db.add(staff)
+    db.flush()
+    return NewStaff(staff, password, totp_secret)
+
+
+@dataclass(frozen=True)
+class SignInOutcome:
+    """A session secret, or the error to show (after the failure has been counted)."""
+
+    secret: str | None = None
+    error: OnetripError | None = None
+
+
+def _totp_ok(staff: Staff, code: str) -> bool:
+    if staff.totp_cipher is None:
+        return True
+    secret = keyring().decrypt(staff.totp_cipher, purpose="totp")
+    return pyotp.TOTP(secret).verify(code.strip(), valid_window=1)
+
+
+def sign_in_staff(db: Session, *, username: str, password: str, totp: str = "",
+                  client_ip: str = "") -> SignInOutcome:
+    """Password (argon2) plus TOTP where set; 5 failures lock the account for 30 minutes."""
+    now = utcnow()
+    staff = db.scalar(select(Staff).where(Staff.username == username.strip()))
+    if staff is None or not staff.is_active:
+        with contextlib.suppress(VerificationError):
+            _hasher.verify(_DUMMY_HASH, password)
+        return SignInOutcome(error=InvalidCredentials())
+    if staff.locked_until is not None and staff.locked_until > now:
+        return SignInOutcome(error=AccountLocked())
+    password_ok: bool
+    try:
+        password_ok = _hasher.verify(staff.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        password_ok = False
+    if not password_ok or not _totp_ok(staff, totp):
+        staff.failed_attempts += 1
+        if staff.failed_attempts >= MAX_FAILURES:
+            staff.failed_attempts = 0
+            staff.locked_until = now + LOCKOUT
+            log.warning("staff %s locked after %d failed sign-ins", staff.id, MAX_FAILURES)
+            db.flush()
+            return SignInOutcome(error=AccountLocked())
+        db.flush()
+        return SignInOutcome(error=InvalidCredentials())
+    if _hasher.check_needs_rehash(staff.password_hash):
+        staff.password_hash = _hasher.hash(password)
+    staff.failed_attempts = 0
+    staff.locked_until = None
+    staff.last_sign_in_at = now
+    return SignInOutcome(secret=start_session(db, staff=staff, client_ip=client_ip))
