@@ -70,7 +70,11 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        # A writing unit of work takes SQLite's write lock up front (BEGIN IMMEDIATE): two
+        # deferred transactions that both read and then write would fail with
+        # SQLITE_BUSY_SNAPSHOT instead of waiting their turn.
+        mode = conn.get_execution_options().get("sqlite_begin", "")
+        conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
 
 def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
@@ -92,18 +96,23 @@ def get_engine() -> Engine:
 
 
 @lru_cache
-def _session_factory() -> sessionmaker[Session]:
-    return sessionmaker(bind=get_engine(), expire_on_commit=False)
+def _session_factory(write: bool) -> sessionmaker[Session]:
+    engine = get_engine()
+    if write and engine.dialect.name == "sqlite":
+        return sessionmaker(bind=engine.execution_options(sqlite_begin="IMMEDIATE"),
+                            expire_on_commit=False)
+    return sessionmaker(bind=engine, expire_on_commit=False)
 
 
-def new_session() -> Session:
-    return _session_factory()()
+def new_session(*, write: bool = True) -> Session:
+    """A session; ``write=False`` lets SQLite readers run beside a writer (WAL)."""
+    return _session_factory(write)()
 
 
 @contextmanager
-def session_scope(session: Session | None = None) -> Iterator[Session]:
+def session_scope(session: Session | None = None, *, write: bool = True) -> Iterator[Session]:
     """The unit of work: commit on success, roll back on error, always close."""
-    db = session if session is not None else new_session()
+    db = session if session is not None else new_session(write=write)
     try:
         yield db
         db.commit()

@@ -7,12 +7,13 @@ the ``onetrip_token`` cookie); staff sessions lapse after 30 idle minutes (ident
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from onetrip.db import new_session
+from onetrip.db import new_session, utcnow
 from onetrip.errors import NotAuthenticated, PermissionDenied
 from onetrip.identity import audit
 from onetrip.identity import service as identity_service
@@ -22,13 +23,13 @@ from onetrip.identity.service import Principal
 TOKEN_COOKIE = "onetrip_token"
 
 
-def get_db() -> Iterator[Session]:
+def get_db(request: Request) -> Iterator[Session]:
     """One transaction per request: committed before the response is sent, else rolled back.
 
     A refused access leaves a denied audit row that must survive the rollback; it is written
     again after the rollback and committed on its own.
     """
-    db = new_session()
+    db = new_session(write=request.method not in ("GET", "HEAD", "OPTIONS"))
     try:
         yield db
         db.commit()
@@ -42,6 +43,14 @@ def get_db() -> Iterator[Session]:
 
 
 DbSession = Annotated[Session, Depends(get_db)]
+
+
+def get_now() -> datetime:
+    """The current instant; tests override this dependency to drive a fake clock."""
+    return utcnow()
+
+
+Now = Annotated[datetime, Depends(get_now)]
 
 
 def _secret_from(request: Request) -> str | None:

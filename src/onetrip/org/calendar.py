@@ -63,6 +63,23 @@ def statutory_day(day: date) -> StatutoryDay | None:
     return StatutoryDay(is_holiday=is_holiday, is_adjusted_workday=not is_holiday, name=zh)
 
 
+def previous_working_day(day: date) -> date:
+    """The last statutory working day before ``day`` (Monday to Friday where no data)."""
+    d = day - timedelta(days=1)
+    for _ in range(30):
+        statutory = statutory_day(d)
+        if statutory is None:
+            working = d.isoweekday() <= 5
+        elif statutory.is_adjusted_workday:
+            working = True
+        else:
+            working = not statutory.is_holiday and d.isoweekday() <= 5
+        if working:
+            return d
+        d -= timedelta(days=1)
+    return day - timedelta(days=1)
+
+
 def _overrides(db: Session, hospital: Hospital, start: date, end: date,
                ) -> tuple[dict[date, Override], dict[date, Override]]:
     rows = db.scalars(select(CalendarOverride).where(

@@ -1,0 +1,1 @@
+"""Scheduling: schedules, minute-precise slots, pools with timers, booking, queue."""

@@ -1,0 +1,75 @@
+"""Events the scheduling domain publishes (delivered with the commit, see onetrip.events)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from onetrip.events import Event
+
+
+@dataclass(frozen=True)
+class AppointmentEvent(Event):
+    appointment_id: int
+    patient_id: int
+
+
+@dataclass(frozen=True)
+class AppointmentHeld(AppointmentEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class AppointmentBooked(AppointmentEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class AppointmentCancelled(AppointmentEvent):
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class AppointmentRebooked(AppointmentEvent):
+    """``appointment_id`` is the new appointment; ``previous_id`` the one it replaces."""
+
+    previous_id: int = 0
+
+
+@dataclass(frozen=True)
+class AppointmentCheckedIn(AppointmentEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class PatientCalled(AppointmentEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class NoShowRecorded(AppointmentEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class ScheduleStopped(Event):
+    schedule_id: int
+    affected_appointment_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class ScheduleSubstituted(Event):
+    schedule_id: int
+    substitute_practitioner_id: int
+    affected_appointment_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class RebookingOffered(AppointmentEvent):
+    offer_id: int = 0
+
+
+@dataclass(frozen=True)
+class WaitlistOffered(Event):
+    entry_id: int
+    patient_id: int
+    slot_id: int

@@ -1,0 +1,118 @@
+"""Check-in, the waiting queue, calling patients in, and no-shows (BK-6, BK-11)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from onetrip import events
+from onetrip.identity.rules import Role
+from onetrip.identity.service import Principal
+from onetrip.scheduling import service
+from onetrip.scheduling.booking import access_appointment
+from onetrip.scheduling.errors import CheckInRefused
+from onetrip.scheduling.events import AppointmentCheckedIn, NoShowRecorded, PatientCalled
+from onetrip.scheduling.models import Appointment, Schedule
+from onetrip.scheduling.rules import Arrival, PenaltyEvent, estimated_wait, queue_order
+
+#: How long after a session ends a booked patient who never checked in becomes a no-show.
+NOSHOW_GRACE = timedelta(minutes=30)
+
+
+def check_in(db: Session, *, principal: Principal, appointment_id: int, now: datetime,
+             patient_id: int | None = None) -> Appointment:
+    """Arrival check-in from kiosk, window or phone, within the allowed window (BK-8).
+
+    On-site check-in names the patient (found by the document presented); the appointment
+    must be that patient's: a booking cannot be transferred to another person.
+    """
+    appt = access_appointment(db, principal, appointment_id)
+    if principal.role in (Role.kiosk, Role.window) and patient_id != appt.patient_id:
+        raise CheckInRefused("证件与预约人不符，预约不可转让", detail={"reason": "not_owner"})
+    if appt.status == "arrived":
+        return appt
+    if appt.status != "booked":
+        raise CheckInRefused(detail={"status": appt.status})
+    schedule = db.get_one(Schedule, appt.schedule_id)
+    policy, _ = service.policy_for(db, appt.hospital_id)
+    opens = appt.start_at - timedelta(minutes=policy.check_in_opens_minutes)
+    if now < opens:
+        raise CheckInRefused(f"请于就诊前{policy.check_in_opens_minutes}分钟内报到",
+                             detail={"opens_at": opens.isoformat()})
+    if now >= schedule.end_at or schedule.status == "stopped":
+        raise CheckInRefused("本次出诊已结束", detail={"reason": "session_over"})
+    db.execute(update(Appointment).where(Appointment.id == appt.id,
+                                         Appointment.status == "booked")
+               .values(status="arrived", checked_in_at=now),
+               execution_options={"synchronize_session": False})
+    db.refresh(appt)
+    events.publish(db, AppointmentCheckedIn(appointment_id=appt.id, patient_id=appt.patient_id))
+    return appt
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    appointment: Appointment
+    position: int  # patients ahead
+    wait: timedelta
+    late: bool
+
+
+def queue_for(db: Session, *, schedule_id: int) -> list[QueueEntry]:
+    """Checked-in patients not yet called, in call order, with their estimated wait."""
+    schedule = service.access_schedule(db, schedule_id)
+    policy, _ = service.policy_for(db, schedule.hospital_id)
+    waiting = {a.id: a for a in db.scalars(select(Appointment).where(
+        Appointment.schedule_id == schedule_id, Appointment.status == "arrived",
+        Appointment.called_at.is_(None)))}
+    late_after = timedelta(minutes=policy.late_after_minutes)
+    ordered = queue_order([Arrival(a.id, a.start_at, a.checked_in_at or a.start_at)
+                           for a in waiting.values()], late_after)
+    return [QueueEntry(waiting[x.appointment_id], i, estimated_wait(i, schedule.slot_minutes),
+                       x.checked_in_at > x.slot_start + late_after)
+            for i, x in enumerate(ordered)]
+
+
+def position_of(db: Session, *, appointment: Appointment) -> QueueEntry | None:
+    return next((e for e in queue_for(db, schedule_id=appointment.schedule_id)
+                 if e.appointment.id == appointment.id), None)
+
+
+def call_next(db: Session, *, principal: Principal, schedule_id: int,
+              now: datetime) -> Appointment | None:
+    """The doctor finishes the current patient and calls the next one in."""
+    schedule = service.access_schedule(db, schedule_id)
+    if principal.role is not Role.regional_admin and principal.hospital_id != schedule.hospital_id:
+        raise CheckInRefused("只能叫本院的号")
+    db.execute(update(Appointment).where(
+        Appointment.schedule_id == schedule_id, Appointment.status == "arrived",
+        Appointment.called_at.is_not(None)).values(status="fulfilled"),
+        execution_options={"synchronize_session": False})
+    queue = queue_for(db, schedule_id=schedule_id)
+    if not queue:
+        return None
+    nxt = queue[0].appointment
+    nxt.called_at = now
+    db.flush()
+    events.publish(db, PatientCalled(appointment_id=nxt.id, patient_id=nxt.patient_id))
+    return nxt
+
+
+def mark_noshows(db: Session, *, now: datetime) -> int:
+    """Booked patients who never checked in by the end of their session are no-shows."""
+    rows = list(db.execute(
+        select(Appointment.id, Appointment.patient_id)
+        .join(Schedule, Schedule.id == Appointment.schedule_id)
+        .where(Appointment.status == "booked", Schedule.end_at <= now - NOSHOW_GRACE)))
+    for appt_id, patient_id in rows:
+        done = db.execute(update(Appointment).where(Appointment.id == appt_id,
+                                                    Appointment.status == "booked")
+                          .values(status="noshow", noshow_at=now,
+                                  penalty_event=PenaltyEvent.noshow.value),
+                          execution_options={"synchronize_session": False}).rowcount
+        if done:
+            events.publish(db, NoShowRecorded(appointment_id=appt_id, patient_id=patient_id))
+    return len(rows)

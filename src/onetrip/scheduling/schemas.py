@@ -1,0 +1,180 @@
+"""Scheduling API shapes (one per direction)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
+
+from onetrip.config import get_settings
+from onetrip.scheduling.models import Appointment, Schedule, Slot
+from onetrip.scheduling.rules import Channel, SessionOfDay
+
+
+def _local(value: datetime | None) -> datetime | None:
+    return value.astimezone(get_settings().tz) if value is not None else None
+
+
+class ScheduleRead(BaseModel):
+    id: int
+    hospital: str
+    department: str
+    department_name: str
+    practitioner: str | None
+    practitioner_name: str | None
+    date: date
+    session: SessionOfDay
+    start: datetime
+    end: datetime
+    service_level: str
+    fee: Decimal
+    status: str
+    available: dict[str, int]
+
+    @classmethod
+    def of(cls, s: Schedule, *, hospital: str, department: tuple[str, str],
+           practitioner: tuple[str, str] | None, available: dict[str, int]) -> ScheduleRead:
+        return cls(id=s.id, hospital=hospital, department=department[0],
+                   department_name=department[1],
+                   practitioner=practitioner[0] if practitioner else None,
+                   practitioner_name=practitioner[1] if practitioner else None,
+                   date=s.day, session=SessionOfDay(s.session), start=_local(s.start_at),  # type: ignore[arg-type]
+                   end=_local(s.end_at), service_level=s.service_level, fee=s.fee,  # type: ignore[arg-type]
+                   status=s.status, available=available)
+
+
+class SlotRead(BaseModel):
+    id: int
+    schedule_id: int
+    start: datetime
+    pool: str
+
+    @classmethod
+    def of(cls, s: Slot, pool: str) -> SlotRead:
+        return cls(id=s.id, schedule_id=s.schedule_id, start=_local(s.start_at), pool=pool)  # type: ignore[arg-type]
+
+
+class BookingCreate(BaseModel):
+    """Book a given slot, or the earliest free slot of a schedule open to the channel."""
+
+    schedule_id: int | None = Field(default=None, gt=0)
+    slot_id: int | None = Field(default=None, gt=0)
+    patient_id: int = Field(gt=0)
+    channel: Channel
+
+    @model_validator(mode="after")
+    def _one_target(self) -> BookingCreate:
+        if (self.schedule_id is None) == (self.slot_id is None):
+            raise ValueError("请指定 schedule_id 或 slot_id 之一")
+        return self
+
+
+class AppointmentRead(BaseModel):
+    id: int
+    status: str
+    patient_id: int
+    slot_id: int
+    schedule_id: int
+    start: datetime
+    date: date
+    pool: str
+    channel: str
+    hold_expires_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    checked_in_at: datetime | None = None
+    rebooked_from_id: int | None = None
+
+    @classmethod
+    def of(cls, a: Appointment) -> AppointmentRead:
+        return cls(id=a.id, status=a.status, patient_id=a.patient_id, slot_id=a.slot_id,
+                   schedule_id=a.schedule_id, start=_local(a.start_at), date=a.day,  # type: ignore[arg-type]
+                   pool=a.pool, channel=a.channel, hold_expires_at=_local(a.hold_expires_at),
+                   cancelled_at=_local(a.cancelled_at), checked_in_at=_local(a.checked_in_at),
+                   rebooked_from_id=a.rebooked_from_id)
+
+
+class CancelRequest(BaseModel):
+    reason: str = Field(default="", max_length=200)
+
+
+class CheckInRequest(BaseModel):
+    """On site (kiosk, window) the patient's document proves who is checking in (BK-8)."""
+
+    document_type: str | None = Field(default=None, max_length=40)
+    document_number: str | None = Field(default=None, max_length=40)
+
+
+class QueueRead(BaseModel):
+    appointment_id: int
+    ahead: int
+    estimated_wait_minutes: int
+    late: bool
+
+
+class WaitlistCreate(BaseModel):
+    schedule_id: int = Field(gt=0)
+    patient_id: int = Field(gt=0)
+    channel: Channel
+
+
+class WaitlistRead(BaseModel):
+    id: int
+    schedule_id: int
+    patient_id: int
+    status: str
+    offered_slot_id: int | None
+    offer_expires_at: datetime | None
+
+
+class StopRequest(BaseModel):
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class SubstituteRequest(BaseModel):
+    practitioner: str = Field(min_length=1, max_length=32)
+    reason: str = Field(default="", max_length=200)
+
+
+class OfferRead(BaseModel):
+    id: int
+    appointment_id: int
+    patient_id: int
+    status: str
+    slot_ids: list[int]
+    held_slot_id: int | None
+    expires_at: datetime | None
+    refund_flagged: bool
+    note: str
+    new_appointment_id: int | None
+
+
+class OfferAccept(BaseModel):
+    slot_id: int = Field(gt=0)
+
+
+class StopRead(BaseModel):
+    schedule_id: int
+    status: str
+    offers: list[OfferRead]
+
+
+class PolicyWrite(BaseModel):
+    pools: dict[str, Any] = Field(default_factory=dict)
+    penalty: dict[str, Any] = Field(default_factory=dict)
+
+
+class PolicyRead(PolicyWrite):
+    hospital: str
+
+
+class TemplateWrite(BaseModel):
+    department: str
+    practitioner: str | None = None
+    weekday: int = Field(ge=1, le=7)
+    session: SessionOfDay
+    start_time: time
+    slot_minutes: int = Field(ge=1, le=120)
+    capacity: int = Field(ge=1, le=200)
+    service_level: str | None = None

@@ -1,0 +1,215 @@
+"""Schedules and their slots: policy, creation, generation from templates, availability."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+
+from pydantic import ValidationError
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from onetrip.config import get_settings
+from onetrip.org import calendar as org_calendar
+from onetrip.org import service as org_service
+from onetrip.org.models import Department, Hospital, Practitioner
+from onetrip.org.rules import DayStatus
+from onetrip.scheduling.errors import PolicyRejected, ScheduleNotFound
+from onetrip.scheduling.models import BookingPolicy, Schedule, ScheduleTemplate, Slot
+from onetrip.scheduling.rules import (
+    CHANNEL_POOLS,
+    Channel,
+    PenaltyRule,
+    PolicyInvalid,
+    Pool,
+    PoolPolicy,
+    SessionOfDay,
+    allocate_pools,
+    at_local,
+    pool_timer,
+)
+
+SESSION_STARTS = {SessionOfDay.am: time(8, 0), SessionOfDay.pm: time(13, 30),
+                  SessionOfDay.evening: time(18, 0)}
+
+
+def _errors_text(exc: ValidationError | PolicyInvalid) -> str:
+    if isinstance(exc, PolicyInvalid):
+        return str(exc)
+    messages = []
+    for err in exc.errors():
+        ctx_error = (err.get("ctx") or {}).get("error")
+        messages.append(str(ctx_error) if ctx_error else f"{'.'.join(map(str, err['loc']))}：取值无效")
+    return "；".join(messages)
+
+
+def policy_for(db: Session, hospital_id: int) -> tuple[PoolPolicy, PenaltyRule]:
+    """A hospital's pool policy and penalty rule (the defaults where none is stored)."""
+    row = db.get(BookingPolicy, hospital_id)
+    if row is None:
+        return PoolPolicy(), PenaltyRule()
+    return PoolPolicy.model_validate(row.pools), PenaltyRule.model_validate(row.penalty)
+
+
+def set_policy(db: Session, *, hospital: Hospital, pools: dict[str, object],
+               penalty: dict[str, object] | None = None, by: str = "") -> BookingPolicy:
+    """Store a validated policy; one below the policy floors is refused (BK-2, BK-4)."""
+    try:
+        pool_policy = PoolPolicy.model_validate(pools)
+        rule = PenaltyRule.model_validate(penalty or {})
+    except (ValidationError, PolicyInvalid) as exc:
+        raise PolicyRejected(_errors_text(exc)) from exc
+    row = db.get(BookingPolicy, hospital.id) or BookingPolicy(hospital_id=hospital.id)
+    row.pools = pool_policy.model_dump(mode="json")
+    row.penalty = rule.model_dump(mode="json")
+    row.updated_by = by[:100]
+    db.add(row)
+    db.flush()
+    return row
+
+
+def create_schedule(
+    db: Session, *, hospital: Hospital, department: Department, day: date,
+    session: SessionOfDay, practitioner: Practitioner | None = None,
+    start_time: time | None = None, slot_minutes: int | None = None, capacity: int = 20,
+    service_level: str | None = None, location_id: int | None = None,
+    template_id: int | None = None, now: datetime,
+) -> Schedule:
+    """One session with its minute-precise slots (BK-3) split into pools with timers."""
+    pool_policy, _rule = policy_for(db, hospital.id)
+    tz = get_settings().tz
+    minutes = slot_minutes or pool_policy.slot_minutes
+    start = at_local(day, start_time or SESSION_STARTS[session], tz)
+    level = service_level or (practitioner.service_level if practitioner else "general")
+    fees = org_service.service_level_fees(db, hospital)
+    fee = fees[level].fee if level in fees else Decimal("0")
+    schedule = Schedule(
+        hospital_id=hospital.id, department_id=department.id,
+        practitioner_id=practitioner.id if practitioner else None, location_id=location_id,
+        template_id=template_id, day=day, session=session.value, start_at=start,
+        end_at=start + timedelta(minutes=minutes * capacity), slot_minutes=minutes,
+        capacity=capacity, service_level=level, fee=fee, status="open",
+    )
+    db.add(schedule)
+    db.flush()
+    rows = []
+    for seq, pool in enumerate(allocate_pools(capacity, pool_policy)):
+        timer = pool_timer(pool, day, pool_policy, tz, created_at=now)
+        rows.append({
+            "schedule_id": schedule.id, "seq": seq,
+            "start_at": start + timedelta(minutes=minutes * seq), "pool": pool.value,
+            "release_at": timer.release_at, "return_at": timer.return_at,
+            "return_pool": timer.return_pool.value if timer.return_pool else None,
+            "status": "free",
+        })
+    db.execute(Slot.__table__.insert(), rows)
+    return schedule
+
+
+@dataclass(frozen=True)
+class GenerationReport:
+    created: int
+    existing: int
+    skipped_days: dict[date, str]
+
+
+def generate_from_templates(db: Session, *, hospital: Hospital, start: date, end: date,
+                            now: datetime) -> GenerationReport:
+    """Create the schedules of the weekly templates for each clinic day in [start, end].
+
+    Days the calendar marks closed or unknown are skipped and reported with the reason;
+    schedules that already exist are left alone, so running it twice changes nothing.
+    """
+    templates = list(db.scalars(select(ScheduleTemplate).where(
+        ScheduleTemplate.hospital_id == hospital.id, ScheduleTemplate.active)))
+    existing_keys = set(db.execute(select(Schedule.practitioner_id, Schedule.day,
+                                          Schedule.session, Schedule.department_id)
+                                   .where(Schedule.hospital_id == hospital.id,
+                                          Schedule.day >= start, Schedule.day <= end)))
+    skipped: dict[date, str] = {}
+    created = existing = 0
+    for clinic_day in org_calendar.clinic_days(db, hospital, start, end):
+        if clinic_day.status is not DayStatus.clinic:
+            skipped[clinic_day.day] = clinic_day.reason
+            continue
+        for t in templates:
+            if t.weekday != clinic_day.day.isoweekday():
+                continue
+            key = (t.practitioner_id, clinic_day.day, t.session, t.department_id)
+            if key in existing_keys:
+                existing += 1
+                continue
+            create_schedule(
+                db, hospital=hospital, department=db.get_one(Department, t.department_id),
+                practitioner=db.get(Practitioner, t.practitioner_id) if t.practitioner_id
+                else None, day=clinic_day.day, session=SessionOfDay(t.session),
+                start_time=t.start_time, slot_minutes=t.slot_minutes, capacity=t.capacity,
+                service_level=t.service_level, location_id=t.location_id, template_id=t.id,
+                now=now)
+            existing_keys.add(key)
+            created += 1
+    return GenerationReport(created, existing, skipped)
+
+
+def access_schedule(db: Session, schedule_id: int) -> Schedule:
+    """The schedule with this id; raises ScheduleNotFound."""
+    schedule = db.get(Schedule, schedule_id)
+    if schedule is None:
+        raise ScheduleNotFound(detail={"schedule_id": schedule_id})
+    return schedule
+
+
+def open_to(pools: frozenset[Pool], now: datetime) -> ColumnElement[bool]:
+    """SQL: the slot's pool at ``now`` is one of ``pools`` and released (BK-4 timers)."""
+    names = [p.value for p in pools]
+    returned = and_(Slot.return_at.is_not(None), Slot.return_at <= now)
+    return or_(
+        and_(returned, Slot.return_pool.in_(names)),
+        and_(~returned, Slot.pool.in_(names), Slot.release_at <= now),
+    )
+
+
+def claimable(now: datetime) -> ColumnElement[bool]:
+    """SQL: free, or held by a hold whose time ran out."""
+    return or_(Slot.status == "free", and_(Slot.status == "held", Slot.held_until <= now))
+
+
+def list_schedules(db: Session, *, hospital: Hospital, day: date,
+                   department: Department | None = None) -> list[Schedule]:
+    stmt = select(Schedule).where(Schedule.hospital_id == hospital.id, Schedule.day == day)
+    if department is not None:
+        ids = [department.id, *(c.id for c in department.children)]
+        stmt = stmt.where(Schedule.department_id.in_(ids))
+    return list(db.scalars(stmt.order_by(Schedule.start_at, Schedule.id)))
+
+
+def availability(db: Session, schedule_ids: list[int], now: datetime,
+                 ) -> dict[int, dict[str, int]]:
+    """Free, released slots per schedule and per pool as they stand at ``now``."""
+    if not schedule_ids:
+        return {}
+    returned = and_(Slot.return_at.is_not(None), Slot.return_at <= now)
+    inner = (
+        select(Slot.schedule_id.label("sid"),
+               case((returned, Slot.return_pool), else_=Slot.pool).label("pool_now"))
+        .where(Slot.schedule_id.in_(schedule_ids), claimable(now), Slot.start_at > now,
+               or_(returned, Slot.release_at <= now))
+        .subquery()
+    )
+    rows = db.execute(select(inner.c.sid, inner.c.pool_now, func.count())
+                      .group_by(inner.c.sid, inner.c.pool_now))
+    out: dict[int, dict[str, int]] = {sid: {} for sid in schedule_ids}
+    for sid, pool, count in rows:
+        out[sid][pool] = int(count)
+    return out
+
+
+def free_slots(db: Session, *, schedule: Schedule, channel: Channel, now: datetime,
+               ) -> list[Slot]:
+    """The slots a channel can book now, earliest first."""
+    return list(db.scalars(
+        select(Slot).where(Slot.schedule_id == schedule.id, claimable(now),
+                           Slot.start_at > now, open_to(CHANNEL_POOLS[channel], now))
+        .order_by(Slot.start_at, Slot.id)))

@@ -1,0 +1,211 @@
+"""停诊/替诊 (BK-6): a substitute takes the session, or every patient gets offers or a notice.
+
+Stopping a session never drops a patient silently: each active appointment is cancelled
+with a rebooking offer holding the nearest equivalent slot (same department and service
+level, same or following days) plus alternatives, accepted in one action; where nothing
+equivalent is free the offer is a notice with the fee flagged for refund.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from onetrip import events
+from onetrip.errors import InvalidInput, PermissionDenied
+from onetrip.identity import service as identity_service
+from onetrip.identity.rules import Role, may_administer_hospital
+from onetrip.identity.service import Principal
+from onetrip.org.models import Practitioner
+from onetrip.scheduling import service
+from onetrip.scheduling.errors import OfferUnavailable, ScheduleNotOpen
+from onetrip.scheduling.events import (
+    AppointmentRebooked,
+    RebookingOffered,
+    ScheduleStopped,
+    ScheduleSubstituted,
+)
+from onetrip.scheduling.models import Appointment, RebookingOffer, Schedule, Slot
+
+SEARCH_DAYS = 7
+OPTIONS = 3
+HOLD_FOR = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class StopResult:
+    schedule: Schedule
+    offers: list[RebookingOffer]
+
+
+def _authorise(principal: Principal, schedule: Schedule) -> None:
+    if principal.role is Role.window and principal.hospital_id == schedule.hospital_id:
+        return
+    if not may_administer_hospital(principal.role, principal.hospital_id, schedule.hospital_id):
+        raise PermissionDenied()
+
+
+def substitute(db: Session, *, principal: Principal, schedule_id: int, practitioner_id: int,
+               reason: str, now: datetime) -> Schedule:
+    """替诊: another doctor of the hospital takes the session with its appointments."""
+    schedule = service.access_schedule(db, schedule_id)
+    _authorise(principal, schedule)
+    if schedule.status != "open":
+        raise ScheduleNotOpen()
+    doctor = db.get(Practitioner, practitioner_id)
+    if doctor is None or doctor.hospital_id != schedule.hospital_id or \
+            doctor.id == schedule.practitioner_id:
+        raise InvalidInput("替诊医生须为本院其他医生", detail={"practitioner_id": practitioner_id})
+    schedule.status, schedule.substitute_practitioner_id = "substituted", doctor.id
+    schedule.status_reason = reason[:200]
+    affected = tuple(a.id for a in _active(db, schedule.id))
+    db.flush()
+    events.publish(db, ScheduleSubstituted(schedule_id=schedule.id,
+                                           substitute_practitioner_id=doctor.id,
+                                           affected_appointment_ids=affected))
+    return schedule
+
+
+def _active(db: Session, schedule_id: int) -> list[Appointment]:
+    return list(db.scalars(select(Appointment).where(
+        Appointment.schedule_id == schedule_id, Appointment.status.in_(("held", "booked")))
+        .order_by(Appointment.start_at)))
+
+
+def _equivalents(db: Session, schedule: Schedule, now: datetime, taken: set[int],
+                 patient_id: int) -> list[Slot]:
+    """Free slots of open sessions of the same department and service level, nearest first."""
+    mine = set(db.scalars(select(Appointment.schedule_id).where(
+        Appointment.patient_id == patient_id, Appointment.status.in_(("held", "booked")))))
+    rows = db.scalars(
+        select(Slot).join(Schedule, Schedule.id == Slot.schedule_id).where(
+            Schedule.department_id == schedule.department_id,
+            Schedule.service_level == schedule.service_level, Schedule.status == "open",
+            Schedule.id != schedule.id, Schedule.day >= schedule.day,
+            Schedule.day <= schedule.day + timedelta(days=SEARCH_DAYS),
+            service.claimable(now), Slot.start_at > now)
+        .order_by(Slot.start_at, Slot.id).limit(200))
+    out: list[Slot] = []
+    seen_schedules: set[int] = set()
+    for slot in rows:
+        if slot.id in taken or slot.schedule_id in seen_schedules or slot.schedule_id in mine:
+            continue
+        out.append(slot)
+        seen_schedules.add(slot.schedule_id)
+        if len(out) == OPTIONS:
+            break
+    return out
+
+
+def stop_clinic(db: Session, *, principal: Principal, schedule_id: int, reason: str,
+                now: datetime) -> StopResult:
+    """停诊: block the free slots, cancel each appointment with an offer or a notice."""
+    schedule = service.access_schedule(db, schedule_id)
+    _authorise(principal, schedule)
+    if schedule.status != "open":
+        raise ScheduleNotOpen()
+    schedule.status, schedule.status_reason = "stopped", reason[:200]
+    db.execute(update(Slot).where(Slot.schedule_id == schedule.id,
+                                  Slot.status.in_(("free", "held")))
+               .values(status="blocked", held_until=None),
+               execution_options={"synchronize_session": False})
+    offers: list[RebookingOffer] = []
+    taken: set[int] = set()
+    for appt in _active(db, schedule.id):
+        appt.status, appt.cancelled_at = "cancelled", now
+        appt.cancel_reason = f"停诊：{reason}"[:200]
+        db.flush()
+        options = _equivalents(db, schedule, now, taken, appt.patient_id)
+        held = None
+        if options:
+            expires = min(now + HOLD_FOR, options[0].start_at)
+            if db.execute(update(Slot).where(Slot.id == options[0].id, service.claimable(now))
+                          .values(status="held", held_until=expires),
+                          execution_options={"synchronize_session": False}).rowcount:
+                held = options[0].id
+        taken.update(s.id for s in options)
+        offer = RebookingOffer(
+            appointment_id=appt.id, patient_id=appt.patient_id,
+            slot_ids=[s.id for s in options], held_slot_id=held,
+            expires_at=min(now + HOLD_FOR, options[0].start_at) if options else None,
+            refund_flagged=True, created_at=now,
+            note="已为您保留最近的同级别号源" if options else "近期无同级别号源，挂号费将退还")
+        db.add(offer)
+        db.flush()
+        offers.append(offer)
+        events.publish(db, RebookingOffered(appointment_id=appt.id, patient_id=appt.patient_id,
+                                            offer_id=offer.id))
+    events.publish(db, ScheduleStopped(
+        schedule_id=schedule.id, affected_appointment_ids=tuple(o.appointment_id for o in offers)))
+    return StopResult(schedule, offers)
+
+
+def offers_for(db: Session, *, patient_id: int) -> list[RebookingOffer]:
+    return list(db.scalars(select(RebookingOffer).where(RebookingOffer.patient_id == patient_id)
+                           .order_by(RebookingOffer.created_at.desc())))
+
+
+def offers_of_schedule(db: Session, *, schedule_id: int) -> list[RebookingOffer]:
+    return list(db.scalars(select(RebookingOffer).join(
+        Appointment, Appointment.id == RebookingOffer.appointment_id)
+        .where(Appointment.schedule_id == schedule_id).order_by(RebookingOffer.id)))
+
+
+def accept_offer(db: Session, *, principal: Principal, offer_id: int, slot_id: int,
+                 now: datetime) -> Appointment:
+    """One tap: take one of the offered slots; the old appointment's fee carries over."""
+    offer = db.get(RebookingOffer, offer_id)
+    if offer is None:
+        raise OfferUnavailable()
+    identity_service.access_patient(db, principal, offer.patient_id)
+    if offer.status != "open" or slot_id not in offer.slot_ids:
+        raise OfferUnavailable(detail={"status": offer.status})
+    old = db.get_one(Appointment, offer.appointment_id)
+    mine = slot_id == offer.held_slot_id and offer.expires_at is not None and \
+        offer.expires_at > now
+    cond = (Slot.status == "held") if mine else service.claimable(now)
+    if not db.execute(update(Slot).where(Slot.id == slot_id, cond, Slot.start_at > now)
+                      .values(status="booked", held_until=None),
+                      execution_options={"synchronize_session": False}).rowcount:
+        raise OfferUnavailable("该号源已被他人预约，请选择其他号源")
+    if offer.held_slot_id and offer.held_slot_id != slot_id:
+        db.execute(update(Slot).where(Slot.id == offer.held_slot_id, Slot.status == "held")
+                   .values(status="free", held_until=None),
+                   execution_options={"synchronize_session": False})
+    slot = db.get_one(Slot, slot_id)
+    db.refresh(slot)
+    schedule = slot.schedule
+    appt = Appointment(
+        slot_id=slot.id, schedule_id=schedule.id, patient_id=offer.patient_id,
+        hospital_id=schedule.hospital_id, department_id=schedule.department_id,
+        day=schedule.day, start_at=slot.start_at, pool=slot.pool, channel=old.channel,
+        status="booked", booked_by=f"rebooking:{offer.id}", booked_at=now, created_at=now,
+        rebooked_from_id=old.id)
+    db.add(appt)
+    offer.status, offer.refund_flagged = "accepted", False
+    db.flush()
+    offer.new_appointment_id = appt.id
+    events.publish(db, AppointmentRebooked(appointment_id=appt.id, patient_id=appt.patient_id,
+                                           previous_id=old.id))
+    return appt
+
+
+def decline_offer(db: Session, *, principal: Principal, offer_id: int,
+                  now: datetime) -> RebookingOffer:
+    """Decline the offers: the held slot is freed and the fee stays flagged for refund."""
+    offer = db.get(RebookingOffer, offer_id)
+    if offer is None:
+        raise OfferUnavailable()
+    identity_service.access_patient(db, principal, offer.patient_id)
+    if offer.status != "open":
+        raise OfferUnavailable(detail={"status": offer.status})
+    if offer.held_slot_id:
+        db.execute(update(Slot).where(Slot.id == offer.held_slot_id, Slot.status == "held")
+                   .values(status="free", held_until=None),
+                   execution_options={"synchronize_session": False})
+    offer.status = "declined"
+    db.flush()
+    return offer

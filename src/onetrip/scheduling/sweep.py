@@ -1,0 +1,52 @@
+"""Time-driven housekeeping, safe to run often and from several workers at once.
+
+Pool openings and returns need no job: they are computed from each slot's timers at the
+moment of every query. What a clock must still do: end run-out holds and offers, mark
+no-shows after a session, and forget old idempotency answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from onetrip.scheduling import idempotency, queue, waitlist
+from onetrip.scheduling.models import Appointment, RebookingOffer, Slot
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    holds_expired: int
+    waitlist_offers_expired: int
+    rebooking_offers_expired: int
+    noshows: int
+
+
+def sweep(db: Session, *, now: datetime) -> SweepReport:
+    """One pass; running it twice at the same instant changes nothing more."""
+    holds = db.execute(update(Appointment).where(Appointment.status == "held",
+                                                 Appointment.hold_expires_at <= now)
+                       .values(status="expired").returning(Appointment.slot_id),
+                       execution_options={"synchronize_session": False}).scalars().all()
+    if holds:
+        db.execute(update(Slot).where(Slot.id.in_(holds), Slot.status == "held",
+                                      Slot.held_until <= now)
+                   .values(status="free", held_until=None),
+                   execution_options={"synchronize_session": False})
+    offers = list(db.scalars(select(RebookingOffer).where(
+        RebookingOffer.status == "open", RebookingOffer.expires_at <= now)))
+    for offer in offers:
+        offer.status = "expired"
+        if offer.held_slot_id:
+            db.execute(update(Slot).where(Slot.id == offer.held_slot_id, Slot.status == "held",
+                                          Slot.held_until <= now)
+                       .values(status="free", held_until=None),
+                       execution_options={"synchronize_session": False})
+    waitlisted = waitlist.expire_offers(db, now=now)
+    noshows = queue.mark_noshows(db, now=now)
+    idempotency.purge(db, before=now - timedelta(hours=24))
+    db.flush()
+    return SweepReport(len(holds), waitlisted, len(offers), noshows)
