@@ -17,6 +17,7 @@ def create_app() -> FastAPI:
     from onetrip.identity import pages as identity_pages
     from onetrip.org import api as org_api
     from onetrip.org import pages as org_pages
+    from onetrip.scheduling import api as scheduling_api
 
     app = FastAPI(
         title="OneTrip 最多跑一次",
@@ -39,6 +40,7 @@ def create_app() -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    for router in (org_api.router, org_pages.router, identity_pages.router):
+    for router in (org_api.router, org_pages.router, identity_pages.router,
+                   scheduling_api.router):
         app.include_router(router)
     return app

@@ -100,11 +100,11 @@ def service_level_fees(db: Session, hospital: Hospital) -> dict[str, ServiceLeve
 def refresh_search_keys(item: Hospital | Department | Practitioner) -> None:
     """Recompute an item's pinyin search keys from its names; call after renaming it."""
     if isinstance(item, Department):
-        item.search_keys = search_keys(item.name, *item.aliases)
+        item.search_keys = search_keys(item.name, *(item.aliases or []))
     elif isinstance(item, Practitioner):
         item.search_keys = search_keys(item.name)
     else:
-        item.search_keys = search_keys(item.name, item.short_name)
+        item.search_keys = search_keys(item.name, item.short_name or "")
 
 
 @dataclass(frozen=True)

@@ -159,12 +159,12 @@ def check_in(appointment_id: int, db: DbSession, principal: CurrentPrincipal, no
              body: CheckInRequest | None = None) -> AppointmentRead:
     """Arrival check-in; on site the presented document must be the booked patient's."""
     from onetrip.identity import service as identity_service
+    from onetrip.identity.rules import DocumentType
 
     patient_id = None
     if body is not None and body.document_number:
-        found = identity_service.find_patient_by_document(
-            db, document_type=body.document_type or "resident_id_card",
-            number=body.document_number)
+        found = identity_service.find_by_document(db, DocumentType(body.document_type),
+                                                  body.document_number)
         patient_id = found.id if found is not None else None
     appt = queue.check_in(db, principal=principal, appointment_id=appointment_id, now=now,
                           patient_id=patient_id)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from onetrip import events
 from onetrip.config import get_settings
+from onetrip.db import rowcount
 from onetrip.errors import PermissionDenied
 from onetrip.identity import service as identity_service
 from onetrip.identity.rules import Role
@@ -101,9 +102,11 @@ def restriction_of(db: Session, *, patient_id: int, hospital_id: int, rule: Pena
         region_id = db.get_one(Hospital, hospital_id).region_id
         stmt = stmt.where(Appointment.hospital_id.in_(
             select(Hospital.id).where(Hospital.region_id == region_id)))
-    history = [(PenaltyEvent(kind), noshow_at or cancelled_at)
-               for kind, cancelled_at, noshow_at in db.execute(stmt)
-               if (noshow_at or cancelled_at) is not None]
+    history: list[tuple[PenaltyEvent, datetime]] = []
+    for kind, cancelled_at, noshow_at in db.execute(stmt):
+        at = noshow_at or cancelled_at
+        if kind is not None and at is not None:
+            history.append((PenaltyEvent(kind), at))
     return restriction_for(history, rule, now, get_settings().tz)
 
 
@@ -270,11 +273,11 @@ def confirm(db: Session, *, principal: Principal, appointment_id: int,
     appt = access_appointment(db, principal, appointment_id)
     if appt.status == "booked":
         return appt
-    done = db.execute(
+    done = rowcount(db.execute(
         update(Appointment).where(Appointment.id == appt.id, Appointment.status == "held",
                                   Appointment.hold_expires_at > now)
         .values(status="booked", booked_at=now, hold_expires_at=None),
-        execution_options={"synchronize_session": False}).rowcount
+        execution_options={"synchronize_session": False}))
     if not done:
         raise HoldExpired(detail={"appointment_id": appt.id})
     db.execute(update(Slot).where(Slot.id == appt.slot_id, Slot.status == "held")
@@ -316,12 +319,12 @@ def cancel(db: Session, *, principal: Principal, appointment_id: int, now: datet
         same_day = now.astimezone(tz).date() >= appt.day
         penalty = (PenaltyEvent.same_day_refund if same_day
                    else PenaltyEvent.late_cancellation).value
-    done = db.execute(
+    done = rowcount(db.execute(
         update(Appointment).where(Appointment.id == appt.id,
                                   Appointment.status.in_(("held", "booked")))
         .values(status="cancelled", cancelled_at=now, cancel_reason=reason[:200],
                 penalty_event=penalty),
-        execution_options={"synchronize_session": False}).rowcount
+        execution_options={"synchronize_session": False}))
     if not done:
         raise NotCancellable(detail={"status": "changed"})
     if appt.start_at > now:

@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from onetrip import events
+from onetrip.db import rowcount
 from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
 from onetrip.scheduling import service
@@ -108,11 +109,11 @@ def mark_noshows(db: Session, *, now: datetime) -> int:
         .join(Schedule, Schedule.id == Appointment.schedule_id)
         .where(Appointment.status == "booked", Schedule.end_at <= now - NOSHOW_GRACE)))
     for appt_id, patient_id in rows:
-        done = db.execute(update(Appointment).where(Appointment.id == appt_id,
+        done = rowcount(db.execute(update(Appointment).where(Appointment.id == appt_id,
                                                     Appointment.status == "booked")
                           .values(status="noshow", noshow_at=now,
                                   penalty_event=PenaltyEvent.noshow.value),
-                          execution_options={"synchronize_session": False}).rowcount
+                          execution_options={"synchronize_session": False}))
         if done:
             events.publish(db, NoShowRecorded(appointment_id=appt_id, patient_id=patient_id))
     return len(rows)

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field, model_validator
 
 from onetrip.config import get_settings
+from onetrip.identity.rules import DocumentType
 from onetrip.scheduling.models import Appointment, Schedule, Slot
 from onetrip.scheduling.rules import Channel, SessionOfDay
 
@@ -40,8 +41,8 @@ class ScheduleRead(BaseModel):
                    department_name=department[1],
                    practitioner=practitioner[0] if practitioner else None,
                    practitioner_name=practitioner[1] if practitioner else None,
-                   date=s.day, session=SessionOfDay(s.session), start=_local(s.start_at),  # type: ignore[arg-type]
-                   end=_local(s.end_at), service_level=s.service_level, fee=s.fee,  # type: ignore[arg-type]
+                   date=s.day, session=SessionOfDay(s.session), start=_local(s.start_at),
+                   end=_local(s.end_at), service_level=s.service_level, fee=s.fee,
                    status=s.status, available=available)
 
 
@@ -53,7 +54,7 @@ class SlotRead(BaseModel):
 
     @classmethod
     def of(cls, s: Slot, pool: str) -> SlotRead:
-        return cls(id=s.id, schedule_id=s.schedule_id, start=_local(s.start_at), pool=pool)  # type: ignore[arg-type]
+        return cls(id=s.id, schedule_id=s.schedule_id, start=_local(s.start_at), pool=pool)
 
 
 class BookingCreate(BaseModel):
@@ -89,7 +90,7 @@ class AppointmentRead(BaseModel):
     @classmethod
     def of(cls, a: Appointment) -> AppointmentRead:
         return cls(id=a.id, status=a.status, patient_id=a.patient_id, slot_id=a.slot_id,
-                   schedule_id=a.schedule_id, start=_local(a.start_at), date=a.day,  # type: ignore[arg-type]
+                   schedule_id=a.schedule_id, start=_local(a.start_at), date=a.day,
                    pool=a.pool, channel=a.channel, hold_expires_at=_local(a.hold_expires_at),
                    cancelled_at=_local(a.cancelled_at), checked_in_at=_local(a.checked_in_at),
                    rebooked_from_id=a.rebooked_from_id)
@@ -102,7 +103,7 @@ class CancelRequest(BaseModel):
 class CheckInRequest(BaseModel):
     """On site (kiosk, window) the patient's document proves who is checking in (BK-8)."""
 
-    document_type: str | None = Field(default=None, max_length=40)
+    document_type: DocumentType = DocumentType.resident_id_card
     document_number: str | None = Field(default=None, max_length=40)
 
 

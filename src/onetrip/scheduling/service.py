@@ -7,7 +7,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from pydantic import ValidationError
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, insert, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -41,7 +41,8 @@ def _errors_text(exc: ValidationError | PolicyInvalid) -> str:
     messages = []
     for err in exc.errors():
         ctx_error = (err.get("ctx") or {}).get("error")
-        messages.append(str(ctx_error) if ctx_error else f"{'.'.join(map(str, err['loc']))}：取值无效")
+        field = ".".join(map(str, err["loc"]))
+        messages.append(str(ctx_error) if ctx_error else f"{field}：取值无效")
     return "；".join(messages)
 
 
@@ -104,7 +105,7 @@ def create_schedule(
             "return_pool": timer.return_pool.value if timer.return_pool else None,
             "status": "free",
         })
-    db.execute(Slot.__table__.insert(), rows)
+    db.execute(insert(Slot), rows)
     return schedule
 
 
@@ -124,10 +125,12 @@ def generate_from_templates(db: Session, *, hospital: Hospital, start: date, end
     """
     templates = list(db.scalars(select(ScheduleTemplate).where(
         ScheduleTemplate.hospital_id == hospital.id, ScheduleTemplate.active)))
-    existing_keys = set(db.execute(select(Schedule.practitioner_id, Schedule.day,
-                                          Schedule.session, Schedule.department_id)
-                                   .where(Schedule.hospital_id == hospital.id,
-                                          Schedule.day >= start, Schedule.day <= end)))
+    existing_keys: set[tuple[int | None, date, str, int]] = {
+        (p, d, s, dept) for p, d, s, dept in db.execute(
+            select(Schedule.practitioner_id, Schedule.day, Schedule.session,
+                   Schedule.department_id)
+            .where(Schedule.hospital_id == hospital.id, Schedule.day >= start,
+                   Schedule.day <= end))}
     skipped: dict[date, str] = {}
     created = existing = 0
     for clinic_day in org_calendar.clinic_days(db, hospital, start, end):

@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from onetrip import events
+from onetrip.db import rowcount
 from onetrip.errors import InvalidInput, PermissionDenied
 from onetrip.identity import service as identity_service
 from onetrip.identity.rules import Role, may_administer_hospital
@@ -122,9 +123,9 @@ def stop_clinic(db: Session, *, principal: Principal, schedule_id: int, reason: 
         held = None
         if options:
             expires = min(now + HOLD_FOR, options[0].start_at)
-            if db.execute(update(Slot).where(Slot.id == options[0].id, service.claimable(now))
-                          .values(status="held", held_until=expires),
-                          execution_options={"synchronize_session": False}).rowcount:
+            hold = (update(Slot).where(Slot.id == options[0].id, service.claimable(now))
+                    .values(status="held", held_until=expires))
+            if rowcount(db.execute(hold, execution_options={"synchronize_session": False})):
                 held = options[0].id
         taken.update(s.id for s in options)
         offer = RebookingOffer(
@@ -167,9 +168,9 @@ def accept_offer(db: Session, *, principal: Principal, offer_id: int, slot_id: i
     mine = slot_id == offer.held_slot_id and offer.expires_at is not None and \
         offer.expires_at > now
     cond = (Slot.status == "held") if mine else service.claimable(now)
-    if not db.execute(update(Slot).where(Slot.id == slot_id, cond, Slot.start_at > now)
+    if not rowcount(db.execute(update(Slot).where(Slot.id == slot_id, cond, Slot.start_at > now)
                       .values(status="booked", held_until=None),
-                      execution_options={"synchronize_session": False}).rowcount:
+                      execution_options={"synchronize_session": False})):
         raise OfferUnavailable("该号源已被他人预约，请选择其他号源")
     if offer.held_slot_id and offer.held_slot_id != slot_id:
         db.execute(update(Slot).where(Slot.id == offer.held_slot_id, Slot.status == "held")

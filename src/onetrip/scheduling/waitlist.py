@@ -8,6 +8,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from onetrip import events
+from onetrip.db import rowcount
 from onetrip.identity import service as identity_service
 from onetrip.identity.service import Principal
 from onetrip.scheduling import service
@@ -58,10 +59,10 @@ def offer_freed_slot(db: Session, *, slot_id: int, now: datetime) -> WaitlistEnt
         if pool_now is None or pool_now not in CHANNEL_POOLS[Channel(entry.channel)]:
             continue
         expires = min(now + timedelta(minutes=policy.waitlist_offer_minutes), slot.start_at)
-        claimed = db.execute(
+        claimed = rowcount(db.execute(
             update(Slot).where(Slot.id == slot.id, Slot.status == "free")
             .values(status="held", held_until=expires),
-            execution_options={"synchronize_session": False}).rowcount
+            execution_options={"synchronize_session": False}))
         if not claimed:
             return None
         entry.status, entry.offered_slot_id, entry.offer_expires_at = "offered", slot.id, expires
@@ -82,10 +83,10 @@ def accept(db: Session, *, principal: Principal, entry_id: int, now: datetime) -
             entry.offer_expires_at <= now or entry.offered_slot_id is None:
         raise OfferUnavailable(detail={"status": entry.status})
     slot = db.get_one(Slot, entry.offered_slot_id)
-    done = db.execute(update(Slot).where(Slot.id == slot.id, Slot.status == "held",
+    done = rowcount(db.execute(update(Slot).where(Slot.id == slot.id, Slot.status == "held",
                                          Slot.held_until > now)
                       .values(status="booked", held_until=None),
-                      execution_options={"synchronize_session": False}).rowcount
+                      execution_options={"synchronize_session": False}))
     if not done:
         raise OfferUnavailable()
     db.refresh(slot)

@@ -1,0 +1,73 @@
+"""A small clinic with one session on a Monday, and principals to act in it."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+import pytest
+from sqlalchemy.orm import Session
+
+from onetrip.config import get_settings
+from onetrip.identity.models import Patient
+from onetrip.identity.rules import Role
+from onetrip.identity.service import Principal
+from onetrip.org.models import Department, Hospital, Practitioner
+from onetrip.scheduling import service
+from onetrip.scheduling.models import Schedule
+from onetrip.scheduling.rules import SessionOfDay, at_local
+from tests.factories import make_department, make_hospital, make_patient, make_practitioner
+
+DAY = date(2026, 12, 14)  # a Monday
+_names = itertools.count(1)
+
+
+def chinese_name() -> str:
+    """A distinct valid name (digits are not allowed in real names)."""
+    return "患者" + "".join("零一二三四五六七八九"[int(d)] for d in str(next(_names)))
+
+
+def local(day: date, hour: int, minute: int = 0) -> datetime:
+    return at_local(day, time(hour, minute), get_settings().tz)
+
+
+#: Online slots of DAY open at 07:00 seven days before; this is a moment after that.
+OPEN = local(DAY - timedelta(days=2), 10)
+CREATED = local(DAY - timedelta(days=30), 9)
+
+
+@dataclass
+class Clinic:
+    hospital: Hospital
+    department: Department
+    doctor: Practitioner
+    schedule: Schedule
+    window: Principal
+    doctor_principal: Principal
+
+    def patient(self, db: Session, **kw: object) -> tuple[Patient, Principal]:
+        kw.setdefault("name", chinese_name())
+        p = make_patient(db, **kw)  # type: ignore[arg-type]
+        return p, Principal(role=Role.patient, account_id=p.id, patient_ids=frozenset({p.id}))
+
+    def session(self, db: Session, *, day: date = DAY, capacity: int = 10,
+                doctor: Practitioner | None = None,
+                session: SessionOfDay = SessionOfDay.am) -> Schedule:
+        return service.create_schedule(
+            db, hospital=self.hospital, department=self.department, day=day,
+            session=session, practitioner=doctor or self.doctor, capacity=capacity,
+            slot_minutes=6, now=CREATED)
+
+
+@pytest.fixture
+def clinic(db: Session) -> Clinic:
+    h = make_hospital(db, level="tertiary", clinic_weekdays=[1, 2, 3, 4, 5, 6, 7])
+    dept = make_department(db, h, name="心血管内科")
+    doc = make_practitioner(db, h, dept, service_level="expert", title="chief_physician")
+    schedule = service.create_schedule(db, hospital=h, department=dept, day=DAY,
+                                       session=SessionOfDay.am, practitioner=doc,
+                                       capacity=10, slot_minutes=6, now=CREATED)
+    return Clinic(h, dept, doc, schedule,
+                  Principal(role=Role.window, hospital_id=h.id, label="窗口1"),
+                  Principal(role=Role.doctor, hospital_id=h.id, label="诊室"))
