@@ -49,7 +49,14 @@ class Clinic:
     def patient(self, db: Session, **kw: object) -> tuple[Patient, Principal]:
         kw.setdefault("name", chinese_name())
         p = make_patient(db, **kw)  # type: ignore[arg-type]
-        return p, Principal(role=Role.patient, account_id=p.id, patient_ids=frozenset({p.id}))
+        return p, self.patient_principal(p.id)
+
+    def patient_principal(self, patient_id: int) -> Principal:
+        return Principal(role=Role.patient, account_id=patient_id,
+                         patient_ids=frozenset({patient_id}))
+
+    def kiosk(self) -> Principal:
+        return Principal(role=Role.kiosk, hospital_id=self.hospital.id, label="自助机")
 
     def session(self, db: Session, *, day: date = DAY, capacity: int = 10,
                 doctor: Practitioner | None = None,

@@ -191,7 +191,6 @@ def book(db: Session, *, principal: Principal, patient_id: int, channel: Channel
     Raises SlotTaken, ScheduleFull, PoolClosed, SlotInPast, ScheduleNotOpen, LimitReached,
     PatientRestricted, ChannelNotAllowed; nothing is written when it raises.
     """
-    identity_service.access_patient(db, principal, patient_id)
     if slot_id is not None:
         slot = db.get(Slot, slot_id)
         if slot is None:
@@ -202,6 +201,7 @@ def book(db: Session, *, principal: Principal, patient_id: int, channel: Channel
     else:
         raise SlotNotFound("请指定号源或排班")
     check_channel(db, principal, channel, schedule)
+    identity_service.access_patient(db, principal, patient_id, action="appointment.book")
     if schedule.status != "open":
         raise ScheduleNotOpen(detail={"schedule_id": schedule.id, "status": schedule.status})
     policy, rule = service.policy_for(db, schedule.hospital_id)

@@ -1,0 +1,177 @@
+"""The booking REST API: codes, idempotency, who may book for whom (BK-1, BK-8)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from onetrip.deps import get_now
+from onetrip.identity.rules import Role
+from onetrip.scheduling.models import Appointment
+from tests.factories import auth, make_token
+from tests.scheduling.conftest import DAY, OPEN, Clinic, local
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock(client: TestClient) -> Iterator[Clock]:
+    c = Clock(OPEN)
+    client.app.dependency_overrides[get_now] = c  # type: ignore[attr-defined]
+    yield c
+
+
+@pytest.fixture
+def window(db: Session, clinic: Clinic) -> dict[str, str]:
+    return auth(make_token(db, Role.window, clinic.hospital))
+
+
+def test_schedules_list_shows_available_per_pool(client: TestClient, clock: Clock,
+                                                  clinic: Clinic) -> None:
+    r = client.get("/api/v1/schedules", params={"hospital": clinic.hospital.code,
+                                                "date": DAY.isoformat()})
+    assert r.status_code == 200
+    (s,) = r.json()
+    assert s["id"] == clinic.schedule.id and s["session"] == "am" and s["status"] == "open"
+    # Two days before, referral slots have returned to the online pool; the window pool
+    # opens on the day.
+    assert s["available"] == {"online": 9}
+    clock.now = local(DAY - timedelta(days=8), 9)
+    s = client.get("/api/v1/schedules", params={"hospital": clinic.hospital.code,
+                                                "date": DAY.isoformat()}).json()[0]
+    assert s["available"] == {"referral": 4}
+
+
+def test_window_books_with_idempotency_key(client: TestClient, clock: Clock, clinic: Clinic,
+                                           window: dict[str, str], db: Session) -> None:
+    patient, _ = clinic.patient(db)
+    body = {"schedule_id": clinic.schedule.id, "patient_id": patient.id, "channel": "window"}
+    headers = {**window, "Idempotency-Key": "k-123"}
+    first = client.post("/api/v1/appointments", json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    assert first.json()["status"] == "booked" and first.json()["start"].endswith("+08:00")
+    again = client.post("/api/v1/appointments", json=body, headers=headers)
+    assert again.status_code == 201 and again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    count = db.scalar(select(func.count()).select_from(Appointment).where(
+        Appointment.patient_id == patient.id))
+    assert count == 1
+    other = client.post("/api/v1/appointments", json={**body, "channel": "phone"},
+                        headers=headers)
+    assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
+
+
+def test_conflicts_have_stable_codes(client: TestClient, clock: Clock, clinic: Clinic,
+                                     window: dict[str, str], db: Session) -> None:
+    a, _ = clinic.patient(db)
+    b, _ = clinic.patient(db)
+    slot = next(s for s in clinic.schedule.slots if s.pool == "online")
+    ok = client.post("/api/v1/appointments", headers=window,
+                     json={"slot_id": slot.id, "patient_id": a.id, "channel": "window"})
+    assert ok.status_code == 201
+    taken = client.post("/api/v1/appointments", headers=window,
+                        json={"slot_id": slot.id, "patient_id": b.id, "channel": "window"})
+    assert taken.status_code == 409 and taken.json()["code"] == "slot_taken"
+    assert taken.json()["message"] == "该号源已被预约"
+    twice = client.post("/api/v1/appointments", headers=window,
+                        json={"schedule_id": clinic.schedule.id, "patient_id": a.id,
+                              "channel": "window"})
+    assert twice.status_code == 409 and twice.json()["code"] == "limit_reached"
+
+
+def test_bad_input_is_422_and_writes_nothing(client: TestClient, clock: Clock, clinic: Clinic,
+                                             window: dict[str, str], db: Session) -> None:
+    patient, _ = clinic.patient(db)
+    cases = [
+        {"patient_id": patient.id, "channel": "window"},
+        {"schedule_id": clinic.schedule.id, "slot_id": 1, "patient_id": patient.id,
+         "channel": "window"},
+        {"schedule_id": clinic.schedule.id, "patient_id": patient.id, "channel": "fax"},
+        {"schedule_id": "x", "patient_id": patient.id, "channel": "window"},
+    ]
+    for body in cases:
+        r = client.post("/api/v1/appointments", json=body, headers=window)
+        assert r.status_code == 422, body
+        assert r.json()["code"] == "invalid_request"
+    unknown = client.post("/api/v1/appointments", headers=window,
+                          json={"schedule_id": 10**9, "patient_id": patient.id,
+                                "channel": "window"})
+    assert unknown.status_code == 404 and unknown.json()["code"] == "schedule_not_found"
+    nobody = client.post("/api/v1/appointments", headers=window,
+                         json={"schedule_id": clinic.schedule.id, "patient_id": 10**9,
+                               "channel": "window"})
+    assert nobody.status_code == 404
+    assert db.scalar(select(func.count()).select_from(Appointment)) == 0
+
+
+def test_signed_out_and_wrong_roles_are_refused(client: TestClient, clock: Clock,
+                                                clinic: Clinic, db: Session) -> None:
+    patient, _ = clinic.patient(db)
+    body = {"schedule_id": clinic.schedule.id, "patient_id": patient.id, "channel": "window"}
+    assert client.post("/api/v1/appointments", json=body).status_code == 401
+    regulator = auth(make_token(db, Role.regulator))
+    r = client.post("/api/v1/appointments", json=body, headers=regulator)
+    assert r.status_code == 403
+    kiosk = auth(make_token(db, Role.kiosk, clinic.hospital))
+    r = client.post("/api/v1/appointments", json=body, headers=kiosk)
+    assert r.status_code == 403 and r.json()["code"] == "channel_not_allowed"
+
+
+def test_hold_confirm_cancel_and_list(client: TestClient, clock: Clock, clinic: Clinic,
+                                      window: dict[str, str], db: Session) -> None:
+    patient, _ = clinic.patient(db)
+    body = {"schedule_id": clinic.schedule.id, "patient_id": patient.id, "channel": "window"}
+    held = client.post("/api/v1/holds", json=body, headers=window).json()
+    assert held["status"] == "held" and held["hold_expires_at"]
+    booked = client.post(f"/api/v1/appointments/{held['id']}/confirm", headers=window).json()
+    assert booked["status"] == "booked"
+    listed = client.get("/api/v1/appointments", params={"patient_id": patient.id},
+                        headers=window).json()
+    assert [a["id"] for a in listed] == [held["id"]]
+    cancelled = client.post(f"/api/v1/appointments/{held['id']}/cancel", headers=window,
+                            json={"reason": "患者来电取消"})
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    again = client.post(f"/api/v1/appointments/{held['id']}/cancel", headers=window)
+    assert again.status_code == 409 and again.json()["code"] == "not_cancellable"
+
+
+def test_stop_clinic_api_returns_each_patients_offer(client: TestClient, clock: Clock,
+                                                     clinic: Clinic, window: dict[str, str],
+                                                     db: Session) -> None:
+    for _ in range(3):
+        p, _ = clinic.patient(db)
+        client.post("/api/v1/appointments", headers=window,
+                    json={"schedule_id": clinic.schedule.id, "patient_id": p.id,
+                          "channel": "window"})
+    r = client.post(f"/api/v1/schedules/{clinic.schedule.id}/stop", headers=window,
+                    json={"reason": "医生临时出诊任务"})
+    assert r.status_code == 200 and r.json()["status"] == "stopped"
+    assert len(r.json()["offers"]) == 3
+    r = client.post(f"/api/v1/schedules/{clinic.schedule.id}/stop", headers=window,
+                    json={"reason": "again"})
+    assert r.status_code == 409 and r.json()["code"] == "schedule_stopped"
+
+
+def test_policy_api_validates_the_floors(client: TestClient, clinic: Clinic,
+                                         db: Session) -> None:
+    admin = auth(make_token(db, Role.hospital_admin, clinic.hospital))
+    url = f"/api/v1/hospitals/{clinic.hospital.code}/booking-policy"
+    r = client.put(url, headers=admin, json={"pools": {"online_share": 0.5}})
+    assert r.status_code == 422 and r.json()["code"] == "policy_invalid"
+    assert "80%" in r.json()["message"]
+    r = client.put(url, headers=admin, json={"pools": {"online_share": 0.9},
+                                             "penalty": {"window_days": 90,
+                                                         "thresholds": {"3": 90}}})
+    assert r.status_code == 200 and r.json()["penalty"]["thresholds"] == {"3": 90}
+    assert client.get(url).json()["pools"]["online_share"] == 0.9
