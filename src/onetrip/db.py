@@ -7,8 +7,9 @@ transaction handling switched off so that SQLAlchemy's BEGIN/SAVEPOINT are the r
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -86,7 +87,8 @@ def _configure_sqlite(engine: Engine) -> None:
 def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
     """Create an engine for ``url`` with OneTrip's per-backend settings."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False})
+        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False},
+                               pool_size=pool_size, max_overflow=4 * pool_size)
         _configure_sqlite(engine)
         return engine
     return create_engine(
@@ -110,6 +112,18 @@ def _session_factory(write: bool) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
+#: One SQLite writer at a time per process: threads queue here, in order, instead of
+#: spinning in SQLite's busy handler; processes still take turns through busy_timeout.
+_SQLITE_WRITER = threading.Lock()
+
+
+def writer_turn(write: bool) -> threading.Lock | nullcontext[None]:
+    """Hold this around a writing unit of work (a no-op except for SQLite)."""
+    if write and get_engine().dialect.name == "sqlite":
+        return _SQLITE_WRITER
+    return nullcontext()
+
+
 def new_session(*, write: bool = True) -> Session:
     """A session; ``write=False`` lets SQLite readers run beside a writer (WAL)."""
     return _session_factory(write)()
@@ -118,12 +132,13 @@ def new_session(*, write: bool = True) -> Session:
 @contextmanager
 def session_scope(session: Session | None = None, *, write: bool = True) -> Iterator[Session]:
     """The unit of work: commit on success, roll back on error, always close."""
-    db = session if session is not None else new_session(write=write)
-    try:
-        yield db
-        db.commit()
-    except BaseException:
-        db.rollback()
-        raise
-    finally:
-        db.close()
+    with writer_turn(write and session is None):
+        db = session if session is not None else new_session(write=write)
+        try:
+            yield db
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+        finally:
+            db.close()

@@ -6,14 +6,15 @@ the ``onetrip_token`` cookie); staff sessions lapse after 30 idle minutes (ident
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from onetrip.db import new_session, utcnow
+from onetrip.db import get_engine, new_session, utcnow
 from onetrip.errors import NotAuthenticated, PermissionDenied
 from onetrip.identity import audit
 from onetrip.identity import service as identity_service
@@ -23,7 +24,33 @@ from onetrip.identity.service import Principal
 TOKEN_COOKIE = "onetrip_token"
 
 
-def get_db(request: Request) -> Iterator[Session]:
+_gates: dict[tuple[int, bool], asyncio.Semaphore] = {}
+
+
+def _gate(write: bool) -> asyncio.Semaphore:
+    engine = get_engine()
+    if engine.dialect.name == "sqlite" and write:
+        size = 1  # one SQLite writer at a time per process
+    else:
+        size = engine.pool.size() + max(0, engine.pool._max_overflow)  # type: ignore[attr-defined]
+    key = (id(asyncio.get_running_loop()), size == 1)
+    return _gates.setdefault(key, asyncio.Semaphore(size))
+
+
+async def db_admission(request: Request) -> AsyncIterator[None]:
+    """Admit a request to the database only when a connection (or, for a SQLite write, the
+    write lock) is free; until then it waits here, on the event loop.
+
+    Waiting costs no worker thread. Without this gate, threads blocked on an exhausted
+    connection pool (or SQLite's busy handler) fill the thread pool, and the requests that
+    hold connections can no longer get a thread to finish: the server stalls.
+    """
+    async with _gate(request.method not in ("GET", "HEAD", "OPTIONS")):
+        yield
+
+
+def get_db(request: Request,
+           _admitted: Annotated[None, Depends(db_admission)]) -> Iterator[Session]:
     """One transaction per request: committed before the response is sent, else rolled back.
 
     A refused access leaves a denied audit row that must survive the rollback; it is written
