@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import Field
@@ -20,6 +22,12 @@ class Settings(BaseSettings):
     # Pool size for PostgreSQL; SQLite uses one connection per thread.
     db_pool_size: int = 10
     sql_echo: bool = False
+    # Quality analytics: imported HIS lines live here as Parquet files read by DuckDB.
+    analytics_dir: Path = Path("var/analytics")
+    # DuckDB threads for analytics (0: one per core).
+    analytics_threads: int = 0
+    # Overrides of quality.rules.Thresholds, as JSON: {"drug_cost_ratio": 0.28}.
+    quality_thresholds: dict[str, Any] = Field(default_factory=dict)
 
     @property
     def tz(self) -> ZoneInfo:
