@@ -17,6 +17,8 @@ def create_app() -> FastAPI:
     from onetrip.identity import pages as identity_pages
     from onetrip.org import api as org_api
     from onetrip.org import pages as org_pages
+    from onetrip.quality import api as quality_api
+    from onetrip.quality import pages as quality_pages
 
     app = FastAPI(
         title="OneTrip 最多跑一次",
@@ -39,6 +41,7 @@ def create_app() -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    for router in (org_api.router, org_pages.router, identity_pages.router):
+    for router in (org_api.router, org_pages.router, identity_pages.router, quality_api.router,
+                   quality_pages.router):
         app.include_router(router)
     return app

@@ -63,7 +63,7 @@ def _header(ws: Worksheet, titles: list[str], widths: list[int] | None = None) -
         cell.alignment = Alignment(horizontal="center", wrap_text=True)
         ws.column_dimensions[cell.column_letter].width = (widths or [])[i - 1] if (
             widths and i <= len(widths)) else 14
-    ws.freeze_panes = ws.cell(row=ws.max_row + 1, column=1)
+    ws.freeze_panes = f"A{ws.max_row + 1}"
 
 
 def _fmt(ws: Worksheet, col: int, fmt: str) -> None:
