@@ -97,7 +97,7 @@ def _read_csv(path: Path) -> tuple[list[str], Iterator[tuple[pa.Table, int, int]
         with path.open("rb") as raw:
             reader = pacsv.open_csv(
                 raw,
-                read_options=pacsv.ReadOptions(encoding=encoding, block_size=8 << 20),
+                read_options=pacsv.ReadOptions(encoding=encoding, block_size=32 << 20),
                 convert_options=pacsv.ConvertOptions(
                     column_types=dict.fromkeys(_arrow_names(headers), pa.string())),
             )
@@ -210,36 +210,46 @@ _MESSAGES = {
 }
 
 
-def _field_sql(spec: FieldSpec, present: bool) -> tuple[str, str]:
-    """(value expression, bad-row condition) for one field."""
-    raw = f"NULLIF(trim(\"{spec.name}\"), '')" if present else "CAST(NULL AS VARCHAR)"
-    missing = f"({raw} IS NULL)" if spec.required else "FALSE"
+@dataclass(frozen=True)
+class _FieldSQL:
+    inner: list[str]  # expressions over the raw text, each "expr AS name"
+    value: str  # the stored value, over the inner columns
+    bad: str  # the bad-row condition, over the inner columns
+
+
+def _field_sql(spec: FieldSpec, present: bool) -> _FieldSQL:
+    """Parse once (inner select), then check and finish (outer select) one field."""
+    n = spec.name
+    raw = f"NULLIF(trim(\"{n}\"), '')" if present else "CAST(NULL AS VARCHAR)"
+    given = f"{n}__given"
+    inner_given = f"({raw} IS NOT NULL) AS {given}"
     if spec.type == "text":
-        return raw, missing
+        return _FieldSQL([f"{raw} AS {n}"], n, f"({n} IS NULL)" if spec.required else "FALSE")
+    missing = f" OR NOT {given}" if spec.required else ""
     if spec.type == "timestamp":
-        value = f"TRY_CAST({raw} AS TIMESTAMP)"
+        parsed = f"TRY_CAST({raw} AS TIMESTAMP)"
     elif spec.type == "date":
-        value = f"CAST(TRY_CAST({raw} AS TIMESTAMP) AS DATE)"
+        parsed = f"CAST(TRY_CAST({raw} AS TIMESTAMP) AS DATE)"
     elif spec.type in ("number", "int"):
-        value = f"TRY_CAST({raw} AS DOUBLE)"
+        parsed = f"TRY_CAST({raw} AS DOUBLE)"
     elif spec.type == "bool":
-        value = _choice_case(raw, BOOL_ALIASES) + " = 'true'"
-        return (f"coalesce({value}, FALSE)",
-                f"({raw} IS NOT NULL AND {_choice_case(raw, BOOL_ALIASES)} IS NULL)")
+        parsed = _choice_case(raw, BOOL_ALIASES)
     else:
-        value = _choice_case(raw, spec.choices)
-        if spec.default is not None:
-            bad = f"({raw} IS NOT NULL AND {value} IS NULL) OR {missing}"
-            return f"coalesce({value}, {_quote(spec.default)})", bad
-    bad = f"({raw} IS NOT NULL AND {value} IS NULL) OR {missing}"
+        parsed = _choice_case(raw, spec.choices)
+    bad = f"({given} AND {n} IS NULL){missing}"
+    value = n
     if spec.type in ("number", "int"):
-        bad += f" OR NOT isfinite({value})"
+        bad += f" OR NOT isfinite({n})"
         if spec.minimum is not None:
-            bad += f" OR {value} < {spec.minimum}"
+            bad += f" OR {n} < {spec.minimum}"
         if spec.type == "int":
-            bad += f" OR {value} <> round({value})"
-            value = f"CAST({value} AS INTEGER)"
-    return value, bad
+            bad += f" OR {n} <> round({n}) OR TRY_CAST({n} AS INTEGER) IS NULL"
+            value = f"TRY_CAST({n} AS INTEGER)"
+    elif spec.type == "bool":
+        value = f"coalesce({n} = 'true', FALSE)"
+    elif spec.type == "enum" and spec.default is not None:
+        value = f"coalesce({n}, {_quote(spec.default)})"
+    return _FieldSQL([f"{parsed} AS {n}", inner_given], value, bad)
 
 
 @dataclass(frozen=True)
@@ -249,37 +259,36 @@ class _Plan:
 
 
 def _plan(kind: DatasetKind, present: set[str], hospital_code: str, period: Period) -> _Plan:
+    inner: list[str] = []
     values: list[str] = []
     bits: list[str] = []
     checks: list[tuple[str, str]] = []
     for spec in FIELDS[kind]:
-        value, bad = _field_sql(spec, spec.name in present)
+        f = _field_sql(spec, spec.name in present)
+        inner += f.inner
         if spec.name == "hospital":
             checks.append((spec.label, f"与导入的医院 {hospital_code} 不符"))
-            raw = value
-            bits.append(f"({raw} IS NOT NULL AND {raw} <> {_quote(hospital_code)})")
+            bits.append(f"coalesce(hospital <> {_quote(hospital_code)}, FALSE)")
             values.append(f"{_quote(hospital_code)} AS hospital")
             continue
+        value = f.value
         if spec.name == "amount" and kind is DatasetKind.prescriptions:
-            value = f"coalesce({value}, round(TRY_CAST(NULLIF(trim(\"quantity\"), '') AS DOUBLE)"
-            value += " * TRY_CAST(NULLIF(trim(\"unit_price\"), '') AS DOUBLE), 2))"
+            value = "coalesce(amount, round(quantity * unit_price, 2))"
         if spec.name == "department_name":
-            code = "NULLIF(trim(\"department_code\"), '')"
-            value = f"coalesce({value}, {code})"
+            value = "coalesce(department_name, department_code)"
         values.append(f"{value} AS {spec.name}")
-        bits.append(bad)
+        bits.append(f.bad)
         checks.append((spec.label, _MESSAGES[spec.type]
                        if spec.type != "number" or spec.minimum is None else "应为不小于0的数字"))
     when = next(s for s in FIELDS[kind] if s.name == PERIOD_FIELD[kind])
-    when_value, _ = _field_sql(when, when.name in present)
     start, end = period.start.isoformat(), period.end.isoformat()
-    bits.append(f"coalesce(CAST({when_value} AS DATE) < DATE '{start}' OR "
-                f"CAST({when_value} AS DATE) >= DATE '{end}', FALSE)")
+    bits.append(f"coalesce(CAST({when.name} AS DATE) < DATE '{start}' OR "
+                f"CAST({when.name} AS DATE) >= DATE '{end}', FALSE)")
     checks.append((when.label, f"不在导入的月份 {period.label} 内"))
     mask = " + ".join(f"(CASE WHEN {b} THEN {1 << i} ELSE 0 END)" for i, b in enumerate(bits))
-    # Every expression reads the raw text columns of ``batch`` (a column name wins over an
-    # output alias in DuckDB), so parsing and checking happen in one pass.
-    select = f"SELECT {', '.join(values)}, __row, CAST({mask} AS BIGINT) AS __bad FROM batch"
+    # Parse each raw text column once (inner), then check and finish the values (outer).
+    select = (f"SELECT {', '.join(values)}, __row, CAST({mask} AS BIGINT) AS __bad "
+              f"FROM (SELECT {', '.join(inner)}, __row FROM batch)")
     return _Plan(select=select, checks=checks)
 
 
@@ -355,7 +364,7 @@ def _stage_and_write(con: duckdb.DuckDBPyConnection,
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_suffix(".parquet.tmp")
     con.execute(f"COPY (SELECT * EXCLUDE (__bad, __row) FROM staging) TO {_quote(str(tmp))} "
-                "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 500000)")
+                "(FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 500000)")
     os.replace(tmp, final)
     rows_written = _scalar(con, "SELECT count(*) FROM staging")
     return Written(rows=rows_written, file=relative.as_posix())
