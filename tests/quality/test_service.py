@@ -53,6 +53,18 @@ def test_malformed_rows_are_rejected_with_row_numbers_and_nothing_is_imported(
     assert _files(tmp_path) == before
 
 
+def test_blank_optional_fields_take_their_defaults(db: Session, tmp_path: Path) -> None:
+    h = make_hospital(db)
+    row = list(handmade.RX[2])
+    row[16] = row[17] = row[18] = ""  # 用药天数, 给药途径, 抗菌药物级别 left blank
+    src = handmade.write_csv(tmp_path / "blank.csv", handmade.RX_HEADER, [tuple(row)])
+    quality_service.import_file(db, hospital=h, kind=DatasetKind.prescriptions,
+                                period="2026-10", source=src)
+    line = analyses.prescription(db, h, "R1", OCT)[0]
+    assert (line["days_supply"], line["route"], line["antibacterial_grade"]) == (
+        None, "other", "none")
+
+
 def test_missing_required_columns_are_named(db: Session, tmp_path: Path) -> None:
     h = make_hospital(db)
     src = handmade.write_csv(tmp_path / "few.csv", ["处方号", "通用名"], [("R1", "阿莫西林")])

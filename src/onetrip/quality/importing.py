@@ -243,7 +243,8 @@ def _field_sql(spec: FieldSpec, present: bool) -> _FieldSQL:
         if spec.minimum is not None:
             bad += f" OR {n} < {spec.minimum}"
         if spec.type == "int":
-            bad += f" OR {n} <> round({n}) OR TRY_CAST({n} AS INTEGER) IS NULL"
+            bad += (f" OR {n} <> round({n})"
+                    f" OR ({n} IS NOT NULL AND TRY_CAST({n} AS INTEGER) IS NULL)")
             value = f"TRY_CAST({n} AS INTEGER)"
     elif spec.type == "bool":
         value = f"coalesce({n} = 'true', FALSE)"
