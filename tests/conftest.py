@@ -41,6 +41,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
     os.environ["ONETRIP_DATABASE_URL"] = url
+    os.environ["ONETRIP_ANALYTICS_DIR"] = str(tmp_path_factory.mktemp("analytics"))
     config.get_settings.cache_clear()
     dbmod.get_engine.cache_clear()
     dbmod._session_factory.cache_clear()

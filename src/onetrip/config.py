@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import Field
@@ -31,6 +33,12 @@ class Settings(BaseSettings):
     patient_idle_minutes: int = 7 * 24 * 60
     # SMS sender: "outbox" writes messages to the sms_outbox table (development, demo).
     sms_sender: str = "outbox"
+    # Quality analytics: imported HIS lines live here as Parquet files read by DuckDB.
+    analytics_dir: Path = Path("var/analytics")
+    # DuckDB threads for analytics (0: one per core).
+    analytics_threads: int = 0
+    # Overrides of quality.rules.Thresholds, as JSON: {"drug_cost_ratio": 0.28}.
+    quality_thresholds: dict[str, Any] = Field(default_factory=dict)
 
     @property
     def tz(self) -> ZoneInfo:

@@ -16,12 +16,13 @@ from onetrip.errors import Conflict
 from onetrip.org.demo import load_org
 from onetrip.org.demo_data import REGION
 from onetrip.org.models import Hospital, Region
+from onetrip.quality.demo import load_quality
 
 DEFAULT_SEED = 20261122
 
 #: Later domains append a step: (name, fn(db, region, seed) -> dict of counts).
 DemoStep = Callable[[Session, Region, int], dict[str, int]]
-STEPS: list[tuple[str, DemoStep]] = []
+STEPS: list[tuple[str, DemoStep]] = [("quality", load_quality)]
 
 
 class NotADemoDatabase(Conflict):

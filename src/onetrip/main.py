@@ -17,6 +17,8 @@ def create_app() -> FastAPI:
     from onetrip.identity import pages as identity_pages
     from onetrip.org import api as org_api
     from onetrip.org import pages as org_pages
+    from onetrip.quality import api as quality_api
+    from onetrip.quality import pages as quality_pages
     from onetrip.scheduling import api as scheduling_api
 
     app = FastAPI(
@@ -41,6 +43,6 @@ def create_app() -> FastAPI:
         return {"status": "ok"}
 
     for router in (org_api.router, org_pages.router, identity_pages.router,
-                   scheduling_api.router):
+                   scheduling_api.router, quality_api.router, quality_pages.router):
         app.include_router(router)
     return app

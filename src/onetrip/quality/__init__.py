@@ -1,0 +1,1 @@
+"""Prescription and cost analytics: double ten, ratios, rational use (QA-1..QA-3)."""
