@@ -10,11 +10,13 @@ from onetrip.config import get_settings
 from onetrip.identity.cli import app as token_app
 from onetrip.org.cli import app as calendar_app
 from onetrip.quality.cli import app as quality_app
+from onetrip.scheduling.cli import app as schedule_app
 
 app = typer.Typer(help="OneTrip 最多跑一次: booking and one-trip care for a region.",
                   no_args_is_help=True)
 app.add_typer(token_app, name="token")
 app.add_typer(calendar_app, name="calendar")
+app.add_typer(schedule_app, name="schedule")
 app.add_typer(quality_app, name="quality")
 
 

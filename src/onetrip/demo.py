@@ -17,12 +17,13 @@ from onetrip.org.demo import load_org
 from onetrip.org.demo_data import REGION
 from onetrip.org.models import Hospital, Region
 from onetrip.quality.demo import load_quality
+from onetrip.scheduling.demo import load_scheduling
 
 DEFAULT_SEED = 20261122
 
 #: Later domains append a step: (name, fn(db, region, seed) -> dict of counts).
 DemoStep = Callable[[Session, Region, int], dict[str, int]]
-STEPS: list[tuple[str, DemoStep]] = [("quality", load_quality)]
+STEPS: list[tuple[str, DemoStep]] = [("scheduling", load_scheduling), ("quality", load_quality)]
 
 
 class NotADemoDatabase(Conflict):

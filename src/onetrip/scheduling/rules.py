@@ -158,13 +158,18 @@ def allocate_pools(capacity: int, policy: PoolPolicy) -> list[Pool]:
               Pool.priority: priority, Pool.clinic: clinic,
               Pool.window: rest - priority - clinic}
     # Smooth interleaving: at each position take the pool furthest behind its share.
+    order = list(counts)
     placed = dict.fromkeys(counts, 0)
     out: list[Pool] = []
     for i in range(1, capacity + 1):
-        pool = max((p for p in counts if placed[p] < counts[p]),
-                   key=lambda p: (counts[p] * i / capacity - placed[p], -list(Pool).index(p)))
-        placed[pool] += 1
-        out.append(pool)
+        best, best_gap = order[0], -1.0
+        for p in order:
+            if placed[p] < counts[p]:
+                gap = counts[p] * i / capacity - placed[p]
+                if gap > best_gap + 1e-12:
+                    best, best_gap = p, gap
+        placed[best] += 1
+        out.append(best)
     return out
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from typing import cast
 
 from pydantic import ValidationError
-from sqlalchemy import and_, case, func, insert, or_, select
+from sqlalchemy import Table, and_, case, func, insert, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -25,6 +26,7 @@ from onetrip.scheduling.rules import (
     PolicyInvalid,
     Pool,
     PoolPolicy,
+    PoolTimer,
     SessionOfDay,
     allocate_pools,
     at_local,
@@ -71,42 +73,79 @@ def set_policy(db: Session, *, hospital: Hospital, pools: dict[str, object],
     return row
 
 
+@dataclass(frozen=True)
+class SessionSpec:
+    """What one session needs besides its hospital: the template or the admin's form."""
+
+    department_id: int
+    practitioner_id: int | None
+    day: date
+    session: SessionOfDay
+    start_time: time
+    slot_minutes: int
+    capacity: int
+    service_level: str
+    location_id: int | None = None
+    template_id: int | None = None
+
+
+def create_schedules(db: Session, *, hospital: Hospital, specs: list[SessionSpec],
+                     now: datetime) -> list[Schedule]:
+    """Sessions with their minute-precise slots (BK-3) split into pools with timers."""
+    pool_policy, _rule = policy_for(db, hospital.id)
+    tz = get_settings().tz
+    fees = org_service.service_level_fees(db, hospital)
+    schedules = []
+    for spec in specs:
+        start = at_local(spec.day, spec.start_time, tz)
+        schedules.append(Schedule(
+            hospital_id=hospital.id, department_id=spec.department_id,
+            practitioner_id=spec.practitioner_id, location_id=spec.location_id,
+            template_id=spec.template_id, day=spec.day, session=spec.session.value,
+            start_at=start, end_at=start + timedelta(minutes=spec.slot_minutes * spec.capacity),
+            slot_minutes=spec.slot_minutes, capacity=spec.capacity,
+            service_level=spec.service_level,
+            fee=fees[spec.service_level].fee if spec.service_level in fees else Decimal("0"),
+            status="open"))
+    db.add_all(schedules)
+    db.flush()
+    rows = []
+    timers: dict[tuple[Pool, date], PoolTimer] = {}
+    layouts: dict[int, list[Pool]] = {}
+    for schedule, spec in zip(schedules, specs, strict=True):
+        if spec.capacity not in layouts:
+            layouts[spec.capacity] = allocate_pools(spec.capacity, pool_policy)
+        for seq, pool in enumerate(layouts[spec.capacity]):
+            if (pool, spec.day) not in timers:
+                timers[(pool, spec.day)] = pool_timer(pool, spec.day, pool_policy, tz, now)
+            timer = timers[(pool, spec.day)]
+            rows.append({
+                "schedule_id": schedule.id, "seq": seq,
+                "start_at": schedule.start_at + timedelta(minutes=spec.slot_minutes * seq),
+                "pool": pool.value, "release_at": timer.release_at,
+                "return_at": timer.return_at,
+                "return_pool": timer.return_pool.value if timer.return_pool else None,
+                "status": "free",
+            })
+    if rows:
+        # Core executemany: one statement for every slot, no ORM bookkeeping per row.
+        db.connection().execute(insert(cast(Table, Slot.__table__)), rows)
+    return schedules
+
+
 def create_schedule(
     db: Session, *, hospital: Hospital, department: Department, day: date,
     session: SessionOfDay, practitioner: Practitioner | None = None,
     start_time: time | None = None, slot_minutes: int | None = None, capacity: int = 20,
-    service_level: str | None = None, location_id: int | None = None,
-    template_id: int | None = None, now: datetime,
+    service_level: str | None = None, location_id: int | None = None, now: datetime,
 ) -> Schedule:
-    """One session with its minute-precise slots (BK-3) split into pools with timers."""
-    pool_policy, _rule = policy_for(db, hospital.id)
-    tz = get_settings().tz
-    minutes = slot_minutes or pool_policy.slot_minutes
-    start = at_local(day, start_time or SESSION_STARTS[session], tz)
+    """One session, e.g. an extra clinic an admin adds by hand."""
+    minutes = slot_minutes or policy_for(db, hospital.id)[0].slot_minutes
     level = service_level or (practitioner.service_level if practitioner else "general")
-    fees = org_service.service_level_fees(db, hospital)
-    fee = fees[level].fee if level in fees else Decimal("0")
-    schedule = Schedule(
-        hospital_id=hospital.id, department_id=department.id,
-        practitioner_id=practitioner.id if practitioner else None, location_id=location_id,
-        template_id=template_id, day=day, session=session.value, start_at=start,
-        end_at=start + timedelta(minutes=minutes * capacity), slot_minutes=minutes,
-        capacity=capacity, service_level=level, fee=fee, status="open",
-    )
-    db.add(schedule)
-    db.flush()
-    rows = []
-    for seq, pool in enumerate(allocate_pools(capacity, pool_policy)):
-        timer = pool_timer(pool, day, pool_policy, tz, created_at=now)
-        rows.append({
-            "schedule_id": schedule.id, "seq": seq,
-            "start_at": start + timedelta(minutes=minutes * seq), "pool": pool.value,
-            "release_at": timer.release_at, "return_at": timer.return_at,
-            "return_pool": timer.return_pool.value if timer.return_pool else None,
-            "status": "free",
-        })
-    db.execute(insert(Slot), rows)
-    return schedule
+    spec = SessionSpec(department.id, practitioner.id if practitioner else None, day, session,
+                       start_time or SESSION_STARTS[session], minutes, capacity, level,
+                       location_id)
+    return create_schedules(db, hospital=hospital, specs=[spec], now=now)[0]
 
 
 @dataclass(frozen=True)
@@ -132,7 +171,8 @@ def generate_from_templates(db: Session, *, hospital: Hospital, start: date, end
             .where(Schedule.hospital_id == hospital.id, Schedule.day >= start,
                    Schedule.day <= end))}
     skipped: dict[date, str] = {}
-    created = existing = 0
+    specs: list[SessionSpec] = []
+    existing = 0
     for clinic_day in org_calendar.clinic_days(db, hospital, start, end):
         if clinic_day.status is not DayStatus.clinic:
             skipped[clinic_day.day] = clinic_day.reason
@@ -144,16 +184,12 @@ def generate_from_templates(db: Session, *, hospital: Hospital, start: date, end
             if key in existing_keys:
                 existing += 1
                 continue
-            create_schedule(
-                db, hospital=hospital, department=db.get_one(Department, t.department_id),
-                practitioner=db.get(Practitioner, t.practitioner_id) if t.practitioner_id
-                else None, day=clinic_day.day, session=SessionOfDay(t.session),
-                start_time=t.start_time, slot_minutes=t.slot_minutes, capacity=t.capacity,
-                service_level=t.service_level, location_id=t.location_id, template_id=t.id,
-                now=now)
             existing_keys.add(key)
-            created += 1
-    return GenerationReport(created, existing, skipped)
+            specs.append(SessionSpec(t.department_id, t.practitioner_id, clinic_day.day,
+                                     SessionOfDay(t.session), t.start_time, t.slot_minutes,
+                                     t.capacity, t.service_level, t.location_id, t.id))
+    create_schedules(db, hospital=hospital, specs=specs, now=now)
+    return GenerationReport(len(specs), existing, skipped)
 
 
 def access_schedule(db: Session, schedule_id: int) -> Schedule:

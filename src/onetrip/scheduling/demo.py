@@ -1,0 +1,108 @@
+"""Demo schedules for 示范市: weekly templates, 14 days of sessions, some appointments."""
+
+from __future__ import annotations
+
+import random
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from onetrip.config import get_settings
+from onetrip.db import utcnow
+from onetrip.identity.models import Patient
+from onetrip.org.models import Hospital, Location, Practitioner, Region
+from onetrip.scheduling import service
+from onetrip.scheduling.models import Appointment, ScheduleTemplate, Slot
+from onetrip.scheduling.rules import Pool, PoolTimer, SessionOfDay, effective_pool
+
+DAYS = 14
+# Sessions a week and slots a session by service level.
+_WEEKLY = {"special_needs": (1, 2), "expert": (2, 3), "specialist": (3, 4), "general": (4, 6)}
+_CAPACITY = {"special_needs": (8, 10), "expert": (15, 20), "specialist": (20, 28),
+             "general": (30, 40)}
+
+
+def _templates(db: Session, h: Hospital, rng: random.Random) -> int:
+    rooms = list(db.scalars(select(Location).where(Location.hospital_id == h.id,
+                                                   Location.kind == "room")))
+    count = 0
+    doctors = db.scalars(select(Practitioner).where(Practitioner.hospital_id == h.id)
+                         .order_by(Practitioner.id))
+    weekdays = list(h.clinic_weekdays)
+    for doc in doctors:
+        lo, hi = _WEEKLY[doc.service_level]
+        picks = rng.sample([(d, s) for d in weekdays for s in (SessionOfDay.am, SessionOfDay.pm)],
+                           k=min(rng.randint(lo, hi), 2 * len(weekdays)))
+        if h.level == "tertiary" and doc.service_level == "general" and rng.random() < 0.15:
+            picks.append((rng.choice(weekdays[:5]), SessionOfDay.evening))
+        room = rng.choice(rooms) if rooms else None
+        for weekday, session in picks:
+            capacity = rng.randint(*_CAPACITY[doc.service_level])
+            span = {SessionOfDay.am: 210, SessionOfDay.pm: 180, SessionOfDay.evening: 150}
+            db.add(ScheduleTemplate(
+                hospital_id=h.id, department_id=doc.departments[0].id, practitioner_id=doc.id,
+                location_id=room.id if room else None, weekday=weekday, session=session.value,
+                start_time=service.SESSION_STARTS[session],
+                slot_minutes=max(3, span[session] // capacity), capacity=capacity,
+                service_level=doc.service_level))
+            count += 1
+    db.flush()
+    return count
+
+
+def _book_some(db: Session, h: Hospital, patients: list[int], rng: random.Random,
+               now: datetime, start: date) -> int:
+    """Some released slots already taken, busier for experts and nearer days."""
+    if not patients:
+        return 0
+    slots = db.execute(
+        select(Slot, service.Schedule.department_id, service.Schedule.day)
+        .join(service.Schedule, service.Schedule.id == Slot.schedule_id)
+        .where(service.Schedule.hospital_id == h.id, Slot.start_at > now)).all()
+    rows, taken, used = [], [], set()
+    for slot, department_id, day in slots:
+        timer = PoolTimer(slot.release_at, slot.return_at,
+                          Pool(slot.return_pool) if slot.return_pool else None)
+        pool = effective_pool(Pool(slot.pool), timer, now)
+        if pool is None:
+            continue
+        closeness = 1 - (day - start).days / DAYS
+        if rng.random() > 0.2 + 0.5 * closeness:
+            continue
+        patient_id = rng.choice(patients)
+        if (patient_id, department_id, day) in used:
+            continue
+        used.add((patient_id, department_id, day))
+        taken.append(slot.id)
+        rows.append({"slot_id": slot.id, "schedule_id": slot.schedule_id,
+                     "patient_id": patient_id, "hospital_id": h.id,
+                     "department_id": department_id, "day": day, "start_at": slot.start_at,
+                     "pool": pool.value, "channel": rng.choice(["wechat", "app", "web", "phone"]),
+                     "status": "booked", "booked_by": "demo", "created_at": now,
+                     "booked_at": now, "cancel_reason": ""})
+    for i in range(0, len(taken), 500):
+        db.execute(update(Slot).where(Slot.id.in_(taken[i:i + 500])).values(status="booked"),
+                   execution_options={"synchronize_session": False})
+    if rows:
+        db.execute(insert(Appointment), rows)
+    return len(rows)
+
+
+def load_scheduling(db: Session, region: Region, seed: int) -> dict[str, int]:
+    """Templates for every doctor, the next 14 days of sessions, and existing bookings."""
+    rng = random.Random(seed * 13 + 4)
+    tz = get_settings().tz
+    now = utcnow()
+    today = now.astimezone(tz).date()
+    created = datetime.combine(today - timedelta(days=30), time(8), tzinfo=tz)
+    patients = list(db.scalars(select(Patient.id).order_by(Patient.id).limit(3000)))
+    counts = {"schedule_templates": 0, "schedules": 0, "appointments": 0}
+    for h in region.hospitals:
+        counts["schedule_templates"] += _templates(db, h, rng)
+        report = service.generate_from_templates(db, hospital=h, start=today,
+                                                 end=today + timedelta(days=DAYS - 1),
+                                                 now=created)
+        counts["schedules"] += report.created
+        counts["appointments"] += _book_some(db, h, patients, rng, now, today)
+    return counts

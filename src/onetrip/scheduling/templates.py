@@ -1,0 +1,196 @@
+"""Weekly templates (出诊模板) and the Excel sheet hospitals already keep.
+
+The sheet has one row per doctor and one column per weekday and session, e.g.::
+
+    科室      | 医生工号 | 医生   | 级别     | 诊室   | 周一上午 | 周一下午 | ... | 周日晚间
+    心血管内科 | d0001    | 王建国 | 专家门诊 | mz3-301 | 20       |          | ... |
+
+A cell holds the number of slots, optionally ``slots/minutes`` (``24/5``); an empty cell
+means no clinic. The import checks every row and reports each problem with its row and
+column; a sheet with any problem changes nothing. A good sheet replaces the templates of
+the doctors it lists.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from openpyxl import Workbook, load_workbook
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from onetrip.errors import InvalidInput
+from onetrip.org import service as org_service
+from onetrip.org.models import Hospital, Location
+from onetrip.org.rules import SERVICE_LEVEL_LABELS, WEEKDAY_LABELS
+from onetrip.scheduling.models import ScheduleTemplate
+from onetrip.scheduling.rules import SESSION_LABELS, SessionOfDay
+from onetrip.scheduling.service import SESSION_STARTS
+
+_LEVELS = {label: key for key, label in SERVICE_LEVEL_LABELS.items()} | {
+    "普通": "general", "专科": "specialist", "专家": "expert", "特需": "special_needs"}
+_CELL = re.compile(r"^\s*(\d{1,3})\s*(?:/\s*(\d{1,3}))?\s*$")
+FIXED = ["科室", "医生工号", "医生", "级别", "诊室"]
+SESSIONS = [(d, s) for d in range(1, 8) for s in SessionOfDay]
+
+
+def column_title(weekday: int, session: SessionOfDay) -> str:
+    return f"{WEEKDAY_LABELS[weekday - 1]}{SESSION_LABELS[session]}"
+
+
+class TemplateSheetInvalid(InvalidInput):
+    code = "template_sheet_invalid"
+    message = "排班表有误，未导入任何内容"
+
+
+@dataclass(frozen=True)
+class TemplateRow:
+    department_id: int
+    practitioner_id: int
+    location_id: int | None
+    service_level: str
+    weekday: int
+    session: SessionOfDay
+    capacity: int
+    slot_minutes: int
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def parse_sheet(db: Session, hospital: Hospital, content: bytes) -> list[TemplateRow]:
+    """Read and check a whole sheet; raises TemplateSheetInvalid listing every problem."""
+    try:
+        sheet = load_workbook(io.BytesIO(content), read_only=True, data_only=True).active
+    except Exception as exc:  # openpyxl raises many kinds for a file that is not xlsx
+        raise TemplateSheetInvalid("无法读取文件，请上传 .xlsx 格式的排班表") from exc
+    if sheet is None:
+        raise TemplateSheetInvalid("排班表为空")
+    rows = list(sheet.iter_rows(values_only=True))
+    if not rows:
+        raise TemplateSheetInvalid("排班表为空")
+    header = [_text(v) for v in rows[0]]
+    errors: list[dict[str, Any]] = []
+    missing = [c for c in FIXED if c not in header]
+    if missing:
+        raise TemplateSheetInvalid(f"缺少列：{'、'.join(missing)}",
+                                   detail=[{"line": 1, "error": f"缺少列：{c}"} for c in missing])
+    col = {name: header.index(name) for name in header if name}
+    departments = {d.name: d for d in org_service.list_departments(db, hospital)}
+    departments |= {d.code: d for d in departments.values()}
+    doctors = {p.code: p for p in org_service.list_practitioners(db, hospital=hospital)}
+    rooms = {loc.code: loc for loc in db.scalars(select(Location).where(
+        Location.hospital_id == hospital.id, Location.kind == "room"))}
+    out: list[TemplateRow] = []
+    seen: set[str] = set()
+    for line, values in enumerate(rows[1:], start=2):
+        cells = [_text(v) for v in values]
+        if not any(cells):
+            continue
+
+        def cell(name: str, cells: list[str] = cells) -> str:
+            i = col.get(name)
+            return cells[i] if i is not None and i < len(cells) else ""
+
+        problems: list[str] = []
+        dept = departments.get(cell("科室"))
+        if dept is None:
+            problems.append(f"科室“{cell('科室')}”不存在")
+        doctor = doctors.get(cell("医生工号"))
+        if doctor is None:
+            problems.append(f"医生工号“{cell('医生工号')}”不存在")
+        elif cell("医生") and cell("医生") != doctor.name:
+            problems.append(f"工号{doctor.code}对应的医生是{doctor.name}，不是{cell('医生')}")
+        elif doctor.code in seen:
+            problems.append(f"医生工号{doctor.code}重复出现")
+        level = _LEVELS.get(cell("级别")) if cell("级别") else (
+            doctor.service_level if doctor else "general")
+        if level is None:
+            problems.append(f"级别“{cell('级别')}”应为普通/专科/专家/特需门诊")
+        room = rooms.get(cell("诊室")) if cell("诊室") else None
+        if cell("诊室") and room is None:
+            problems.append(f"诊室“{cell('诊室')}”不存在")
+        sessions: list[tuple[int, SessionOfDay, int, int]] = []
+        for weekday, session in SESSIONS:
+            raw = cell(column_title(weekday, session))
+            if not raw:
+                continue
+            m = _CELL.match(raw)
+            if m is None or not (1 <= int(m.group(1)) <= 200) or (
+                    m.group(2) and not 1 <= int(m.group(2)) <= 120):
+                problems.append(f"{column_title(weekday, session)}“{raw}”应为号源数，"
+                                "如 20 或 20/6（每号6分钟）")
+                continue
+            sessions.append((weekday, session, int(m.group(1)), int(m.group(2) or 0)))
+        if problems:
+            errors.extend({"line": line, "error": p} for p in problems)
+            continue
+        assert dept is not None and doctor is not None and level is not None
+        seen.add(doctor.code)
+        for weekday, session, capacity, minutes in sessions:
+            span = 210 if session is SessionOfDay.am else 180
+            out.append(TemplateRow(dept.id, doctor.id, room.id if room else None, level,
+                                   weekday, session, capacity,
+                                   minutes or max(1, span // capacity)))
+    if errors:
+        raise TemplateSheetInvalid(detail=errors)
+    if not out:
+        raise TemplateSheetInvalid("排班表中没有任何出诊")
+    return out
+
+
+def import_sheet(db: Session, *, hospital: Hospital, content: bytes) -> int:
+    """Replace the templates of the doctors the sheet lists; all rows or none."""
+    rows = parse_sheet(db, hospital, content)
+    doctors = {r.practitioner_id for r in rows}
+    db.execute(update(ScheduleTemplate).where(
+        ScheduleTemplate.hospital_id == hospital.id,
+        ScheduleTemplate.practitioner_id.in_(doctors)).values(active=False),
+        execution_options={"synchronize_session": False})
+    for r in rows:
+        db.add(ScheduleTemplate(
+            hospital_id=hospital.id, department_id=r.department_id,
+            practitioner_id=r.practitioner_id, location_id=r.location_id, weekday=r.weekday,
+            session=r.session.value, start_time=SESSION_STARTS[r.session],
+            slot_minutes=r.slot_minutes, capacity=r.capacity, service_level=r.service_level))
+    db.flush()
+    return len(rows)
+
+
+def templates_of(db: Session, hospital: Hospital) -> list[ScheduleTemplate]:
+    return list(db.scalars(select(ScheduleTemplate).where(
+        ScheduleTemplate.hospital_id == hospital.id, ScheduleTemplate.active)
+        .order_by(ScheduleTemplate.practitioner_id, ScheduleTemplate.weekday,
+                  ScheduleTemplate.session)))
+
+
+def export_sheet(db: Session, hospital: Hospital) -> bytes:
+    """The hospital's active templates in the same layout the import reads."""
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = "出诊模板"
+    ws.append(FIXED + [column_title(d, s) for d, s in SESSIONS])
+    by_doctor: dict[int, list[ScheduleTemplate]] = {}
+    for t in templates_of(db, hospital):
+        if t.practitioner_id is not None:
+            by_doctor.setdefault(t.practitioner_id, []).append(t)
+    doctors = {p.id: p for p in org_service.list_practitioners(db, hospital=hospital)}
+    departments = {d.id: d for d in org_service.list_departments(db, hospital)}
+    rooms = {loc.id: loc.code for loc in db.scalars(select(Location).where(
+        Location.hospital_id == hospital.id, Location.kind == "room"))}
+    for pid, items in by_doctor.items():
+        first = items[0]
+        cells = {(t.weekday, SessionOfDay(t.session)): f"{t.capacity}/{t.slot_minutes}"
+                 for t in items}
+        ws.append([departments[first.department_id].name, doctors[pid].code, doctors[pid].name,
+                   SERVICE_LEVEL_LABELS[first.service_level],
+                   rooms.get(first.location_id or 0, "")]
+                  + [cells.get(k, "") for k in SESSIONS])
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()

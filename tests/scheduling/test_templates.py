@@ -1,0 +1,114 @@
+"""Weekly templates, the Excel sheet and generation over the working calendar."""
+
+from __future__ import annotations
+
+import io
+from datetime import date, timedelta
+
+import pytest
+from openpyxl import Workbook
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from onetrip.org import calendar
+from onetrip.org.rules import OverrideKind
+from onetrip.scheduling import service, templates
+from onetrip.scheduling.models import Schedule, ScheduleTemplate, Slot
+from onetrip.scheduling.rules import SessionOfDay
+from onetrip.scheduling.templates import TemplateSheetInvalid, column_title
+from tests.scheduling.conftest import CREATED, Clinic
+
+
+def sheet(*rows: list[object]) -> bytes:
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.append(["科室", "医生工号", "医生", "级别", "诊室",
+               column_title(1, SessionOfDay.am), column_title(3, SessionOfDay.pm)])
+    for row in rows:
+        ws.append(row)
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def test_a_good_sheet_replaces_the_doctors_templates(db: Session, clinic: Clinic) -> None:
+    content = sheet([clinic.department.name, clinic.doctor.code, clinic.doctor.name,
+                     "专家门诊", "", "20", "12/10"])
+    assert templates.import_sheet(db, hospital=clinic.hospital, content=content) == 2
+    rows = templates.templates_of(db, clinic.hospital)
+    assert {(t.weekday, t.session, t.capacity, t.slot_minutes) for t in rows} == {
+        (1, "am", 20, 10), (3, "pm", 12, 10)}
+    again = sheet([clinic.department.code, clinic.doctor.code, "", "", "", "", "30"])
+    templates.import_sheet(db, hospital=clinic.hospital, content=again)
+    (only,) = templates.templates_of(db, clinic.hospital)
+    assert (only.weekday, only.session, only.capacity) == (3, "pm", 30)
+
+
+def test_every_bad_row_is_reported_and_nothing_changes(db: Session, clinic: Clinic) -> None:
+    content = sheet(
+        ["不存在科", clinic.doctor.code, "", "", "", "20", ""],
+        [clinic.department.name, "nobody", "", "", "", "20", ""],
+        [clinic.department.name, clinic.doctor.code, "别人", "", "", "20", ""],
+        [clinic.department.name, clinic.doctor.code, "", "超级门诊", "", "二十", ""],
+    )
+    with pytest.raises(TemplateSheetInvalid) as err:
+        templates.import_sheet(db, hospital=clinic.hospital, content=content)
+    lines = [(e["line"], e["error"]) for e in err.value.detail]
+    assert [n for n, _ in lines] == [2, 3, 4, 5, 5]
+    assert "二十" in lines[-1][1] and "超级门诊" in lines[-2][1]
+    assert templates.templates_of(db, clinic.hospital) == []
+
+
+def test_not_an_excel_file_is_a_clear_error(db: Session, clinic: Clinic) -> None:
+    with pytest.raises(TemplateSheetInvalid, match="xlsx"):
+        templates.import_sheet(db, hospital=clinic.hospital, content=b"name,age\n")
+
+
+def test_generation_skips_closed_and_unknown_days_and_runs_once(
+        db: Session, clinic: Clinic) -> None:
+    start = date(2026, 12, 28)  # Mon 28 Dec 2026 .. Sun 10 Jan 2027
+    for weekday in range(1, 8):
+        db.add(ScheduleTemplate(hospital_id=clinic.hospital.id,
+                                department_id=clinic.department.id,
+                                practitioner_id=clinic.doctor.id, weekday=weekday,
+                                session="am", start_time=service.SESSION_STARTS[
+                                    SessionOfDay.am], slot_minutes=10, capacity=12,
+                                service_level="expert"))
+    calendar.set_override(db, day=date(2026, 12, 30), kind=OverrideKind.closed,
+                          name="院内停诊", hospital=clinic.hospital)
+    calendar.set_override(db, day=date(2027, 1, 4), kind=OverrideKind.workday,
+                          region_id=clinic.hospital.region_id)
+    report = service.generate_from_templates(db, hospital=clinic.hospital, start=start,
+                                             end=start + timedelta(days=13), now=CREATED)
+    # 2026: 28, 29, 31 Dec open (30 closed); 2027 has no data except the ruled 4 Jan.
+    days = sorted(db.scalars(select(Schedule.day).where(
+        Schedule.hospital_id == clinic.hospital.id, Schedule.day >= start)))
+    assert days == [date(2026, 12, 28), date(2026, 12, 29), date(2026, 12, 31),
+                    date(2027, 1, 4)]
+    assert report.created == 4 and "院内停诊" in report.skipped_days[date(2026, 12, 30)]
+    assert "2027" in report.skipped_days[date(2027, 1, 5)]
+    again = service.generate_from_templates(db, hospital=clinic.hospital, start=start,
+                                            end=start + timedelta(days=13), now=CREATED)
+    assert again.created == 0 and again.existing == 4
+    slots = db.scalar(select(func.count()).select_from(Slot).join(Schedule).where(
+        Schedule.day >= start))
+    assert slots == 4 * 12
+
+
+def test_export_round_trips_through_import(db: Session, clinic: Clinic) -> None:
+    content = sheet([clinic.department.name, clinic.doctor.code, clinic.doctor.name,
+                     "专家门诊", "", "20/9", ""])
+    templates.import_sheet(db, hospital=clinic.hospital, content=content)
+    exported = templates.export_sheet(db, clinic.hospital)
+    templates.import_sheet(db, hospital=clinic.hospital, content=exported)
+    (t,) = templates.templates_of(db, clinic.hospital)
+    assert (t.weekday, t.session, t.capacity, t.slot_minutes, t.service_level) == (
+        1, "am", 20, 9, "expert")
+
+
+def test_demo_region_has_two_weeks_of_sessions(db: Session) -> None:
+    count = db.scalar(select(func.count()).select_from(Schedule))
+    assert count and count > 1000
+    days = db.scalar(select(func.count(func.distinct(Schedule.day))))
+    assert days and days >= 10
