@@ -10,8 +10,9 @@ and clean up after themselves.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from fastapi.testclient import TestClient
@@ -23,6 +24,7 @@ from onetrip import db as dbmod
 from onetrip.demo import load_demo
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
+T = TypeVar("T")
 
 
 def _reset_postgres(url: str) -> None:
@@ -75,7 +77,7 @@ def db(engine: Engine) -> Iterator[Session]:
 @pytest.fixture
 def client(db: Session) -> Iterator[TestClient]:
     """The app, with each request's unit of work inside the test's transaction."""
-    from onetrip.deps import get_db
+    from onetrip.deps import ShortUnits, get_db, get_short_units
     from onetrip.main import create_app
 
     app = create_app()
@@ -91,7 +93,16 @@ def client(db: Session) -> Iterator[TestClient]:
             db.rollback()
             raise
 
+    class TestUnits(ShortUnits):
+        """Short units of work run in the test's own transaction."""
+
+        async def __call__(self, fn: Callable[[Session], T], *, write: bool = True) -> T:
+            result = fn(db)
+            db.commit()
+            return result
+
     app.dependency_overrides[get_db] = _test_db
+    app.dependency_overrides[get_short_units] = TestUnits
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
 

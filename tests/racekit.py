@@ -117,10 +117,17 @@ def free_port() -> int:
 
 @contextmanager
 def server(url: str, *, workers: int = 2, port: int | None = None,
+           env: dict[str, str] | None = None,
            ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """``onetrip`` served by uvicorn in its own process(es) against ``url``."""
+    """``onetrip`` served by uvicorn in its own process(es) against ``url``.
+
+    One window token fires every request here, so the per-account and per-address rate
+    limits are lifted unless ``env`` sets them.
+    """
     port = port or free_port()
-    env = {**os.environ, "ONETRIP_DATABASE_URL": url, "ONETRIP_LOG_LEVEL": "WARNING"}
+    env = {**os.environ, "ONETRIP_DATABASE_URL": url, "ONETRIP_LOG_LEVEL": "WARNING",
+           "ONETRIP_BOOKING_RATE_PER_ACCOUNT": "1000000",
+           "ONETRIP_BOOKING_RATE_PER_ADDRESS": "1000000", **(env or {})}
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "onetrip.main:create_app", "--factory",
          "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),

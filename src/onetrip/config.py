@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     # Pool size for PostgreSQL; SQLite uses one connection per thread.
     db_pool_size: int = 10
     sql_echo: bool = False
+    # BK-8: booking attempts a minute per signed-in account (or token) and per client address.
+    booking_rate_per_account: int = Field(default=30, ge=1)
+    booking_rate_per_address: int = Field(default=300, ge=1)
     # Identity numbers and phones at rest (docs/identity.md, "Key management"): comma-separated
     # "key_id:base64 of 32 bytes"; the first key encrypts, every listed key decrypts. Empty:
     # a development key derived from secret_key.

@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from onetrip.db import get_engine, new_session, utcnow
+from onetrip.db import get_engine, new_session, session_scope, utcnow
 from onetrip.errors import NotAuthenticated, PermissionDenied
 from onetrip.identity import audit
 from onetrip.identity import service as identity_service
@@ -22,6 +22,7 @@ from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
 
 TOKEN_COOKIE = "onetrip_token"
+T = TypeVar("T")
 
 
 _gates: dict[tuple[int, bool], asyncio.Semaphore] = {}
@@ -47,6 +48,28 @@ async def db_admission(request: Request) -> AsyncIterator[None]:
     """
     async with _gate(request.method not in ("GET", "HEAD", "OPTIONS")):
         yield
+
+
+class ShortUnits:
+    """Runs small units of work of their own (their own transaction, committed at once)
+    from async code that must not hold a thread while it waits for the database."""
+
+    async def __call__(self, fn: Callable[[Session], T], *, write: bool = True) -> T:
+        from starlette.concurrency import run_in_threadpool
+
+        def run() -> T:
+            with session_scope(write=write) as db:
+                return fn(db)
+
+        async with _gate(write):
+            return await run_in_threadpool(run)
+
+
+def get_short_units() -> ShortUnits:
+    return ShortUnits()
+
+
+Units = Annotated[ShortUnits, Depends(get_short_units)]
 
 
 def get_db(request: Request,
@@ -80,7 +103,7 @@ def get_now() -> datetime:
 Now = Annotated[datetime, Depends(get_now)]
 
 
-def _secret_from(request: Request) -> str | None:
+def secret_from(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip() or None
@@ -88,7 +111,7 @@ def _secret_from(request: Request) -> str | None:
 
 
 def get_principal(request: Request, db: DbSession) -> Principal | None:
-    secret = _secret_from(request)
+    secret = secret_from(request)
     if secret is None:
         return None
     principal = identity_service.authenticate_token(

@@ -175,3 +175,23 @@ def test_policy_api_validates_the_floors(client: TestClient, clinic: Clinic,
                                                          "thresholds": {"3": 90}}})
     assert r.status_code == 200 and r.json()["penalty"]["thresholds"] == {"3": 90}
     assert client.get(url).json()["pools"]["online_share"] == 0.9
+
+
+def test_bk8_booking_attempts_are_rate_limited_per_account(
+        client: TestClient, clock: Clock, clinic: Clinic, window: dict[str, str], db: Session,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from onetrip.config import get_settings
+
+    monkeypatch.setattr(get_settings(), "booking_rate_per_account", 3)
+    codes = []
+    for _ in range(5):
+        p, _ = clinic.patient(db)
+        codes.append(client.post("/api/v1/appointments", headers=window, json={
+            "schedule_id": clinic.schedule.id, "patient_id": p.id,
+            "channel": "window"}).status_code)
+    assert codes == [201, 201, 201, 429, 429]
+    clock.now += timedelta(minutes=1)
+    p, _ = clinic.patient(db)
+    assert client.post("/api/v1/appointments", headers=window, json={
+        "schedule_id": clinic.schedule.id, "patient_id": p.id,
+        "channel": "window"}).status_code == 201

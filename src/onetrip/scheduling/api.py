@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from onetrip.deps import CurrentPrincipal, DbSession, Now
+from onetrip.config import get_settings
+from onetrip.deps import CurrentPrincipal, DbSession, Now, Units, secret_from
 from onetrip.errors import PermissionDenied
 from onetrip.identity.rules import Role, may_administer_hospital
 from onetrip.identity.service import Principal
 from onetrip.org import service as org_service
 from onetrip.org.models import Department, Hospital, Practitioner
-from onetrip.scheduling import booking, idempotency, queue, service, stopclinic, waitlist
-from onetrip.scheduling.models import RebookingOffer, Schedule, WaitlistEntry
+from onetrip.scheduling import (
+    booking,
+    fairness,
+    idempotency,
+    queue,
+    service,
+    stopclinic,
+    waitlist,
+)
+from onetrip.scheduling.models import OpeningTicket, RebookingOffer, Schedule, WaitlistEntry
 from onetrip.scheduling.rules import Channel, Pool, PoolTimer, effective_pool
 from onetrip.scheduling.schemas import (
     AppointmentRead,
@@ -94,6 +105,36 @@ def _idempotent(db: Session, principal: Principal, key: str | None, path: str, b
     return JSONResponse(result, status_code=status_code)
 
 
+async def booking_gate(request: Request, body: BookingCreate, now: Now, units: Units) -> None:
+    """BK-8 before any booking work: count the attempt per account and per address, and in
+    the seconds after a pool opens wait for this request's turn in a random draw."""
+    settings = get_settings()
+    secret = secret_from(request) or "anonymous"
+    account = "account:" + hashlib.sha256(secret.encode()).hexdigest()[:32]
+    address = "address:" + (request.client.host if request.client else "-")
+
+    def count_and_draw(db: Session) -> tuple[fairness.Opening, int] | None:
+        fairness.count_attempt(db, account, now, settings.booking_rate_per_account)
+        fairness.count_attempt(db, address, now, settings.booking_rate_per_address)
+        opening = fairness.opening_for(db, schedule_id=body.schedule_id, slot_id=body.slot_id,
+                                       channel=body.channel, now=now)
+        if opening is None:
+            return None
+        return opening, fairness.take_ticket(db, opening, now).id
+
+    drawn = await units(count_and_draw)
+    if drawn is None:
+        return
+    opening, ticket_id = drawn
+    await asyncio.sleep(max(0.0, (opening.closes_at + fairness.GRACE - now).total_seconds()))
+    ahead = await units(
+        lambda db: fairness.rank(db, db.get_one(OpeningTicket, ticket_id)), write=False)
+    await asyncio.sleep(ahead * fairness.STEP.total_seconds())
+
+
+BookingGate = Annotated[None, Depends(booking_gate)]
+
+
 def _book(db: Session, principal: Principal, body: BookingCreate, now: Any,
           hold: bool) -> dict[str, Any]:
     appt = booking.book(db, principal=principal, patient_id=body.patient_id,
@@ -105,8 +146,9 @@ def _book(db: Session, principal: Principal, body: BookingCreate, now: Any,
 @router.post("/appointments", status_code=201, response_model=AppointmentRead,
              responses={409: {"description": "slot_taken, pool_closed, schedule_full, "
                                              "limit_reached, patient_restricted"}})
-def create_appointment(body: BookingCreate, db: DbSession, principal: CurrentPrincipal,
-                       now: Now, idempotency_key: IdemKey = None) -> JSONResponse:
+def create_appointment(_gate: BookingGate, body: BookingCreate, db: DbSession,
+                       principal: CurrentPrincipal, now: Now,
+                       idempotency_key: IdemKey = None) -> JSONResponse:
     """Book a slot (or a schedule's earliest free slot) for a real-name patient."""
     return _idempotent(db, principal, idempotency_key, "/appointments",
                        body.model_dump(mode="json"), now, 201,
@@ -114,7 +156,8 @@ def create_appointment(body: BookingCreate, db: DbSession, principal: CurrentPri
 
 
 @router.post("/holds", status_code=201, response_model=AppointmentRead)
-def create_hold(body: BookingCreate, db: DbSession, principal: CurrentPrincipal, now: Now,
+def create_hold(_gate: BookingGate, body: BookingCreate, db: DbSession,
+                principal: CurrentPrincipal, now: Now,
                 idempotency_key: IdemKey = None) -> JSONResponse:
     """Hold a slot for a few minutes (FHIR busy-tentative) before confirming it."""
     return _idempotent(db, principal, idempotency_key, "/holds", body.model_dump(mode="json"),

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     Date,
     ForeignKey,
@@ -236,3 +237,29 @@ class RebookingOffer(Base):
     note: Mapped[str] = mapped_column(Text, default="")
     new_appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointment.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OpeningTicket(Base):
+    """A booking request that arrived in the fair window right after a pool opened (BK-8).
+
+    Requests of one opening are served in the order of a random draw, not of arrival, so a
+    faster client (or a scalper's bot) gains nothing by being first.
+    """
+
+    __tablename__ = "opening_ticket"
+    __table_args__ = (Index("ix_opening_ticket_opening_draw", "opening", "draw"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    opening: Mapped[str] = mapped_column(String(80))
+    draw: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class RateCounter(Base):
+    """Booking attempts per account or client address in a fixed one-minute window (BK-8)."""
+
+    __tablename__ = "rate_counter"
+
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from onetrip.scheduling import idempotency, queue, waitlist
+from onetrip.scheduling import fairness, idempotency, queue, waitlist
 from onetrip.scheduling.models import Appointment, RebookingOffer, Slot
 
 
@@ -48,5 +48,6 @@ def sweep(db: Session, *, now: datetime) -> SweepReport:
     waitlisted = waitlist.expire_offers(db, now=now)
     noshows = queue.mark_noshows(db, now=now)
     idempotency.purge(db, before=now - timedelta(hours=24))
+    fairness.forget(db, before=now - timedelta(hours=1))
     db.flush()
     return SweepReport(len(holds), waitlisted, len(offers), noshows)
