@@ -167,3 +167,14 @@ def test_sweep_is_idempotent(db: Session, clinic: Clinic) -> None:
     second = sweep.sweep(db, now=OPEN + timedelta(minutes=10))
     assert first.holds_expired == 1 and second.holds_expired == 0
     assert db.get_one(Slot, held.slot_id).status == "free"
+
+
+def test_schedule_changes_are_audited(db: Session, clinic: Clinic) -> None:
+    from onetrip.identity import audit
+
+    fill(db, clinic, 2)
+    stopclinic.stop_clinic(db, principal=clinic.window, schedule_id=clinic.schedule.id,
+                           reason="设备故障", now=OPEN)
+    (row,) = [r for r in audit.search(db, limit=20) if r.action == "schedule.stop"]
+    assert row.actor_role == "window" and row.detail["appointments"] == 2
+    assert row.detail["reason"] == "设备故障"

@@ -341,5 +341,5 @@ def write_policy(code: str, body: PolicyWrite, db: DbSession,
     if not may_administer_hospital(principal.role, principal.hospital_id, h.id):
         raise PermissionDenied()
     row = service.set_policy(db, hospital=h, pools=body.pools, penalty=body.penalty,
-                             by=f"{principal.role.value}:{principal.label}")
+                             by=principal)
     return PolicyRead(hospital=h.code, pools=row.pools, penalty=row.penalty)

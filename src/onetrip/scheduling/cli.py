@@ -8,6 +8,12 @@ from pathlib import Path
 
 import typer
 
+from onetrip.identity.rules import Role
+from onetrip.identity.service import Principal
+
+#: Who the audit trail names for changes made from this command line.
+CLI = Principal(role=Role.regional_admin, label="onetrip-cli")
+
 app = typer.Typer(help="Schedules: weekly templates, the Excel sheet, generation, sweeping.",
                   no_args_is_help=True)
 
@@ -34,7 +40,7 @@ def import_sheet(path: Path, hospital: str = typer.Option(...)) -> None:
         with session_scope() as db:
             count = templates.import_sheet(
                 db, hospital=org_service.access_hospital(db, hospital),
-                content=path.read_bytes())
+                content=path.read_bytes(), by=CLI)
     except OnetripError as exc:
         raise _fail(exc) from exc
     typer.echo(f"imported {count} weekly sessions")
@@ -67,7 +73,7 @@ def generate(hospital: str = typer.Option(...),
     with session_scope() as db:
         report = service.generate_from_templates(
             db, hospital=org_service.access_hospital(db, hospital), start=first,
-            end=first + timedelta(days=days - 1), now=now)
+            end=first + timedelta(days=days - 1), now=now, by=CLI)
     typer.echo(f"created {report.created} sessions, {report.existing} already existed")
     for day, reason in sorted(report.skipped_days.items()):
         typer.echo(f"  skipped {day.isoformat()}: {reason}")

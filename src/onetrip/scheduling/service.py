@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from onetrip.config import get_settings
+from onetrip.identity import audit
+from onetrip.identity.service import Principal
 from onetrip.org import calendar as org_calendar
 from onetrip.org import service as org_service
 from onetrip.org.models import Department, Hospital, Practitioner
@@ -48,6 +50,12 @@ def _errors_text(exc: ValidationError | PolicyInvalid) -> str:
     return "；".join(messages)
 
 
+def record_change(db: Session, by: Principal | None, action: str, **detail: object) -> None:
+    """Every change to schedules, templates and policy leaves an audit row (who, what)."""
+    if by is not None:
+        audit.record(db, by, action=action, patient_id=None, detail=dict(detail))
+
+
 def policy_for(db: Session, hospital_id: int) -> tuple[PoolPolicy, PenaltyRule]:
     """A hospital's pool policy and penalty rule (the defaults where none is stored)."""
     row = db.get(BookingPolicy, hospital_id)
@@ -57,7 +65,8 @@ def policy_for(db: Session, hospital_id: int) -> tuple[PoolPolicy, PenaltyRule]:
 
 
 def set_policy(db: Session, *, hospital: Hospital, pools: dict[str, object],
-               penalty: dict[str, object] | None = None, by: str = "") -> BookingPolicy:
+               penalty: dict[str, object] | None = None,
+               by: Principal | None = None) -> BookingPolicy:
     """Store a validated policy; one below the policy floors is refused (BK-2, BK-4)."""
     try:
         pool_policy = PoolPolicy.model_validate(pools)
@@ -67,9 +76,11 @@ def set_policy(db: Session, *, hospital: Hospital, pools: dict[str, object],
     row = db.get(BookingPolicy, hospital.id) or BookingPolicy(hospital_id=hospital.id)
     row.pools = pool_policy.model_dump(mode="json")
     row.penalty = rule.model_dump(mode="json")
-    row.updated_by = by[:100]
+    row.updated_by = (by.actor if by else "system")[:100]
     db.add(row)
     db.flush()
+    record_change(db, by, "booking_policy.set", hospital=hospital.code, pools=row.pools,
+                  penalty=row.penalty)
     return row
 
 
@@ -156,7 +167,7 @@ class GenerationReport:
 
 
 def generate_from_templates(db: Session, *, hospital: Hospital, start: date, end: date,
-                            now: datetime) -> GenerationReport:
+                            now: datetime, by: Principal | None = None) -> GenerationReport:
     """Create the schedules of the weekly templates for each clinic day in [start, end].
 
     Days the calendar marks closed or unknown are skipped and reported with the reason;
@@ -189,6 +200,8 @@ def generate_from_templates(db: Session, *, hospital: Hospital, start: date, end
                                      SessionOfDay(t.session), t.start_time, t.slot_minutes,
                                      t.capacity, t.service_level, t.location_id, t.id))
     create_schedules(db, hospital=hospital, specs=specs, now=now)
+    record_change(db, by, "schedule.generate", hospital=hospital.code, start=start.isoformat(),
+                  end=end.isoformat(), created=len(specs))
     return GenerationReport(len(specs), existing, skipped)
 
 

@@ -64,6 +64,8 @@ def substitute(db: Session, *, principal: Principal, schedule_id: int, practitio
     schedule.status_reason = reason[:200]
     affected = tuple(a.id for a in _active(db, schedule.id))
     db.flush()
+    service.record_change(db, principal, "schedule.substitute", schedule_id=schedule.id,
+                          substitute=doctor.code, reason=reason, appointments=len(affected))
     events.publish(db, ScheduleSubstituted(schedule_id=schedule.id,
                                            substitute_practitioner_id=doctor.id,
                                            affected_appointment_ids=affected))
@@ -139,6 +141,9 @@ def stop_clinic(db: Session, *, principal: Principal, schedule_id: int, reason: 
         offers.append(offer)
         events.publish(db, RebookingOffered(appointment_id=appt.id, patient_id=appt.patient_id,
                                             offer_id=offer.id))
+    service.record_change(db, principal, "schedule.stop", schedule_id=schedule.id,
+                          reason=reason, appointments=len(offers),
+                          offered=sum(1 for o in offers if o.slot_ids))
     events.publish(db, ScheduleStopped(
         schedule_id=schedule.id, affected_appointment_ids=tuple(o.appointment_id for o in offers)))
     return StopResult(schedule, offers)

@@ -23,12 +23,13 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from onetrip.errors import InvalidInput
+from onetrip.identity.service import Principal
 from onetrip.org import service as org_service
 from onetrip.org.models import Hospital, Location
 from onetrip.org.rules import SERVICE_LEVEL_LABELS, WEEKDAY_LABELS
 from onetrip.scheduling.models import ScheduleTemplate
 from onetrip.scheduling.rules import SESSION_LABELS, SessionOfDay
-from onetrip.scheduling.service import SESSION_STARTS
+from onetrip.scheduling.service import SESSION_STARTS, record_change
 
 _LEVELS = {label: key for key, label in SERVICE_LEVEL_LABELS.items()} | {
     "普通": "general", "专科": "specialist", "专家": "expert", "特需": "special_needs"}
@@ -143,7 +144,8 @@ def parse_sheet(db: Session, hospital: Hospital, content: bytes) -> list[Templat
     return out
 
 
-def import_sheet(db: Session, *, hospital: Hospital, content: bytes) -> int:
+def import_sheet(db: Session, *, hospital: Hospital, content: bytes,
+                 by: Principal | None = None) -> int:
     """Replace the templates of the doctors the sheet lists; all rows or none."""
     rows = parse_sheet(db, hospital, content)
     doctors = {r.practitioner_id for r in rows}
@@ -158,6 +160,8 @@ def import_sheet(db: Session, *, hospital: Hospital, content: bytes) -> int:
             session=r.session.value, start_time=SESSION_STARTS[r.session],
             slot_minutes=r.slot_minutes, capacity=r.capacity, service_level=r.service_level))
     db.flush()
+    record_change(db, by, "schedule_template.import", hospital=hospital.code,
+                  doctors=len(doctors), sessions=len(rows))
     return len(rows)
 
 
