@@ -8,11 +8,14 @@ import typer
 
 from onetrip.config import get_settings
 from onetrip.identity.cli import app as token_app
+from onetrip.identity.cli import audit_app, identity_app
 from onetrip.org.cli import app as calendar_app
 
 app = typer.Typer(help="OneTrip 最多跑一次: booking and one-trip care for a region.",
                   no_args_is_help=True)
 app.add_typer(token_app, name="token")
+app.add_typer(identity_app, name="identity")
+app.add_typer(audit_app, name="audit")
 app.add_typer(calendar_app, name="calendar")
 
 
