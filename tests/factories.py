@@ -122,3 +122,15 @@ def account_principal(db: Session, p: Principal) -> Principal:
     return Principal(role=identity_service.account_role(db, p.account_id),
                      account_id=p.account_id,
                      patient_ids=identity_service.account_patient_ids(db, p.account_id))
+
+
+def last_sms_code(db: Session, phone: str) -> str:
+    """The code in the latest message of the development SMS outbox to ``phone``."""
+    import re
+
+    from onetrip.identity import sms
+
+    body = sms.outbox_messages(db, phone, limit=1)[0].body
+    match = re.search(r"验证码为(\d{6})", body)
+    assert match, "no code in the outbox"
+    return match.group(1)

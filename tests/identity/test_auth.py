@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 import pyotp
@@ -21,7 +20,7 @@ from onetrip.identity.errors import (
 )
 from onetrip.identity.models import SignInSession, SmsCode
 from onetrip.identity.rules import Role
-from tests.factories import mobile
+from tests.factories import last_sms_code, mobile
 
 
 def _age_codes(db: Session, by: timedelta) -> None:
@@ -37,17 +36,10 @@ def _idle(db: Session, by: timedelta) -> None:
     db.flush()
 
 
-def last_code(db: Session, phone: str) -> str:
-    body = sms.outbox_messages(db, phone, limit=1)[0].body
-    match = re.search(r"验证码为(\d{6})", body)
-    assert match
-    return match.group(1)
-
-
 def test_sms_code_signs_in_once_and_creates_the_account(db: Session) -> None:
     phone = mobile()
     sms.request_code(db, phone)
-    code = last_code(db, phone)
+    code = last_sms_code(db, phone)
     first = sms.sign_in(db, phone, code)
     assert first.secret and first.account is not None and first.error is None
     principal = auth.authenticate_token(db, first.secret)
@@ -73,7 +65,7 @@ def test_sms_codes_are_limited_to_one_a_minute_and_ten_a_day(db: Session) -> Non
 def test_sms_code_expires_after_five_minutes(db: Session) -> None:
     phone = mobile()
     sms.request_code(db, phone)
-    code = last_code(db, phone)
+    code = last_sms_code(db, phone)
     _age_codes(db, timedelta(minutes=5, seconds=1))
     assert isinstance(sms.sign_in(db, phone, code).error, SmsCodeInvalid)
 
@@ -81,7 +73,7 @@ def test_sms_code_expires_after_five_minutes(db: Session) -> None:
 def test_five_wrong_tries_burn_the_code(db: Session) -> None:
     phone = mobile()
     sms.request_code(db, phone)
-    code = last_code(db, phone)
+    code = last_sms_code(db, phone)
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
     for _ in range(5):
         assert isinstance(sms.sign_in(db, phone, wrong).error, SmsCodeInvalid)
