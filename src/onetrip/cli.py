@@ -53,8 +53,11 @@ def demo(seed: int = typer.Option(20261122, help="Seed: the same seed gives the 
     except OnetripError as exc:
         typer.echo(f"{exc.code}: {exc.text}", err=True)
         raise typer.Exit(2) from exc
+    from onetrip.identity.cli import print_demo_credentials
+
     if not result.created:
         typer.echo(f"demo region already loaded (seed {seed}); nothing changed")
-        return
-    typer.echo(f"demo region loaded (seed {seed}): " +
-               ", ".join(f"{k} {v}" for k, v in result.counts.items()))
+    else:
+        typer.echo(f"demo region loaded (seed {seed}): " +
+                   ", ".join(f"{k} {v}" for k, v in result.counts.items()))
+    print_demo_credentials(seed)

@@ -112,3 +112,18 @@ def verify() -> None:
     typer.echo(f"审计链在第 {report.first_broken_id} 行断开 (audit chain broken at row "
                f"{report.first_broken_id}) after {report.rows} intact rows", err=True)
     raise typer.Exit(1)
+
+
+def print_demo_credentials(seed: int) -> None:
+    """Show the demo staff accounts and patient phones (demo data only)."""
+    from onetrip.identity.demo import DEMO_PATIENT_PHONE, DEMO_PROXY_PHONE, demo_staff
+    from onetrip.identity.rules import ROLE_LABELS
+
+    typer.echo("demo staff (sign in at /staff/sign-in; demo credentials, never for real use):")
+    for s in demo_staff(seed):
+        line = f"  {ROLE_LABELS[s.role]:<8} {s.username:<16} password {s.password}"
+        if s.totp_secret:
+            line += f"  totp secret {s.totp_secret}"
+        typer.echo(line)
+    typer.echo(f"demo patient phones (sign in at /sign-in, code from `onetrip identity "
+               f"sms-outbox PHONE`): 本人 {DEMO_PATIENT_PHONE}, 家属代理 {DEMO_PROXY_PHONE}")
