@@ -193,6 +193,8 @@ ENDPOINTS: list[tuple[str, str, str, Any, frozenset[Role]]] = [
     ("reveal own", "GET", "/api/v1/patients/{own}/identity", None, REVEALERS),
     ("register", "POST", "/api/v1/patients", _new_person, REGISTRARS | ACCOUNT_ROLES),
     ("search", "POST", "/api/v1/patients/search", {"name": "吴"}, CARE_STAFF),
+    ("card lookup", "POST", "/api/v1/patients/lookup",
+     {"document_type": "passport", "document_number": "E66606666"}, CARE_STAFF | {Role.kiosk}),
     ("add document own", "POST", "/api/v1/patients/{own}/documents",
      {"document_type": "health_card", "document_number": "C" * 64}, STAFF_DOCS | ACCOUNT_ROLES),
     ("add document other", "POST", "/api/v1/patients/{other}/documents",

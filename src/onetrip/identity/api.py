@@ -73,6 +73,14 @@ def search_patients(body: PatientSearch, db: DbSession,
     return [PatientRead.of(p) for p in found]
 
 
+@router.post("/patients/lookup", response_model=PatientRead)
+def lookup_by_card(body: DocumentCreate, db: DbSession,
+                   principal: CurrentPrincipal) -> PatientRead:
+    """ID-4: resolve a presented card or document (kiosk swipe, desk scan) to the patient."""
+    return PatientRead.of(service.access_patient_by_document(
+        db, principal, body.document_type, body.document_number))
+
+
 @router.post("/patients/{patient_id}/documents", response_model=DocumentRead, status_code=201)
 def add_document(patient_id: int, body: DocumentCreate, db: DbSession,
                  principal: CurrentPrincipal) -> DocumentRead:

@@ -64,8 +64,8 @@ from onetrip.identity.rules import (
 
 __all__ = [
     "HospitalScopeRequired", "InvalidToken", "PatientNotFound", "Principal",
-    "access_patient", "authenticate_token", "create_token", "get_patient", "masked_id_number",
-    "masked_phone", "register_patient",
+    "access_patient", "access_patient_by_document", "authenticate_token", "create_token",
+    "get_patient", "masked_id_number", "masked_phone", "register_patient",
 ]
 
 _NAME = re.compile(r"^[\u3400-\u9fffA-Za-z][\u3400-\u9fffA-Za-z·•.\- ]{0,48}[\u3400-\u9fffA-Za-z]$")
@@ -191,6 +191,21 @@ def find_by_document(db: Session, doc_type: DocumentType, number: str) -> Patien
                            PatientDocument.document_type.in_(types))
                     .order_by(PatientDocument.id).limit(1))
     return master_of(db, doc.patient) if doc is not None else None
+
+
+def access_patient_by_document(db: Session, principal: Principal,
+                               document_type: DocumentType, number: str) -> Patient:
+    """ID-4: the patient whose card or document is presented (a kiosk swipe, a desk scan):
+    kiosks and care staff only; one audit row; raises PatientNotFound or PermissionDenied."""
+    if principal.role not in CARE_STAFF | {Role.kiosk}:
+        audit.record(db, principal, action="patient.card", patient_id=None, outcome="denied")
+        raise PermissionDenied()
+    patient = find_by_document(db, document_type, number)
+    if patient is None:
+        raise PatientNotFound(detail={"field": "document_number"})
+    audit.record(db, principal, action="patient.card", patient_id=patient.id,
+                 detail={"document_type": document_type.value})
+    return patient
 
 
 def find_by_phone(db: Session, phone: str) -> list[Patient]:
