@@ -131,3 +131,7 @@ def test_admin_merges_unmerges_and_reads_the_audit(client: TestClient, db: Sessi
     assert "已撤销合并" in r.text
     r = client.get("/staff/audit", params={"patient_id": a.id})
     assert r.status_code == 200 and "empi.merge" in r.text and "empi.unmerge" in r.text
+    r = client.get("/staff/audit", params={"staff": "pg-regional_admin"})
+    assert r.status_code == 200 and r.text.count('data-outcome="allowed"') >= 4
+    r = client.get("/staff/audit", params={"staff": "nobody"})
+    assert r.status_code == 422 and "未找到该工作人员" in r.text

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
@@ -171,12 +171,21 @@ def unmerge(merge_id: int, db: DbSession, principal: EmpiAdmin) -> Response:
 
 @router.get("/staff/audit")
 def audit_page(request: Request, db: DbSession, principal: EmpiAdmin,
-               patient_id: int | None = None, staff_id: int | None = None) -> Response:
-    rows = None
-    if patient_id is not None or staff_id is not None:
-        ids = empi.merged_into(db, patient_id) if patient_id is not None else None
+               patient_id: Annotated[str, Query(max_length=12)] = "",
+               staff: Annotated[str, Query(max_length=64)] = "") -> Response:
+    """By patient (with the records merged into it) or by staff member (id or username)."""
+    rows, error = None, None
+    pid = int(patient_id) if patient_id.strip().isdigit() else None
+    staff_id = auth.staff_id_of(db, staff.strip()) if staff.strip() else None
+    if patient_id.strip() and pid is None:
+        error = "就诊人编号应为数字"
+    elif staff.strip() and staff_id is None:
+        error = "未找到该工作人员"
+    elif pid is not None or staff_id is not None:
+        ids = empi.merged_into(db, pid) if pid is not None else None
         rows = audit.search(db, patient_ids=ids, staff_id=staff_id)
-        audit.record(db, principal, action="audit.search", patient_id=patient_id,
+        audit.record(db, principal, action="audit.search", patient_id=pid,
                      detail={"staff_id": staff_id} if staff_id else None)
     return render_page(request, "staff_audit.html", {"rows": rows, "patient_id": patient_id,
-                                                     "staff_id": staff_id})
+                                                     "staff": staff, "error": error},
+                       status_code=422 if error else 200)

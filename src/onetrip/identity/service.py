@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from onetrip.config import get_settings
@@ -21,6 +21,8 @@ from onetrip.identity import audit
 from onetrip.identity.auth import (
     HospitalScopeRequired,
     InvalidToken,
+    account_patient_ids,
+    account_role,
     authenticate_token,
     create_token,
 )
@@ -64,7 +66,8 @@ from onetrip.identity.rules import (
 
 __all__ = [
     "HospitalScopeRequired", "InvalidToken", "PatientNotFound", "Principal",
-    "access_patient", "access_patient_by_document", "authenticate_token", "create_token",
+    "access_patient", "access_patient_by_document", "account_patient_ids", "account_role",
+    "authenticate_token", "create_token",
     "get_patient", "masked_id_number", "masked_phone", "register_patient",
 ]
 
@@ -384,16 +387,3 @@ def _link(db: Session, account: Account, patient: Patient,
     db.add(member)
     db.flush()
     return member
-
-
-def account_patient_ids(db: Session, account_id: int) -> frozenset[int]:
-    """ID-6: the patients a phone account may act for."""
-    return frozenset(db.scalars(select(FamilyMember.patient_id)
-                                .where(FamilyMember.account_id == account_id)))
-
-
-def account_role(db: Session, account_id: int) -> Role:
-    """An account with its own 本人 record acts as a patient; otherwise as a proxy."""
-    has_self = db.scalar(select(func.count(FamilyMember.id)).where(
-        FamilyMember.account_id == account_id, FamilyMember.relation == "self"))
-    return Role.patient if has_self else Role.proxy
