@@ -13,6 +13,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
+from onetrip.config import get_settings
 from onetrip.deps import TOKEN_COOKIE, DbSession, OptionalPrincipal
 from onetrip.errors import OnetripError
 from onetrip.identity import audit, service, sms
@@ -119,12 +120,12 @@ def my_family(request: Request, db: DbSession, principal: OptionalPrincipal,
     for m in members:
         audit.record(db, me, action="family.read", patient_id=m.patient_id)
     account = db.get(Account, me.account_id)
+    limit = get_settings().max_family_members
     return render_page(request, "my_family.html", {
         "members": members, "labels": RELATIONSHIP_LABELS, "doc_labels": DOCUMENT_LABELS,
         "phone": service.masked_phone(account) if account else "",
         "flash": _FLASHES.get(flash or ""),
-        "can_add": len(members) < service.get_settings().max_family_members,
-        "limit": service.get_settings().max_family_members,
+        "can_add": len(members) < limit, "limit": limit,
         "masked": service.masked_id_number, "masked_phone": service.masked_phone})
 
 
