@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -20,6 +21,7 @@ from onetrip.identity.errors import (
     InvalidDocumentCheckDigit,
     InvalidPhone,
     PatientNotFound,
+    PhoneMismatch,
     SelfAlreadyRegistered,
     UnknownRegionCode,
 )
@@ -178,3 +180,38 @@ def test_staff_get_404_for_unknown_patients_and_the_regulator_never_reads(db: Se
     with pytest.raises(PermissionDenied):
         service.access_patient(db, Principal(role=Role.regulator), p.id)
     assert service.get_patient(db, p.id) == p and service.get_patient(db, 10**9) is None
+
+
+def test_id6_linking_a_known_person_to_an_account_needs_their_phone(db: Session) -> None:
+    number = resident_id(date(1950, 5, 5))
+    grandma = make_patient(db, name="何秀英", document_number=number, phone="13600005555")
+    acct = make_account(db)
+    make_patient(db, principal=acct, birth_date=date(1980, 1, 1))
+    acct = account_principal(db, acct)
+    with pytest.raises(PhoneMismatch):
+        service.register_patient(db, acct, name="何秀英", document_type=DocumentType.
+                                 resident_id_card, document_number=number, phone=mobile(),
+                                 relationship=Relationship.parent)
+    reg = service.register_patient(db, acct, name="何秀英", document_type=DocumentType.
+                                   resident_id_card, document_number=number,
+                                   phone="13600005555", relationship=Relationship.parent)
+    assert not reg.created and reg.patient.id == grandma.id
+    assert grandma.id in account_principal(db, acct).patient_ids
+
+
+def test_id3_a_registration_racing_another_resolves_to_the_winner(
+        db: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    number = resident_id(date(1999, 9, 9))
+    winner = make_patient(db, name="林一", document_number=number)
+    real = service.find_by_document
+    calls: list[int] = []
+
+    def first_lookup_misses(*args: Any, **kw: Any) -> Patient | None:
+        calls.append(1)  # as if the winner had not committed when we looked
+        return None if len(calls) == 1 else real(*args, **kw)
+
+    monkeypatch.setattr(service, "find_by_document", first_lookup_misses)
+    reg = service.register_patient(db, WINDOW, name="林一", document_type=DocumentType.
+                                   resident_id_card, document_number=number, phone=mobile())
+    assert not reg.created and reg.patient.id == winner.id and len(calls) == 2
+    assert len(winner.documents) == 1

@@ -33,7 +33,8 @@ router = APIRouter(include_in_schema=False)
 
 #: Which form field an error belongs to when its detail does not say.
 _FIELD_OF_CODE = {"invalid_name": "name", "document_name_mismatch": "name",
-                  "invalid_phone": "phone", "guardian_required": "relationship",
+                  "invalid_phone": "phone", "phone_mismatch": "phone",
+                  "guardian_required": "relationship",
                   "self_already_registered": "relationship",
                   "birth_date_required": "birth_date", "birth_date_mismatch": "birth_date"}
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from onetrip.config import get_settings
@@ -40,6 +41,7 @@ from onetrip.identity.errors import (
     InvalidName,
     InvalidPhone,
     PatientNotFound,
+    PhoneMismatch,
     SelfAlreadyRegistered,
 )
 from onetrip.identity.models import Account, FamilyMember, Patient, PatientDocument
@@ -264,8 +266,9 @@ def register_patient(db: Session, principal: Principal, *, name: str,
     document (ID-3). A phone account adds the patient to its family (ID-6).
 
     Raises the specific InvalidDocument error, InvalidName, InvalidPhone,
-    DocumentNameMismatch (known document, other name), GuardianRequired, FamilyFull;
-    nothing is written when it raises.
+    DocumentNameMismatch (known document, other name), PhoneMismatch (an account linking a
+    known person without their phone), GuardianRequired, FamilyFull; nothing is written
+    when it raises.
     """
     if principal.role not in REGISTRARS | ACCOUNT_ROLES:
         raise PermissionDenied()
@@ -287,27 +290,48 @@ def register_patient(db: Session, principal: Principal, *, name: str,
         relationship = relationship or Relationship.self_
         _check_family_rules(db, account, relationship, born)
     existing = find_by_document(db, document_type, number)
-    if existing is not None:
-        if _same_name(existing.name, name) is False:
-            raise DocumentNameMismatch(detail={"field": "name"})
-        _attach_document(db, existing, document_type, number)
-        if account is not None and relationship is not None:
-            _link(db, account, existing, relationship)
-        audit.record(db, principal, action="patient.register", patient_id=existing.id,
-                     detail={"resolved": "existing", "document_type": document_type.value})
-        return Registration(existing, created=False)
+    if existing is None:
+        try:
+            with db.begin_nested():
+                patient = _create(db, name=name, gender=doc_gender or gender, born=born,
+                                  e164=e164, document_type=document_type, number=number)
+        except IntegrityError:
+            # Another registration of the same document committed first: resolve to it.
+            existing = find_by_document(db, document_type, number)
+            if existing is None:
+                raise
+        else:
+            if account is not None and relationship is not None:
+                _link(db, account, patient, relationship)
+            audit.record(db, principal, action="patient.register", patient_id=patient.id,
+                         detail={"resolved": "created", "document_type": document_type.value})
+            return Registration(patient, created=True)
+    if not _same_name(existing.name, name):
+        raise DocumentNameMismatch(detail={"field": "name"})
+    if existing.birth_date != born:
+        raise BirthDateMismatch(detail={"field": "birth_date"})
+    if account is not None and existing.phone_index != phone_index(e164):
+        # ID-6: linking a known person to an account also needs the phone they registered
+        # with, so a name and an ID number alone do not open someone's record.
+        raise PhoneMismatch(detail={"field": "phone"})
+    _attach_document(db, existing, document_type, number)
+    if account is not None and relationship is not None:
+        _link(db, account, existing, relationship)
+    audit.record(db, principal, action="patient.register", patient_id=existing.id,
+                 detail={"resolved": "existing", "document_type": document_type.value})
+    return Registration(existing, created=False)
+
+
+def _create(db: Session, *, name: str, gender: str, born: date, e164: str,
+            document_type: DocumentType, number: str) -> Patient:
     kr = keyring()
-    patient = Patient(name=name, gender=doc_gender or gender, birth_date=born,
+    patient = Patient(name=name, gender=gender, birth_date=born,
                       phone_cipher=kr.encrypt(e164, purpose="phone"),
                       phone_index=phone_index(e164))
     db.add(patient)
     db.flush()
     _attach_document(db, patient, document_type, number)
-    if account is not None and relationship is not None:
-        _link(db, account, patient, relationship)
-    audit.record(db, principal, action="patient.register", patient_id=patient.id,
-                 detail={"resolved": "created", "document_type": document_type.value})
-    return Registration(patient, created=True)
+    return patient
 
 
 def add_document(db: Session, principal: Principal, patient_id: int, *,
