@@ -135,3 +135,22 @@ def test_admin_merges_unmerges_and_reads_the_audit(client: TestClient, db: Sessi
     assert r.status_code == 200 and r.text.count('data-outcome="allowed"') >= 4
     r = client.get("/staff/audit", params={"staff": "nobody"})
     assert r.status_code == 422 and "未找到该工作人员" in r.text
+
+
+def test_window_registers_a_patient_at_the_desk(client: TestClient, db: Session) -> None:
+    _staff_sign_in(client, db, Role.window)
+    form = client.get("/staff/patients/new").text
+    assert "实名登记" in form and 'name="relationship"' not in form
+    number = resident_id(date(1958, 8, 8))
+    bad = client.post("/staff/patients/new", data={
+        "name": "曹刚", "document_type": "resident_id_card", "document_number": number,
+        "phone": "12345"})
+    assert bad.status_code == 422 and 'data-field="phone"' in bad.text
+    ok = client.post("/staff/patients/new", data={
+        "name": "曹刚", "document_type": "resident_id_card", "document_number": number,
+        "phone": "13600007777"})
+    assert ok.status_code == 201 and "已登记：曹刚" in ok.text and number not in ok.text
+    again = client.post("/staff/patients/new", data={
+        "name": "曹刚", "document_type": "social_security_card", "document_number": number,
+        "phone": "13600007777"})
+    assert again.status_code == 200 and "已有档案" in again.text

@@ -5,6 +5,7 @@ search, possible duplicates with merge/unmerge, and the audit search. Patient pa
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -15,7 +16,14 @@ from onetrip.deps import TOKEN_COOKIE, DbSession, OptionalPrincipal
 from onetrip.errors import NotAuthenticated, OnetripError, PermissionDenied
 from onetrip.identity import audit, auth, empi, patient_pages, service
 from onetrip.identity.principal import Principal
-from onetrip.identity.rules import CARE_STAFF, DOCUMENT_LABELS, EMPI_ADMINS, DocumentType, Role
+from onetrip.identity.rules import (
+    CARE_STAFF,
+    DOCUMENT_LABELS,
+    EMPI_ADMINS,
+    REGISTRARS,
+    DocumentType,
+    Role,
+)
 from onetrip.web import render_page
 
 router = APIRouter(include_in_schema=False)
@@ -137,6 +145,39 @@ def search_patients(request: Request, db: DbSession, principal: CareStaff,
         return render_page(request, "staff_patients.html", ctx, status_code=422)
     ctx["results"] = results
     return render_page(request, "staff_patients.html", ctx)
+
+
+# --- desk registration (ID-1, ID-5 offline) -------------------------------------------------
+
+
+Registrar = Annotated[Principal, Depends(_staff(REGISTRARS))]
+
+
+def _desk_form(values: dict[str, str], errors: dict[str, str]) -> dict[str, object]:
+    return {**patient_pages.form_context(True, values, errors), "staff_mode": True,
+            "form_action": "/staff/patients/new"}
+
+
+@router.get("/staff/patients/new")
+def desk_registration_page(request: Request, principal: Registrar) -> Response:
+    return render_page(request, "family_member_form.html",
+                       _desk_form({"document_type": DocumentType.resident_id_card.value}, {}))
+
+
+@router.post("/staff/patients/new")
+def desk_register(request: Request, db: DbSession, principal: Registrar,
+                  form: Annotated[patient_pages.RegistrationForm,
+                                  Depends(patient_pages.read_form)]) -> Response:
+    """A window clerk registers a patient from the document in hand."""
+    reg, errors = patient_pages.register_from_form(db, principal, form)
+    if reg is None:
+        return render_page(request, "family_member_form.html",
+                           _desk_form(asdict(form), errors), status_code=422)
+    ctx = _desk_form({"document_type": form.document_type}, {})
+    ctx.update(registered=reg.patient, registered_text="已登记" if reg.created
+               else "该证件已有档案，已关联到原就诊人")
+    return render_page(request, "family_member_form.html", ctx,
+                       status_code=201 if reg.created else 200)
 
 
 # --- EMPI: possible duplicates, merge, unmerge ----------------------------------------------

@@ -6,11 +6,13 @@ the form keeps what was typed (the number and phone are never put in a URL).
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from onetrip.config import get_settings
@@ -27,6 +29,7 @@ from onetrip.identity.rules import (
     DocumentType,
     Relationship,
 )
+from onetrip.identity.service import Registration
 from onetrip.web import render_page
 
 router = APIRouter(include_in_schema=False)
@@ -134,7 +137,18 @@ _FLASHES = {"added": "已添加，实名信息已登记",
             "existing": "该证件已登记过，已关联到已有就诊人档案（同一人只有一份档案）"}
 
 
-def _form_ctx(members_have_self: bool, values: dict[str, str],
+def read_form(name: Annotated[str, Form(max_length=50)] = "",
+          relationship: Annotated[str, Form(max_length=16)] = "self",
+          document_type: Annotated[str, Form(max_length=40)] = "resident_id_card",
+          document_number: Annotated[str, Form(max_length=80)] = "",
+          birth_date: Annotated[str, Form(max_length=10)] = "",
+          gender: Annotated[str, Form(max_length=8)] = "",
+          phone: Annotated[str, Form(max_length=24)] = "") -> RegistrationForm:
+    return RegistrationForm(name, relationship, document_type, document_number, birth_date,
+                            gender, phone)
+
+
+def form_context(members_have_self: bool, values: dict[str, str],
               errors: dict[str, str]) -> dict[str, object]:
     relationships = [r for r in Relationship if not (members_have_self and r is
                                                      Relationship.self_)]
@@ -152,57 +166,75 @@ def new_member_page(request: Request, db: DbSession, principal: OptionalPrincipa
     has_self = any(m.relation == "self" for m in service.family_of(db, me.account_id))
     values = {"relationship": "child" if has_self else "self",
               "document_type": DocumentType.resident_id_card.value}
-    return render_page(request, "family_member_form.html", _form_ctx(has_self, values, {}))
+    return render_page(request, "family_member_form.html", form_context(has_self, values, {}))
+
+
+@dataclass
+class RegistrationForm:
+    """The registration form as typed; ``check`` gives field errors before the service."""
+
+    name: str = ""
+    relationship: str = "self"
+    document_type: str = "resident_id_card"
+    document_number: str = ""
+    birth_date: str = ""
+    gender: str = ""
+    phone: str = ""
+
+    def check(self) -> tuple[date | None, dict[str, str]]:
+        errors: dict[str, str] = {}
+        if not self.name.strip():
+            errors["name"] = "请填写姓名"
+        if not self.document_number.strip():
+            errors["document_number"] = "请填写证件号码"
+        if self.relationship not in {r.value for r in Relationship}:
+            errors["relationship"] = "请选择与本人关系"
+        if self.document_type not in {t.value for t in DocumentType}:
+            errors["document_type"] = "请选择证件类型"
+        born: date | None = None
+        if self.birth_date:
+            try:
+                born = date.fromisoformat(self.birth_date)
+            except ValueError:
+                errors["birth_date"] = "日期格式应为YYYY-MM-DD"
+        return born, errors
+
+
+def register_from_form(db: Session, principal: Principal, form: RegistrationForm, *,
+                       default_phone: str = "") -> tuple[Registration | None, dict[str, str]]:
+    """Register through the service inside a savepoint; a refusal becomes field errors."""
+    born, errors = form.check()
+    if errors:
+        return None, errors
+    try:
+        with db.begin_nested():
+            reg = service.register_patient(
+                db, principal, name=form.name, document_type=DocumentType(form.document_type),
+                document_number=form.document_number,
+                phone=form.phone.strip() or default_phone, birth_date=born,
+                gender=form.gender if form.gender in ("male", "female") else "",
+                relationship=Relationship(form.relationship)
+                if principal.role in ACCOUNT_ROLES else None)
+    except OnetripError as exc:
+        if exc.http_status >= 500 or exc.http_status in (401, 403):
+            raise
+        return None, field_errors(exc)
+    return reg, {}
 
 
 @router.post("/me/family/new")
 def add_member(request: Request, db: DbSession, principal: OptionalPrincipal,
-               name: Annotated[str, Form(max_length=50)] = "",
-               relationship: Annotated[str, Form(max_length=16)] = "self",
-               document_type: Annotated[str, Form(max_length=40)] = "resident_id_card",
-               document_number: Annotated[str, Form(max_length=80)] = "",
-               birth_date: Annotated[str, Form(max_length=10)] = "",
-               gender: Annotated[str, Form(max_length=8)] = "",
-               phone: Annotated[str, Form(max_length=24)] = "") -> Response:
+               form: Annotated[RegistrationForm, Depends(read_form)]) -> Response:
     """ID-1/ID-6: register 本人 or a family member, each real-name."""
     me = _account_principal(principal)
     if me is None or me.account_id is None:
         return _to_sign_in("/me/family/new")
     has_self = any(m.relation == "self" for m in service.family_of(db, me.account_id))
-    values = {"name": name, "relationship": relationship, "document_type": document_type,
-              "document_number": document_number, "birth_date": birth_date,
-              "gender": gender, "phone": phone}
-    errors: dict[str, str] = {}
-    if not name.strip():
-        errors["name"] = "请填写姓名"
-    if not document_number.strip():
-        errors["document_number"] = "请填写证件号码"
-    if relationship not in {r.value for r in Relationship}:
-        errors["relationship"] = "请选择与本人关系"
-    if document_type not in {t.value for t in DocumentType}:
-        errors["document_type"] = "请选择证件类型"
-    born: date | None = None
-    if birth_date:
-        try:
-            born = date.fromisoformat(birth_date)
-        except ValueError:
-            errors["birth_date"] = "日期格式应为YYYY-MM-DD"
-    if errors:
-        return render_page(request, "family_member_form.html",
-                           _form_ctx(has_self, values, errors), status_code=422)
     account = db.get(Account, me.account_id)
-    try:
-        with db.begin_nested():
-            reg = service.register_patient(
-                db, me, name=name, document_type=DocumentType(document_type),
-                document_number=document_number,
-                phone=phone.strip() or (service.patient_phone(account) if account else ""),
-                birth_date=born, gender=gender if gender in ("male", "female") else "",
-                relationship=Relationship(relationship))
-    except OnetripError as exc:
-        if exc.http_status >= 500 or exc.http_status in (401, 403):
-            raise
+    reg, errors = register_from_form(
+        db, me, form, default_phone=service.patient_phone(account) if account else "")
+    if reg is None:
         return render_page(request, "family_member_form.html",
-                           _form_ctx(has_self, values, field_errors(exc)), status_code=422)
+                           form_context(has_self, asdict(form), errors), status_code=422)
     flash = "existing" if not reg.created else "added"
     return RedirectResponse(f"/me/family?flash={flash}", status_code=303)
