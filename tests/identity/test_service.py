@@ -19,6 +19,7 @@ from onetrip.identity.errors import (
     GuardianRequired,
     InvalidDocument,
     InvalidDocumentCheckDigit,
+    InvalidName,
     InvalidPhone,
     PatientNotFound,
     PhoneMismatch,
@@ -215,3 +216,15 @@ def test_id3_a_registration_racing_another_resolves_to_the_winner(
                                    resident_id_card, document_number=number, phone=mobile())
     assert not reg.created and reg.patient.id == winner.id and len(calls) == 2
     assert len(winner.documents) == 1
+
+
+@pytest.mark.parametrize(("name", "ok"), [
+    ("王芳", True), ("买买提·艾力", True), ("John O'Neil", True), ("Anne-Marie Li", True),
+    ("王", False), ("王芳1", False), ("<script>", False), ("  ", False),
+])
+def test_id1_names_are_checked_as_on_the_document(name: str, ok: bool) -> None:
+    if ok:
+        assert service.check_name(name) == name
+    else:
+        with pytest.raises(InvalidName):
+            service.check_name(name)

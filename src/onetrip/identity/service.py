@@ -73,7 +73,10 @@ __all__ = [
     "get_patient", "masked_id_number", "masked_phone", "register_patient",
 ]
 
-_NAME = re.compile(r"^[\u3400-\u9fffA-Za-z][\u3400-\u9fffA-Za-z·•.\- ]{0,48}[\u3400-\u9fffA-Za-z]$")
+# Chinese characters or Latin letters; the middle dot of minority names (买买提·艾力), and
+# the spaces, hyphens and apostrophes of foreign names.
+_LETTER = r"[\u3400-\u9fffA-Za-z]"
+_NAME = re.compile(rf"^{_LETTER}[\u3400-\u9fffA-Za-z·•.'\- ]{{0,48}}{_LETTER}$")
 
 
 def today() -> date:
