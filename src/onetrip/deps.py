@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from onetrip.db import new_session
@@ -22,7 +23,7 @@ from onetrip.identity.service import Principal
 TOKEN_COOKIE = "onetrip_token"
 
 
-def get_db() -> Iterator[Session]:
+def get_db(request: Request) -> Iterator[Session]:
     """One transaction per request: committed before the response is sent, else rolled back.
 
     A refused access leaves a denied audit row that must survive the rollback; it is written
@@ -30,6 +31,8 @@ def get_db() -> Iterator[Session]:
     """
     db = new_session()
     try:
+        if _writes_likely(request) and db.get_bind().dialect.name == "sqlite":
+            _claim_sqlite_writer(db)
         yield db
         db.commit()
     except BaseException:
@@ -41,7 +44,25 @@ def get_db() -> Iterator[Session]:
         db.close()
 
 
-DbSession = Annotated[Session, Depends(get_db)]
+def _writes_likely(request: Request) -> bool:
+    # Signed-in requests write (audit rows, session activity), and so do form posts.
+    return (request.method not in ("GET", "HEAD") or "authorization" in request.headers
+            or TOKEN_COOKIE in request.cookies)
+
+
+def _claim_sqlite_writer(db: Session) -> None:
+    """Take SQLite's single writer lock before the first read (as BEGIN IMMEDIATE would).
+
+    In WAL mode a transaction that read and then writes fails at once with "database is
+    locked" if another connection committed in between; claiming the lock first makes it
+    wait (busy_timeout) instead. The statement matches no row; PostgreSQL needs nothing.
+    """
+    db.execute(text("UPDATE sign_in_session SET id = id WHERE 1 = 0"))
+
+
+# scope="function": the commit runs when the handler returns, before the response is sent
+# (FastAPI's default "request" scope would commit after the client already saw success).
+DbSession = Annotated[Session, Depends(get_db, scope="function")]
 
 
 def _secret_from(request: Request) -> str | None:
