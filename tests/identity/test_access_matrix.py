@@ -98,6 +98,8 @@ ENDPOINTS: list[tuple[str, str, str, Any, frozenset[Role]]] = [
      {"document_type": "health_card", "document_number": "C" * 64}, STAFF_DOCS | ACCOUNT_ROLES),
     ("add document other", "POST", "/api/v1/patients/{other}/documents",
      {"document_type": "health_card", "document_number": "D" * 64}, STAFF_DOCS),
+    ("change phone", "PUT", "/api/v1/patients/{own}/phone", {"phone": "13600006666"},
+     REVEALERS),
     ("verify offline", "POST", "/api/v1/patients/{own}/verification", {"method": "offline"},
      REVEALERS),
     ("my family", "GET", "/api/v1/me/family", None, ACCOUNT_ROLES),

@@ -228,3 +228,16 @@ def test_id1_names_are_checked_as_on_the_document(name: str, ok: bool) -> None:
     else:
         with pytest.raises(InvalidName):
             service.check_name(name)
+
+
+def test_id1_the_window_records_a_new_phone_and_lookups_follow(db: Session) -> None:
+    p = make_patient(db, phone="13600001234")
+    service.change_phone(db, WINDOW, p.id, "13600004321")
+    assert service.masked_phone(p) == "136****4321"
+    assert service.find_by_phone(db, "13600004321") == [p]
+    assert service.find_by_phone(db, "13600001234") == []
+    with pytest.raises(InvalidPhone):
+        service.change_phone(db, WINDOW, p.id, "123")
+    with pytest.raises(PermissionDenied):
+        service.change_phone(db, Principal(role=Role.doctor, hospital_id=1), p.id,
+                             "13600005678")

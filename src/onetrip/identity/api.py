@@ -27,6 +27,7 @@ from onetrip.identity.schemas import (
     PatientIdentity,
     PatientRead,
     PatientSearch,
+    PhoneUpdate,
     SessionRead,
     SmsCodeCreate,
     SmsSignInCreate,
@@ -90,6 +91,13 @@ def add_document(patient_id: int, body: DocumentCreate, db: DbSession,
                      outcome="denied")
         raise PermissionDenied()
     return DocumentRead.of(service.add_document(db, principal, patient_id, **body.model_dump()))
+
+
+@router.put("/patients/{patient_id}/phone", response_model=PatientRead)
+def change_phone(patient_id: int, body: PhoneUpdate, db: DbSession,
+                 principal: CurrentPrincipal) -> PatientRead:
+    """A clerk records a patient's new phone after checking the document."""
+    return PatientRead.of(service.change_phone(db, principal, patient_id, body.phone))
 
 
 @router.post("/patients/{patient_id}/verification", response_model=PatientRead)

@@ -101,6 +101,10 @@ class FamilyMemberRead(BaseModel):
                    patient=PatientRead.of(m.patient))
 
 
+class PhoneUpdate(BaseModel):
+    phone: str = Field(min_length=1, max_length=24)
+
+
 class VerificationCreate(BaseModel):
     method: Literal["offline", "online"]
 

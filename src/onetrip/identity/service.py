@@ -51,6 +51,7 @@ from onetrip.identity.rules import (
     CARE_STAFF,
     CITIZEN_NUMBER_TYPES,
     REGISTRARS,
+    REVEALERS,
     DocumentType,
     Relationship,
     Role,
@@ -349,6 +350,20 @@ def add_document(db: Session, principal: Principal, patient_id: int, *,
     if born is not None and born != patient.birth_date:
         raise BirthDateMismatch(detail={"field": "document_number"})
     return _attach_document(db, patient, document_type, number)
+
+
+def change_phone(db: Session, principal: Principal, patient_id: int, phone: str) -> Patient:
+    """A window clerk or hospital admin, with the document in hand, records a new phone."""
+    if principal.role not in REVEALERS:
+        audit.record(db, principal, action="patient.change_phone", patient_id=patient_id,
+                     outcome="denied")
+        raise PermissionDenied()
+    e164 = check_phone(phone)
+    patient = access_patient(db, principal, patient_id, action="patient.change_phone")
+    patient.phone_cipher = keyring().encrypt(e164, purpose="phone")
+    patient.phone_index = phone_index(e164)
+    db.flush()
+    return patient
 
 
 def _same_name(a: str, b: str) -> bool:
