@@ -96,7 +96,41 @@ def make_patient(db: Session, *, principal: Principal = WINDOW,
     else:
         number = kw.pop("document_number")
         born = birth
-    args: dict[str, Any] = {"name": f"测试{next(_seq)}", "phone": mobile(), **kw}
+    digits = "".join("零一二三四五六七八九"[int(c)] for c in str(next(_seq)))
+    args: dict[str, Any] = {"name": f"测试{digits}", "phone": mobile(), **kw}
     return identity_service.register_patient(
         db, principal, document_type=document_type, document_number=number, birth_date=born,
         relationship=relationship, **args).patient
+
+
+def make_account(db: Session, phone: str | None = None) -> Principal:
+    """A phone account with no family yet, as the principal of its sign-in session."""
+    from onetrip.identity.crypto import keyring
+    from onetrip.identity.models import Account
+
+    e164 = "+86" + (phone or mobile())
+    acc = Account(phone_cipher=keyring().encrypt(e164, purpose="phone"),
+                  phone_index=identity_service.phone_index(e164))
+    db.add(acc)
+    db.flush()
+    return Principal(role=Role.proxy, account_id=acc.id)
+
+
+def account_principal(db: Session, p: Principal) -> Principal:
+    """The account's principal as a new request would see it (role and family re-read)."""
+    assert p.account_id is not None
+    return Principal(role=identity_service.account_role(db, p.account_id),
+                     account_id=p.account_id,
+                     patient_ids=identity_service.account_patient_ids(db, p.account_id))
+
+
+def last_sms_code(db: Session, phone: str) -> str:
+    """The code in the latest message of the development SMS outbox to ``phone``."""
+    import re
+
+    from onetrip.identity import sms
+
+    body = sms.outbox_messages(db, phone, limit=1)[0].body
+    match = re.search(r"验证码为(\d{6})", body)
+    assert match, "no code in the outbox"
+    return match.group(1)

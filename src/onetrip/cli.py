@@ -8,6 +8,7 @@ import typer
 
 from onetrip.config import get_settings
 from onetrip.identity.cli import app as token_app
+from onetrip.identity.cli import audit_app, identity_app
 from onetrip.org.cli import app as calendar_app
 from onetrip.quality.cli import app as quality_app
 from onetrip.scheduling.cli import app as schedule_app
@@ -15,6 +16,8 @@ from onetrip.scheduling.cli import app as schedule_app
 app = typer.Typer(help="OneTrip 最多跑一次: booking and one-trip care for a region.",
                   no_args_is_help=True)
 app.add_typer(token_app, name="token")
+app.add_typer(identity_app, name="identity")
+app.add_typer(audit_app, name="audit")
 app.add_typer(calendar_app, name="calendar")
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(quality_app, name="quality")
@@ -54,8 +57,11 @@ def demo(seed: int = typer.Option(20261122, help="Seed: the same seed gives the 
     except OnetripError as exc:
         typer.echo(f"{exc.code}: {exc.text}", err=True)
         raise typer.Exit(2) from exc
+    from onetrip.identity.cli import print_demo_credentials
+
     if not result.created:
         typer.echo(f"demo region already loaded (seed {seed}); nothing changed")
-        return
-    typer.echo(f"demo region loaded (seed {seed}): " +
-               ", ".join(f"{k} {v}" for k, v in result.counts.items()))
+    else:
+        typer.echo(f"demo region loaded (seed {seed}): " +
+                   ", ".join(f"{k} {v}" for k, v in result.counts.items()))
+    print_demo_credentials(seed)

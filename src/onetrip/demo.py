@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from onetrip.errors import Conflict
+from onetrip.identity.demo import load_identity
 from onetrip.org.demo import load_org
 from onetrip.org.demo_data import REGION
 from onetrip.org.models import Hospital, Region
@@ -23,7 +24,9 @@ DEFAULT_SEED = 20261122
 
 #: Later domains append a step: (name, fn(db, region, seed) -> dict of counts).
 DemoStep = Callable[[Session, Region, int], dict[str, int]]
-STEPS: list[tuple[str, DemoStep]] = [("scheduling", load_scheduling), ("quality", load_quality)]
+STEPS: list[tuple[str, DemoStep]] = [
+    ("identity", load_identity), ("scheduling", load_scheduling), ("quality", load_quality),
+]
 
 
 class NotADemoDatabase(Conflict):

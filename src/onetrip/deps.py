@@ -38,6 +38,16 @@ def _gate(write: bool) -> asyncio.Semaphore:
     return _gates.setdefault(key, asyncio.Semaphore(size))
 
 
+def writes_likely(request: Request) -> bool:
+    """Signed-in requests write (audit rows, session activity), and so do form posts.
+
+    On SQLite such a request begins with the write lock (BEGIN IMMEDIATE): in WAL mode a
+    transaction that read and then writes fails at once if another one committed between.
+    """
+    return (request.method not in ("GET", "HEAD", "OPTIONS")
+            or "authorization" in request.headers or TOKEN_COOKIE in request.cookies)
+
+
 async def db_admission(request: Request) -> AsyncIterator[None]:
     """Admit a request to the database only when a connection (or, for a SQLite write, the
     write lock) is free; until then it waits here, on the event loop.
@@ -46,7 +56,7 @@ async def db_admission(request: Request) -> AsyncIterator[None]:
     connection pool (or SQLite's busy handler) fill the thread pool, and the requests that
     hold connections can no longer get a thread to finish: the server stalls.
     """
-    async with _gate(request.method not in ("GET", "HEAD", "OPTIONS")):
+    async with _gate(writes_likely(request)):
         yield
 
 
@@ -79,7 +89,7 @@ def get_db(request: Request,
     A refused access leaves a denied audit row that must survive the rollback; it is written
     again after the rollback and committed on its own.
     """
-    db = new_session(write=request.method not in ("GET", "HEAD", "OPTIONS"))
+    db = new_session(write=writes_likely(request))
     try:
         yield db
         db.commit()
@@ -92,7 +102,9 @@ def get_db(request: Request,
         db.close()
 
 
-DbSession = Annotated[Session, Depends(get_db)]
+# scope="function": the commit runs when the handler returns, before the response is sent
+# (FastAPI's default "request" scope would commit after the client already saw success).
+DbSession = Annotated[Session, Depends(get_db, scope="function")]
 
 
 def get_now() -> datetime:

@@ -14,6 +14,7 @@ from onetrip.web import STATIC_DIR
 
 
 def create_app() -> FastAPI:
+    from onetrip.identity import api as identity_api
     from onetrip.identity import pages as identity_pages
     from onetrip.org import api as org_api
     from onetrip.org import pages as org_pages
@@ -42,7 +43,7 @@ def create_app() -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    for router in (org_api.router, org_pages.router, identity_pages.router,
+    for router in (org_api.router, org_pages.router, identity_api.router, identity_pages.router,
                    scheduling_api.router, quality_api.router, quality_pages.router):
         app.include_router(router)
     return app

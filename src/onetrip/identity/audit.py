@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import or_, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session, SessionTransaction
 
 from onetrip.db import utcnow
@@ -135,13 +135,11 @@ def verify_chain(db: Session, *, batch: int = 5000) -> ChainReport:
 
 
 def search(db: Session, *, patient_ids: list[int] | None = None, staff_id: int | None = None,
-           actor: str | None = None, limit: int = 200) -> list[AuditEvent]:
+           limit: int = 200) -> list[AuditEvent]:
     """Audit rows about some patients or by one staff member, newest first."""
     stmt = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
     if patient_ids is not None:
         stmt = stmt.where(AuditEvent.patient_id.in_(patient_ids))
     if staff_id is not None:
         stmt = stmt.where(AuditEvent.staff_id == staff_id)
-    if actor is not None:
-        stmt = stmt.where(or_(AuditEvent.actor == actor, AuditEvent.actor.like(f"{actor} %")))
     return list(db.scalars(stmt))

@@ -151,16 +151,32 @@ def _session_principal(db: Session, secret: str, *, request_id: str,
                          staff_id=staff.id, session_id=row.id, label=staff.username,
                          request_id=request_id, client_ip=client_ip)
     assert row.account_id is not None
-    ids = frozenset(db.scalars(select(FamilyMember.patient_id)
-                               .where(FamilyMember.account_id == row.account_id)))
-    kinds = set(db.scalars(select(FamilyMember.relation)
-                           .where(FamilyMember.account_id == row.account_id)))
-    role = Role.patient if "self" in kinds else Role.proxy
-    return Principal(role=role, account_id=row.account_id, session_id=row.id,
-                     patient_ids=ids, request_id=request_id, client_ip=client_ip)
+    return Principal(role=account_role(db, row.account_id), account_id=row.account_id,
+                     session_id=row.id, patient_ids=account_patient_ids(db, row.account_id),
+                     request_id=request_id, client_ip=client_ip)
+
+
+def account_patient_ids(db: Session, account_id: int) -> frozenset[int]:
+    """ID-6: the patients a phone account may act for (itself and its family members)."""
+    return frozenset(db.scalars(select(FamilyMember.patient_id)
+                                .where(FamilyMember.account_id == account_id)))
+
+
+def account_role(db: Session, account_id: int) -> Role:
+    """An account with its own 本人 record acts as a patient; otherwise as a proxy."""
+    own = db.scalar(select(FamilyMember.id).where(FamilyMember.account_id == account_id,
+                                                  FamilyMember.relation == "self").limit(1))
+    return Role.patient if own is not None else Role.proxy
 
 
 # --- staff ---------------------------------------------------------------------------------
+
+
+def staff_id_of(db: Session, who: str) -> int | None:
+    """A staff member's id from its id or username."""
+    if who.isdigit():
+        return db.scalar(select(Staff.id).where(Staff.id == int(who)))
+    return db.scalar(select(Staff.id).where(Staff.username == who))
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""`onetrip token ...`: bearer tokens for integrations, kiosks and staff consoles."""
+"""`onetrip token ...`, `onetrip identity ...` and `onetrip audit ...` commands."""
 
 from __future__ import annotations
 
@@ -8,6 +8,18 @@ from onetrip.identity.rules import Role
 
 app = typer.Typer(help="Bearer tokens (shown once; only their hash is stored).",
                   no_args_is_help=True)
+identity_app = typer.Typer(help="Staff accounts, key rotation, the development SMS outbox.",
+                           no_args_is_help=True)
+audit_app = typer.Typer(help="The append-only, hash-chained audit trail.", no_args_is_help=True)
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    from onetrip.errors import OnetripError
+
+    if isinstance(exc, OnetripError):
+        typer.echo(f"{exc.code}: {exc.text}", err=True)
+        return typer.Exit(2)
+    raise exc
 
 
 @app.command("create")
@@ -25,6 +37,93 @@ def create(role: Role = typer.Option(..., help="Role the token acts as."),
             _row, secret = service.create_token(db, role=role, hospital_code=hospital,
                                                 label=label)
     except OnetripError as exc:
-        typer.echo(f"{exc.code}: {exc.text}", err=True)
-        raise typer.Exit(2) from exc
+        raise _fail(exc) from exc
     typer.echo(secret)
+
+
+@identity_app.command("staff-create")
+def staff_create(username: str = typer.Option(...), name: str = typer.Option(...),
+                 role: Role = typer.Option(...),
+                 hospital: str | None = typer.Option(None, help="Hospital code.")) -> None:
+    """Create a staff account; prints the password and, for admins, the TOTP secret once."""
+    from onetrip.db import session_scope
+    from onetrip.errors import OnetripError
+    from onetrip.identity import auth
+
+    try:
+        with session_scope() as db:
+            new = auth.create_staff(db, username=username, name=name, role=role,
+                                    hospital_code=hospital)
+    except OnetripError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"username: {username}\npassword: {new.password}")
+    if new.totp_secret:
+        typer.echo(f"totp secret: {new.totp_secret} (add it to an authenticator app)")
+
+
+@identity_app.command("new-key")
+def new_key() -> None:
+    """Print a fresh random 32-byte key (for ONETRIP_DATA_KEYS or ONETRIP_INDEX_KEY)."""
+    from onetrip.identity.crypto import new_key as make
+
+    typer.echo(make())
+
+
+@identity_app.command("rekey")
+def rekey() -> None:
+    """Re-encrypt under the current data key and recompute blind indexes (key rotation)."""
+    from onetrip.db import session_scope
+    from onetrip.identity import keys
+
+    with session_scope() as db:
+        counts = keys.rekey(db)
+        left = keys.values_under_old_keys(db)
+    typer.echo("rekeyed: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    typer.echo(f"values still under old keys: {left}")
+
+
+@identity_app.command("sms-outbox")
+def sms_outbox(phone: str = typer.Argument(..., help="The phone the messages went to."),
+               limit: int = 5) -> None:
+    """Show the latest messages of the development SMS sender to one phone."""
+    from onetrip.db import session_scope
+    from onetrip.errors import OnetripError
+    from onetrip.identity import sms
+
+    try:
+        with session_scope() as db:
+            for m in sms.outbox_messages(db, phone, limit=limit):
+                typer.echo(f"{m.created_at:%Y-%m-%d %H:%M:%S} {m.body}")
+    except OnetripError as exc:
+        raise _fail(exc) from exc
+
+
+@audit_app.command("verify")
+def verify() -> None:
+    """Recompute the audit hash chain; exit 1 and name the first broken row if tampered."""
+    from onetrip.db import session_scope
+    from onetrip.identity import audit
+
+    with session_scope() as db:
+        report = audit.verify_chain(db)
+    if report.ok:
+        typer.echo(f"审计链完整 (audit chain intact): {report.rows} rows")
+        return
+    typer.echo(f"审计链在第 {report.first_broken_id} 行断开 (audit chain broken at row "
+               f"{report.first_broken_id}) after {report.rows} intact rows", err=True)
+    raise typer.Exit(1)
+
+
+def print_demo_credentials(seed: int) -> None:
+    """Show the demo staff accounts and patient phones (demo data only)."""
+    from onetrip.identity.demo import DEMO_PATIENT_PHONE, DEMO_PROXY_PHONE, demo_staff
+    from onetrip.identity.rules import ROLE_LABELS
+
+    typer.echo("demo staff (sign in at /staff/sign-in; demo credentials, never for real use):")
+    for s in demo_staff(seed):
+        line = f"  {ROLE_LABELS[s.role]:<8} {s.username:<16} password {s.password}"
+        if s.totp_secret:
+            line += f"  totp secret {s.totp_secret}"
+        typer.echo(line)
+    typer.echo(f"demo patient phones (sign in at /sign-in, code from `onetrip identity "
+               f"sms-outbox PHONE`): 本人 {DEMO_PATIENT_PHONE}, 家属代理 {DEMO_PROXY_PHONE}")

@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from onetrip.config import get_settings
@@ -59,7 +60,10 @@ class Keyring:
             raise UndecryptableValue() from exc
         if prefix != _PREFIX:
             raise UndecryptableValue()
-        return AESGCM(key).decrypt(raw[:12], raw[12:], purpose.encode()).decode()
+        try:
+            return AESGCM(key).decrypt(raw[:12], raw[12:], purpose.encode()).decode()
+        except InvalidTag as exc:
+            raise UndecryptableValue() from exc
 
     def blind_index(self, value: str, *, purpose: str) -> str:
         message = purpose.encode() + b"\x00" + value.encode()

@@ -74,6 +74,11 @@ class DocumentNameMismatch(InvalidInput):
     message = "该证件已登记在另一姓名下，请核对姓名或证件号码"
 
 
+class PhoneMismatch(InvalidInput):
+    code = "phone_mismatch"
+    message = "该就诊人已登记，请填写其登记时使用的手机号码"
+
+
 class DocumentBelongsToOther(Conflict):
     code = "document_belongs_to_other"
     message = "该证件已属于另一位就诊人；如为同一人，请由管理员合并档案"

@@ -39,6 +39,3 @@ class Principal:
         else:
             who = "system"
         return f"{who} {self.label}".strip()[:120]
-
-
-SYSTEM = Principal(role=Role.regional_admin, label="system")

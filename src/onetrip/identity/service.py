@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import func, select
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from onetrip.config import get_settings
@@ -21,6 +22,8 @@ from onetrip.identity import audit
 from onetrip.identity.auth import (
     HospitalScopeRequired,
     InvalidToken,
+    account_patient_ids,
+    account_role,
     authenticate_token,
     create_token,
 )
@@ -38,6 +41,7 @@ from onetrip.identity.errors import (
     InvalidName,
     InvalidPhone,
     PatientNotFound,
+    PhoneMismatch,
     SelfAlreadyRegistered,
 )
 from onetrip.identity.models import Account, FamilyMember, Patient, PatientDocument
@@ -47,6 +51,7 @@ from onetrip.identity.rules import (
     CARE_STAFF,
     CITIZEN_NUMBER_TYPES,
     REGISTRARS,
+    REVEALERS,
     DocumentType,
     Relationship,
     Role,
@@ -64,11 +69,15 @@ from onetrip.identity.rules import (
 
 __all__ = [
     "HospitalScopeRequired", "InvalidToken", "PatientNotFound", "Principal",
-    "access_patient", "authenticate_token", "create_token", "get_patient", "masked_id_number",
-    "masked_phone", "register_patient",
+    "access_patient", "access_patient_by_document", "account_patient_ids", "account_role",
+    "authenticate_token", "create_token",
+    "get_patient", "masked_id_number", "masked_phone", "register_patient",
 ]
 
-_NAME = re.compile(r"^[\u3400-\u9fffA-Za-z][\u3400-\u9fffA-Za-z·•.\- ]{0,48}[\u3400-\u9fffA-Za-z]$")
+# Chinese characters or Latin letters; the middle dot of minority names (买买提·艾力), and
+# the spaces, hyphens and apostrophes of foreign names.
+_LETTER = r"[\u3400-\u9fffA-Za-z]"
+_NAME = re.compile(rf"^{_LETTER}[\u3400-\u9fffA-Za-z·•.'\- ]{{0,48}}{_LETTER}$")
 
 
 def today() -> date:
@@ -193,6 +202,21 @@ def find_by_document(db: Session, doc_type: DocumentType, number: str) -> Patien
     return master_of(db, doc.patient) if doc is not None else None
 
 
+def access_patient_by_document(db: Session, principal: Principal,
+                               document_type: DocumentType, number: str) -> Patient:
+    """ID-4: the patient whose card or document is presented (a kiosk swipe, a desk scan):
+    kiosks and care staff only; one audit row; raises PatientNotFound or PermissionDenied."""
+    if principal.role not in CARE_STAFF | {Role.kiosk}:
+        audit.record(db, principal, action="patient.card", patient_id=None, outcome="denied")
+        raise PermissionDenied()
+    patient = find_by_document(db, document_type, number)
+    if patient is None:
+        raise PatientNotFound(detail={"field": "document_number"})
+    audit.record(db, principal, action="patient.card", patient_id=patient.id,
+                 detail={"document_type": document_type.value})
+    return patient
+
+
 def find_by_phone(db: Session, phone: str) -> list[Patient]:
     """Active patients registered with this phone (exact, through the blind index)."""
     return list(db.scalars(select(Patient).where(Patient.phone_index == phone_index(
@@ -246,8 +270,9 @@ def register_patient(db: Session, principal: Principal, *, name: str,
     document (ID-3). A phone account adds the patient to its family (ID-6).
 
     Raises the specific InvalidDocument error, InvalidName, InvalidPhone,
-    DocumentNameMismatch (known document, other name), GuardianRequired, FamilyFull;
-    nothing is written when it raises.
+    DocumentNameMismatch (known document, other name), PhoneMismatch (an account linking a
+    known person without their phone), GuardianRequired, FamilyFull; nothing is written
+    when it raises.
     """
     if principal.role not in REGISTRARS | ACCOUNT_ROLES:
         raise PermissionDenied()
@@ -269,27 +294,48 @@ def register_patient(db: Session, principal: Principal, *, name: str,
         relationship = relationship or Relationship.self_
         _check_family_rules(db, account, relationship, born)
     existing = find_by_document(db, document_type, number)
-    if existing is not None:
-        if _same_name(existing.name, name) is False:
-            raise DocumentNameMismatch(detail={"field": "name"})
-        _attach_document(db, existing, document_type, number)
-        if account is not None and relationship is not None:
-            _link(db, account, existing, relationship)
-        audit.record(db, principal, action="patient.register", patient_id=existing.id,
-                     detail={"resolved": "existing", "document_type": document_type.value})
-        return Registration(existing, created=False)
+    if existing is None:
+        try:
+            with db.begin_nested():
+                patient = _create(db, name=name, gender=doc_gender or gender, born=born,
+                                  e164=e164, document_type=document_type, number=number)
+        except IntegrityError:
+            # Another registration of the same document committed first: resolve to it.
+            existing = find_by_document(db, document_type, number)
+            if existing is None:
+                raise
+        else:
+            if account is not None and relationship is not None:
+                _link(db, account, patient, relationship)
+            audit.record(db, principal, action="patient.register", patient_id=patient.id,
+                         detail={"resolved": "created", "document_type": document_type.value})
+            return Registration(patient, created=True)
+    if not _same_name(existing.name, name):
+        raise DocumentNameMismatch(detail={"field": "name"})
+    if existing.birth_date != born:
+        raise BirthDateMismatch(detail={"field": "birth_date"})
+    if account is not None and existing.phone_index != phone_index(e164):
+        # ID-6: linking a known person to an account also needs the phone they registered
+        # with, so a name and an ID number alone do not open someone's record.
+        raise PhoneMismatch(detail={"field": "phone"})
+    _attach_document(db, existing, document_type, number)
+    if account is not None and relationship is not None:
+        _link(db, account, existing, relationship)
+    audit.record(db, principal, action="patient.register", patient_id=existing.id,
+                 detail={"resolved": "existing", "document_type": document_type.value})
+    return Registration(existing, created=False)
+
+
+def _create(db: Session, *, name: str, gender: str, born: date, e164: str,
+            document_type: DocumentType, number: str) -> Patient:
     kr = keyring()
-    patient = Patient(name=name, gender=doc_gender or gender, birth_date=born,
+    patient = Patient(name=name, gender=gender, birth_date=born,
                       phone_cipher=kr.encrypt(e164, purpose="phone"),
                       phone_index=phone_index(e164))
     db.add(patient)
     db.flush()
     _attach_document(db, patient, document_type, number)
-    if account is not None and relationship is not None:
-        _link(db, account, patient, relationship)
-    audit.record(db, principal, action="patient.register", patient_id=patient.id,
-                 detail={"resolved": "created", "document_type": document_type.value})
-    return Registration(patient, created=True)
+    return patient
 
 
 def add_document(db: Session, principal: Principal, patient_id: int, *,
@@ -304,6 +350,20 @@ def add_document(db: Session, principal: Principal, patient_id: int, *,
     if born is not None and born != patient.birth_date:
         raise BirthDateMismatch(detail={"field": "document_number"})
     return _attach_document(db, patient, document_type, number)
+
+
+def change_phone(db: Session, principal: Principal, patient_id: int, phone: str) -> Patient:
+    """A window clerk or hospital admin, with the document in hand, records a new phone."""
+    if principal.role not in REVEALERS:
+        audit.record(db, principal, action="patient.change_phone", patient_id=patient_id,
+                     outcome="denied")
+        raise PermissionDenied()
+    e164 = check_phone(phone)
+    patient = access_patient(db, principal, patient_id, action="patient.change_phone")
+    patient.phone_cipher = keyring().encrypt(e164, purpose="phone")
+    patient.phone_index = phone_index(e164)
+    db.flush()
+    return patient
 
 
 def _same_name(a: str, b: str) -> bool:
@@ -369,16 +429,3 @@ def _link(db: Session, account: Account, patient: Patient,
     db.add(member)
     db.flush()
     return member
-
-
-def account_patient_ids(db: Session, account_id: int) -> frozenset[int]:
-    """ID-6: the patients a phone account may act for."""
-    return frozenset(db.scalars(select(FamilyMember.patient_id)
-                                .where(FamilyMember.account_id == account_id)))
-
-
-def account_role(db: Session, account_id: int) -> Role:
-    """An account with its own 本人 record acts as a patient; otherwise as a proxy."""
-    has_self = db.scalar(select(func.count(FamilyMember.id)).where(
-        FamilyMember.account_id == account_id, FamilyMember.relation == "self"))
-    return Role.patient if has_self else Role.proxy
