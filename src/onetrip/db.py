@@ -7,6 +7,8 @@ transaction handling switched off so that SQLAlchemy's BEGIN/SAVEPOINT are the r
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -65,23 +67,54 @@ def rowcount(result: Result[Any]) -> int:
 
 
 def _configure_sqlite(engine: Engine) -> None:
+    database = engine.url.database or ""
+    lock_path = f"{database}.writer-lock" if database and database != ":memory:" else None
+
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+        if lock_path is not None:
+            record.info["writer_lock"] = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    @event.listens_for(engine, "close")
+    def _on_close(_dbapi_connection: Any, record: Any) -> None:
+        fd = record.info.pop("writer_lock", None)
+        if fd is not None:
+            os.close(fd)  # closing also drops a lock still held
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         # A writing unit of work takes SQLite's write lock up front (BEGIN IMMEDIATE): two
         # deferred transactions that both read and then write would fail with
-        # SQLITE_BUSY_SNAPSHOT instead of waiting their turn.
+        # SQLITE_BUSY_SNAPSHOT instead of waiting their turn. Writers of every process
+        # first queue on a lock file: flock wakes the next one the moment the lock is free,
+        # where SQLite's busy handler would sleep up to 100 ms between tries.
         mode = conn.get_execution_options().get("sqlite_begin", "")
+        fd = conn.connection.dbapi_connection and _writer_fd(conn)
+        if mode == "IMMEDIATE" and fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            conn.info["writer_locked"] = True
         conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+    def _release(conn: Any) -> None:
+        if conn.info.pop("writer_locked", False):
+            fd = _writer_fd(conn)
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    event.listen(engine, "commit", _release)
+    event.listen(engine, "rollback", _release)
+
+
+def _writer_fd(conn: Any) -> int | None:
+    fd = conn.connection._connection_record.info.get("writer_lock")
+    return int(fd) if fd is not None else None
 
 
 def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:

@@ -264,9 +264,11 @@ def test_bk6_noshow_restricts_online_booking_but_not_the_window(
     from onetrip.scheduling import queue
 
     a, pa = clinic.patient(db)
-    booking.book(db, principal=pa, patient_id=a.id, channel=Channel.app,
-                 schedule_id=clinic.schedule.id, now=OPEN)
-    assert queue.mark_noshows(db, now=local(DAY, 12, 30)) == 1
+    missed = booking.book(db, principal=pa, patient_id=a.id, channel=Channel.app,
+                          schedule_id=clinic.schedule.id, now=OPEN)
+    assert queue.mark_noshows(db, now=local(DAY, 12, 30)) >= 1
+    db.refresh(missed)
+    assert missed.status == "noshow" and missed.penalty_event == "noshow"
     later = clinic.session(db, day=DAY + timedelta(days=7))
     with pytest.raises(PatientRestricted, match="30天") as err:
         booking.book(db, principal=pa, patient_id=a.id, channel=Channel.app,

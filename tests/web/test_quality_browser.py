@@ -24,7 +24,7 @@ def test_quality_dashboard_in_chromium(browser: Any, live_server: str, artifacts
     page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="zh-CN")
     page.goto(live_server + "/staff/sign-in?next=/quality")
     page.fill("#token", token)
-    page.click("button[type=submit]")
+    page.get_by_role("button", name="使用令牌登录").click()
     page.wait_for_url("**/quality")
     page.locator("#chart-trend canvas").wait_for(timeout=10000)
     assert "处方与费用分析" in page.get_by_role("heading", level=1).inner_text()

@@ -11,9 +11,11 @@ per-patient lock (an advisory lock on PostgreSQL, the write lock on SQLite).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import and_, func, select, text, update
+from sqlalchemy import Table, and_, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -116,27 +118,48 @@ def _lock_patient(db: Session, patient_id: int) -> None:
                    {"ns": _PATIENT_LOCK, "pid": patient_id})
 
 
+_APPOINTMENT = cast(Table, Appointment.__table__)
+_SLOT = cast(Table, Slot.__table__)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """The columns of a just-claimed slot that the booking needs (no second read)."""
+
+    id: int
+    start_at: datetime
+    pool: Pool
+    timer: PoolTimer
+
+
 def _expire_holds(db: Session, now: datetime, *, patient_id: int | None = None,
                   slot_id: int | None = None) -> None:
     """Turn run-out holds into ``expired`` so they no longer count or block."""
-    stmt = update(Appointment).where(Appointment.status == "held",
-                                     Appointment.hold_expires_at <= now)
+    t = _APPOINTMENT.c
+    stmt = update(_APPOINTMENT).where(t.status == "held", t.hold_expires_at <= now)
     if patient_id is not None:
-        stmt = stmt.where(Appointment.patient_id == patient_id)
+        stmt = stmt.where(t.patient_id == patient_id)
     if slot_id is not None:
-        stmt = stmt.where(Appointment.slot_id == slot_id)
-    db.execute(stmt.values(status="expired"), execution_options={"synchronize_session": False})
+        stmt = stmt.where(t.slot_id == slot_id)
+    db.connection().execute(stmt.values(status="expired"))
 
 
 def _check_limits(db: Session, *, patient_id: int, schedule: Schedule, max_active: int,
                   now: datetime) -> None:
-    active = list(db.execute(
-        select(Appointment.schedule_id, Appointment.department_id, Appointment.day)
-        .where(Appointment.patient_id == patient_id, Appointment.status.in_(_ACTIVE),
-               Appointment.start_at > now - timedelta(hours=12))))
-    if any(s == schedule.id for s, _d, _day in active):
+    t = _APPOINTMENT.c
+    rows = db.connection().execute(
+        select(t.schedule_id, t.department_id, t.day, t.status, t.hold_expires_at)
+        .where(t.patient_id == patient_id, t.status.in_(_ACTIVE),
+               t.start_at > now - timedelta(hours=12))).all()
+    lapsed = [r for r in rows if r.status == "held" and r.hold_expires_at is not None
+              and r.hold_expires_at <= now]
+    if lapsed:
+        _expire_holds(db, now, patient_id=patient_id)
+    active = [r for r in rows if r not in lapsed]
+    if any(r.schedule_id == schedule.id for r in active):
         raise LimitReached("您已预约过该出诊", detail={"limit": "per_schedule"})
-    if any(d == schedule.department_id and day == schedule.day for _s, d, day in active):
+    if any(r.department_id == schedule.department_id and r.day == schedule.day
+           for r in active):
         raise LimitReached("同一科室同一天只能预约一次", detail={"limit": "per_department_day"})
     if len(active) >= max_active:
         raise LimitReached(f"有效预约最多{max_active}个", detail={"limit": "max_active",
@@ -144,25 +167,34 @@ def _check_limits(db: Session, *, patient_id: int, schedule: Schedule, max_activ
 
 
 def _claim(db: Session, *, schedule: Schedule, slot_id: int | None, pools: frozenset[Pool],
-           now: datetime, hold_until: datetime | None) -> Slot | None:
-    """One conditional UPDATE: claim this slot, or the schedule's earliest open one."""
-    conditions = [service.claimable(now), Slot.start_at > now, service.open_to(pools, now)]
-    if slot_id is not None:
-        target = Slot.id == slot_id
-    else:
-        pick = (select(Slot.id).where(Slot.schedule_id == schedule.id, *conditions)
-                .order_by(Slot.start_at, Slot.id).limit(1)
-                .with_for_update(skip_locked=True).scalar_subquery())
-        target = Slot.id == pick
-    stmt = (update(Slot).where(target, Slot.schedule_id == schedule.id, *conditions)
-            .values(status="held" if hold_until else "booked", held_until=hold_until)
-            .returning(Slot.id))
-    claimed = db.execute(stmt, execution_options={"synchronize_session": False}).scalar()
-    if claimed is None:
-        return None
-    slot = db.get_one(Slot, claimed)
-    db.refresh(slot)
-    return slot
+           now: datetime, hold_until: datetime | None) -> Claimed | None:
+    """One conditional UPDATE: claim this slot, or the schedule's earliest open one.
+
+    Free slots are tried first and slots whose hold ran out second, each with a condition
+    the (schedule, status, start) index answers; an OR of the two would scan the schedule.
+    """
+    t = _SLOT.c
+    phases = [(t.status == "free"), and_(t.status == "held", t.held_until <= now)]
+    for lapsed_hold, state in enumerate(phases):
+        conditions = [t.schedule_id == schedule.id, state, t.start_at > now,
+                      service.open_to(pools, now, t)]
+        if slot_id is not None:
+            target = t.id == slot_id
+        else:
+            pick = (select(t.id).where(*conditions).order_by(t.start_at).limit(1)
+                    .with_for_update(skip_locked=True).scalar_subquery())
+            target = t.id == pick
+        stmt = (update(_SLOT).where(target, *conditions)
+                .values(status="held" if hold_until else "booked", held_until=hold_until)
+                .returning(t.id, t.start_at, t.pool, t.release_at, t.return_at, t.return_pool))
+        row = db.connection().execute(stmt).first()
+        if row is not None:
+            if lapsed_hold:
+                _expire_holds(db, now, slot_id=row.id)
+            return Claimed(row.id, row.start_at, Pool(row.pool), PoolTimer(
+                row.release_at, row.return_at,
+                Pool(row.return_pool) if row.return_pool else None))
+    return None
 
 
 def _why_not(db: Session, *, schedule: Schedule, slot_id: int | None,
@@ -217,25 +249,21 @@ def book(db: Session, *, principal: Principal, patient_id: int, channel: Channel
                                     detail={"until": restriction.until.isoformat(),
                                             "count": restriction.count, "rule": restriction.rule})
     _lock_patient(db, patient_id)
-    _expire_holds(db, now, patient_id=patient_id)
     _check_limits(db, patient_id=patient_id, schedule=schedule,
                   max_active=policy.max_active_appointments, now=now)
     pools = CHANNEL_POOLS[channel]
     hold_until = now + timedelta(minutes=policy.hold_minutes) if hold else None
     try:
         with db.begin_nested():
-            slot = _claim(db, schedule=schedule, slot_id=slot_id, pools=pools, now=now,
-                          hold_until=hold_until)
-            if slot is None:
+            claimed = _claim(db, schedule=schedule, slot_id=slot_id, pools=pools, now=now,
+                             hold_until=hold_until)
+            if claimed is None:
                 raise _why_not(db, schedule=schedule, slot_id=slot_id, pools=pools, now=now)
-            _expire_holds(db, now, slot_id=slot.id)
-            timer = PoolTimer(slot.release_at, slot.return_at,
-                              Pool(slot.return_pool) if slot.return_pool else None)
             appt = Appointment(
-                slot_id=slot.id, schedule_id=schedule.id, patient_id=patient_id,
+                slot_id=claimed.id, schedule_id=schedule.id, patient_id=patient_id,
                 hospital_id=schedule.hospital_id, department_id=schedule.department_id,
-                day=schedule.day, start_at=slot.start_at,
-                pool=(effective_pool(Pool(slot.pool), timer, now) or Pool(slot.pool)).value,
+                day=schedule.day, start_at=claimed.start_at,
+                pool=(effective_pool(claimed.pool, claimed.timer, now) or claimed.pool).value,
                 channel=channel.value, status="held" if hold else "booked",
                 hold_expires_at=hold_until, booked_by=_who(principal),
                 booked_at=None if hold else now, created_at=now,

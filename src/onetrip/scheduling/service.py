@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import cast
+from typing import Any, cast
 
 from pydantic import ValidationError
 from sqlalchemy import Table, and_, case, func, insert, or_, select
@@ -213,13 +213,16 @@ def access_schedule(db: Session, schedule_id: int) -> Schedule:
     return schedule
 
 
-def open_to(pools: frozenset[Pool], now: datetime) -> ColumnElement[bool]:
-    """SQL: the slot's pool at ``now`` is one of ``pools`` and released (BK-4 timers)."""
+def open_to(pools: frozenset[Pool], now: datetime, cols: Any = None) -> ColumnElement[bool]:
+    """SQL: the slot's pool at ``now`` is one of ``pools`` and released (BK-4 timers).
+
+    ``cols`` is the slot table's column collection for Core statements (default: ORM)."""
+    c = cols if cols is not None else Slot
     names = [p.value for p in pools]
-    returned = and_(Slot.return_at.is_not(None), Slot.return_at <= now)
+    returned = and_(c.return_at.is_not(None), c.return_at <= now)
     return or_(
-        and_(returned, Slot.return_pool.in_(names)),
-        and_(~returned, Slot.pool.in_(names), Slot.release_at <= now),
+        and_(returned, c.return_pool.in_(names)),
+        and_(~returned, c.pool.in_(names), c.release_at <= now),
     )
 
 

@@ -1,0 +1,424 @@
+"""Booking benchmark: throughput, overbooking and fairness against real databases.
+
+``python -m bench.booking [--quick] [--db sqlite|postgres] [--json]`` prints one JSON object:
+
+* ``hot_slot_per_s`` / ``spread_per_s``: engine-level bookings a second (the real
+  ``booking.book`` service, one transaction each) by 64 concurrent clients in 4 processes,
+  on one big schedule and spread over 200 schedules;
+* ``overbooked``: slots or schedules holding more claims than they have, after all runs;
+* ``naive_overbooked``: the same harness running a naive read-check-write booking (read a
+  free slot, then write it): it must overbook, or the harness could not see overbooking;
+* ``serializable_per_s``: the read-check-write booking in SERIALIZABLE transactions with
+  retries (on SQLite: transactions that take the write lock first), on the hot schedule;
+* ``http_per_s`` / ``http_p99_ms``: bookings over HTTP against 2 uvicorn workers;
+* ``fast_client_excess_pts``: in the fair opening window, the share of slots won by clients
+  ten times faster than the rest, above their share of clients (percentage points).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import random
+import statistics
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine, func, insert, select, text
+from sqlalchemy.orm import Session
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests import racekit
+from tests.factories import make_department, make_hospital, make_practitioner
+
+from bench.report import write_section
+from onetrip.config import get_settings
+from onetrip.db import make_engine, utcnow
+from onetrip.identity import service as identity_service
+from onetrip.identity.models import Patient
+from onetrip.identity.rules import Role
+from onetrip.org.models import Department, Hospital
+from onetrip.scheduling import service as scheduling_service
+from onetrip.scheduling.models import Appointment, Schedule
+from onetrip.scheduling.rules import SessionOfDay
+
+CLIENTS = 64
+PROCESSES = 4
+
+
+@dataclass
+class World:
+    url: str
+    hospital_id: int
+    hot: int
+    spread: list[int]
+    naive: int
+    patients: list[int]
+    token: str
+    day: date
+
+
+def build(engine: Engine, *, hot_capacity: int, spread_capacity: int,
+          patients: int) -> World:
+    """One hospital, every slot online, the sessions three days ahead, many patients."""
+    day = utcnow().astimezone(get_settings().tz).date() + timedelta(days=3)
+    created = utcnow() - timedelta(days=30)
+    with Session(engine) as db:
+        h = make_hospital(db, level="tertiary", clinic_weekdays=[1, 2, 3, 4, 5, 6, 7])
+        scheduling_service.set_policy(db, hospital=h, pools={
+            "online_share": 1.0, "priority_share": 0, "clinic_share": 0,
+            "max_active_appointments": 50, "fair_window_seconds": 0})
+        depts = [make_department(db, h) for _ in range(20)]
+
+        def session(dept: Department, capacity: int) -> int:
+            return scheduling_service.create_schedule(
+                db, hospital=h, department=dept, day=day, session=SessionOfDay.am,
+                practitioner=make_practitioner(db, h, dept), capacity=capacity,
+                slot_minutes=1, now=created).id
+
+        hot = session(depts[0], hot_capacity)
+        spread = [session(depts[i % 20], spread_capacity) for i in range(200)]
+        naive = session(depts[0], 200)
+        n = patients
+        now = utcnow()
+        db.execute(insert(Patient), [
+            {"name": "压测患者", "gender": "", "birth_date": date(1980, 1, 1),
+             "phone_cipher": "-", "phone_index": f"bench{i}", "status": "active",
+             "verification": "none", "created_at": now, "updated_at": now}
+            for i in range(n)])
+        patients = list(db.scalars(select(Patient.id).order_by(Patient.id)))
+        _row, token = identity_service.create_token(db, role=Role.window, hospital_code=h.code)
+        db.commit()
+        return World(str(engine.url.render_as_string(hide_password=False)), h.id, hot, spread,
+                     naive, patients, token, day)
+
+
+def overbooked(engine: Engine) -> int:
+    """Extra claims: slots with more than one active claim, schedules over capacity."""
+    active = ("held", "booked", "arrived")
+    with Session(engine) as db:
+        per_slot = db.execute(select(Appointment.slot_id, func.count()).where(
+            Appointment.status.in_(active)).group_by(Appointment.slot_id)
+            .having(func.count() > 1)).all()
+        per_schedule = db.execute(
+            select(Schedule.id, Schedule.capacity, func.count(Appointment.id))
+            .join(Appointment, Appointment.schedule_id == Schedule.id)
+            .where(Appointment.status.in_(active)).group_by(Schedule.id, Schedule.capacity)
+        ).all()
+    return sum(c - 1 for _s, c in per_slot) + sum(max(0, n - cap) for _i, cap, n in per_schedule)
+
+
+# --- engine-level workers (run in child processes) -----------------------------------------
+
+
+def _worker(url: str, mode: str, hospital_id: int, schedules: list[int],
+            chunks: list[list[int]], start_at: float, seconds: float,
+            out: Any) -> None:
+    os.environ["ONETRIP_DATABASE_URL"] = url
+    from onetrip.db import session_scope
+    from onetrip.identity.service import Principal
+    from onetrip.scheduling import booking
+    from onetrip.scheduling.rules import Channel
+
+    engine = make_engine(url, pool_size=len(chunks))
+    clerk = Principal(role=Role.window, hospital_id=hospital_id, label="bench")
+    counts: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def ours(patient: int, schedule: int) -> None:
+        with session_scope() as db:
+            booking.book(db, principal=clerk, patient_id=patient, channel=Channel.window,
+                         schedule_id=schedule, now=utcnow())
+
+    def naive(patient: int, schedule: int) -> None:
+        with engine.connect() as conn:
+            slot = conn.execute(text(
+                "SELECT id FROM slot WHERE schedule_id = :s AND status = 'free' "
+                "ORDER BY start_at LIMIT 1"), {"s": schedule}).scalar()
+            conn.commit()
+            if slot is None:
+                raise LookupError("full")
+            conn.execute(text("UPDATE slot SET status = 'booked' WHERE id = :i"), {"i": slot})
+            conn.execute(text("INSERT INTO bench_naive (slot_id, patient_id) VALUES (:i, :p)"),
+                         {"i": slot, "p": patient})
+            conn.commit()
+
+    def serializable(patient: int, schedule: int) -> None:
+        options = ({"isolation_level": "SERIALIZABLE"} if engine.dialect.name == "postgresql"
+                   else {"sqlite_begin": "IMMEDIATE"})
+        for _attempt in range(50):
+            try:
+                with engine.connect().execution_options(**options) as conn:
+                    slot = conn.execute(text(
+                        "SELECT id FROM slot WHERE schedule_id = :s AND status = 'free' "
+                        "ORDER BY start_at LIMIT 1"), {"s": schedule}).scalar()
+                    if slot is None:
+                        raise LookupError("full")
+                    conn.execute(text("UPDATE slot SET status = 'booked' WHERE id = :i"),
+                                 {"i": slot})
+                    conn.execute(text(
+                        "INSERT INTO bench_naive (slot_id, patient_id) VALUES (:i, :p)"),
+                        {"i": slot, "p": patient})
+                    conn.commit()
+                    return
+            except Exception as exc:
+                if "could not serialize" not in str(exc) and "locked" not in str(exc):
+                    raise
+                with lock:
+                    counts["retry"] += 1
+        raise RuntimeError("gave up after 50 retries")
+
+    fn = {"ours": ours, "naive": naive, "serializable": serializable}[mode]
+
+    def client(patients: list[int]) -> None:
+        rng = random.Random(patients[0] if patients else 0)
+        deadline = start_at + seconds
+        for p in patients:
+            if time.time() >= deadline:
+                return
+            try:
+                fn(p, rng.choice(schedules))
+                outcome = "ok"
+            except Exception as exc:
+                outcome = type(exc).__name__
+            with lock:
+                counts[outcome] += 1
+
+    time.sleep(max(0.0, start_at - time.time()))
+    threads = [threading.Thread(target=client, args=(c,)) for c in chunks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    out.put((dict(counts), time.time()))
+
+
+def run_engine(world: World, mode: str, schedules: list[int], patients: list[int],
+               seconds: float) -> tuple[float, Counter[str]]:
+    """Bookings a second by CLIENTS threads over PROCESSES processes, and their outcomes."""
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    per_client = [patients[i::CLIENTS] for i in range(CLIENTS)]
+    start_at = time.time() + 4
+    procs = [ctx.Process(target=_worker, args=(
+        world.url, mode, world.hospital_id, schedules,
+        per_client[i::PROCESSES], start_at, seconds, out)) for i in range(PROCESSES)]
+    for p in procs:
+        p.start()
+    totals: Counter[str] = Counter()
+    ended = start_at
+    for _ in procs:
+        counts, finished = out.get()
+        totals.update(counts)
+        ended = max(ended, finished)
+    for p in procs:
+        p.join()
+    return totals["ok"] / max(1e-9, ended - start_at), totals
+
+
+# --- HTTP ---------------------------------------------------------------------------------
+
+
+async def _http_run(base: str, token: str, jobs: list[dict[str, Any]],
+                    ) -> tuple[float, list[float], Counter[int]]:
+    latencies: list[float] = []
+    codes: Counter[int] = Counter()
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    for job in jobs:
+        queue.put_nowait(job)
+    async with httpx.AsyncClient(base_url=base, timeout=60,
+                                 headers={"Authorization": f"Bearer {token}"},
+                                 limits=httpx.Limits(max_connections=CLIENTS)) as client:
+
+        async def worker() -> None:
+            while not queue.empty():
+                body = queue.get_nowait()
+                t0 = time.perf_counter()
+                r = await client.post("/api/v1/appointments", json=body)
+                latencies.append(time.perf_counter() - t0)
+                codes[r.status_code] += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CLIENTS)))
+        elapsed = time.perf_counter() - t0
+    return elapsed, latencies, codes
+
+
+def run_http(world: World, patients: list[int], schedules: list[int]) -> dict[str, Any]:
+    rng = random.Random(7)
+    jobs = [{"schedule_id": rng.choice(schedules), "patient_id": p, "channel": "window"}
+            for p in patients]
+    with racekit.server(world.url, workers=2) as (base, _proc):
+        elapsed, latencies, codes = asyncio.run(_http_run(base, world.token, jobs))
+    latencies.sort()
+    return {"http_per_s": round(codes[201] / elapsed, 1),
+            "http_p99_ms": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 1),
+            "http_codes": dict(codes)}
+
+
+# --- fairness -----------------------------------------------------------------------------
+
+
+def run_fairness(world: World, engine: Engine, patients: list[int], *, rounds: int,
+                 clients: int) -> float:
+    """Excess share, in points, of slots won by the fast fifth of the clients."""
+    excess = []
+    fast_n = clients // 5
+    capacity = int(clients * 0.3)
+    pool = iter(patients)
+    with racekit.server(world.url, workers=2) as (base, _proc):
+        for _ in range(rounds):
+            release = (utcnow() + timedelta(seconds=4)).replace(microsecond=0)
+            with Session(engine) as db:
+                h = db.get_one(Hospital, world.hospital_id)
+                scheduling_service.set_policy(db, hospital=h, pools={
+                    "online_share": 1.0, "priority_share": 0, "clinic_share": 0,
+                    "online_release_days": 3, "referral_release_days": 3,
+                    "referral_return_days": 1, "fair_window_seconds": 1.5,
+                    "online_release_time":
+                        release.astimezone(get_settings().tz).time().isoformat(),
+                    "max_active_appointments": 50})
+                dept = db.scalars(select(Department).where(
+                    Department.hospital_id == h.id)).first()
+                assert dept is not None
+                sid = scheduling_service.create_schedule(
+                    db, hospital=h, department=dept, day=world.day, session=SessionOfDay.pm,
+                    capacity=capacity * 5 // 3 + 1, slot_minutes=1, now=utcnow()).id
+                db.commit()
+            patients = [next(pool) for _ in range(clients)]
+            fast = set(patients[:fast_n])
+            won: list[int] = []
+            opens = release.timestamp()
+            http = [httpx.Client(base_url=base, timeout=30, headers={
+                "Authorization": f"Bearer {world.token}"}) for _ in patients]
+
+            def fire(i: int, pid: int, at: float, http: list[httpx.Client] = http,
+                     sid: int = sid, won: list[int] = won) -> None:
+                time.sleep(max(0.0, at - time.time()))
+                r = http[i].post("/api/v1/appointments", json={
+                    "schedule_id": sid, "patient_id": pid, "channel": "window"})
+                if r.status_code == 201:
+                    won.append(pid)
+
+            rng = random.Random(len(excess))
+            threads = [threading.Thread(target=fire, args=(
+                i, pid, opens + (0.02 if pid in fast else rng.uniform(0.2, 1.2))))
+                for i, pid in enumerate(patients)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            for c in http:
+                c.close()
+            if won:
+                excess.append(100 * (sum(p in fast for p in won) / len(won) - fast_n / clients))
+    return round(statistics.mean(excess), 1) if excess else float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="postgres")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv if argv is not None else sys.argv[1:])
+    if args.db == "postgres":
+        os.environ.setdefault("ONETRIP_TEST_DATABASE_URL",
+                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    else:
+        os.environ.pop("ONETRIP_TEST_DATABASE_URL", None)
+    seconds = 5.0 if args.quick else 12.0
+    url, drop = racekit.fresh_database("bench")
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE bench_naive (slot_id INTEGER, patient_id INTEGER)"))
+        hot_n = 6000 if args.quick else 20000
+        spread_cap = 60 if args.quick else 150
+        http_n = 1000 if args.quick else 4000
+        rounds, fair_clients = (2, 40) if args.quick else (6, 40)
+        sizes = {"hot": hot_n, "spread": 200 * spread_cap, "naive": 2000, "serial": hot_n,
+                 "http": http_n, "fair": rounds * fair_clients}
+        world = build(engine, hot_capacity=hot_n, spread_capacity=spread_cap,
+                      patients=sum(sizes.values()))
+        share: dict[str, list[int]] = {}
+        start = 0
+        for name, size in sizes.items():
+            share[name] = world.patients[start:start + size]
+            start += size
+        hot, hot_counts = run_engine(world, "ours", [world.hot], share["hot"], seconds)
+        spread, _ = run_engine(world, "ours", world.spread, share["spread"], seconds)
+        naive_rate, _ = run_engine(world, "naive", [world.naive], share["naive"], 3.0)
+        with engine.connect() as conn:
+            naive_over = conn.execute(text(
+                "SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT slot_id, COUNT(*) AS n "
+                "FROM bench_naive GROUP BY slot_id HAVING COUNT(*) > 1) AS dup")).scalar()
+            conn.execute(text("DELETE FROM bench_naive"))
+            conn.commit()
+        serial_schedule = big_schedule(engine, world, hot_n)
+        serial, serial_counts = run_engine(world, "serializable", [serial_schedule],
+                                           share["serial"], seconds)
+        results: dict[str, Any] = {
+            "db": args.db,
+            "overbooked": 0,
+            "naive_overbooked": int(naive_over or 0),
+            "hot_slot_per_s": round(hot, 1),
+            "spread_per_s": round(spread, 1),
+            "serializable_per_s": round(serial, 1),
+            "serializable_retries": serial_counts.get("retry", 0),
+            "hot_outcomes": dict(hot_counts),
+        }
+        results.update(run_http(world, share["http"], world.spread))
+        results["fast_client_excess_pts"] = run_fairness(world, engine, share["fair"],
+                                                         rounds=rounds, clients=fair_clients)
+        results["overbooked"] = overbooked(engine)
+        results["hot_vs_serializable"] = round(hot / serial, 2) if serial else None
+        results["naive_per_s"] = round(naive_rate, 1)
+    finally:
+        engine.dispose()
+        drop()
+    print(json.dumps(results, ensure_ascii=False) if args.json
+          else json.dumps(results, ensure_ascii=False, indent=2))
+    record(results, quick=args.quick)
+    return 0
+
+
+def big_schedule(engine: Engine, world: World, capacity: int) -> int:
+    """A fresh big schedule for the serializable baseline (it books outside our tables)."""
+    with Session(engine) as db:
+        h = db.get_one(Hospital, world.hospital_id)
+        dept = make_department(db, h)
+        sid = scheduling_service.create_schedule(
+            db, hospital=h, department=dept, day=world.day, session=SessionOfDay.evening,
+            capacity=capacity, slot_minutes=1, now=utcnow() - timedelta(days=30)).id
+        db.commit()
+        return sid
+
+
+def record(r: dict[str, Any], *, quick: bool) -> None:
+    rows = "\n".join(f"| {k} | {v} |" for k, v in r.items() if not isinstance(v, dict))
+    write_section(f"booking on {r['db']} (bench/booking.py{' --quick' if quick else ''})", f"""
+Engine-level: the real `booking.book` service, one transaction per booking, {CLIENTS} clients
+in {PROCESSES} processes on the same machine as the database. HTTP: 2 uvicorn workers,
+{CLIENTS} concurrent connections from one client process. Targets (issue 4): 0 overbooked;
+PostgreSQL at least 1,500 hot-slot/s, 4x the serializable baseline, 8,000/s spread; HTTP at
+least 800/s with p99 under 200 ms; SQLite at least 5,000/s; fast clients within 2 points.
+
+| figure | value |
+|---|---|
+{rows}
+""")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
