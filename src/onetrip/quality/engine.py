@@ -2,8 +2,11 @@
 
 ``open_engine`` gives a connection with two views, ``rx`` (prescription lines) and
 ``charges`` (charges per visit and category), over exactly the files the caller names (the
-service takes them from the current import records). Each analysis is one or two scans;
-Python only reshapes the few rows that come back.
+service takes them from the current import records). When every file has its summaries
+(summaries.py), views over those are added too (``rx_drugs``, ``rx_prescribers``,
+``rx_prescriptions``, ``rx_counts``, ``charges_income``, ``charges_counts``), and the
+hospital-wide analyses of whole months read them instead of the lines; the SQL is the same
+with the source swapped. Python only reshapes the few rows that come back.
 """
 
 from __future__ import annotations
@@ -11,72 +14,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from onetrip.quality.importing import connect
+from onetrip.quality import duck
+from onetrip.quality.duck import open_engine as open_engine
 from onetrip.quality.rules import (
     DRUG_CATEGORIES,
-    FIELDS,
     GRADE_ORDER,
     INJECTION_ROUTES,
     TEST_CATEGORIES,
     Check,
-    DatasetKind,
     Period,
     Thresholds,
     ratio,
 )
-
-_DUCK_TYPES = {"text": "VARCHAR", "timestamp": "TIMESTAMP", "date": "DATE",
-               "number": "DOUBLE", "int": "INTEGER", "bool": "BOOLEAN", "enum": "VARCHAR"}
-
-
-def _sql_list(values: Sequence[str]) -> str:
-    return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
-
-
-def open_engine(rx_files: Sequence[Path], charge_files: Sequence[Path],
-                threads: int = 0) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection whose ``rx`` and ``charges`` views read these files."""
-    con = connect(threads)
-    for name, kind, files in (("rx", DatasetKind.prescriptions, rx_files),
-                              ("charges", DatasetKind.charges, charge_files)):
-        if files:
-            paths = _sql_list([str(f) for f in files])
-            con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({paths})")
-        else:
-            cols = ", ".join(f"{s.name} {_DUCK_TYPES[s.type]}" for s in FIELDS[kind])
-            con.execute(f"CREATE TABLE {name} ({cols})")
-    return con
-
-
-def _exec(con: duckdb.DuckDBPyConnection, sql: str,
-          params: dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
-    """Execute with only the parameters the statement names (DuckDB refuses extras)."""
-    used = {k: v for k, v in (params or {}).items() if f"${k}" in sql}
-    return con.execute(sql, used)
-
-
-def _rows(con: duckdb.DuckDBPyConnection, sql: str,
-          params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    cur = _exec(con, sql, params)
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-
-
-def _scope(department: str | None, prescriber: str | None) -> tuple[str, dict[str, Any]]:
-    sql, params = "", {}
-    if department:
-        sql += " AND department_code = $department"
-        params["department"] = department
-    if prescriber:
-        sql += " AND prescriber_code = $prescriber"
-        params["prescriber"] = prescriber
-    return sql, params
-
 
 # --- double ten (QA-1) ----------------------------------------------------------------------
 
@@ -111,18 +64,21 @@ def double_ten(con: duckdb.DuckDBPyConnection, period: Period, *,
     """Top ``size`` drugs by amount and by quantity, with last period's figures and rank
     and the prescribers contributing most to each."""
     prev = period.previous()
-    scope, params = _scope(department, prescriber)
+    scope, params = duck.scope_of(department, prescriber)
     params |= {"prev": prev.start, "cur": period.start, "end": period.end}
-    agg = _rows(con, f"""
+    src, by_doctor, at, lines = "rx", "rx", "prescribed_at", "count(*)"
+    if not scope and duck.summarised(con, prev.start, period.end, "rx_drugs", "rx_prescribers"):
+        src, by_doctor, at, lines = "rx_drugs", "rx_prescribers", "month", "sum(lines)"
+    agg = duck.rows(con, f"""
         WITH a AS (
             SELECT drug_code, any_value(generic_name) AS generic_name,
                    any_value(specification) AS specification, any_value(unit) AS unit,
-                   sum(amount) FILTER (WHERE prescribed_at >= $cur) AS amount,
-                   sum(quantity) FILTER (WHERE prescribed_at >= $cur) AS quantity,
-                   count(*) FILTER (WHERE prescribed_at >= $cur) AS lines,
-                   sum(amount) FILTER (WHERE prescribed_at < $cur) AS prev_amount,
-                   sum(quantity) FILTER (WHERE prescribed_at < $cur) AS prev_quantity
-            FROM rx WHERE prescribed_at >= $prev AND prescribed_at < $end {scope}
+                   sum(amount) FILTER (WHERE {at} >= $cur) AS amount,
+                   sum(quantity) FILTER (WHERE {at} >= $cur) AS quantity,
+                   {lines} FILTER (WHERE {at} >= $cur) AS lines,
+                   sum(amount) FILTER (WHERE {at} < $cur) AS prev_amount,
+                   sum(quantity) FILTER (WHERE {at} < $cur) AS prev_quantity
+            FROM {src} WHERE {at} >= $prev AND {at} < $end {scope}
             GROUP BY drug_code),
         r AS (
             SELECT *,
@@ -142,12 +98,12 @@ def double_ten(con: duckdb.DuckDBPyConnection, period: Period, *,
     codes = [r["drug_code"] for r in agg]
     by_prescriber: dict[str, list[dict[str, Any]]] = {}
     if codes:
-        rows = _rows(con, f"""
+        rows = duck.rows(con, f"""
             SELECT drug_code, prescriber_code, any_value(prescriber_name) AS prescriber_name,
                    any_value(department_name) AS department_name,
                    sum(amount) AS amount, sum(quantity) AS quantity
-            FROM rx WHERE prescribed_at >= $cur AND prescribed_at < $end {scope}
-              AND drug_code IN (SELECT unnest({_sql_list(codes)}))
+            FROM {by_doctor} WHERE {at} >= $cur AND {at} < $end {scope}
+              AND drug_code IN (SELECT unnest({duck.sql_list(codes)}))
             GROUP BY drug_code, prescriber_code""", params)
         for row in rows:
             by_prescriber.setdefault(row["drug_code"], []).append(row)
@@ -211,15 +167,18 @@ class Income:
 def income(con: duckdb.DuckDBPyConnection, start: date, end: date
            ) -> list[tuple[str, str, str, Income]]:
     """(month, department code, department name, income) for every month and department."""
-    drugs, tests = _sql_list(DRUG_CATEGORIES), _sql_list(TEST_CATEGORIES)
+    drugs, tests = duck.sql_list(DRUG_CATEGORIES), duck.sql_list(TEST_CATEGORIES)
+    src, at = "charges", "charged_on"
+    if duck.summarised(con, start, end, "charges_income"):
+        src, at = "charges_income", "month"
     rows = con.execute(f"""
-        SELECT strftime(charged_on, '%Y-%m') AS month, department_code,
+        SELECT strftime({at}, '%Y-%m') AS month, department_code,
                any_value(department_name), sum(amount),
                coalesce(sum(amount) FILTER (WHERE list_contains({drugs}, category)), 0),
                coalesce(sum(amount) FILTER (WHERE category = 'drug_herbal'), 0),
                coalesce(sum(amount) FILTER (WHERE category = 'consumable'), 0),
                coalesce(sum(amount) FILTER (WHERE list_contains({tests}, category)), 0)
-        FROM charges WHERE charged_on >= $start AND charged_on < $end
+        FROM {src} WHERE {at} >= $start AND {at} < $end
         GROUP BY ALL ORDER BY 1, 2""", {"start": start, "end": end}).fetchall()
     return [(m, code, name, Income(float(a), float(b), float(c), float(d), float(e)))
             for m, code, name, a, b, c, d, e in rows]
@@ -250,13 +209,16 @@ def drug_shares(con: duckdb.DuckDBPyConnection, start: date, end: date,
                 key_drugs: Sequence[str], department: str | None = None) -> DrugShares:
     """集采 share among drugs of the same generic names (#21, secondary #8), key-monitored
     drug share (#32), outpatient essential-drug visits (#18) and the prescription count."""
-    scope, params = _scope(department, None)
-    row = _exec(con, f"""
+    scope, params = duck.scope_of(department, None)
+    params |= {"start": start, "end": end}
+    if not scope and duck.summarised(con, start, end, "rx_drugs", "rx_counts", one_file=True):
+        return _drug_shares_summarised(con, params, key_drugs)
+    row = duck.exec_sql(con, f"""
         WITH l AS (SELECT * FROM rx WHERE prescribed_at >= $start AND prescribed_at < $end
                    {scope}),
         vbp AS (SELECT DISTINCT generic_name FROM l WHERE is_vbp),
         names AS (SELECT DISTINCT generic_name FROM l),
-        keyed AS (SELECT DISTINCT generic_name FROM names, unnest({_sql_list(key_drugs)})
+        keyed AS (SELECT DISTINCT generic_name FROM names, unnest({duck.sql_list(key_drugs)})
                   AS k(name) WHERE contains(generic_name, k.name))
         SELECT coalesce(sum(quantity) FILTER (WHERE is_vbp), 0),
                coalesce(sum(quantity) FILTER (WHERE generic_name IN (FROM vbp)), 0),
@@ -268,7 +230,30 @@ def drug_shares(con: duckdb.DuckDBPyConnection, start: date, end: date,
                count(DISTINCT visit_id) FILTER (WHERE visit_type = 'outpatient'
                                                 AND is_essential),
                count(DISTINCT prescription_id)
-        FROM l""", params | {"start": start, "end": end}).fetchone()
+        FROM l""", params).fetchone()
+    assert row is not None
+    a, b, c, d, e, f = (float(v) for v in row[:6])
+    return DrugShares(a, b, c, d, e, f, int(row[6]), int(row[7]), int(row[8]))
+
+
+def _drug_shares_summarised(con: duckdb.DuckDBPyConnection, params: dict[str, Any],
+                            key_drugs: Sequence[str]) -> DrugShares:
+    """drug_shares from the per-drug summary and the distinct counts of one file."""
+    row = duck.exec_sql(con, f"""
+        WITH l AS (SELECT * FROM rx_drugs WHERE month >= $start AND month < $end),
+        names AS (SELECT generic_name, bool_or(is_vbp) AS vbp FROM l GROUP BY ALL),
+        keyed AS (SELECT DISTINCT generic_name FROM names, unnest({duck.sql_list(key_drugs)})
+                  AS k(name) WHERE contains(generic_name, k.name)),
+        s AS (SELECT coalesce(sum(quantity) FILTER (WHERE is_vbp), 0),
+               coalesce(sum(quantity) FILTER (WHERE n.vbp), 0),
+               coalesce(sum(amount) FILTER (WHERE is_vbp), 0),
+               coalesce(sum(amount) FILTER (WHERE n.vbp), 0),
+               coalesce(sum(amount) FILTER (WHERE generic_name IN (FROM keyed)), 0),
+               coalesce(sum(amount), 0)
+              FROM l JOIN names n USING (generic_name))
+        SELECT s.*, c.outpatient_visits, c.essential_visits, c.prescriptions
+        FROM s, rx_counts c WHERE c.month >= $start AND c.month < $end""",
+                params).fetchone()
     assert row is not None
     a, b, c, d, e, f = (float(v) for v in row[:6])
     return DrugShares(a, b, c, d, e, f, int(row[6]), int(row[7]), int(row[8]))
@@ -302,7 +287,7 @@ def _per_prescription(scope: str) -> str:
                max(CASE antibacterial_grade WHEN 'special' THEN {special}
                    WHEN 'restricted' THEN 2 WHEN 'unrestricted' THEN 1 ELSE 0 END) AS grade,
                bool_or(is_controlled) AS controlled,
-               bool_or(list_contains({_sql_list(INJECTION_ROUTES)}, route)) AS injection,
+               bool_or(list_contains({duck.sql_list(INJECTION_ROUTES)}, route)) AS injection,
                sum(amount) AS amount
         FROM rx WHERE prescribed_at >= $start AND prescribed_at < $end {scope}
         GROUP BY prescription_id"""
@@ -331,30 +316,52 @@ def rational(con: duckdb.DuckDBPyConnection, start: date, end: date, thresholds:
              limit: int = 50) -> Rational:
     """Antibacterial indicators, injection rate and the prescription-rule checks; each
     finding carries its prescription id."""
-    scope, params = _scope(department, None)
+    scope, params = duck.scope_of(department, None)
     params |= {"start": start, "end": end}
     con.execute("CREATE OR REPLACE TEMP TABLE privileges (code VARCHAR, grade INTEGER)")
     if privileges:
         con.executemany("INSERT INTO privileges VALUES (?, ?)",
                         [(c, GRADE_ORDER[g]) for c, g in privileges])
-    _exec(con, f"""CREATE OR REPLACE TEMP TABLE p AS
-        SELECT q.*, v.grade AS privilege FROM ({_per_prescription(scope)}) q
-        LEFT JOIN privileges v ON v.code = q.pc""", params)
+    summarised = not scope and duck.summarised(con, start, end, "rx_prescriptions",
+                                           "rx_profiles", "rx_counts", one_file=True)
+    if summarised:
+        # The stored per-prescription rows of the one file of this month, and their
+        # profiles (prescriptions alike for the checks, counted) for the counts.
+        # The privilege is a lookup expression, not a join, so that DuckDB can stop reading
+        # the time-sorted file once a listing has its first rows.
+        grant = (f"([{', '.join(str(GRADE_ORDER[g]) for _c, g in privileges)}])"
+                 f"[list_position({duck.sql_list([c for c, _g in privileges])}, pc)]"
+                 if privileges else "CAST(NULL AS INTEGER)")
+        con.execute(f"""CREATE OR REPLACE TEMP VIEW p AS
+            SELECT *, {grant} AS privilege FROM rx_prescriptions
+            WHERE prescribed_at >= DATE '{start.isoformat()}'
+              AND prescribed_at < DATE '{end.isoformat()}'""")
+        src, n = (f"(SELECT *, {grant} AS privilege FROM rx_profiles "
+                  "WHERE month >= $start AND month < $end)"), "sum(n)"
+        distinct = "(SELECT sum(inpatient_abx_visits) FROM rx_counts " \
+            "WHERE month >= $start AND month < $end)"
+    else:
+        duck.exec_sql(con, f"""CREATE OR REPLACE TEMP TABLE p_lines AS
+            SELECT q.*, v.grade AS privilege FROM ({_per_prescription(scope)}) q
+            LEFT JOIN privileges v ON v.code = q.pc""", params)
+        con.execute("CREATE OR REPLACE TEMP VIEW p AS FROM p_lines")
+        src, n = "p", "count(*)"
+        distinct = ("count(DISTINCT visit_id) FILTER "
+                    "(WHERE visit_type = 'inpatient' AND abx > 0)")
     conditions = _check_conditions(thresholds)
-    flags = ", ".join(f"count(*) FILTER (WHERE {c}) AS {k.value}"
-                      for k, c in conditions.items())
-    row = _rows(con, f"""
-        SELECT count(*) FILTER (WHERE visit_type = 'outpatient') AS outpatient,
-               count(*) FILTER (WHERE visit_type = 'outpatient' AND abx > 0) AS outpatient_abx,
-               count(*) FILTER (WHERE visit_type = 'emergency') AS emergency,
-               count(*) FILTER (WHERE visit_type = 'emergency' AND abx > 0) AS emergency_abx,
-               count(*) FILTER (WHERE visit_type = 'outpatient' AND injection)
-                   AS outpatient_injection,
-               count(DISTINCT visit_id) FILTER (WHERE visit_type = 'inpatient' AND abx > 0)
-                   AS inpatient_abx_visits,
-               {flags}
-        FROM p""")[0]
-    counts = {k: int(v) for k, v in row.items()}
+    tallies = {
+        "outpatient": "visit_type = 'outpatient'",
+        "outpatient_abx": "visit_type = 'outpatient' AND abx > 0",
+        "emergency": "visit_type = 'emergency'",
+        "emergency_abx": "visit_type = 'emergency' AND abx > 0",
+        "outpatient_injection": "visit_type = 'outpatient' AND injection",
+    } | {k.value: c for k, c in conditions.items()}
+    row = duck.rows(con, f"""
+        SELECT {", ".join(f"coalesce({n} FILTER (WHERE {c}), 0) AS {k}"
+                          for k, c in tallies.items())},
+               {distinct} AS inpatient_abx_visits
+        FROM {src}""", params)[0]
+    counts = {k: int(v or 0) for k, v in row.items()}
     inpatients, patient_days, ddds, missing = _inpatient(con, params, scope, ddd)
     counts |= {"inpatient_visits": inpatients}
     indicators = {
@@ -369,15 +376,16 @@ def rational(con: duckdb.DuckDBPyConnection, start: date, end: date, thresholds:
     }
     findings: dict[Check, list[dict[str, Any]]] = {}
     for check, cond in conditions.items():
-        findings[check] = _rows(con, f"""
+        findings[check] = [] if limit <= 0 or not counts[check.value] else duck.rows(con, f"""
             SELECT prescription_id, prescribed_at, visit_type, pc AS prescriber_code,
                    prescriber_name, department_name, drugs, days, abx, grade, amount
             FROM p WHERE {cond} ORDER BY prescribed_at, prescription_id LIMIT {int(limit)}""")
     any_finding = " OR ".join(f"({c})" for c in conditions.values())
-    prescribers = _rows(con, f"""
+    prescribers = duck.rows(con, f"""
         SELECT pc AS prescriber_code, any_value(prescriber_name) AS prescriber_name,
-               any_value(department_name) AS department_name, count(*) AS findings
-        FROM p WHERE {any_finding} GROUP BY pc ORDER BY findings DESC, pc LIMIT 20""")
+               any_value(department_name) AS department_name, {n} AS findings
+        FROM {src} WHERE {any_finding} GROUP BY pc ORDER BY findings DESC, pc LIMIT 20""",
+                        params)
     return Rational(indicators=indicators, counts=counts, findings=findings,
                     finding_counts={k: counts[k.value] for k in conditions},
                     prescribers=prescribers, lines_without_ddd=missing)
@@ -387,17 +395,19 @@ def _inpatient(con: duckdb.DuckDBPyConnection, params: dict[str, Any], scope: st
                ddd: Sequence[tuple[str, float, float]]) -> tuple[int, float, float, int]:
     """(inpatient visits, patient-days, antibacterial DDDs, antibacterial lines without a
     DDD value). Visits and patient-days come from the charges (bed charges count days)."""
+    start, end = params["start"], params["end"]
+    if not scope and duck.summarised(con, start, end, "charges_income", "charges_counts",
+                                 one_file=True) and duck.summarised(con, start, end, "rx_drugs"):
+        return _inpatient_summarised(con, params, ddd)
     dept = " AND department_code = $department" if "department" in params else ""
-    row = _exec(con, f"""
+    row = duck.exec_sql(con, f"""
         SELECT count(DISTINCT visit_id),
                coalesce(sum(quantity) FILTER (WHERE category = 'bed'), 0)
         FROM charges WHERE visit_type = 'inpatient' AND charged_on >= $start
           AND charged_on < $end {dept}""", params).fetchone()
     visits, days = (int(row[0]), float(row[1])) if row else (0, 0.0)
-    con.execute("CREATE OR REPLACE TEMP TABLE ddd (code VARCHAR, ddd_g DOUBLE, unit_g DOUBLE)")
-    if ddd:
-        con.executemany("INSERT INTO ddd VALUES (?, ?, ?)", list(ddd))
-    got = _exec(con, f"""
+    _ddd_table(con, ddd)
+    got = duck.exec_sql(con, f"""
         SELECT coalesce(sum(quantity * d.unit_g / d.ddd_g), 0),
                count(*) FILTER (WHERE d.code IS NULL)
         FROM rx LEFT JOIN ddd d ON d.code = rx.drug_code
@@ -407,12 +417,40 @@ def _inpatient(con: duckdb.DuckDBPyConnection, params: dict[str, Any], scope: st
     return visits, days, ddds, missing
 
 
+def _ddd_table(con: duckdb.DuckDBPyConnection, ddd: Sequence[tuple[str, float, float]]) -> None:
+    con.execute("CREATE OR REPLACE TEMP TABLE ddd (code VARCHAR, ddd_g DOUBLE, unit_g DOUBLE)")
+    if ddd:
+        con.executemany("INSERT INTO ddd VALUES (?, ?, ?)", list(ddd))
+
+
+def _inpatient_summarised(con: duckdb.DuckDBPyConnection, params: dict[str, Any],
+                          ddd: Sequence[tuple[str, float, float]]
+                          ) -> tuple[int, float, float, int]:
+    """_inpatient from the summaries of one month."""
+    row = duck.exec_sql(con, """
+        SELECT (SELECT sum(inpatient_visits) FROM charges_counts
+                WHERE month >= $start AND month < $end),
+               (SELECT coalesce(sum(quantity), 0) FROM charges_income
+                WHERE visit_type = 'inpatient' AND category = 'bed'
+                  AND month >= $start AND month < $end)""", params).fetchone()
+    visits, days = (int(row[0] or 0), float(row[1])) if row else (0, 0.0)
+    _ddd_table(con, ddd)
+    got = duck.exec_sql(con, """
+        SELECT coalesce(sum(inpatient_abx_quantity * d.unit_g / d.ddd_g), 0),
+               coalesce(sum(inpatient_abx_lines) FILTER (WHERE d.code IS NULL), 0)
+        FROM rx_drugs LEFT JOIN ddd d ON d.code = rx_drugs.drug_code
+        WHERE inpatient_abx_lines > 0 AND month >= $start AND month < $end""",
+                params).fetchone()
+    ddds, missing = (float(got[0]), int(got[1])) if got else (0.0, 0)
+    return visits, days, ddds, missing
+
+
 def prescriptions_for(con: duckdb.DuckDBPyConnection, start: date, end: date,
                       thresholds: Thresholds, check: Check, *, limit: int = 500,
                       offset: int = 0) -> list[dict[str, Any]]:
     """Every prescription (paged) that a check found, after ``rational`` filled ``p``."""
     cond = _check_conditions(thresholds)[check]
-    return _rows(con, f"""
+    return duck.rows(con, f"""
         SELECT prescription_id, prescribed_at, visit_type, pc AS prescriber_code,
                prescriber_name, department_name, drugs, days, abx, grade, amount
         FROM p WHERE {cond} ORDER BY prescribed_at, prescription_id
@@ -422,5 +460,5 @@ def prescriptions_for(con: duckdb.DuckDBPyConnection, start: date, end: date,
 def prescription_lines(con: duckdb.DuckDBPyConnection,
                        prescription_id: str) -> list[dict[str, Any]]:
     """The lines of one prescription, in file order of drug code."""
-    return _rows(con, "SELECT * FROM rx WHERE prescription_id = $id ORDER BY drug_code",
+    return duck.rows(con, "SELECT * FROM rx WHERE prescription_id = $id ORDER BY drug_code",
                  {"id": prescription_id})

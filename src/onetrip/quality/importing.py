@@ -26,6 +26,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from onetrip.errors import InvalidInput
+from onetrip.quality import summaries
 from onetrip.quality.rules import (
     BOOL_ALIASES,
     FIELDS,
@@ -38,6 +39,8 @@ from onetrip.quality.rules import (
 
 Progress = Callable[[int, int], None]
 MAX_REPORTED_ERRORS = 200
+#: What DuckDB's trim() removes (Unicode category Zs); trimmed in Arrow, which is cheaper.
+SPACES = " \u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u202f\u205f\u3000"
 
 
 class ImportRejected(InvalidInput):
@@ -220,7 +223,7 @@ class _FieldSQL:
 def _field_sql(spec: FieldSpec, present: bool) -> _FieldSQL:
     """Parse once (inner select), then check and finish (outer select) one field."""
     n = spec.name
-    raw = f"NULLIF(trim(\"{n}\"), '')" if present else "CAST(NULL AS VARCHAR)"
+    raw = f"NULLIF(\"{n}\", '')" if present else "CAST(NULL AS VARCHAR)"
     given = f"{n}__given"
     inner_given = f"({raw} IS NOT NULL) AS {given}"
     if spec.type == "text":
@@ -333,10 +336,9 @@ def _stage_and_write(con: duckdb.DuckDBPyConnection,
     first_row = 2
     for table, done, total in batches:
         keep = [h for h in table.column_names if h in rename]
-        batch = table.select(keep).rename_columns([rename[h] for h in keep])
-        n = batch.num_rows
-        batch = batch.append_column("__row", pa.array(range(first_row, first_row + n),
-                                                      pa.int64()))
+        n = table.num_rows
+        batch = pa.table({rename[h]: pc.utf8_trim(table[h], SPACES) for h in keep}
+                         | {"__row": pa.array(range(first_row, first_row + n), pa.int64())})
         first_row += n
         if plan is None:
             plan = _plan(kind, set(batch.column_names), hospital_code, period)
@@ -364,6 +366,7 @@ def _stage_and_write(con: duckdb.DuckDBPyConnection,
     final = analytics_dir / relative
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_suffix(".parquet.tmp")
+    summaries.write(con, "staging", kind, final)
     con.execute(f"COPY (SELECT * EXCLUDE (__bad, __row) FROM staging) TO {_quote(str(tmp))} "
                 "(FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 500000)")
     os.replace(tmp, final)
@@ -399,5 +402,11 @@ def write_trusted(columns: dict[str, list[Any]], *, kind: DatasetKind, hospital_
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_suffix(".parquet.tmp")
     pq.write_table(table, tmp, compression="zstd")
+    con = connect()
+    try:
+        con.register("trusted", table)
+        summaries.write(con, "trusted", kind, final)
+    finally:
+        con.close()
     os.replace(tmp, final)
     return Written(rows=n, file=relative.as_posix())

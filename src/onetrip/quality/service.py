@@ -21,7 +21,7 @@ from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
 from onetrip.org import service as org_service
 from onetrip.org.models import Hospital
-from onetrip.quality import importing
+from onetrip.quality import importing, summaries
 from onetrip.quality.models import (
     DataImport,
     DrugDDD,
@@ -198,6 +198,7 @@ def collect_garbage(db: Session, *, older_than: timedelta = timedelta(hours=1)) 
     transactions); only files older than ``older_than`` so running imports are safe."""
     base = analytics_dir()
     keep = {base / f for f in db.scalars(select(DataImport.file))}
+    keep |= {s for f in list(keep) for s in summaries.paths_of(f)}
     cutoff = datetime.now(UTC) - older_than
     removed = 0
     for path in [*base.glob("*/*/*/*.parquet"), *base.glob("*/*/*/*.parquet.tmp")]:
