@@ -82,11 +82,19 @@ def test_the_database_refuses_to_change_audit_rows(db: Session, statement: str) 
     assert len(_rows(db)) == count
 
 
-def test_chain_links_each_row_to_the_previous(db: Session) -> None:
-    p = make_patient(db)
-    service.access_patient(db, Principal(role=Role.pharmacist, hospital_id=1), p.id)
+def test_chain_links_each_row_to_the_previous_of_its_chain(db: Session) -> None:
+    patients = [make_patient(db) for _ in range(6)]
+    for p in patients:
+        service.access_patient(db, Principal(role=Role.pharmacist, hospital_id=1), p.id)
     rows = _rows(db)
-    assert all(b.prev_hash == a.hash for a, b in pairwise(rows))
+    chains = {r.chain for r in rows}
+    assert len(chains) > 1  # rows spread over parallel chains
+    for chain in chains:
+        mine = [r for r in rows if r.chain == chain]
+        assert mine[0].prev_hash == audit.GENESIS
+        assert all(b.prev_hash == a.hash for a, b in pairwise(mine))
+    # A patient's rows always share one chain.
+    assert len({r.chain for r in rows if r.patient_id == patients[0].id}) == 1
 
 
 def test_audit_verify_command_reports_an_intact_chain(db: Session) -> None:

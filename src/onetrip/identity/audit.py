@@ -1,10 +1,14 @@
 """The audit trail: one append-only row per read or write of patient data, hash-chained.
 
-Each row stores ``prev_hash`` (the hash of the row before it) and its own ``hash`` over its
-fields and ``prev_hash``; editing, deleting or inserting a row anywhere breaks the chain
-from that row on, which ``verify_chain`` (``onetrip audit verify``) reports. On PostgreSQL
-the migration adds triggers that refuse UPDATE, DELETE and TRUNCATE on the table, and an
-advisory lock serialises writers so the chain never forks.
+Each row stores ``prev_hash`` (the hash of the row before it in its chain) and its own
+``hash`` over its fields and ``prev_hash``; editing, deleting or inserting a row anywhere
+breaks its chain from that row on, which ``verify_chain`` (``onetrip audit verify``) reports.
+The migration adds triggers that refuse UPDATE, DELETE (and on PostgreSQL TRUNCATE).
+
+Rows are spread over ``CHAINS`` parallel chains by patient (or by actor when no patient is
+involved). On PostgreSQL an advisory lock per chain serialises the writers of that chain
+until they commit, so a chain never forks; one lock for all rows would serialise every
+transaction that touches patient data (every booking) behind one another.
 
 A denied attempt must outlive the rollback that the refusal causes: denied rows are kept on
 the session and written again after the rollback (``deps.get_db`` then commits them).
@@ -15,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -34,8 +39,11 @@ _DENIED = "onetrip.audit.denied"
 _REPLAYED = "onetrip.audit.replayed"
 _LOCK_KEY = 0x0A0D17  # advisory lock id of the audit chain
 
-_HASHED = ("at", "actor", "actor_role", "staff_id", "account_id", "token_id", "hospital_id",
-           "patient_id", "action", "outcome", "request_id", "client_ip", "detail", "prev_hash")
+CHAINS = 32
+
+_HASHED = ("chain", "at", "actor", "actor_role", "staff_id", "account_id", "token_id",
+           "hospital_id", "patient_id", "action", "outcome", "request_id", "client_ip", "detail",
+           "prev_hash")
 
 
 def row_hash(values: dict[str, Any]) -> str:
@@ -47,15 +55,23 @@ def row_hash(values: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _last_hash(db: Session) -> str:
+def chain_of(patient_id: int | None, actor: str) -> int:
+    """The chain a row belongs to: stable for a patient (or an actor), spread over CHAINS."""
+    key = f"p{patient_id}" if patient_id is not None else f"a{actor}"
+    return zlib.crc32(key.encode()) % CHAINS
+
+
+def _last_hash(db: Session, chain: int) -> str:
     if db.get_bind().dialect.name == "postgresql":
-        db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
-    last = db.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
+        db.execute(text("SELECT pg_advisory_xact_lock(:k, :c)"), {"k": _LOCK_KEY, "c": chain})
+    last = db.scalar(select(AuditEvent.hash).where(AuditEvent.chain == chain)
+                     .order_by(AuditEvent.id.desc()).limit(1))
     return last or GENESIS
 
 
 def _write(db: Session, values: dict[str, Any]) -> AuditEvent:
-    values = {**values, "prev_hash": _last_hash(db)}
+    chain = chain_of(values["patient_id"], values["actor"])
+    values = {**values, "chain": chain, "prev_hash": _last_hash(db, chain)}
     row = AuditEvent(**values, hash=row_hash(values))
     db.add(row)
     db.flush()
@@ -93,7 +109,7 @@ def _replay_denials(db: Session, previous: SessionTransaction) -> None:
         return
     try:
         for values in pending:
-            _write(db, {k: v for k, v in values.items() if k != "prev_hash"})
+            _write(db, {k: v for k, v in values.items() if k not in ("prev_hash", "chain")})
         db.info[_REPLAYED] = True
     except Exception:  # the original error matters more; the database may be gone
         log.exception("could not keep %d denied audit rows after a rollback", len(pending))
@@ -116,7 +132,7 @@ class ChainReport:
 
 def verify_chain(db: Session, *, batch: int = 5000) -> ChainReport:
     """Recompute every hash in id order; report the first row where the chain breaks."""
-    prev = GENESIS
+    prev: dict[int, str] = {}
     count = 0
     last_id = 0
     while True:
@@ -127,9 +143,10 @@ def verify_chain(db: Session, *, batch: int = 5000) -> ChainReport:
             return ChainReport(rows=count, first_broken_id=None)
         for row in rows:
             values = dict(zip(_HASHED, row[2:], strict=True))
-            if values["prev_hash"] != prev or row_hash(values) != row.hash:
+            chain = values["chain"]
+            if values["prev_hash"] != prev.get(chain, GENESIS) or row_hash(values) != row.hash:
                 return ChainReport(rows=count, first_broken_id=row.id)
-            prev = row.hash
+            prev[chain] = row.hash
             count += 1
             last_id = row.id
 

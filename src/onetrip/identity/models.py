@@ -217,9 +217,12 @@ class AuditEvent(Base):
     __tablename__ = "audit_event"
     __table_args__ = (
         CheckConstraint("outcome in ('allowed', 'denied')", name="outcome"),
+        Index("ix_audit_event_chain_id", "chain", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    #: Which of the parallel hash chains this row extends (see identity.audit).
+    chain: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     actor: Mapped[str] = mapped_column(String(120))
     actor_role: Mapped[str] = mapped_column(String(32))
