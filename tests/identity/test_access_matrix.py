@@ -107,6 +107,12 @@ ENDPOINTS: list[tuple[str, str, str, Any, frozenset[Role]]] = [
     ("merge", "POST", "/api/v1/empi/merges", "merge", EMPI_ADMINS),
     ("unmerge", "POST", "/api/v1/empi/merges/{merge_id}/unmerge", None, EMPI_ADMINS),
     ("audit", "GET", "/api/v1/audit?patient_id={own}", None, EMPI_ADMINS),
+    # booking (issue 4): a patient's appointments and rebooking offers
+    ("appointments own", "GET", "/api/v1/appointments?patient_id={own}", None,
+     CARE_STAFF | ACCOUNT_ROLES),
+    ("appointments other", "GET", "/api/v1/appointments?patient_id={other}", None, CARE_STAFF),
+    ("rebooking offers own", "GET", "/api/v1/rebooking-offers?patient_id={own}", None,
+     CARE_STAFF | ACCOUNT_ROLES),
     # pages
     ("page my family", "GET", "/me/family", None, ACCOUNT_ROLES),
     ("page add member form", "GET", "/me/family/new", None, ACCOUNT_ROLES),
