@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from onetrip.errors import InvalidInput
+from onetrip.identity.rules import DocumentType
 from onetrip.scheduling import booking, queue, stopclinic, sweep, waitlist
 from onetrip.scheduling.errors import CheckInRefused, OfferUnavailable, SlotTaken, WaitlistClosed
 from onetrip.scheduling.models import Appointment, Slot
@@ -178,3 +179,44 @@ def test_schedule_changes_are_audited(db: Session, clinic: Clinic) -> None:
     (row,) = [r for r in audit.search(db, limit=20) if r.action == "schedule.stop"]
     assert row.actor_role == "window" and row.detail["appointments"] == 2
     assert row.detail["reason"] == "设备故障"
+
+
+def test_id3_merge_carries_appointments_and_unmerge_returns_them(
+        db: Session, clinic: Clinic) -> None:
+    from onetrip.identity import empi
+    from onetrip.identity.rules import Role
+    from onetrip.identity.service import Principal
+
+    (appt,) = fill(db, clinic, 1)
+    survivor, _ = clinic.patient(db, document_type=DocumentType.passport,
+                                 document_number="E20261122")
+    admin = Principal(role=Role.regional_admin, label="empi")
+    merge = empi.merge_patients(db, admin, source_id=appt.patient_id, target_id=survivor.id)
+    db.commit()
+    db.refresh(appt)
+    assert appt.patient_id == survivor.id
+    empi.unmerge_patients(db, admin, merge_id=merge.id)
+    db.commit()
+    db.refresh(appt)
+    assert appt.patient_id != survivor.id
+
+
+def test_id3_merge_refused_when_both_records_hold_the_same_clinic_day(
+        db: Session, clinic: Clinic) -> None:
+    from onetrip.identity import empi
+    from onetrip.identity.rules import Role
+    from onetrip.identity.service import Principal
+    from onetrip.scheduling.subscribers import MergeBlockedByAppointments
+
+    (a,) = fill(db, clinic, 1)
+    other_session = clinic.session(db, doctor=make_practitioner(db, clinic.hospital,
+                                                                clinic.department),
+                                   session=SessionOfDay.pm)
+    survivor, me = clinic.patient(db, document_type=DocumentType.passport,
+                                  document_number="E20261123")
+    b = booking.book(db, principal=me, patient_id=survivor.id, channel=Channel.app,
+                     schedule_id=other_session.id, now=OPEN)
+    admin = Principal(role=Role.regional_admin, label="empi")
+    empi.merge_patients(db, admin, source_id=a.patient_id, target_id=b.patient_id)
+    with pytest.raises(MergeBlockedByAppointments):
+        db.commit()

@@ -263,3 +263,16 @@ class RateCounter(Base):
     key: Mapped[str] = mapped_column(String(120), primary_key=True)
     window_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class MergeMove(Base):
+    """A row this domain re-pointed when two patient records were merged (ID-3), so that
+    unmerging moves back exactly those rows."""
+
+    __tablename__ = "merge_move"
+    __table_args__ = (UniqueConstraint("merge_id", "kind", "row_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merge_id: Mapped[int] = mapped_column(ForeignKey("patient_merge.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    row_id: Mapped[int] = mapped_column(Integer)
