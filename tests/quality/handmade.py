@@ -9,6 +9,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from onetrip.quality import importing
+from onetrip.quality.rules import DatasetKind, parse_period
+
 RX_HEADER = ["处方号", "开方时间", "科室编码", "科室名称", "医生工号", "医生姓名", "患者ID",
              "就诊号", "就诊类型", "处方类别", "长期处方", "超量理由", "药品编码", "通用名",
              "数量", "单价", "用药天数", "给药途径", "抗菌药物级别", "集采", "基本药物",
@@ -89,3 +92,16 @@ def write_csv(path: Path, header: list[str], rows: list[tuple[object, ...]]) -> 
 
 def month_rows(rows: list[tuple[object, ...]], month: str) -> list[tuple[object, ...]]:
     return [r for r in rows if str(r[1]).startswith(month)]
+
+
+def write_months(tmp: Path) -> dict[DatasetKind, list[Path]]:
+    """The hand-made data as September and October 2026 Parquet files (no database)."""
+    files: dict[DatasetKind, list[Path]] = {k: [] for k in DatasetKind}
+    for month in ("2026-09", "2026-10"):
+        for kind, header, rows in ((DatasetKind.prescriptions, RX_HEADER, RX),
+                                   (DatasetKind.charges, CHARGE_HEADER, CHARGES)):
+            src = write_csv(tmp / f"{kind}-{month}.csv", header, month_rows(rows, month))
+            w = importing.write_dataset(src, kind=kind, hospital_code="h1",
+                                        period=parse_period(month), analytics_dir=tmp / "a")
+            files[kind].append(tmp / "a" / w.file)
+    return files

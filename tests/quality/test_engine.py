@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import duckdb
 import pytest
 
-from onetrip.quality import engine, importing
+from onetrip.quality import engine
 from onetrip.quality.rules import Check, DatasetKind, Thresholds, parse_period
 from tests.quality import handmade
 
@@ -17,17 +16,7 @@ OCT = parse_period("2026-10")
 
 @pytest.fixture(scope="module")
 def con(tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.DuckDBPyConnection]:
-    tmp = tmp_path_factory.mktemp("engine")
-    files: dict[DatasetKind, list[Path]] = {k: [] for k in DatasetKind}
-    for month in ("2026-09", "2026-10"):
-        for kind, header, rows in ((DatasetKind.prescriptions, handmade.RX_HEADER, handmade.RX),
-                                   (DatasetKind.charges, handmade.CHARGE_HEADER,
-                                    handmade.CHARGES)):
-            src = handmade.write_csv(tmp / f"{kind}-{month}.csv", header,
-                                     handmade.month_rows(rows, month))
-            w = importing.write_dataset(src, kind=kind, hospital_code="h1",
-                                        period=parse_period(month), analytics_dir=tmp / "a")
-            files[kind].append(tmp / "a" / w.file)
+    files = handmade.write_months(tmp_path_factory.mktemp("engine"))
     c = engine.open_engine(files[DatasetKind.prescriptions], files[DatasetKind.charges])
     yield c
     c.close()

@@ -13,26 +13,12 @@ import pytest
 from sqlalchemy.orm import Session
 
 from onetrip.org.models import Hospital
-from onetrip.quality import analyses, engine, importing, summaries
+from onetrip.quality import analyses, engine, summaries
 from onetrip.quality import service as quality_service
 from onetrip.quality.rules import Check, DatasetKind, Thresholds, parse_period
 from tests.quality import handmade
 
 OCT = parse_period("2026-10")
-
-
-def _import(tmp: Path) -> dict[DatasetKind, list[Path]]:
-    files: dict[DatasetKind, list[Path]] = {k: [] for k in DatasetKind}
-    for month in ("2026-09", "2026-10"):
-        for kind, header, rows in ((DatasetKind.prescriptions, handmade.RX_HEADER, handmade.RX),
-                                   (DatasetKind.charges, handmade.CHARGE_HEADER,
-                                    handmade.CHARGES)):
-            src = handmade.write_csv(tmp / f"{kind}-{month}.csv", header,
-                                     handmade.month_rows(rows, month))
-            w = importing.write_dataset(src, kind=kind, hospital_code="h1",
-                                        period=parse_period(month), analytics_dir=tmp / "a")
-            files[kind].append(tmp / "a" / w.file)
-    return files
 
 
 def _everything(files: dict[DatasetKind, list[Path]]) -> dict[str, Any]:
@@ -55,7 +41,7 @@ def _everything(files: dict[DatasetKind, list[Path]]) -> dict[str, Any]:
 
 
 def test_summaries_answer_exactly_what_the_lines_answer(tmp_path: Path) -> None:
-    files = _import(tmp_path)
+    files = handmade.write_months(tmp_path)
     assert all(summaries.complete(k, f) for k, f in files.items())
     # The same line files without their summaries are read the old way.
     bare: dict[DatasetKind, list[Path]] = {k: [] for k in DatasetKind}
