@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -36,22 +37,45 @@ def reminder_policy() -> rules.ReminderPolicy:
                                 max_attempts=s.notify_max_attempts)
 
 
-def queue(db: Session, *, patient_id: int, template: str, variables: dict[str, Any],
-          send_at: datetime, dedupe_key: str, appointment_id: int | None = None,
-          event_day: Any = None, channel: str = "sms") -> Notification | None:
-    """Queue one message unless one with ``dedupe_key`` exists (RM-1: never twice)."""
-    if template not in TEMPLATES:
-        raise KeyError(template)
-    if db.scalar(select(Notification.id).where(Notification.dedupe_key == dedupe_key)):
-        return None
-    due = rules.respect_quiet_hours(send_at, channel=channel, event_day=event_day,
-                                    policy=reminder_policy(), tz=get_settings().tz)
-    row = Notification(patient_id=patient_id, appointment_id=appointment_id, channel=channel,
-                       template=template, variables=variables, send_at=due,
-                       next_attempt_at=due, dedupe_key=dedupe_key[:120])
-    db.add(row)
-    db.flush()
-    return row
+@dataclass(frozen=True)
+class Draft:
+    """A message to queue: whom, which template, with what, when, and its dedupe key."""
+
+    patient_id: int
+    template: str
+    variables: dict[str, Any]
+    send_at: datetime
+    dedupe_key: str
+    appointment_id: int | None = None
+    event_day: date | None = None
+    channel: str = "sms"
+
+
+def queue(db: Session, drafts: list[Draft]) -> list[Notification]:
+    """Queue the drafts whose dedupe key is new (RM-1: an event handled twice queues once).
+
+    One lookup for all keys and no flush of its own: this runs on the booking's hot path,
+    just before its commit (which flushes).
+    """
+    keys = [d.dedupe_key[:120] for d in drafts]
+    seen = set(db.scalars(select(Notification.dedupe_key)
+                          .where(Notification.dedupe_key.in_(keys))))
+    policy, tz = reminder_policy(), get_settings().tz
+    rows = []
+    for draft, key in zip(drafts, keys, strict=True):
+        if draft.template not in TEMPLATES:
+            raise KeyError(draft.template)
+        if key in seen:
+            continue
+        seen.add(key)
+        due = rules.respect_quiet_hours(draft.send_at, channel=draft.channel,
+                                        event_day=draft.event_day, policy=policy, tz=tz)
+        rows.append(Notification(
+            patient_id=draft.patient_id, appointment_id=draft.appointment_id,
+            channel=draft.channel, template=draft.template, variables=draft.variables,
+            send_at=due, next_attempt_at=due, dedupe_key=key))
+    db.add_all(rows)
+    return rows
 
 
 def cancel_scheduled(db: Session, *, appointment_id: int) -> int:

@@ -15,6 +15,7 @@ from onetrip import events
 from onetrip.config import get_settings
 from onetrip.db import utcnow
 from onetrip.notify import rules, service
+from onetrip.notify.service import Draft
 from onetrip.org import calendar as org_calendar
 from onetrip.org.models import Department, Location, Practitioner
 from onetrip.scheduling import service as scheduling_service
@@ -63,15 +64,12 @@ def _queue_booking(db: Session, appt: Appointment) -> None:
     """RM-1 confirmation now, RM-2 reminders the day before and one hour before."""
     booked_at = appt.booked_at or utcnow()
     variables = _appointment_vars(db, appt)
-    service.queue(db, patient_id=appt.patient_id, template="booking_confirmed",
-                  variables=variables, send_at=booked_at, appointment_id=appt.id,
-                  event_day=appt.day, dedupe_key=f"booking_confirmed:{appt.id}")
-    due = rules.scheduled_reminders(start_at=appt.start_at, booked_at=booked_at,
-                                    policy=service.reminder_policy(), tz=get_settings().tz)
-    for template, send_at in due.items():
-        service.queue(db, patient_id=appt.patient_id, template=template, variables=variables,
-                      send_at=send_at, appointment_id=appt.id, event_day=appt.day,
-                      dedupe_key=f"{template}:{appt.id}")
+    due = {"booking_confirmed": booked_at, **rules.scheduled_reminders(
+        start_at=appt.start_at, booked_at=booked_at, policy=service.reminder_policy(),
+        tz=get_settings().tz)}
+    service.queue(db, [Draft(appt.patient_id, template, variables, send_at,
+                             f"{template}:{appt.id}", appt.id, appt.day)
+                       for template, send_at in due.items()])
 
 
 @events.on_commit(AppointmentBooked)
@@ -93,9 +91,9 @@ def on_cancelled(db: Session, ev: AppointmentCancelled) -> None:
     service.cancel_scheduled(db, appointment_id=appt.id)
     variables = _visit(db, db.get_one(Schedule, appt.schedule_id), appt.start_at)
     variables["reason"] = f"原因：{ev.reason}。" if ev.reason else ""
-    service.queue(db, patient_id=appt.patient_id, template="cancelled", variables=variables,
-                  send_at=appt.cancelled_at or utcnow(), appointment_id=appt.id,
-                  event_day=appt.day, dedupe_key=f"cancelled:{appt.id}")
+    service.queue(db, [Draft(appt.patient_id, "cancelled", variables,
+                             appt.cancelled_at or utcnow(), f"cancelled:{appt.id}", appt.id,
+                             appt.day)])
 
 
 @events.on_commit(RebookingOffered)
@@ -111,9 +109,8 @@ def on_stop_clinic(db: Session, ev: RebookingOffered) -> None:
                               f"请在{_when(offer.expires_at)}前登录确认。")
     else:
         variables["offer"] = offer.note + "。"
-    service.queue(db, patient_id=appt.patient_id, template="stop_clinic", variables=variables,
-                  send_at=offer.created_at, appointment_id=appt.id, event_day=appt.day,
-                  dedupe_key=f"stop_clinic:{appt.id}")
+    service.queue(db, [Draft(appt.patient_id, "stop_clinic", variables, offer.created_at,
+                             f"stop_clinic:{appt.id}", appt.id, appt.day)])
 
 
 @events.on_commit(WaitlistOffered)
@@ -122,15 +119,15 @@ def on_waitlist_offer(db: Session, ev: WaitlistOffered) -> None:
     slot = db.get_one(Slot, ev.slot_id)
     variables = _visit(db, db.get_one(Schedule, slot.schedule_id), slot.start_at)
     variables["expires"] = _when(entry.offer_expires_at or slot.start_at)
-    service.queue(db, patient_id=ev.patient_id, template="waitlist_offer", variables=variables,
-                  send_at=utcnow(), event_day=slot.start_at.astimezone(get_settings().tz).date(),
-                  dedupe_key=f"waitlist_offer:{ev.entry_id}:{ev.slot_id}")
+    service.queue(db, [Draft(ev.patient_id, "waitlist_offer", variables, utcnow(),
+                             f"waitlist_offer:{ev.entry_id}:{ev.slot_id}",
+                             event_day=slot.start_at.astimezone(get_settings().tz).date())])
 
 
 @events.on_commit(NoShowRecorded)
 def on_no_show(db: Session, ev: NoShowRecorded) -> None:
     appt = db.get_one(Appointment, ev.appointment_id)
     variables = _visit(db, db.get_one(Schedule, appt.schedule_id), appt.start_at)
-    service.queue(db, patient_id=appt.patient_id, template="no_show", variables=variables,
-                  send_at=appt.noshow_at or utcnow(), appointment_id=appt.id,
-                  event_day=appt.day, dedupe_key=f"no_show:{appt.id}")
+    service.queue(db, [Draft(appt.patient_id, "no_show", variables,
+                             appt.noshow_at or utcnow(), f"no_show:{appt.id}", appt.id,
+                             appt.day)])
