@@ -15,7 +15,7 @@ from onetrip.identity.service import patient_phone
 from onetrip.notify import channels, service
 from onetrip.notify.channels import Outgoing
 from onetrip.notify.models import Notification
-from onetrip.scheduling import booking, stopclinic
+from onetrip.scheduling import booking, queue, stopclinic
 from onetrip.scheduling.events import NoShowRecorded
 from onetrip.scheduling.models import Appointment
 from onetrip.scheduling.rules import Channel
@@ -126,6 +126,17 @@ def test_rm1_a_no_show_is_told(db: Session, clinic: Clinic) -> None:
     db.commit()
     notice = messages(db, appt.id)["no_show"]
     assert notice.status == "queued" and notice.send_at == appt.noshow_at
+
+
+def test_rm1_you_are_next_is_queued_when_the_doctor_calls(db: Session, clinic: Clinic) -> None:
+    appt = book(db, clinic)
+    queue.check_in(db, principal=clinic.kiosk(), appointment_id=appt.id,
+                   now=appt.start_at - timedelta(minutes=10), patient_id=appt.patient_id)
+    called = queue.call_next(db, principal=clinic.doctor_principal,
+                             schedule_id=clinic.schedule.id, now=appt.start_at)
+    db.commit()
+    assert called is not None and called.id == appt.id
+    assert messages(db, appt.id)["your_turn"].send_at == appt.start_at
 
 
 def test_rm1_the_worker_sends_through_the_console_channel(

@@ -24,6 +24,7 @@ from onetrip.scheduling.events import (
     AppointmentCancelled,
     AppointmentRebooked,
     NoShowRecorded,
+    PatientCalled,
     RebookingOffered,
     WaitlistOffered,
 )
@@ -130,4 +131,14 @@ def on_no_show(db: Session, ev: NoShowRecorded) -> None:
     variables = _visit(db, db.get_one(Schedule, appt.schedule_id), appt.start_at)
     service.queue(db, [Draft(appt.patient_id, "no_show", variables,
                              appt.noshow_at or utcnow(), f"no_show:{appt.id}", appt.id,
+                             appt.day)])
+
+
+@events.on_commit(PatientCalled)
+def on_called(db: Session, ev: PatientCalled) -> None:
+    """RM-1: "you are next" on the day; a same-day event, so quiet hours do not hold it."""
+    appt = db.get_one(Appointment, ev.appointment_id)
+    variables = _visit(db, db.get_one(Schedule, appt.schedule_id), appt.start_at)
+    service.queue(db, [Draft(appt.patient_id, "your_turn", variables,
+                             appt.called_at or utcnow(), f"your_turn:{appt.id}", appt.id,
                              appt.day)])

@@ -40,6 +40,9 @@ TEMPLATES: dict[str, Template] = {
     "waitlist_offer": Template(
         "OT_WAITLIST",
         "您候补的{department}有号源了：{time}。号源为您保留至{expires}，请及时确认，逾期自动释放。"),
+    "your_turn": Template(
+        "OT_YOUR_TURN",
+        "请您到{place}就诊（{department}），医生已叫号。"),
     "no_show": Template(
         "OT_NO_SHOW",
         "您{time}{department}的预约未按时签到，已记为爽约一次。累计爽约将暂停网上预约资格，"
