@@ -9,6 +9,7 @@ import typer
 from onetrip.config import get_settings
 from onetrip.identity.cli import app as token_app
 from onetrip.identity.cli import audit_app, identity_app
+from onetrip.notify.cli import app as notify_app
 from onetrip.org.cli import app as calendar_app
 from onetrip.quality.cli import app as quality_app
 from onetrip.scheduling.cli import app as schedule_app
@@ -21,6 +22,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(calendar_app, name="calendar")
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(quality_app, name="quality")
+app.add_typer(notify_app, name="notify")
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,15 @@ class Settings(BaseSettings):
     patient_idle_minutes: int = 7 * 24 * 60
     # SMS sender: "outbox" writes messages to the sms_outbox table (development, demo).
     sms_sender: str = "outbox"
+    # Reminders (docs/notifications.md): "console" logs a masked line; "identity" sends through
+    # the sms_sender above; a gateway registers its own (notify.channels.register_channel).
+    notify_sms_channel: str = "console"
+    # RM-2: local hour of the day-before reminder, quiet hours for SMS, check-in lead time.
+    notify_day_before_hour: int = Field(default=18, ge=0, le=23)
+    notify_quiet_start: time = time(22, 0)
+    notify_quiet_end: time = time(7, 0)
+    notify_checkin_minutes: int = Field(default=15, ge=0)
+    notify_max_attempts: int = Field(default=5, ge=1)
     # Quality analytics: imported HIS lines live here as Parquet files read by DuckDB.
     analytics_dir: Path = Path("var/analytics")
     # DuckDB threads for analytics (0: one per core).

@@ -16,6 +16,7 @@ from onetrip.web import STATIC_DIR
 def create_app() -> FastAPI:
     from onetrip.identity import api as identity_api
     from onetrip.identity import pages as identity_pages
+    from onetrip.notify import api as notify_api
     from onetrip.org import api as org_api
     from onetrip.org import pages as org_pages
     from onetrip.quality import api as quality_api
@@ -44,6 +45,7 @@ def create_app() -> FastAPI:
         return {"status": "ok"}
 
     for router in (org_api.router, org_pages.router, identity_api.router, identity_pages.router,
-                   scheduling_api.router, quality_api.router, quality_pages.router):
+                   scheduling_api.router, quality_api.router, quality_pages.router,
+                   notify_api.router):
         app.include_router(router)
     return app

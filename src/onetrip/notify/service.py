@@ -1,0 +1,145 @@
+"""Use cases of the reminders: queue a message, cancel the scheduled ones, deliver due ones.
+
+Queueing happens inside the transaction of the change that caused it (see ``subscribers``);
+delivery is the worker's (``drain``): it claims due rows with ``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL, so several workers never send a message twice; SQLite has one writer at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from onetrip.config import get_settings
+from onetrip.db import rowcount, session_scope, utcnow
+from onetrip.identity import service as identity_service
+from onetrip.notify import rules
+from onetrip.notify.channels import CHANNELS, Outgoing
+from onetrip.notify.models import Notification
+from onetrip.notify.templates import TEMPLATES, render
+
+log = logging.getLogger(__name__)
+
+#: Templates sent at a time ahead of the visit; they follow the appointment when it changes.
+SCHEDULED = ("day_before", "hour_before")
+
+
+def reminder_policy() -> rules.ReminderPolicy:
+    s = get_settings()
+    return rules.ReminderPolicy(day_before_hour=s.notify_day_before_hour,
+                                quiet_start=s.notify_quiet_start, quiet_end=s.notify_quiet_end,
+                                max_attempts=s.notify_max_attempts)
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A message to queue: whom, which template, with what, when, and its dedupe key."""
+
+    patient_id: int
+    template: str
+    variables: dict[str, Any]
+    send_at: datetime
+    dedupe_key: str
+    appointment_id: int | None = None
+    event_day: date | None = None
+    channel: str = "sms"
+
+
+def queue(db: Session, drafts: list[Draft]) -> list[Notification]:
+    """Queue the drafts whose dedupe key is new (RM-1: an event handled twice queues once).
+
+    One lookup for all keys and no flush of its own: this runs on the booking's hot path,
+    just before its commit (which flushes).
+    """
+    keys = [d.dedupe_key[:120] for d in drafts]
+    seen = set(db.scalars(select(Notification.dedupe_key)
+                          .where(Notification.dedupe_key.in_(keys))))
+    policy, tz = reminder_policy(), get_settings().tz
+    rows = []
+    for draft, key in zip(drafts, keys, strict=True):
+        if draft.template not in TEMPLATES:
+            raise KeyError(draft.template)
+        if key in seen:
+            continue
+        seen.add(key)
+        due = rules.respect_quiet_hours(draft.send_at, channel=draft.channel,
+                                        event_day=draft.event_day, policy=policy, tz=tz)
+        rows.append(Notification(
+            patient_id=draft.patient_id, appointment_id=draft.appointment_id,
+            channel=draft.channel, template=draft.template, variables=draft.variables,
+            send_at=due, next_attempt_at=due, dedupe_key=key))
+    db.add_all(rows)
+    return rows
+
+
+def cancel_scheduled(db: Session, *, appointment_id: int) -> int:
+    """RM-2: the reminders still queued for an appointment that no longer takes place."""
+    return rowcount(db.execute(
+        update(Notification).where(Notification.appointment_id == appointment_id,
+                                   Notification.template.in_(SCHEDULED),
+                                   Notification.status == "queued")
+        .values(status="cancelled"), execution_options={"synchronize_session": False}))
+
+
+def list_for_patient(db: Session, *, patient_id: int, limit: int = 200) -> list[Notification]:
+    return list(db.scalars(select(Notification).where(Notification.patient_id == patient_id)
+                           .order_by(Notification.send_at.desc(), Notification.id.desc())
+                           .limit(limit)))
+
+
+def claim_due(db: Session, *, now: datetime, limit: int) -> list[Notification]:
+    """Due queued rows, locked for this transaction; rows another worker holds are skipped."""
+    return list(db.scalars(
+        select(Notification).where(Notification.status == "queued",
+                                   Notification.next_attempt_at <= now)
+        .order_by(Notification.next_attempt_at, Notification.id).limit(limit)
+        .with_for_update(skip_locked=True)))
+
+
+_DIGITS = re.compile(r"\+?\d[\d -]{5,}\d")
+
+
+def _safe_error(exc: Exception) -> str:
+    """The failure reason without any phone or identity number in it."""
+    return f"{type(exc).__name__}: {_DIGITS.sub('***', str(exc))}"[:300]
+
+
+def deliver(db: Session, row: Notification, *, now: datetime) -> None:
+    """Send one claimed row through the configured channel; on failure back off (RM-1)."""
+    policy = reminder_policy()
+    row.attempts += 1
+    try:
+        patient = identity_service.get_patient(db, row.patient_id)
+        if patient is None:
+            raise LookupError(f"patient {row.patient_id} not found")
+        msg = Outgoing(out_id=f"onetrip-{row.id}",
+                       phone=identity_service.patient_phone(patient),
+                       template_code=TEMPLATES[row.template].code, params=row.variables,
+                       text=render(row.template, row.variables))
+        row.provider_message_id = CHANNELS[get_settings().notify_sms_channel](db, msg)[:100]
+    except Exception as exc:  # any gateway failure: retry later, never lose the row
+        row.last_error = _safe_error(exc)
+        retry = rules.next_attempt(row.attempts, now, policy)
+        if retry is None:
+            row.status = "failed"
+        else:
+            row.next_attempt_at = retry
+        log.warning("notification %s attempt %s failed: %s", row.id, row.attempts,
+                    row.last_error)
+        return
+    row.status, row.sent_at, row.last_error = "sent", now, ""
+
+
+def drain_once(*, batch: int = 50, now: datetime | None = None) -> int:
+    """One unit of work of the worker: claim up to ``batch`` due rows and deliver them."""
+    with session_scope() as db:
+        rows = claim_due(db, now=now or utcnow(), limit=batch)
+        for row in rows:
+            deliver(db, row, now=now or utcnow())
+        return len(rows)

@@ -1,0 +1,55 @@
+"""Chinese message templates for each step of a visit (RM-1).
+
+Each template names the variables it needs; ``render`` fills them. The SMS gateways of
+China take a template code plus parameters, so a real gateway is given ``code`` and the
+variables, and the console channel the rendered text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+SIGNATURE = "【最多跑一次】"
+
+
+@dataclass(frozen=True)
+class Template:
+    code: str
+    text: str
+
+
+TEMPLATES: dict[str, Template] = {
+    "booking_confirmed": Template(
+        "OT_BOOKED",
+        "您已预约{time}{department}{doctor}，就诊地点：{place}。请于就诊前{checkin_minutes}分钟"
+        "凭身份证或医保卡在自助机或分诊台签到。如需取消，请在{cancel_deadline}前操作。"),
+    "day_before": Template(
+        "OT_DAY_BEFORE",
+        "温馨提醒：您明天{time}在{place}就诊（{department}）。请携带身份证或医保卡，"
+        "提前{checkin_minutes}分钟签到。"),
+    "hour_before": Template(
+        "OT_HOUR_BEFORE",
+        "您预约的{department}将于{time}开始，请在一小时内到达{place}签到候诊。"),
+    "cancelled": Template(
+        "OT_CANCELLED",
+        "您{time}{department}的预约已取消。{reason}如需就诊请重新预约。"),
+    "stop_clinic": Template(
+        "OT_STOP_CLINIC",
+        "抱歉，{department}{time}的门诊因故停诊，该预约已取消。{offer}"),
+    "waitlist_offer": Template(
+        "OT_WAITLIST",
+        "您候补的{department}有号源了：{time}。号源为您保留至{expires}，请及时确认，逾期自动释放。"),
+    "your_turn": Template(
+        "OT_YOUR_TURN",
+        "请您到{place}就诊（{department}），医生已叫号。"),
+    "no_show": Template(
+        "OT_NO_SHOW",
+        "您{time}{department}的预约未按时签到，已记为爽约一次。累计爽约将暂停网上预约资格，"
+        "如有疑问请联系医院。"),
+}
+
+
+def render(template: str, variables: dict[str, Any]) -> str:
+    """The text of one message, signature first; raises KeyError for an unknown template."""
+    return SIGNATURE + TEMPLATES[template].text.format_map(variables)
