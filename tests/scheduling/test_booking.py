@@ -266,7 +266,7 @@ def test_bk6_noshow_restricts_online_booking_but_not_the_window(
     a, pa = clinic.patient(db)
     missed = booking.book(db, principal=pa, patient_id=a.id, channel=Channel.app,
                           schedule_id=clinic.schedule.id, now=OPEN)
-    assert queue.mark_noshows(db, now=local(DAY, 12, 30)) >= 1
+    assert queue.mark_noshows(db, now=local(DAY, 12, 30), hospital_id=clinic.hospital.id) == 1
     db.refresh(missed)
     assert missed.status == "noshow" and missed.penalty_event == "noshow"
     later = clinic.session(db, day=DAY + timedelta(days=7))

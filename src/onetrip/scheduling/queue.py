@@ -9,7 +9,6 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from onetrip import events
-from onetrip.db import rowcount
 from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
 from onetrip.scheduling import service
@@ -102,18 +101,20 @@ def call_next(db: Session, *, principal: Principal, schedule_id: int,
     return nxt
 
 
-def mark_noshows(db: Session, *, now: datetime) -> int:
-    """Booked patients who never checked in by the end of their session are no-shows."""
-    rows = list(db.execute(
-        select(Appointment.id, Appointment.patient_id)
-        .join(Schedule, Schedule.id == Appointment.schedule_id)
-        .where(Appointment.status == "booked", Schedule.end_at <= now - NOSHOW_GRACE)))
+def mark_noshows(db: Session, *, now: datetime, hospital_id: int | None = None) -> int:
+    """Booked patients who never checked in by the end of their session are no-shows.
+
+    One statement marks them all; run often (the sweeper does), each pass finds few.
+    """
+    ended = select(Schedule.id).where(Schedule.end_at <= now - NOSHOW_GRACE)
+    if hospital_id is not None:
+        ended = ended.where(Schedule.hospital_id == hospital_id)
+    rows = db.execute(
+        update(Appointment).where(Appointment.status == "booked",
+                                  Appointment.schedule_id.in_(ended))
+        .values(status="noshow", noshow_at=now, penalty_event=PenaltyEvent.noshow.value)
+        .returning(Appointment.id, Appointment.patient_id),
+        execution_options={"synchronize_session": False}).all()
     for appt_id, patient_id in rows:
-        done = rowcount(db.execute(update(Appointment).where(Appointment.id == appt_id,
-                                                    Appointment.status == "booked")
-                          .values(status="noshow", noshow_at=now,
-                                  penalty_event=PenaltyEvent.noshow.value),
-                          execution_options={"synchronize_session": False}))
-        if done:
-            events.publish(db, NoShowRecorded(appointment_id=appt_id, patient_id=patient_id))
+        events.publish(db, NoShowRecorded(appointment_id=appt_id, patient_id=patient_id))
     return len(rows)

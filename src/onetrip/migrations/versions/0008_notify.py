@@ -1,7 +1,7 @@
 """notify: outbox of reminders
 
-Revision ID: 0007_notify
-Revises: 0006_audit_chains
+Revision ID: 0008_notify
+Revises: 0007_merge_moves
 Create Date: 2026-11-22 07:05:09
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 
 import onetrip.db
 
-revision: str = '0007_notify'
-down_revision: str | None = '0006_audit_chains'
+revision: str = '0008_notify'
+down_revision: str | None = '0007_merge_moves'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
