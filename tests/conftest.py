@@ -111,3 +111,21 @@ def client(db: Session) -> Iterator[TestClient]:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture
+def race_engine(database_url: str) -> Iterator[Engine]:
+    """A committed database of its own (for real server or worker processes), dropped after.
+
+    Its URL is ``engine.info["url"]``; the test database stays untouched.
+    """
+    import uuid
+
+    from tests import racekit
+
+    url, drop = racekit.fresh_database(f"race{uuid.uuid4().hex[:6]}")
+    engine = dbmod.make_engine(url)
+    engine.info = {"url": url}  # type: ignore[attr-defined]
+    yield engine
+    engine.dispose()
+    drop()

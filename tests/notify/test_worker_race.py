@@ -6,9 +6,7 @@ import os
 import re
 import subprocess
 import sys
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import pytest
 from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.orm import Session
 
-from onetrip.db import make_engine, utcnow
+from onetrip.db import utcnow
 from onetrip.notify.models import Notification
 from tests import racekit
 
@@ -28,16 +26,6 @@ pytestmark = [
 ]
 
 ONETRIP = str(Path(sys.executable).with_name("onetrip"))
-
-
-@pytest.fixture
-def race_engine() -> Iterator[Engine]:
-    url, drop = racekit.fresh_database(f"notify{uuid.uuid4().hex[:6]}")
-    engine = make_engine(url)
-    engine.info = {"url": url}  # type: ignore[misc]
-    yield engine
-    engine.dispose()
-    drop()
 
 
 def test_rm1_two_workers_send_each_of_1000_messages_exactly_once(race_engine: Engine) -> None:

@@ -10,9 +10,7 @@ import os
 import signal
 import threading
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
 
 import httpx
@@ -20,7 +18,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from onetrip.db import make_engine, utcnow
+from onetrip.db import utcnow
 from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
 from onetrip.scheduling import booking
@@ -29,16 +27,6 @@ from onetrip.scheduling.rules import Channel
 from tests import racekit
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def race_engine() -> Iterator[Engine]:
-    url, drop = racekit.fresh_database(f"race{uuid.uuid4().hex[:6]}")
-    engine = make_engine(url)
-    engine.info = {"url": url}  # type: ignore[misc]
-    yield engine
-    engine.dispose()
-    drop()
 
 
 def url_of(engine: Engine) -> str:
