@@ -175,25 +175,32 @@ def _claim(db: Session, *, schedule: Schedule, slot_id: int | None, pools: froze
     """
     t = _SLOT.c
     phases = [(t.status == "free"), and_(t.status == "held", t.held_until <= now)]
+    # On PostgreSQL the pick first skips slots other bookings have locked; only if that
+    # finds nothing does it wait for them, so a schedule is called full only once the
+    # bookings in flight have finished (one of them may yet roll back).
+    waits = (False, True) if slot_id is None and db.get_bind().dialect.name == "postgresql" \
+        else (False,)
     for lapsed_hold, state in enumerate(phases):
         conditions = [t.schedule_id == schedule.id, state, t.start_at > now,
                       service.open_to(pools, now, t)]
-        if slot_id is not None:
-            target = t.id == slot_id
-        else:
-            pick = (select(t.id).where(*conditions).order_by(t.start_at).limit(1)
-                    .with_for_update(skip_locked=True).scalar_subquery())
-            target = t.id == pick
-        stmt = (update(_SLOT).where(target, *conditions)
-                .values(status="held" if hold_until else "booked", held_until=hold_until)
-                .returning(t.id, t.start_at, t.pool, t.release_at, t.return_at, t.return_pool))
-        row = db.connection().execute(stmt).first()
-        if row is not None:
-            if lapsed_hold:
-                _expire_holds(db, now, slot_id=row.id)
-            return Claimed(row.id, row.start_at, Pool(row.pool), PoolTimer(
-                row.release_at, row.return_at,
-                Pool(row.return_pool) if row.return_pool else None))
+        for wait in waits:
+            if slot_id is not None:
+                target = t.id == slot_id
+            else:
+                pick = (select(t.id).where(*conditions).order_by(t.start_at).limit(1)
+                        .with_for_update(skip_locked=not wait).scalar_subquery())
+                target = t.id == pick
+            stmt = (update(_SLOT).where(target, *conditions)
+                    .values(status="held" if hold_until else "booked", held_until=hold_until)
+                    .returning(t.id, t.start_at, t.pool, t.release_at, t.return_at,
+                               t.return_pool))
+            row = db.connection().execute(stmt).first()
+            if row is not None:
+                if lapsed_hold:
+                    _expire_holds(db, now, slot_id=row.id)
+                return Claimed(row.id, row.start_at, Pool(row.pool), PoolTimer(
+                    row.release_at, row.return_at,
+                    Pool(row.return_pool) if row.return_pool else None))
     return None
 
 
@@ -207,11 +214,14 @@ def _why_not(db: Session, *, schedule: Schedule, slot_id: int | None,
         if slot.status in ("booked", "held", "blocked"):
             return SlotTaken(detail={"slot_id": slot_id})
         return PoolClosed(detail={"slot_id": slot_id, "pool": slot.pool})
-    any_free = db.scalar(select(func.count()).select_from(Slot).where(
-        Slot.schedule_id == schedule.id, service.claimable(now), Slot.start_at > now))
-    if any_free:
+    free = [Slot.schedule_id == schedule.id, service.claimable(now), Slot.start_at > now]
+    open_to_me = db.scalar(select(func.count()).select_from(Slot).where(
+        *free, service.open_to(pools, now)))
+    any_free = db.scalar(select(func.count()).select_from(Slot).where(*free))
+    if any_free and not open_to_me:
         return PoolClosed("该出诊剩余号源暂未向此渠道开放",
                           detail={"schedule_id": schedule.id})
+    # Free slots this channel could take but did not get are held by bookings in flight.
     return ScheduleFull(detail={"schedule_id": schedule.id})
 
 
