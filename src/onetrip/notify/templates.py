@@ -47,6 +47,19 @@ TEMPLATES: dict[str, Template] = {
         "OT_NO_SHOW",
         "您{time}{department}的预约未按时签到，已记为爽约一次。累计爽约将暂停网上预约资格，"
         "如有疑问请联系医院。"),
+    # Hooks for the later steps of a visit: exams, reports, pharmacy, payment (RM-1).
+    "exam_preparation": Template(
+        "OT_EXAM_PREP",
+        "您的{exam}安排在{time}，地点：{place}。检查前准备：{instruction}"),
+    "report_ready": Template(
+        "OT_REPORT_READY",
+        "您{time}的{report}报告已出，可在手机上查看或到{place}打印。"),
+    "pharmacy_window": Template(
+        "OT_PHARMACY",
+        "您的药品已备好，请到{place}取药（取药号{ticket}）。"),
+    "payment_receipt": Template(
+        "OT_PAYMENT",
+        "您已支付{amount}元（{item}），支付时间{time}。电子票据可在手机上查看。"),
 }
 
 
