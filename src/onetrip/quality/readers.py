@@ -1,0 +1,136 @@
+"""Readers of HIS exports: CSV (UTF-8 or GBK), Excel and Parquet, each yielding batches of
+text columns with the progress made, for the batch path of the importer."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from onetrip.errors import InvalidInput
+
+
+class UnsupportedFile(InvalidInput):
+    code = "quality_unsupported_file"
+    message = "只支持 CSV、Excel（.xlsx）和 Parquet 文件"
+
+
+def detect_encoding(path: Path) -> str:
+    head = path.open("rb").read(1 << 16)
+    try:
+        head.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError as exc:
+        # A multi-byte character cut at the end of the sample is not an encoding error.
+        if exc.start >= len(head) - 3:
+            return "utf-8"
+        return "gb18030"
+
+
+def _csv_header(path: Path, encoding: str) -> list[str]:
+    with path.open(encoding=encoding, newline="") as f:
+        first = f.readline()
+    return next(csv.reader(io.StringIO(first.lstrip("\ufeff"))), [])
+
+
+def _read_csv(path: Path) -> tuple[list[str], Iterator[tuple[pa.Table, int, int]]]:
+    encoding = detect_encoding(path)
+    headers = _csv_header(path, encoding)
+    total = path.stat().st_size
+
+    def batches() -> Iterator[tuple[pa.Table, int, int]]:
+        with path.open("rb") as raw:
+            reader = pacsv.open_csv(
+                raw,
+                read_options=pacsv.ReadOptions(encoding=encoding, block_size=32 << 20),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=dict.fromkeys(_arrow_names(headers), pa.string())),
+            )
+            for batch in reader:
+                yield pa.Table.from_batches([batch]), min(raw.tell(), total), total
+
+    return headers, batches()
+
+
+def _arrow_names(headers: list[str]) -> list[str]:
+    # pyarrow keeps a UTF-8 byte-order mark out of the first column name.
+    return [h.lstrip("\ufeff") for h in headers]
+
+
+def _cell(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _read_excel(path: Path) -> tuple[list[str], Iterator[tuple[pa.Table, int, int]]]:
+    from openpyxl import load_workbook
+
+    wb = load_workbook(path, read_only=True, data_only=True)
+    ws = wb.worksheets[0]
+    rows = ws.iter_rows(values_only=True)
+    headers = [_cell(h) or "" for h in next(rows, ())]
+    total = max((ws.max_row or 1) - 1, 1)
+
+    def batches() -> Iterator[tuple[pa.Table, int, int]]:
+        done = 0
+        chunk: list[tuple[Any, ...]] = []
+        for row in rows:
+            chunk.append(row)
+            if len(chunk) == 20_000:
+                done += len(chunk)
+                yield _table(headers, chunk), done, total
+                chunk = []
+        if chunk:
+            done += len(chunk)
+            yield _table(headers, chunk), done, total
+        wb.close()
+
+    return headers, batches()
+
+
+def _table(headers: list[str], rows: list[tuple[Any, ...]]) -> pa.Table:
+    cols = {h: pa.array([_cell(r[i]) if i < len(r) else None for r in rows], pa.string())
+            for i, h in enumerate(headers) if h}
+    return pa.table(cols)
+
+
+def _read_parquet(path: Path) -> tuple[list[str], Iterator[tuple[pa.Table, int, int]]]:
+    pf = pq.ParquetFile(path)
+    headers = list(pf.schema_arrow.names)
+    total = pf.metadata.num_rows
+
+    def batches() -> Iterator[tuple[pa.Table, int, int]]:
+        done = 0
+        for batch in pf.iter_batches(batch_size=500_000):
+            cols = {n: pc.cast(batch.column(n), pa.string()) for n in batch.schema.names}
+            done += batch.num_rows
+            yield pa.table(cols), done, total
+
+    return headers, batches()
+
+
+def open_source(path: Path) -> tuple[list[str], Iterator[tuple[pa.Table, int, int]]]:
+    """Headers and batches of text columns of a CSV, Excel or Parquet file."""
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".txt"):
+        return _read_csv(path)
+    if suffix in (".xlsx", ".xlsm"):
+        return _read_excel(path)
+    if suffix == ".parquet":
+        return _read_parquet(path)
+    raise UnsupportedFile(detail={"file": path.name})
