@@ -1,5 +1,5 @@
-"""A clean CSV is staged by DuckDB's typed reader in one statement (the fast path); any other
-file, or a CSV with a bad row, goes batch by batch. Both must store exactly the same rows."""
+"""A clean CSV is written by DuckDB's typed reader in one statement (the typed path); any
+other file, or a CSV with a bad row, goes batch by batch. Both must store the same rows."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def test_qa1_clean_csv_takes_the_typed_path_and_stores_what_the_batch_path_store
         m.setattr(importing, "_stage_batches", _unexpected)
         fast = _import(src, tmp_path / "fast", progress=lambda d, t: fast_progress.append((d, t)))
     with monkeypatch.context() as m:
-        m.setattr(importing, "_stage_typed", lambda *a, **k: False)
+        m.setattr(importing, "_write_typed", lambda *a, **k: False)
         slow = _import(src, tmp_path / "slow")
     assert fast.rows == slow.rows == len(_messy_rows())
     assert _stored(tmp_path / "fast", fast) == _stored(tmp_path / "slow", slow)

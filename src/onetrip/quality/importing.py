@@ -1,12 +1,13 @@
 """Validate HIS exports (CSV, Excel, Parquet) row by row and write one Parquet file.
 
-Two ways in. A clean UTF-8 CSV, the common case, is parsed and checked by DuckDB's parallel
-CSV reader in one statement (the typed path). Anything else, and any CSV in which the typed
-path finds a problem, is read in batches as text (readers.py), parsed and checked by DuckDB
-into a typed staging table where each row carries a bit mask of what is wrong with it, so
-the error report names every bad row and field. Only a file without a single bad row is
-written: to a temporary name first, then renamed. Making it the current file of its month
-is the database's job (service.import_file), so a failed transaction leaves nothing visible.
+Two ways in. A clean UTF-8 CSV, the common case, is parsed, checked and written by
+DuckDB's parallel CSV reader in one streaming statement (the typed path). Anything else,
+and any CSV in which the typed path finds a problem, is read in batches as text
+(readers.py), parsed and checked by DuckDB into a typed staging table where each row
+carries a bit mask of what is wrong with it, so the error report names every bad row and
+field. Only a file without a single bad row is written: to a temporary name first, then
+renamed. Making it the current file of its month is the database's job
+(service.import_file), so a failed transaction leaves nothing visible.
 """
 from __future__ import annotations
 
@@ -218,27 +219,50 @@ def write_dataset(source: Path, *, kind: DatasetKind, hospital_code: str, period
     if missing:
         raise MissingColumns(detail={"missing": missing, "headers": headers})
     rename = {header: name for name, header in columns.items()}
+    relative, final, tmp = _new_file(kind, hospital_code, period, analytics_dir)
     con = connect(threads, analytics_dir / ".tmp")
     try:
-        if not _stage_typed(con, source, headers, rename, kind, hospital_code, period,
-                            progress):
+        if not _write_typed(con, source, headers, rename, kind, hospital_code, period,
+                            progress, tmp):
             _stage_batches(con, batches, rename, kind, hospital_code, period, progress)
-        return _write(con, kind, hospital_code, period, analytics_dir)
+            con.execute("COPY (SELECT * EXCLUDE (__bad, __row) FROM staging) TO "
+                        f"{_quote(str(tmp))} ({_LINE_FILE})")
+        lines = f"read_parquet({_quote(str(tmp))})"
+        summaries.write(con, lines, kind, final)
+        rows = _scalar(con, f"SELECT count(*) FROM {lines}")
+        os.replace(tmp, final)
+        return Written(rows=rows, file=relative.as_posix())
     finally:
         con.close()
+        tmp.unlink(missing_ok=True)
+
+
+def _new_file(kind: DatasetKind, hospital_code: str, period: Period,
+              analytics_dir: Path) -> tuple[Path, Path, Path]:
+    """A new line file's name (relative to the analytics directory), its path and the
+    temporary path it is written to before being renamed into place."""
+    relative = Path(kind.value) / hospital_code / period.label / f"{uuid.uuid4().hex}.parquet"
+    final = analytics_dir / relative
+    final.parent.mkdir(parents=True, exist_ok=True)
+    return relative, final, final.with_suffix(".parquet.tmp")
+
+
+#: How line files are written: large row groups, cheap compression.
+_LINE_FILE = "FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 500000"
 
 
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _stage_typed(con: duckdb.DuckDBPyConnection, source: Path, headers: list[str],
+def _write_typed(con: duckdb.DuckDBPyConnection, source: Path, headers: list[str],
                  rename: dict[str, str], kind: DatasetKind, hospital_code: str,
-                 period: Period, progress: Progress | None) -> bool:
-    """Stage a clean UTF-8 CSV in one statement: DuckDB's parallel reader parses the time
-    and number columns itself, which is what makes ten million lines fit in half a minute.
-    Whatever goes wrong here (a value that does not parse, a bad row, an odd file) returns
-    False and leaves nothing behind; the batch path then reports every bad row by number."""
+                 period: Period, progress: Progress | None, target: Path) -> bool:
+    """Write a clean UTF-8 CSV's rows to ``target`` in one streaming statement: DuckDB's
+    parallel reader parses the time and number columns itself and the first bad row aborts
+    the statement, which is what makes ten million lines fit in half a minute. Whatever
+    goes wrong here (a value that does not parse, a bad row, an odd or empty file) returns
+    False and leaves no file; the batch path then reports every bad row by number."""
     if source.suffix.lower() not in (".csv", ".txt") or detect_encoding(source) != "utf-8":
         return False
     if len(set(headers)) != len(headers) or "" in headers:
@@ -255,15 +279,16 @@ def _stage_typed(con: duckdb.DuckDBPyConnection, source: Path, headers: list[str
                 f"delim = ',', quote = '\"', escape = '\"', columns = {columns})")
     try:
         with _polled(con, progress, source.stat().st_size):
-            con.execute(f"CREATE TABLE staging AS {plan.select}")
+            con.execute(f"COPY (SELECT * EXCLUDE (__bad, __row) FROM ({plan.select}) "
+                        "WHERE CASE WHEN __bad = 0 THEN TRUE ELSE error('bad row') END) "
+                        f"TO {_quote(str(target))} ({_LINE_FILE})")
+        if _scalar(con, f"SELECT count(*) FROM read_parquet({_quote(str(target))})"):
+            return True
     except duckdb.Error:
-        return False
+        pass
     finally:
         con.execute("DROP VIEW batch")
-    if _scalar(con, "SELECT count(*) FILTER (WHERE __bad <> 0) = 0 AND count(*) > 0 "
-                    "FROM staging"):
-        return True
-    con.execute("DROP TABLE staging")
+    target.unlink(missing_ok=True)
     return False
 
 
@@ -330,21 +355,6 @@ def _stage_batches(con: duckdb.DuckDBPyConnection,
             detail={"bad_rows": bad_count, "errors": errors})
 
 
-def _write(con: duckdb.DuckDBPyConnection, kind: DatasetKind, hospital_code: str,
-           period: Period, analytics_dir: Path) -> Written:
-    """Write the staged rows and their summaries under a new name (renamed into place)."""
-    relative = Path(kind.value) / hospital_code / period.label / f"{uuid.uuid4().hex}.parquet"
-    final = analytics_dir / relative
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_suffix(".parquet.tmp")
-    summaries.write(con, "staging", kind, final)
-    con.execute(f"COPY (SELECT * EXCLUDE (__bad, __row) FROM staging) TO {_quote(str(tmp))} "
-                "(FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 500000)")
-    os.replace(tmp, final)
-    rows_written = _scalar(con, "SELECT count(*) FROM staging")
-    return Written(rows=rows_written, file=relative.as_posix())
-
-
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
     row = con.execute(sql).fetchone()
     return int(row[0]) if row else 0
@@ -368,10 +378,7 @@ def write_trusted(columns: dict[str, list[Any]], *, kind: DatasetKind, hospital_
     columns = {**columns, "hospital": [hospital_code] * n}
     table = pa.table({f.name: pa.array(columns.get(f.name, [None] * n), f.type)
                       for f in schema}, schema=schema)
-    relative = Path(kind.value) / hospital_code / period.label / f"{uuid.uuid4().hex}.parquet"
-    final = analytics_dir / relative
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_suffix(".parquet.tmp")
+    relative, final, tmp = _new_file(kind, hospital_code, period, analytics_dir)
     pq.write_table(table, tmp, compression="zstd")
     con = connect()
     try:
