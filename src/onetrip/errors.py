@@ -1,7 +1,8 @@
 """Errors carry a stable ``code``, an HTTP status and a Chinese message.
 
 Services raise subclasses of :class:`OnetripError`; one handler renders them as JSON
-``{"code", "message", "detail"}`` under ``/api`` and as a page with the message elsewhere.
+``{"code", "message", "detail"}`` under ``/api``, as a FHIR OperationOutcome under ``/fhir``
+and as a page with the message elsewhere.
 """
 
 from __future__ import annotations
@@ -106,6 +107,10 @@ def install_handlers(app: Any) -> None:
         return request.url.path.startswith(("/api/", "/fhir", "/healthz"))
 
     def render(request: Request, status: int, body: dict[str, Any]) -> Response:
+        if request.url.path.startswith("/fhir"):
+            from onetrip.fhir.outcome import outcome_response
+
+            return outcome_response(status, body)
         if wants_json(request):
             return JSONResponse(body, status_code=status)
         from onetrip.web import render_page

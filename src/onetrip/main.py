@@ -14,6 +14,7 @@ from onetrip.web import STATIC_DIR
 
 
 def create_app() -> FastAPI:
+    from onetrip.fhir import api as fhir_api
     from onetrip.identity import api as identity_api
     from onetrip.identity import pages as identity_pages
     from onetrip.notify import api as notify_api
@@ -46,6 +47,6 @@ def create_app() -> FastAPI:
 
     for router in (org_api.router, org_pages.router, identity_api.router, identity_pages.router,
                    scheduling_api.router, quality_api.router, quality_pages.router,
-                   notify_api.router):
+                   notify_api.router, fhir_api.router):
         app.include_router(router)
     return app

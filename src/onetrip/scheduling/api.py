@@ -91,8 +91,9 @@ def list_slots(schedule_id: int, db: DbSession, now: Now,
     return out
 
 
-def _idempotent(db: Session, principal: Principal, key: str | None, path: str, body: Any,
+def idempotent(db: Session, principal: Principal, key: str | None, path: str, body: Any,
                 now: Any, status_code: int, work: Callable[[], dict[str, Any]]) -> JSONResponse:
+    """Run ``work`` once per Idempotency-Key and body; a repeat gets the stored answer."""
     if key is None:
         return JSONResponse(work(), status_code=status_code)
     record = idempotency.claim(db, owner=idempotency.principal_key(principal), key=key,
@@ -105,7 +106,8 @@ def _idempotent(db: Session, principal: Principal, key: str | None, path: str, b
     return JSONResponse(result, status_code=status_code)
 
 
-async def booking_gate(request: Request, body: BookingCreate, now: Now, units: Units) -> None:
+async def admit_booking(request: Request, now: Any, units: Units, *, schedule_id: int | None,
+                        slot_id: int | None, channel: Channel) -> None:
     """BK-8 before any booking work: count the attempt per account and per address, and in
     the seconds after a pool opens wait for this request's turn in a random draw."""
     settings = get_settings()
@@ -116,8 +118,8 @@ async def booking_gate(request: Request, body: BookingCreate, now: Now, units: U
     def count_and_draw(db: Session) -> tuple[fairness.Opening, int] | None:
         fairness.count_attempt(db, account, now, settings.booking_rate_per_account)
         fairness.count_attempt(db, address, now, settings.booking_rate_per_address)
-        opening = fairness.opening_for(db, schedule_id=body.schedule_id, slot_id=body.slot_id,
-                                       channel=body.channel, now=now)
+        opening = fairness.opening_for(db, schedule_id=schedule_id, slot_id=slot_id,
+                                       channel=channel, now=now)
         if opening is None:
             return None
         return opening, fairness.take_ticket(db, opening, now).id
@@ -130,6 +132,11 @@ async def booking_gate(request: Request, body: BookingCreate, now: Now, units: U
     ahead = await units(
         lambda db: fairness.rank(db, db.get_one(OpeningTicket, ticket_id)), write=False)
     await asyncio.sleep(ahead * fairness.STEP.total_seconds())
+
+
+async def booking_gate(request: Request, body: BookingCreate, now: Now, units: Units) -> None:
+    await admit_booking(request, now, units, schedule_id=body.schedule_id, slot_id=body.slot_id,
+                        channel=body.channel)
 
 
 BookingGate = Annotated[None, Depends(booking_gate)]
@@ -150,7 +157,7 @@ def create_appointment(_gate: BookingGate, body: BookingCreate, db: DbSession,
                        principal: CurrentPrincipal, now: Now,
                        idempotency_key: IdemKey = None) -> JSONResponse:
     """Book a slot (or a schedule's earliest free slot) for a real-name patient."""
-    return _idempotent(db, principal, idempotency_key, "/appointments",
+    return idempotent(db, principal, idempotency_key, "/appointments",
                        body.model_dump(mode="json"), now, 201,
                        lambda: _book(db, principal, body, now, hold=False))
 
@@ -160,7 +167,7 @@ def create_hold(_gate: BookingGate, body: BookingCreate, db: DbSession,
                 principal: CurrentPrincipal, now: Now,
                 idempotency_key: IdemKey = None) -> JSONResponse:
     """Hold a slot for a few minutes (FHIR busy-tentative) before confirming it."""
-    return _idempotent(db, principal, idempotency_key, "/holds", body.model_dump(mode="json"),
+    return idempotent(db, principal, idempotency_key, "/holds", body.model_dump(mode="json"),
                        now, 201, lambda: _book(db, principal, body, now, hold=True))
 
 

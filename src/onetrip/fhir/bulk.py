@@ -1,0 +1,121 @@
+"""SMART Scheduling Links: the region's slot directory for slot-discovery clients.
+
+``$bulk-publish`` is a manifest naming NDJSON files: the hospitals' sites (Location), the
+sessions to come (Schedule) and one Slot file per hospital. Files are the public view:
+a slot is ``free`` only while it is released to the public online pool; referral-only,
+window-only, priority and clinic slots are published as ``busy`` (BK-4, BK-5). ``_since``
+narrows Schedule and Slot files to what may have changed after that instant.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from sqlalchemy import exists, or_, select
+
+from onetrip.fhir import resources as fr
+from onetrip.fhir.context import Context
+from onetrip.fhir.params import instant
+from onetrip.fhir.slots import bookable, department_of, doctor_of, slot_status
+from onetrip.org.models import Hospital, Region
+from onetrip.scheduling.models import Appointment, Schedule, Slot
+
+#: Clients poll the manifest every few minutes; a minute of caching keeps that cheap.
+CACHE_SECONDS = 60
+NDJSON = "application/fhir+ndjson"
+
+
+def _public(ctx: Context) -> Context:
+    return Context(db=ctx.db, principal=None, now=ctx.now, site=ctx.site, base=ctx.base)
+
+
+def hospitals(ctx: Context, region: str | None) -> list[Hospital]:
+    stmt = select(Hospital).order_by(Hospital.id)
+    if region:
+        stmt = stmt.join(Region, Region.id == Hospital.region_id).where(Region.code == region)
+    return list(ctx.db.scalars(stmt))
+
+
+def manifest(ctx: Context, *, region: str | None, since: datetime | None,
+             request_url: str) -> dict[str, Any]:
+    """The bulk publication manifest: where the Location, Schedule and Slot files are."""
+    common = {k: v for k, v in (("region", region),
+                                ("_since", instant(since) if since else None)) if v}
+    files = f"{ctx.base}/$bulk-publish"
+
+    def url(name: str, **extra: object) -> str:
+        query = urlencode({**common, **extra})
+        return f"{files}/{name}.ndjson" + (f"?{query}" if query else "")
+
+    output: list[dict[str, Any]] = [{"type": "Location", "url": url("Location")},
+                                    {"type": "Schedule", "url": url("Schedule")}]
+    for h in hospitals(ctx, region):
+        output.append({"type": "Slot", "url": url("Slot", organization=h.id),
+                       "extension": {"organization": [f"Organization/{h.id}"]}})
+    return {"transactionTime": instant(ctx.now), "request": request_url, "output": output,
+            "error": []}
+
+
+def locations(ctx: Context, region: str | None) -> Iterator[dict[str, Any]]:
+    """Each hospital's site with its phone and address (where the patient goes)."""
+    for h in hospitals(ctx, region):
+        yield fr.site_location(h)
+
+
+def _schedule_changed(since: datetime) -> Any:
+    return or_(Schedule.created_at > since, Schedule.status != "open")
+
+
+def schedules(ctx: Context, region: str | None,
+              since: datetime | None) -> Iterator[dict[str, Any]]:
+    """Sessions still to come, each on its hospital's site (the Location file)."""
+    ids = [h.id for h in hospitals(ctx, region)]
+    stmt = (select(Schedule).where(Schedule.hospital_id.in_(ids), Schedule.end_at > ctx.now)
+            .order_by(Schedule.start_at, Schedule.id))
+    if since is not None:
+        stmt = stmt.where(_schedule_changed(since))
+    for s in ctx.db.scalars(stmt):
+        out = fr.schedule(s, department_of(ctx, s.department_id), doctor_of(ctx, s))
+        out["actor"] = [fr.ref("Location", fr.site_id(s.hospital_id))]
+        yield out
+
+
+def _slot_changed(since: datetime, now: datetime) -> Any:
+    """A slot whose published state may differ from what it was at ``since``: its session
+    is new or not open, its pool opened or returned, a hold ran out, or an appointment on
+    it was made, booked or cancelled."""
+    touched = exists().where(Appointment.slot_id == Slot.id,
+                             or_(Appointment.created_at > since, Appointment.booked_at > since,
+                                 Appointment.cancelled_at > since))
+    return or_(_schedule_changed(since), Slot.release_at.between(since, now),
+               Slot.return_at.between(since, now), Slot.held_until.between(since, now),
+               touched)
+
+
+def slots(ctx: Context, hospital_id: int, since: datetime | None) -> Iterator[dict[str, Any]]:
+    """The hospital's slots to come, ``free`` or ``busy`` as the public sees them."""
+    public = _public(ctx)
+    h = ctx.db.get(Hospital, hospital_id)
+    if h is None:
+        return
+    status = slot_status(ctx.now, bookable(public))
+    stmt = (select(Slot, Schedule, status).join(Schedule, Slot.schedule_id == Schedule.id)
+            .where(Schedule.hospital_id == hospital_id, Slot.start_at > ctx.now)
+            .order_by(Slot.start_at, Slot.id))
+    if since is not None:
+        stmt = stmt.where(_slot_changed(since, ctx.now))
+    for row, s, state in ctx.db.execute(stmt).tuples():
+        free = state == "free"
+        extensions = fr.booking_extensions(ctx.site, s, h, doctor_of(ctx, s), row.id) \
+            if free else None
+        yield fr.slot(row, s, "free" if free else "busy", None, extensions)
+
+
+def ndjson(resources: Iterable[dict[str, Any]]) -> str:
+    """One minified JSON resource per line."""
+    return "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n"
+                   for r in resources)
