@@ -108,7 +108,7 @@ def slots(ctx: Context, hospital_id: int, since: datetime | None) -> Iterator[di
             .order_by(Slot.start_at, Slot.id))
     if since is not None:
         stmt = stmt.where(_slot_changed(since, ctx.now))
-    for row, s, state in ctx.db.execute(stmt).tuples():
+    for row, s, state in ctx.db.execute(stmt).all():
         free = state == "free"
         extensions = fr.booking_extensions(ctx.site, s, h, doctor_of(ctx, s), row.id) \
             if free else None

@@ -133,7 +133,7 @@ def find(ctx: Context, req: FindRequest) -> list[dict[str, Any]]:
     if req.organizations:
         stmt = stmt.where(Schedule.hospital_id.in_(req.organizations))
     return [proposed(row, s, department_of(ctx, s.department_id), doctor_of(ctx, s),
-                     req.patient_id) for row, s in ctx.db.execute(stmt).tuples()]
+                     req.patient_id) for row, s in ctx.db.execute(stmt).all()]
 
 
 # --- $hold and $book --------------------------------------------------------------------

@@ -30,6 +30,7 @@ def instant(value: datetime) -> str:
 def parse_instant(raw: str, name: str) -> tuple[datetime, datetime]:
     """The interval [start, end) a FHIR date or dateTime value stands for."""
     tz = get_settings().tz
+    raw = raw.strip().replace(" ", "+")  # an unencoded "+08:00" in a URL arrives as " 08:00"
     try:
         if "T" not in raw:
             day = date.fromisoformat(raw)
