@@ -34,7 +34,10 @@ def _public(ctx: Context) -> Context:
 
 
 def hospitals(ctx: Context, region: str | None) -> list[Hospital]:
-    stmt = select(Hospital).order_by(Hospital.id)
+    """The hospitals of the directory: those with the phone and address the spec requires
+    of a Location (one without is left out until its admin fills them in)."""
+    stmt = select(Hospital).where(Hospital.phone != "", Hospital.address != "") \
+        .order_by(Hospital.id)
     if region:
         stmt = stmt.join(Region, Region.id == Hospital.region_id).where(Region.code == region)
     return list(ctx.db.scalars(stmt))
@@ -100,7 +103,7 @@ def slots(ctx: Context, hospital_id: int, since: datetime | None) -> Iterator[di
     """The hospital's slots to come, ``free`` or ``busy`` as the public sees them."""
     public = _public(ctx)
     h = ctx.db.get(Hospital, hospital_id)
-    if h is None:
+    if h is None or not (h.phone and h.address):
         return
     status = slot_status(ctx.now, bookable(public))
     stmt = (select(Slot, Schedule, status).join(Schedule, Slot.schedule_id == Schedule.id)

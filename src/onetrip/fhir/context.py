@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -33,7 +33,7 @@ class Context:
 Found = tuple[list[dict[str, Any]], int]
 
 
-def page(ctx: Context, query: Query, stmt: Select[Unpack[tuple[Any, ...]]],
+def page(ctx: Context, query: Query, stmt: Select[*tuple[Any, ...]],
          render: Callable[[Any], dict[str, Any]]) -> Found:
     """One page of ``stmt`` (ordered) as resources, and the total number of matches."""
     total = ctx.db.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
