@@ -81,6 +81,9 @@ def test_manifest_and_files_carry_what_the_spec_requires(
                for s in by_kind["Schedule"])
     schedules = {f"Schedule/{s['id']}" for s in by_kind["Schedule"]}
     assert all(s["schedule"]["reference"] in schedules for s in by_kind["Slot"])
+    ids = [s["id"] for s in by_kind["Slot"]]
+    assert len(ids) == len(set(ids))  # weekly files do not overlap
+    assert {str(s.id) for s in clinic.schedule.slots} <= set(ids)
     assert {s["status"] for s in by_kind["Slot"]} == {"free", "busy"}
     for s in by_kind["Slot"]:
         urls = {e["url"] for e in s.get("extension", [])}

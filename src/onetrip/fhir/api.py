@@ -126,13 +126,14 @@ def bulk_manifest(request: Request, ctx: Ctx, region: str | None = None,
 
 @router.get("/$bulk-publish/{kind}.ndjson")
 def bulk_file(kind: str, ctx: Ctx, region: str | None = None, organization: int | None = None,
+              week: str | None = None,
               since: Annotated[str | None, QueryParam(alias="_since")] = None) -> Response:
     if kind == "Location":
         resources = bulk.locations(ctx, region)
     elif kind == "Schedule":
         resources = bulk.schedules(ctx, region, _since(since))
     elif kind == "Slot" and organization is not None:
-        resources = bulk.slots(ctx, organization, _since(since))
+        resources = bulk.slots(ctx, organization, week, _since(since))
     else:
         raise UnsupportedType(detail={"file": kind})
     return Response(bulk.ndjson(resources), media_type=bulk.NDJSON,

@@ -4,14 +4,16 @@
 sessions to come (Schedule) and one Slot file per hospital. Files are the public view:
 a slot is ``free`` only while it is released to the public online pool; referral-only,
 window-only, priority and clinic slots are published as ``busy`` (BK-4, BK-5). ``_since``
-narrows Schedule and Slot files to what may have changed after that instant.
+narrows Schedule and Slot files to what may have changed after that instant. Slot files
+are split by hospital and ISO week so that each stays small for a region of any size.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -19,6 +21,7 @@ from sqlalchemy import exists, or_, select
 
 from onetrip.fhir import resources as fr
 from onetrip.fhir.context import Context
+from onetrip.fhir.outcome import InvalidSearch
 from onetrip.fhir.params import instant
 from onetrip.fhir.slots import bookable, department_of, doctor_of, slot_status
 from onetrip.org.models import Hospital, Region
@@ -30,7 +33,7 @@ NDJSON = "application/fhir+ndjson"
 
 
 def _public(ctx: Context) -> Context:
-    return Context(db=ctx.db, principal=None, now=ctx.now, site=ctx.site, base=ctx.base)
+    return dataclasses.replace(ctx, principal=None)
 
 
 def hospitals(ctx: Context, region: str | None) -> list[Hospital]:
@@ -56,9 +59,14 @@ def manifest(ctx: Context, *, region: str | None, since: datetime | None,
 
     output: list[dict[str, Any]] = [{"type": "Location", "url": url("Location")},
                                     {"type": "Schedule", "url": url("Schedule")}]
-    for h in hospitals(ctx, region):
-        output.append({"type": "Slot", "url": url("Slot", organization=h.id),
-                       "extension": {"organization": [f"Organization/{h.id}"]}})
+    listed = hospitals(ctx, region)
+    days = ctx.db.execute(select(Schedule.hospital_id, Schedule.day).distinct().where(
+        Schedule.hospital_id.in_([h.id for h in listed]), Schedule.end_at > ctx.now)).all()
+    for h in listed:
+        for week in sorted({week_of(day) for hid, day in days if hid == h.id}):
+            output.append({"type": "Slot", "url": url("Slot", organization=h.id, week=week),
+                           "extension": {"organization": [f"Organization/{h.id}"],
+                                         "week": [week]}})
     return {"transactionTime": instant(ctx.now), "request": request_url, "output": output,
             "error": []}
 
@@ -99,8 +107,27 @@ def _slot_changed(since: datetime, now: datetime) -> Any:
                touched)
 
 
-def slots(ctx: Context, hospital_id: int, since: datetime | None) -> Iterator[dict[str, Any]]:
-    """The hospital's slots to come, ``free`` or ``busy`` as the public sees them."""
+def week_of(day: date) -> str:
+    """The ISO week of a clinic day, ``2026-W51``: one Slot file per hospital and week."""
+    year, week, _ = day.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def week_days(week: str) -> tuple[date, date]:
+    """The Monday and the Sunday of an ISO week; raises InvalidSearch."""
+    try:
+        year, number = week.split("-W")
+        monday = date.fromisocalendar(int(year), int(number), 1)
+    except ValueError as exc:
+        raise InvalidSearch("参数week应为 YYYY-Www，如 2026-W51",
+                            detail=[{"field": "week"}]) from exc
+    return monday, monday + timedelta(days=6)
+
+
+def slots(ctx: Context, hospital_id: int, week: str | None,
+          since: datetime | None) -> Iterator[dict[str, Any]]:
+    """The hospital's slots to come (of one ISO week if given), ``free`` or ``busy`` as the
+    public sees them."""
     public = _public(ctx)
     h = ctx.db.get(Hospital, hospital_id)
     if h is None or not (h.phone and h.address):
@@ -109,6 +136,9 @@ def slots(ctx: Context, hospital_id: int, since: datetime | None) -> Iterator[di
     stmt = (select(Slot, Schedule, status).join(Schedule, Slot.schedule_id == Schedule.id)
             .where(Schedule.hospital_id == hospital_id, Slot.start_at > ctx.now)
             .order_by(Slot.start_at, Slot.id))
+    if week is not None:
+        monday, sunday = week_days(week)
+        stmt = stmt.where(Schedule.day >= monday, Schedule.day <= sunday)
     if since is not None:
         stmt = stmt.where(_slot_changed(since, ctx.now))
     for row, s, state in ctx.db.execute(stmt).all():

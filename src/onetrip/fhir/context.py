@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session
 from onetrip.errors import NotAuthenticated
 from onetrip.fhir.params import Query
 from onetrip.identity.service import Principal
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,17 @@ class Context:
     #: The public site (booking deep links) and the FHIR base, without a trailing slash.
     site: str
     base: str
+    #: Rows looked up during this request (the session's identity map holds them weakly,
+    #: so a file of thousands of slots would otherwise load each doctor again and again).
+    seen: dict[tuple[type, int], Any] = field(default_factory=dict)
+
+    def row(self, model: type[T], ident: int) -> T:
+        """The row with this primary key (which must exist), loaded once per request."""
+        key = (model, ident)
+        if key not in self.seen:
+            self.seen[key] = self.db.get_one(model, ident)
+        row: T = self.seen[key]
+        return row
 
     def signed_in(self) -> Principal:
         if self.principal is None:

@@ -89,11 +89,11 @@ def pool_now(row: Slot, now: datetime) -> str:
 
 def doctor_of(ctx: Context, s: Schedule) -> Practitioner | None:
     ident = fr.schedule_doctor(s)
-    return ctx.db.get(Practitioner, ident) if ident else None
+    return ctx.row(Practitioner, ident) if ident else None
 
 
 def department_of(ctx: Context, department_id: int) -> Department:
-    return ctx.db.get_one(Department, department_id)
+    return ctx.row(Department, department_id)
 
 
 def _int(ident: str) -> int:
@@ -172,7 +172,7 @@ _SLOT_STATUSES = ("free", "busy", "busy-unavailable", "busy-tentative", "entered
 
 
 def slot_resource(ctx: Context, row: Slot, s: Schedule, status: str) -> dict[str, Any]:
-    h = ctx.db.get_one(Hospital, s.hospital_id)
+    h = ctx.row(Hospital, s.hospital_id)
     extensions = fr.booking_extensions(ctx.site, s, h, doctor_of(ctx, s), row.id) \
         if status == "free" else None
     return fr.slot(row, s, status, pool_now(row, ctx.now), extensions)
