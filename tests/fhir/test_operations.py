@@ -9,8 +9,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from onetrip.identity.rules import Role
+from onetrip.scheduling import waitlist
 from onetrip.scheduling.models import Appointment
-from tests.fhir.conftest import DAY, Clinic, fhir_json, local, patient_session, staff
+from onetrip.scheduling.rules import Channel, SessionOfDay
+from tests.fhir.conftest import DAY, OPEN, Clinic, fhir_json, local, patient_session, staff
 
 
 def _params(**values: Any) -> dict[str, Any]:
@@ -169,3 +171,23 @@ def test_window_clerk_books_a_window_slot_and_cancels_it_bk6(
                               "status": "cancelled", "participant": [{"status": "declined"}]})),
         409)
     assert again["issue"][0]["details"]["coding"][0]["code"] == "not_cancellable"
+
+
+def test_waitlist_entries_are_appointments_with_status_waitlist(
+        client: TestClient, at: object, clinic: Clinic, db: Session) -> None:
+    """BK-6 候补: a patient waiting for a full session sees it among its appointments."""
+    schedule = clinic.session(db, capacity=1, session=SessionOfDay.pm)
+    _first, first_headers = patient_session(db)
+    fhir_json(client.post("/fhir/Appointment/$book", headers=first_headers, json=_params(
+        appointment_reference={"reference": f"Appointment/proposed-{schedule.slots[0].id}"})))
+    waiting, headers = patient_session(db)
+    entry = waitlist.join(db, principal=clinic.patient_principal(waiting.id),
+                          patient_id=waiting.id, schedule_id=schedule.id, channel=Channel.app,
+                          now=OPEN)
+    found = fhir_json(client.get("/fhir/Appointment?status=waitlist", headers=headers))
+    assert [e["resource"]["id"] for e in found["entry"]] == [f"waitlist-{entry.id}"]
+    read = fhir_json(client.get(f"/fhir/Appointment/waitlist-{entry.id}", headers=headers))
+    assert read["status"] == "waitlist"
+    assert read["start"] == "2026-12-14T13:30:00+08:00"
+    assert fhir_json(client.get(f"/fhir/Appointment/waitlist-{entry.id}",
+                                headers=first_headers), 403)["issue"][0]["code"] == "forbidden"
