@@ -89,7 +89,8 @@ class FindRequest:
             if not values.get(name):
                 raise InvalidSearch(f"缺少必填参数{name}", detail=[{"field": name}])
         start = parse_instant(texts("start")[-1], "start")[0]
-        end = parse_instant(texts("end")[-1], "end")[0]
+        last = texts("end")[-1]
+        end = parse_instant(last, "end")[0 if "T" in last else 1]  # a date: to its end
         if end <= start:
             raise InvalidSearch("end 应晚于 start", detail=[{"field": "end"}])
         if end - start > timedelta(days=MAX_FIND_DAYS):
