@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from onetrip.config import get_settings
 from onetrip.identity.rules import Role
 from onetrip.scheduling import waitlist
 from onetrip.scheduling.models import Appointment
@@ -191,3 +193,23 @@ def test_waitlist_entries_are_appointments_with_status_waitlist(
     assert read["start"] == "2026-12-14T13:30:00+08:00"
     assert fhir_json(client.get(f"/fhir/Appointment/waitlist-{entry.id}",
                                 headers=first_headers), 403)["issue"][0]["code"] == "forbidden"
+
+
+def test_bk8_rate_limit_holds_for_fhir_bookings(
+        client: TestClient, at: object, clinic: Clinic, db: Session,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """BK-8: booking attempts over FHIR count against the same per-account limit."""
+    monkeypatch.setattr(get_settings(), "booking_rate_per_account", 2)
+    patient, headers = patient_session(db)
+    free = [s for s in clinic.schedule.slots if s.pool in ("online", "referral")]
+    codes = []
+    for slot in free[:3]:
+        response = client.post("/fhir/Appointment/$hold", headers=headers, json=_params(
+            appointment_reference={"reference": f"Appointment/proposed-{slot.id}"}))
+        codes.append(response.status_code)
+    assert codes[:2] == [200, 409]  # the second is refused by the per-schedule limit
+    throttled = fhir_json(client.post("/fhir/Appointment/$hold", headers=headers, json=_params(
+        appointment_reference={"reference": f"Appointment/proposed-{free[3].id}"})), 429)
+    assert throttled["issue"][0]["code"] == "throttled"
+    assert db.scalar(select(func.count()).select_from(Appointment).where(
+        Appointment.patient_id == patient.id)) == 1

@@ -11,7 +11,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import and_, false
+from sqlalchemy import and_
 from sqlalchemy.sql.elements import ColumnElement
 
 from onetrip.config import get_settings
@@ -91,10 +91,6 @@ def token(raw: str) -> tuple[str | None, str]:
         system, _, code = raw.partition("|")
         return system or None, code
     return None, raw
-
-
-def none_match() -> ColumnElement[bool]:
-    return false()
 
 
 @dataclass(frozen=True)
