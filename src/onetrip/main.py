@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 
 from onetrip import __version__
 from onetrip.errors import install_handlers
+from onetrip.logs import install_redaction
 from onetrip.web import STATIC_DIR
 
 
@@ -31,6 +32,7 @@ def create_app() -> FastAPI:
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_handlers(app)
+    install_redaction()
 
     @app.middleware("http")
     async def request_id(request: Request,
