@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     max_family_members: int = Field(default=5, ge=1, le=20)
     staff_idle_minutes: int = 30
     patient_idle_minutes: int = 7 * 24 * 60
+    # BK-10: a kiosk forgets the identified patient after this many idle seconds.
+    kiosk_idle_seconds: int = Field(default=90, ge=15, le=900)
     # SMS sender: "outbox" writes messages to the sms_outbox table (development, demo).
     sms_sender: str = "outbox"
     # Reminders (docs/notifications.md): "console" logs a masked line; "identity" sends through

@@ -24,6 +24,8 @@ def create_app() -> FastAPI:
     from onetrip.quality import api as quality_api
     from onetrip.quality import pages as quality_pages
     from onetrip.scheduling import api as scheduling_api
+    from onetrip.scheduling import kiosk_pages, portal_me_pages, portal_pages
+    from onetrip.web import pages as web_pages
 
     app = FastAPI(
         title="OneTrip 最多跑一次",
@@ -51,4 +53,8 @@ def create_app() -> FastAPI:
                    scheduling_api.router, quality_api.router, quality_pages.router,
                    notify_api.router, fhir_api.router):
         app.include_router(router)
+    app.include_router(portal_pages.router)
+    app.include_router(portal_me_pages.router)
+    app.include_router(kiosk_pages.router)
+    app.include_router(web_pages.router)
     return app

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from onetrip.config import get_settings
+from onetrip.deps import get_now
 from onetrip.identity.models import Patient
 from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
@@ -78,3 +81,20 @@ def clinic(db: Session) -> Clinic:
     return Clinic(h, dept, doc, schedule,
                   Principal(role=Role.window, hospital_id=h.id, label="窗口1"),
                   Principal(role=Role.doctor, hospital_id=h.id, label="诊室"))
+
+
+class Clock:
+    """A fake clock for the app's ``Now`` dependency; tests move ``now``."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock(client: TestClient) -> Iterator[Clock]:
+    c = Clock(OPEN)
+    client.app.dependency_overrides[get_now] = c  # type: ignore[attr-defined]
+    yield c

@@ -2,34 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from onetrip.deps import get_now
 from onetrip.identity.rules import Role
 from onetrip.scheduling.models import Appointment
 from tests.factories import auth, make_token
-from tests.scheduling.conftest import DAY, OPEN, Clinic, local
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock(client: TestClient) -> Iterator[Clock]:
-    c = Clock(OPEN)
-    client.app.dependency_overrides[get_now] = c  # type: ignore[attr-defined]
-    yield c
+from tests.scheduling.conftest import DAY, Clinic, Clock, local
 
 
 @pytest.fixture

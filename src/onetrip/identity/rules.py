@@ -77,9 +77,10 @@ def may_act_for_patient(role: Role, patient_id: int, own_patient_ids: frozenset[
 
     ID-6: a patient or proxy only for the patients of its own account; care staff for any
     patient of the region; the regulator never (aggregates only); kiosks only after a card
-    is presented (see ``service.access_patient_by_document``).
+    is presented (see ``service.access_patient_by_document``): the kiosk pages then act with
+    that one patient in ``own_patient_ids``, a kiosk token alone has none.
     """
-    if role in ACCOUNT_ROLES:
+    if role in ACCOUNT_ROLES or role is Role.kiosk:
         return patient_id in own_patient_ids
     return role in CARE_STAFF
 
@@ -271,6 +272,15 @@ def mask_phone(e164: str) -> str:
         code = str(phonenumbers.parse(e164).country_code)
         return f"+{code} ****{e164[-4:]}"
     return "****" + e164[-4:]
+
+
+def mask_name(name: str) -> str:
+    """A name as a printed ticket or a public screen shows it: ``张*``, ``王*明``, ``欧**华``."""
+    if len(name) <= 1:
+        return name
+    if len(name) == 2:
+        return name[0] + "*"
+    return name[0] + "*" * (len(name) - 2) + name[-1]
 
 
 # --- family members (ID-6) ----------------------------------------------------------------
