@@ -98,7 +98,7 @@ def patient_from_cookie(value: str, kiosk: Principal, now: datetime) -> int | No
     return patient_id
 
 
-def _kiosk_of(principal: Principal | None) -> Principal:
+def _kiosk_of(principal: OptionalPrincipal) -> Principal:
     if principal is None or principal.role is not Role.kiosk or principal.hospital_id is None:
         raise KioskSignInRequired()
     return principal
