@@ -129,13 +129,13 @@ def _queue_ctx(db: Session, appt: Appointment) -> dict[str, Any]:
 
 def _appointment_page(request: Request, db: Session, me: Principal, appointment_id: int,
                       now: datetime, flash: str | None = None, error: str | None = None,
-                      status_code: int = 200) -> Response:
+                      status_code: int = 200, booked: bool = False) -> Response:
     appt = booking.access_appointment(db, me, appointment_id)
     patient = identity_service.get_patient(db, appt.patient_id)
     return render_page(request, "portal_appointment.html", {
         "v": visit_of(db, appt, now), "patient": patient,
         "masked": identity_service.masked_id_number, "flash": FLASHES.get(flash or ""),
-        "error": error, **_queue_ctx(db, appt)}, status_code=status_code)
+        "error": error, "booked": booked, **_queue_ctx(db, appt)}, status_code=status_code)
 
 
 @router.get("/me/appointments/{appointment_id}")
@@ -146,8 +146,7 @@ def appointment_page(appointment_id: int, request: Request, db: DbSession, now: 
     me = account_of(principal)
     if me is None:
         return to_sign_in(f"/me/appointments/{appointment_id}")
-    return _appointment_page(request, db, me, appointment_id, now,
-                             "booked" if booked else flash)
+    return _appointment_page(request, db, me, appointment_id, now, flash, booked=bool(booked))
 
 
 @router.get("/me/appointments/{appointment_id}/queue")
