@@ -1,0 +1,35 @@
+"""The large-font mode for the elderly: a cookie every page (portal, kiosk, public) honours."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.testclient import TestClient
+
+
+def test_large_font_mode_is_a_cookie_every_page_honours(client: TestClient) -> None:
+    assert "large-font" not in client.get("/book").text
+    r = client.post("/prefs/font", data={"size": "large", "next": "/book?x=1"},
+                    follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/book?x=1"
+    assert "onetrip_font=large" in r.headers["set-cookie"]
+    for path in ("/book", "/", "/kiosk", "/sign-in"):
+        page = client.get(path)
+        assert re.search(r"<html[^>]*large-font", page.text), path
+        assert "标准字体" in page.text
+    client.post("/prefs/font", data={"size": "normal", "next": "/book"})
+    assert "large-font" not in client.get("/book").text
+
+
+def test_font_form_never_leaves_the_site_and_rejects_bad_sizes(client: TestClient) -> None:
+    r = client.post("/prefs/font", data={"size": "large", "next": "//evil.example/x"},
+                    follow_redirects=False)
+    assert r.headers["location"] == "/"
+    bad = client.post("/prefs/font", data={"size": "huge"})
+    assert bad.status_code == 422 and "格式不正确" in bad.text
+
+
+def test_unknown_pages_get_a_chinese_error_without_a_stack_trace(client: TestClient) -> None:
+    missing = client.get("/book/hospitals/no-such-hospital")
+    assert missing.status_code == 404 and "没有找到您要的内容" in missing.text
+    assert "Traceback" not in missing.text
