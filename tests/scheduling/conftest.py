@@ -17,9 +17,9 @@ from onetrip.identity.models import Patient
 from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
 from onetrip.org.models import Department, Hospital, Practitioner
-from onetrip.scheduling import service
-from onetrip.scheduling.models import Schedule
-from onetrip.scheduling.rules import SessionOfDay, at_local
+from onetrip.scheduling import booking, service
+from onetrip.scheduling.models import Appointment, Schedule
+from onetrip.scheduling.rules import Channel, SessionOfDay, at_local
 from tests.factories import make_department, make_hospital, make_patient, make_practitioner
 
 DAY = date(2026, 12, 14)  # a Monday
@@ -57,6 +57,13 @@ class Clinic:
     def patient_principal(self, patient_id: int) -> Principal:
         return Principal(role=Role.patient, account_id=patient_id,
                          patient_ids=frozenset({patient_id}))
+
+    def book(self, db: Session, patient_id: int, *, now: datetime = OPEN,
+             schedule: Schedule | None = None) -> Appointment:
+        """The window clerk books the earliest slot of a session for a patient."""
+        return booking.book(db, principal=self.window, patient_id=patient_id,
+                            channel=Channel.window, schedule_id=(schedule or self.schedule).id,
+                            now=now)
 
     def kiosk(self) -> Principal:
         return Principal(role=Role.kiosk, hospital_id=self.hospital.id, label="自助机")

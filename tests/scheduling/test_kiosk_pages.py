@@ -17,7 +17,6 @@ from onetrip.identity import service as identity_service
 from onetrip.identity.models import Patient
 from onetrip.identity.rules import DocumentType, Role, mask_name, may_act_for_patient
 from onetrip.identity.service import Principal
-from onetrip.scheduling import booking
 from onetrip.scheduling.kiosk_pages import PATIENT_COOKIE, patient_cookie, patient_from_cookie
 from onetrip.scheduling.models import Appointment, Slot
 from onetrip.scheduling.rules import CHANNEL_POOLS, Channel, Pool
@@ -121,8 +120,7 @@ def test_bk10_same_day_registration_from_the_window_pool_checks_in_once(
 def test_ticket_pickup_checks_in_an_existing_booking(kiosk: TestClient, clinic: Clinic,
                                                      db: Session) -> None:
     p, number = person(db)
-    appt = booking.book(db, principal=clinic.window, patient_id=p.id, channel=Channel.window,
-                        schedule_id=clinic.schedule.id, now=local(DAY - timedelta(days=1), 9))
+    appt = clinic.book(db, p.id, now=local(DAY - timedelta(days=1), 9))
     identify(kiosk, number)
     listed = kiosk.get("/kiosk/appointments")
     assert f'data-appointment="{appt.id}"' in listed.text and "报到取号</button>" in listed.text
@@ -137,8 +135,7 @@ def test_ticket_pickup_checks_in_an_existing_booking(kiosk: TestClient, clinic: 
 def test_a_check_in_too_early_is_refused_in_chinese(kiosk: TestClient, clock: Clock,
                                                     clinic: Clinic, db: Session) -> None:
     p, number = person(db)
-    appt = booking.book(db, principal=clinic.window, patient_id=p.id, channel=Channel.window,
-                        schedule_id=clinic.schedule.id, now=local(DAY - timedelta(days=1), 9))
+    appt = clinic.book(db, p.id, now=local(DAY - timedelta(days=1), 9))
     clock.now = local(DAY, 5)
     identify(kiosk, number)
     r = kiosk.post(f"/kiosk/appointments/{appt.id}/check-in")
@@ -151,8 +148,7 @@ def test_no_one_reaches_another_patients_booking(kiosk: TestClient, clinic: Clin
                                                  db: Session) -> None:
     _a, a_number = person(db)
     b, _ = person(db)
-    theirs = booking.book(db, principal=clinic.window, patient_id=b.id, channel=Channel.window,
-                          schedule_id=clinic.schedule.id, now=local(DAY - timedelta(days=1), 9))
+    theirs = clinic.book(db, b.id, now=local(DAY - timedelta(days=1), 9))
     identify(kiosk, a_number)
     assert kiosk.post(f"/kiosk/appointments/{theirs.id}/check-in").status_code == 404
     assert kiosk.get(f"/kiosk/tickets/{theirs.id}").status_code == 404

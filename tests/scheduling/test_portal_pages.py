@@ -105,8 +105,7 @@ def test_a_refused_booking_is_shown_beside_the_patient_field(client: TestClient,
                                                              clinic: Clinic,
                                                              db: Session) -> None:
     fam = sign_in_family(client, db)
-    booking.book(db, principal=clinic.window, patient_id=fam.me.id, channel=Channel.window,
-                 schedule_id=clinic.schedule.id, now=OPEN)
+    clinic.book(db, fam.me.id, now=OPEN)
     slot_id = re.findall(r'data-slot="(\d+)"',
                          client.get(f"/book/schedules/{clinic.schedule.id}").text)[0]
     form = client.get(f"/book/slots/{slot_id}")
@@ -124,9 +123,7 @@ def test_bk6_restriction_notice_with_reason_and_end_date(client: TestClient, clo
                                                          clinic: Clinic, db: Session) -> None:
     fam = sign_in_family(client, db)
     earlier = clinic.session(db, day=DAY - timedelta(days=7))
-    missed = booking.book(db, principal=clinic.window, patient_id=fam.me.id,
-                          channel=Channel.window, schedule_id=earlier.id,
-                          now=local(DAY - timedelta(days=8), 9))
+    missed = clinic.book(db, fam.me.id, schedule=earlier, now=local(DAY - timedelta(days=8), 9))
     missed.status, missed.penalty_event = "noshow", "noshow"
     missed.noshow_at = local(DAY - timedelta(days=7), 12)
     db.flush()
@@ -149,8 +146,7 @@ def test_my_appointments_tabs_and_cancel(client: TestClient, clock: Clock, clini
     clock.now = EARLY
     empty = client.get("/me/appointments")
     assert "暂无待就诊的预约" in empty.text
-    appt = booking.book(db, principal=clinic.window, patient_id=fam.kid.id,
-                        channel=Channel.window, schedule_id=clinic.schedule.id, now=EARLY)
+    appt = clinic.book(db, fam.kid.id, now=EARLY)
     listed = client.get("/me/appointments")
     assert f'data-appointment="{appt.id}"' in listed.text and "待就诊（1）" in listed.text
     r = client.post(f"/me/appointments/{appt.id}/cancel", data={"reason": "时间冲突"},
@@ -167,8 +163,7 @@ def test_my_appointments_tabs_and_cancel(client: TestClient, clock: Clock, clini
 def test_cancel_after_the_deadline_sends_the_patient_to_the_window(
         client: TestClient, clock: Clock, clinic: Clinic, db: Session) -> None:
     fam = sign_in_family(client, db)
-    appt = booking.book(db, principal=clinic.window, patient_id=fam.me.id,
-                        channel=Channel.window, schedule_id=clinic.schedule.id, now=OPEN)
+    appt = clinic.book(db, fam.me.id, now=OPEN)
     clock.now = local(DAY, 7, 30)
     page = client.get(f"/me/appointments/{appt.id}")
     assert "取消预约</button>" not in page.text
@@ -181,8 +176,7 @@ def test_cancel_after_the_deadline_sends_the_patient_to_the_window(
 def test_other_accounts_cannot_see_or_cancel(client: TestClient, clock: Clock, clinic: Clinic,
                                              db: Session) -> None:
     stranger, _ = clinic.patient(db)
-    appt = booking.book(db, principal=clinic.window, patient_id=stranger.id,
-                        channel=Channel.window, schedule_id=clinic.schedule.id, now=OPEN)
+    appt = clinic.book(db, stranger.id, now=OPEN)
     sign_in_family(client, db)
     assert client.get(f"/me/appointments/{appt.id}").status_code == 403
     assert client.post(f"/me/appointments/{appt.id}/cancel").status_code == 403
@@ -195,16 +189,17 @@ def test_signed_out_visitors_are_sent_to_sms_sign_in(client: TestClient, clock: 
     for path in ("/me/appointments", f"/book/slots/{clinic.schedule.slots[0].id}"):
         r = client.get(path, follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"] == f"/sign-in?next={path}"
+    # A form post after the session lapsed: a Chinese page with the way back to sign in.
+    post = client.post("/me/appointments/1/cancel")
+    assert post.status_code == 401 and "/sign-in?next=" in post.text
 
 
 def test_bk11_phone_check_in_and_live_queue(client: TestClient, clock: Clock, clinic: Clinic,
                                             db: Session) -> None:
     fam = sign_in_family(client, db)
     other, _ = clinic.patient(db)
-    first = booking.book(db, principal=clinic.window, patient_id=other.id,
-                         channel=Channel.window, schedule_id=clinic.schedule.id, now=OPEN)
-    mine = booking.book(db, principal=clinic.window, patient_id=fam.me.id,
-                        channel=Channel.window, schedule_id=clinic.schedule.id, now=OPEN)
+    first = clinic.book(db, other.id, now=OPEN)
+    mine = clinic.book(db, fam.me.id, now=OPEN)
     clock.now = local(DAY, 7, 40)
     queue.check_in(db, principal=clinic.kiosk(), appointment_id=first.id, now=clock.now,
                    patient_id=other.id)
@@ -227,8 +222,7 @@ def test_bk6_stop_clinic_offer_accepted_in_one_tap(client: TestClient, clock: Cl
                                                    clinic: Clinic, db: Session) -> None:
     fam = sign_in_family(client, db)
     clinic.session(db, day=DAY + timedelta(days=1))
-    appt = booking.book(db, principal=clinic.window, patient_id=fam.me.id,
-                        channel=Channel.window, schedule_id=clinic.schedule.id, now=OPEN)
+    appt = clinic.book(db, fam.me.id, now=OPEN)
     result = stopclinic.stop_clinic(db, principal=clinic.window,
                                     schedule_id=clinic.schedule.id, reason="医生外出会诊",
                                     now=OPEN)

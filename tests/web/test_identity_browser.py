@@ -8,17 +8,12 @@ from typing import Any
 
 import pytest
 
-from onetrip.db import session_scope
-from tests.factories import last_sms_code, resident_id
+from tests.factories import resident_id
+from tests.web.walks import sign_in_by_sms
 
 pytestmark = pytest.mark.browser
 
 PHONE = "13957511234"
-
-
-def _code() -> str:
-    with session_scope() as db:  # the live server committed the message
-        return last_sms_code(db, PHONE)
 
 
 def test_sms_sign_in_and_add_a_family_member_on_a_phone(browser: Any, live_server: str,
@@ -26,12 +21,7 @@ def test_sms_sign_in_and_add_a_family_member_on_a_phone(browser: Any, live_serve
     page = browser.new_page(viewport={"width": 390, "height": 844}, locale="zh-CN")
     page.goto(live_server + "/me/family")
     page.wait_for_url("**/sign-in?next=/me/family")
-    page.get_by_label("手机号码").fill(PHONE)
-    page.get_by_role("button", name="获取验证码").click()
-    page.get_by_text("验证码已发送").wait_for(timeout=5000)
-    page.get_by_label("短信验证码").fill(_code())
-    page.screenshot(path=str(artifacts / "identity-sms-sign-in-phone.png"), full_page=True)
-    page.get_by_role("button", name="登录", exact=True).click()
+    sign_in_by_sms(page, PHONE, screenshot=artifacts / "identity-sms-sign-in-phone.png")
     page.wait_for_url("**/me/family")
     page.get_by_role("link", name="登记本人信息").click()
 

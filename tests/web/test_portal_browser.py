@@ -18,7 +18,8 @@ from onetrip.org.models import Department, Hospital
 from onetrip.scheduling import service
 from onetrip.scheduling.models import Appointment, Schedule
 from onetrip.scheduling.rules import Channel
-from tests.factories import last_sms_code, resident_id
+from tests.factories import resident_id
+from tests.web.walks import sign_in_by_sms
 
 pytestmark = pytest.mark.browser
 
@@ -43,11 +44,6 @@ def _bookable() -> tuple[str, str, date, int]:
                                                            now=now):
                     return db.get_one(Hospital, s.hospital_id).code, dept.code, day, s.id
     raise AssertionError("the demo data has no bookable session")
-
-
-def _sms_code() -> str:
-    with session_scope() as db:
-        return last_sms_code(db, PHONE)
 
 
 def _appointments_of(patient_id: int) -> int:
@@ -75,11 +71,7 @@ def test_portal_sign_in_book_for_a_child_see_it_and_cancel(browser: Any, live_se
     page = context.new_page()
     page.goto(live_server + "/me/appointments")
     page.wait_for_url("**/sign-in?next=/me/appointments")
-    page.get_by_label("手机号码").fill(PHONE)
-    page.get_by_role("button", name="获取验证码").click()
-    page.get_by_text("验证码已发送").wait_for(timeout=5000)
-    page.get_by_label("短信验证码").fill(_sms_code())
-    page.get_by_role("button", name="登录", exact=True).click()
+    sign_in_by_sms(page, PHONE)
     page.wait_for_url("**/me/appointments")
     assert "还没有登记就诊人" in page.content()
     page.screenshot(path=str(artifacts / "portal-my-appointments-empty-phone.png"),

@@ -52,13 +52,13 @@ def _safe_next(target: str) -> str:
     return target if target.startswith("/") and not target.startswith("//") else "/me/family"
 
 
-def _account_principal(principal: Principal | None) -> Principal | None:
+def account_principal(principal: Principal | None) -> Principal | None:
     if principal is None or principal.role not in ACCOUNT_ROLES or principal.account_id is None:
         return None
     return principal
 
 
-def _to_sign_in(next_path: str) -> RedirectResponse:
+def to_sign_in(next_path: str) -> RedirectResponse:
     return RedirectResponse(f"/sign-in?next={next_path}", status_code=303)
 
 
@@ -117,9 +117,9 @@ def sign_out() -> Response:
 @router.get("/me/family")
 def my_family(request: Request, db: DbSession, principal: OptionalPrincipal,
               flash: str | None = None) -> Response:
-    me = _account_principal(principal)
+    me = account_principal(principal)
     if me is None or me.account_id is None:
-        return _to_sign_in("/me/family")
+        return to_sign_in("/me/family")
     members = service.family_of(db, me.account_id)
     for m in members:
         audit.record(db, me, action="family.read", patient_id=m.patient_id)
@@ -160,9 +160,9 @@ def form_context(members_have_self: bool, values: dict[str, str],
 
 @router.get("/me/family/new")
 def new_member_page(request: Request, db: DbSession, principal: OptionalPrincipal) -> Response:
-    me = _account_principal(principal)
+    me = account_principal(principal)
     if me is None or me.account_id is None:
-        return _to_sign_in("/me/family/new")
+        return to_sign_in("/me/family/new")
     has_self = any(m.relation == "self" for m in service.family_of(db, me.account_id))
     values = {"relationship": "child" if has_self else "self",
               "document_type": DocumentType.resident_id_card.value}
@@ -226,9 +226,9 @@ def register_from_form(db: Session, principal: Principal, form: RegistrationForm
 def add_member(request: Request, db: DbSession, principal: OptionalPrincipal,
                form: Annotated[RegistrationForm, Depends(read_form)]) -> Response:
     """ID-1/ID-6: register 本人 or a family member, each real-name."""
-    me = _account_principal(principal)
+    me = account_principal(principal)
     if me is None or me.account_id is None:
-        return _to_sign_in("/me/family/new")
+        return to_sign_in("/me/family/new")
     has_self = any(m.relation == "self" for m in service.family_of(db, me.account_id))
     account = db.get(Account, me.account_id)
     reg, errors = register_from_form(

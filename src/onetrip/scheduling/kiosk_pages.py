@@ -32,19 +32,9 @@ from onetrip.identity.models import Patient
 from onetrip.identity.rules import DocumentType, Role, mask_name
 from onetrip.identity.service import Principal
 from onetrip.org.models import Department, Hospital, Practitioner
-from onetrip.scheduling import booking, queue, service
+from onetrip.scheduling import booking, page_booking, queue, service
 from onetrip.scheduling.errors import AppointmentNotFound, SlotNotFound
 from onetrip.scheduling.models import Appointment, Schedule, Slot
-from onetrip.scheduling.page_booking import (
-    book_once,
-    booking_gate,
-    form_error,
-    local_day,
-    new_form_token,
-    place_of,
-    time_groups,
-    visit_of,
-)
 from onetrip.scheduling.rules import CHANNEL_POOLS, SESSION_LABELS, Channel
 from onetrip.web import render_page
 from onetrip.web.pages import FONT_COOKIE
@@ -250,7 +240,7 @@ def register(request: Request, db: DbSession, kiosk: Kiosk, now: Now,
     """Departments (then a department's doctors) with slots left for the kiosk on a day;
     today is same-day registration (挂号), a later day is booking ahead (预约)."""
     here = at_kiosk(request, db, kiosk, now)
-    today = local_day(now)
+    today = page_booking.local_day(now)
     days = _days(today)
     chosen = next((d for d in days if d.isoformat() == day), days[1] if ahead else today)
     schedules = [s for s in service.list_schedules(db, hospital=here.hospital, day=chosen)
@@ -274,7 +264,7 @@ def _slot_ctx(db: Session, schedule: Schedule) -> dict[str, Any]:
     doc_id = schedule.substitute_practitioner_id or schedule.practitioner_id
     return {"schedule": schedule, "dept": db.get_one(Department, schedule.department_id),
             "doctor": db.get(Practitioner, doc_id) if doc_id else None,
-            "place": place_of(db, schedule), "sessions": SESSION_LABELS}
+            "place": page_booking.place_of(db, schedule), "sessions": SESSION_LABELS}
 
 
 def _own_schedule(db: Session, here: AtKiosk, schedule_id: int) -> Schedule:
@@ -291,7 +281,7 @@ def times(schedule_id: int, request: Request, db: DbSession, kiosk: Kiosk,
     schedule = _own_schedule(db, here, schedule_id)
     slots = service.free_slots(db, schedule=schedule, channel=_CHANNEL, now=now)
     return _page(request, here, now, "kiosk_times.html", {
-        **_slot_ctx(db, schedule), "groups": time_groups(slots)})
+        **_slot_ctx(db, schedule), "groups": page_booking.time_groups(slots)})
 
 
 def _confirm(request: Request, db: Session, here: AtKiosk, now: datetime, slot_id: int,
@@ -302,7 +292,8 @@ def _confirm(request: Request, db: Session, here: AtKiosk, now: datetime, slot_i
     _own_schedule(db, here, slot.schedule_id)
     return _page(request, here, now, "kiosk_confirm.html", {
         **_slot_ctx(db, slot.schedule), "slot": slot, "errors": errors,
-        "form_token": new_form_token(), "today": local_day(now)}, status_code)
+        "form_token": page_booking.new_form_token(),
+        "today": page_booking.local_day(now)}, status_code)
 
 
 @router.get("/kiosk/slots/{slot_id}")
@@ -311,7 +302,7 @@ def confirm_page(slot_id: int, request: Request, db: DbSession, kiosk: Kiosk,
     return _confirm(request, db, at_kiosk(request, db, kiosk, now), now, slot_id, {})
 
 
-KioskGate = Annotated[None, Depends(booking_gate(lambda _request: _CHANNEL))]
+KioskGate = Annotated[None, Depends(page_booking.booking_gate(lambda _request: _CHANNEL))]
 
 
 @router.post("/kiosk/slots/{slot_id}")
@@ -321,13 +312,14 @@ def book(slot_id: int, _gate: KioskGate, request: Request, db: DbSession, kiosk:
     registration checks the patient in at once, who is standing in the hall."""
     here = at_kiosk(request, db, kiosk, now)
     try:
-        appt = book_once(db, principal=here.principal, form_token=form_token,
+        appt = page_booking.book_once(db, principal=here.principal, form_token=form_token,
                          patient_id=here.patient.id, slot_id=slot_id, channel=_CHANNEL, now=now)
     except OnetripError as exc:
         if exc.http_status in (401, 403):
             raise
-        return _confirm(request, db, here, now, slot_id, form_error(exc, {}), exc.http_status)
-    if appt.status == "booked" and visit_of(db, appt, now).check_in_open:
+        return _confirm(request, db, here, now, slot_id, page_booking.form_error(exc, {}),
+                        exc.http_status)
+    if appt.status == "booked" and page_booking.visit_of(db, appt, now).check_in_open:
         with db.begin_nested():
             queue.check_in(db, principal=here.principal, appointment_id=appt.id, now=now,
                            patient_id=here.patient.id)
@@ -351,8 +343,8 @@ def appointments(request: Request, db: DbSession, kiosk: Kiosk, now: Now,
     here = at_kiosk(request, db, kiosk, now)
     identity_service.access_patient(db, here.principal, here.patient.id,
                                     action="appointment.read")
-    today = local_day(now)
-    visits = [visit_of(db, a, now) for a in sorted(
+    today = page_booking.local_day(now)
+    visits = [page_booking.visit_of(db, a, now) for a in sorted(
         booking.list_appointments(db, patient_id=here.patient.id,
                                   statuses=["held", "booked", "arrived"]),
         key=lambda a: a.start_at)
@@ -396,6 +388,6 @@ def ticket(appointment_id: int, request: Request, db: DbSession, kiosk: Kiosk,
     appt = _own_appointment(db, here, appointment_id)
     entry = queue.position_of(db, appointment=appt) if appt.status == "arrived" else None
     return _page(request, here, now, "kiosk_ticket.html", {
-        "v": visit_of(db, appt, now), "entry": entry,
+        "v": page_booking.visit_of(db, appt, now), "entry": entry,
         "wait_minutes": int(entry.wait.total_seconds() // 60) if entry else 0,
         "qr": qr_svg(f"onetrip:appointment:{appt.id}"), "printed_at": now})

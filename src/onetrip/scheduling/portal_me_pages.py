@@ -27,6 +27,7 @@ from onetrip.scheduling import booking, queue, service, stopclinic, waitlist
 from onetrip.scheduling.models import Appointment, Slot
 from onetrip.scheduling.page_booking import local_day, visit_of
 from onetrip.scheduling.portal_pages import (
+    Account,
     account_of,
     portal_channel,
     schedule_context,
@@ -175,13 +176,9 @@ def _act(request: Request, db: Session, me: Principal, appointment_id: int, now:
 
 
 @router.post("/me/appointments/{appointment_id}/cancel")
-def cancel(appointment_id: int, request: Request, db: DbSession, now: Now,
-           principal: OptionalPrincipal,
+def cancel(appointment_id: int, request: Request, db: DbSession, now: Now, me: Account,
            reason: Annotated[str, Form(max_length=200)] = "") -> Response:
     """BK-6: free of penalty until the deadline; later the page says to go to the window."""
-    me = account_of(principal)
-    if me is None:
-        return to_sign_in(f"/me/appointments/{appointment_id}")
     return _act(request, db, me, appointment_id, now, lambda: booking.cancel(
         db, principal=me, appointment_id=appointment_id, now=now,
         reason=reason.strip() or "患者在线取消"), "cancelled")
@@ -189,11 +186,8 @@ def cancel(appointment_id: int, request: Request, db: DbSession, now: Now,
 
 @router.post("/me/appointments/{appointment_id}/check-in")
 def check_in(appointment_id: int, request: Request, db: DbSession, now: Now,
-             principal: OptionalPrincipal) -> Response:
+             me: Account) -> Response:
     """Arrival check-in from the phone, inside the check-in window."""
-    me = account_of(principal)
-    if me is None:
-        return to_sign_in(f"/me/appointments/{appointment_id}")
     return _act(request, db, me, appointment_id, now, lambda: queue.check_in(
         db, principal=me, appointment_id=appointment_id, now=now), "checked_in")
 
@@ -215,14 +209,9 @@ def _offer_action(request: Request, db: Session, me: Principal, now: datetime,
 
 
 @router.post("/me/offers/{offer_id}/accept")
-def accept_offer(offer_id: int, request: Request, db: DbSession, now: Now,
-                 principal: OptionalPrincipal,
+def accept_offer(offer_id: int, request: Request, db: DbSession, now: Now, me: Account,
                  slot_id: Annotated[int, Form(gt=0)]) -> Response:
     """BK-6: one tap takes one of the offered slots after a stop-clinic."""
-    me = account_of(principal)
-    if me is None:
-        return to_sign_in("/me/appointments")
-
     def accept() -> str:
         appt = stopclinic.accept_offer(db, principal=me, offer_id=offer_id, slot_id=slot_id,
                                        now=now)
@@ -233,11 +222,8 @@ def accept_offer(offer_id: int, request: Request, db: DbSession, now: Now,
 
 @router.post("/me/offers/{offer_id}/decline")
 def decline_offer(offer_id: int, request: Request, db: DbSession, now: Now,
-                  principal: OptionalPrincipal) -> Response:
-    me = account_of(principal)
-    if me is None:
-        return to_sign_in("/me/appointments")
-
+                  me: Account) -> Response:
+    """Decline the rebooking: the held slot is freed and the fee stays flagged for refund."""
     def decline() -> str:
         stopclinic.decline_offer(db, principal=me, offer_id=offer_id, now=now)
         return "/me/appointments?flash=declined"
@@ -246,15 +232,12 @@ def decline_offer(offer_id: int, request: Request, db: DbSession, now: Now,
 
 
 @router.post("/me/waitlist")
-def join_waitlist(request: Request, db: DbSession, now: Now, principal: OptionalPrincipal,
+def join_waitlist(request: Request, db: DbSession, now: Now, me: Account,
                   schedule_id: Annotated[int, Form(gt=0)],
                   patient_id: Annotated[str, Form(max_length=12)] = "") -> Response:
     """候补 for a full session; the freed slot is offered to the first in line."""
-    me = account_of(principal)
-    if me is None:
-        return to_sign_in(f"/book/schedules/{schedule_id}")
     if not patient_id.isdigit():
-        return times_page(request, db, now, principal, schedule_id,
+        return times_page(request, db, now, me, schedule_id,
                           errors={"patient_id": "请选择就诊人"}, status_code=422)
     try:
         with db.begin_nested():
@@ -263,22 +246,19 @@ def join_waitlist(request: Request, db: DbSession, now: Now, principal: Optional
     except OnetripError as exc:
         if exc.http_status == 401:
             raise
-        return times_page(request, db, now, principal, schedule_id,
+        return times_page(request, db, now, me, schedule_id,
                           errors={"patient_id": exc.text}, status_code=exc.http_status)
     return RedirectResponse("/me/appointments?flash=waiting", status_code=303)
 
 
+def _booked_path(appointment_id: int) -> str:
+    return f"/me/appointments/{appointment_id}?flash=booked"
+
+
 @router.post("/me/waitlist/{entry_id}/accept")
 def accept_waitlist_offer(entry_id: int, request: Request, db: DbSession, now: Now,
-                          principal: OptionalPrincipal) -> Response:
+                          me: Account) -> Response:
     """Take the slot the waitlist offers before the offer expires."""
-    me = account_of(principal)
-    if me is None:
-        return to_sign_in("/me/appointments")
-
-    def accept() -> str:
-        appt = waitlist.accept(db, principal=me, entry_id=entry_id, now=now)
-        return f"/me/appointments/{appt.id}?flash=booked"
-
-    return _offer_action(request, db, me, now, accept)
+    return _offer_action(request, db, me, now, lambda: _booked_path(
+        waitlist.accept(db, principal=me, entry_id=entry_id, now=now).id))
 

@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from onetrip.deps import DbSession, Now, OptionalPrincipal
-from onetrip.errors import OnetripError
+from onetrip.errors import NotAuthenticated, OnetripError
+from onetrip.identity import patient_pages
 from onetrip.identity import service as identity_service
 from onetrip.identity.models import FamilyMember
-from onetrip.identity.rules import ACCOUNT_ROLES, RELATIONSHIP_LABELS
+from onetrip.identity.rules import RELATIONSHIP_LABELS
 from onetrip.identity.service import Principal
 from onetrip.org import service as org_service
 from onetrip.org.models import Department, Hospital, Practitioner
@@ -55,13 +56,20 @@ def portal_channel(request: Request) -> Channel:
 
 def account_of(principal: Principal | None) -> Principal | None:
     """The signed-in phone account (patient or proxy), or None for anyone else."""
-    if principal is None or principal.role not in ACCOUNT_ROLES or principal.account_id is None:
-        return None
-    return principal
+    return patient_pages.account_principal(principal)
 
 
-def to_sign_in(path: str) -> RedirectResponse:
-    return RedirectResponse(f"/sign-in?next={path}", status_code=303)
+def signed_in_account(principal: OptionalPrincipal) -> Principal:
+    """Form posts: the account, or 401 (the error page links to SMS sign-in)."""
+    me = account_of(principal)
+    if me is None:
+        raise NotAuthenticated()
+    return me
+
+
+#: The signed-in phone account of a form post.
+Account = Annotated[Principal, Depends(signed_in_account)]
+to_sign_in = patient_pages.to_sign_in
 
 
 # --- hospital → department → date → doctor → time ----------------------------------------
