@@ -271,3 +271,17 @@ def test_waitlist_refusal_is_shown_beside_the_patient(client: TestClient, clock:
                                           "patient_id": fam.me.id})
     assert r.status_code == 409 and 'data-field="patient_id"' in r.text
     assert "仍有号源" in r.text
+
+
+def test_bk1_inside_wechat_the_portal_books_through_the_wechat_channel(
+        client: TestClient, clock: Clock, clinic: Clinic, db: Session) -> None:
+    fam = sign_in_family(client, db)
+    wechat = {"User-Agent": "Mozilla/5.0 (iPhone) MicroMessenger/8.0.49 NetType/WIFI"}
+    slot_id = re.findall(r'data-slot="(\d+)"', client.get(
+        f"/book/schedules/{clinic.schedule.id}", headers=wechat).text)[0]
+    form = client.get(f"/book/slots/{slot_id}", headers=wechat)
+    r = client.post(f"/book/slots/{slot_id}", headers=wechat, follow_redirects=False,
+                    data={"patient_id": str(fam.me.id), "form_token": form_token(form.text)})
+    assert r.status_code == 303
+    appt = db.scalar(select(Appointment).where(Appointment.patient_id == fam.me.id))
+    assert appt is not None and appt.channel == "wechat" and appt.pool == "online"

@@ -33,7 +33,7 @@ from onetrip.identity.rules import DocumentType, Role, mask_name
 from onetrip.identity.service import Principal
 from onetrip.org.models import Department, Hospital, Practitioner
 from onetrip.scheduling import booking, page_booking, queue, service
-from onetrip.scheduling.errors import AppointmentNotFound, SlotNotFound
+from onetrip.scheduling.errors import AppointmentNotFound, CheckInRefused, SlotNotFound
 from onetrip.scheduling.models import Appointment, Schedule, Slot
 from onetrip.scheduling.rules import CHANNEL_POOLS, SESSION_LABELS, Channel
 from onetrip.web import render_page
@@ -320,9 +320,12 @@ def book(slot_id: int, _gate: KioskGate, request: Request, db: DbSession, kiosk:
         return _confirm(request, db, here, now, slot_id, page_booking.form_error(exc, {}),
                         exc.http_status)
     if appt.status == "booked" and page_booking.visit_of(db, appt, now).check_in_open:
-        with db.begin_nested():
-            queue.check_in(db, principal=here.principal, appointment_id=appt.id, now=now,
-                           patient_id=here.patient.id)
+        try:
+            with db.begin_nested():
+                queue.check_in(db, principal=here.principal, appointment_id=appt.id, now=now,
+                               patient_id=here.patient.id)
+        except CheckInRefused:
+            pass  # the booking stands; the ticket says when to check in
     return RedirectResponse(f"/kiosk/tickets/{appt.id}", status_code=303)
 
 
