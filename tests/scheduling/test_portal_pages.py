@@ -18,7 +18,7 @@ from onetrip.identity.rules import Relationship
 from onetrip.scheduling import booking, queue, service, stopclinic
 from onetrip.scheduling.models import Appointment
 from onetrip.scheduling.rules import Channel
-from tests.factories import account_principal, make_account, make_patient
+from tests.factories import account_principal, make_account, make_patient, make_practitioner
 from tests.scheduling.conftest import DAY, OPEN, Clinic, Clock, chinese_name, local
 
 #: Wednesday before DAY: online slots are out, the free cancellation deadline still ahead.
@@ -285,3 +285,22 @@ def test_bk1_inside_wechat_the_portal_books_through_the_wechat_channel(
     assert r.status_code == 303
     appt = db.scalar(select(Appointment).where(Appointment.patient_id == fam.me.id))
     assert appt is not None and appt.channel == "wechat" and appt.pool == "online"
+
+
+def test_bk6_a_substituted_or_stopped_session_offers_no_slots(client: TestClient, clock: Clock,
+                                                              clinic: Clinic,
+                                                              db: Session) -> None:
+    other = make_practitioner(db, clinic.hospital, clinic.department, name="替班医生")
+    stopclinic.substitute(db, principal=clinic.window, schedule_id=clinic.schedule.id,
+                          practitioner_id=other.id, reason="原医生出差", now=OPEN)
+    times = client.get(f"/book/schedules/{clinic.schedule.id}")
+    assert "data-slot=" not in times.text and "替诊" in times.text and "替班医生" in times.text
+    day = client.get(f"/book/hospitals/{clinic.hospital.code}/{clinic.department.code}",
+                     params={"day": DAY.isoformat()})
+    assert "暂停预约" in day.text
+    later = clinic.session(db, day=DAY + timedelta(days=1))
+    stopclinic.stop_clinic(db, principal=clinic.window, schedule_id=later.id, reason="停诊",
+                           now=OPEN)
+    stopped = client.get(f"/book/schedules/{later.id}")
+    assert "data-slot=" not in stopped.text and "已停诊" in stopped.text
+    assert "加入候补" not in stopped.text

@@ -244,7 +244,7 @@ def register(request: Request, db: DbSession, kiosk: Kiosk, now: Now,
     days = _days(today)
     chosen = next((d for d in days if d.isoformat() == day), days[1] if ahead else today)
     schedules = [s for s in service.list_schedules(db, hospital=here.hospital, day=chosen)
-                 if s.status != "stopped" and s.end_at > now]
+                 if s.status == "open" and s.end_at > now]
     avail = service.availability(db, [s.id for s in schedules], now)
     departments: dict[int, dict[str, Any]] = {}
     for s in schedules:

@@ -118,7 +118,7 @@ def choose_doctor(code: str, dept_code: str, request: Request, db: DbSession, no
         d: service.list_schedules(db, hospital=hospital, day=d, department=dept) for d in days}
     avail = service.availability(db, [s.id for ss in by_day.values() for s in ss], now)
     strip = [{"day": d, "left": sum(_remaining(avail[s.id], channel) for s in by_day[d]
-                                    if s.status != "stopped"),
+                                    if s.status == "open"),
               "sessions": len(by_day[d])} for d in days]
     chosen = _parse_day(day, days) or next(
         (d for d, x in zip(days, strip, strict=True) if x["left"]), today)
@@ -126,7 +126,7 @@ def choose_doctor(code: str, dept_code: str, request: Request, db: DbSession, no
     for s in by_day[chosen]:
         doc_id = s.substitute_practitioner_id or s.practitioner_id
         rows.append({"schedule": s, "doctor": db.get(Practitioner, doc_id) if doc_id else None,
-                     "left": _remaining(avail[s.id], channel),
+                     "left": _remaining(avail[s.id], channel) if s.status == "open" else 0,
                      "over": s.end_at <= now})
     ctx = {"hospital": hospital, "dept": dept, "strip": strip, "day": chosen, "rows": rows,
            "sessions": SESSION_LABELS, "bad_day": bool(day) and _parse_day(day, days) is None}
@@ -149,7 +149,8 @@ def times_page(request: Request, db: Session, now: datetime, principal: Principa
                status_code: int = 200) -> Response:
     """The free minutes of one session (BK-3); a full session offers the waitlist."""
     schedule = service.access_schedule(db, schedule_id)
-    slots = service.free_slots(db, schedule=schedule, channel=portal_channel(request), now=now)
+    slots = service.free_slots(db, schedule=schedule, channel=portal_channel(request), now=now) \
+        if schedule.status == "open" else []
     me = account_of(principal)
     members = identity_service.family_of(db, me.account_id) if me and me.account_id else []
     return render_page(request, "portal_times.html", {
