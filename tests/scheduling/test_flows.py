@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from onetrip.errors import InvalidInput
@@ -13,6 +14,7 @@ from onetrip.scheduling import booking, queue, stopclinic, sweep, waitlist
 from onetrip.scheduling.errors import CheckInRefused, OfferUnavailable, SlotTaken, WaitlistClosed
 from onetrip.scheduling.models import Appointment, Slot
 from onetrip.scheduling.rules import Channel, SessionOfDay
+from onetrip.scheduling.schemas import CheckInRequest
 from tests.factories import make_practitioner
 from tests.scheduling.conftest import DAY, OPEN, Clinic, local
 
@@ -220,3 +222,10 @@ def test_id3_merge_refused_when_both_records_hold_the_same_clinic_day(
     empi.merge_patients(db, admin, source_id=a.patient_id, target_id=b.patient_id)
     with pytest.raises(MergeBlockedByAppointments):
         db.commit()
+
+
+def test_bk8_api_check_in_takes_a_64_character_e_health_card() -> None:
+    card = CheckInRequest(document_type=DocumentType.health_card, document_number="AB" * 32)
+    assert card.document_number == "AB" * 32
+    with pytest.raises(ValidationError):
+        CheckInRequest(document_type=DocumentType.health_card, document_number="A" * 65)

@@ -104,7 +104,7 @@ class CheckInRequest(BaseModel):
     """On site (kiosk, window) the patient's document proves who is checking in (BK-8)."""
 
     document_type: DocumentType = DocumentType.resident_id_card
-    document_number: str | None = Field(default=None, max_length=40)
+    document_number: str | None = Field(default=None, max_length=64)  # e-health card: 64
 
 
 class QueueRead(BaseModel):
