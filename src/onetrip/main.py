@@ -24,7 +24,17 @@ def create_app() -> FastAPI:
     from onetrip.quality import api as quality_api
     from onetrip.quality import pages as quality_pages
     from onetrip.scheduling import api as scheduling_api
-    from onetrip.scheduling import kiosk_pages, portal_me_pages, portal_pages
+    from onetrip.scheduling import (
+        console_admin,
+        console_doctor,
+        console_pages,
+        console_policy,
+        console_stop,
+        console_window,
+        kiosk_pages,
+        portal_me_pages,
+        portal_pages,
+    )
     from onetrip.web import pages as web_pages
 
     app = FastAPI(
@@ -51,7 +61,9 @@ def create_app() -> FastAPI:
 
     for router in (org_api.router, org_pages.router, identity_api.router, identity_pages.router,
                    scheduling_api.router, quality_api.router, quality_pages.router,
-                   notify_api.router, fhir_api.router):
+                   notify_api.router, fhir_api.router,
+                   console_pages.router, console_window.router, console_doctor.router,
+                   console_stop.router, console_admin.router, console_policy.router):
         app.include_router(router)
     app.include_router(portal_pages.router)
     app.include_router(portal_me_pages.router)

@@ -90,6 +90,11 @@ class CheckInRefused(Conflict):
     message = "当前不能报到"
 
 
+class NoShowRefused(Conflict):
+    code = "noshow_refused"
+    message = "该预约当前不能登记爽约"
+
+
 class WaitlistClosed(Conflict):
     code = "waitlist_unavailable"
     message = "当前不能候补"

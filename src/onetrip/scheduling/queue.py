@@ -9,11 +9,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from onetrip import events
+from onetrip.db import rowcount
 from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
 from onetrip.scheduling import service
 from onetrip.scheduling.booking import access_appointment
-from onetrip.scheduling.errors import CheckInRefused
+from onetrip.scheduling.errors import CheckInRefused, NoShowRefused
 from onetrip.scheduling.events import AppointmentCheckedIn, NoShowRecorded, PatientCalled
 from onetrip.scheduling.models import Appointment, Schedule
 from onetrip.scheduling.rules import Arrival, PenaltyEvent, estimated_wait, queue_order
@@ -118,3 +119,47 @@ def mark_noshows(db: Session, *, now: datetime, hospital_id: int | None = None) 
     for appt_id, patient_id in rows:
         events.publish(db, NoShowRecorded(appointment_id=appt_id, patient_id=patient_id))
     return len(rows)
+
+
+def mark_noshow(db: Session, *, principal: Principal, appointment_id: int,
+                now: datetime) -> Appointment:
+    """The window marks one booked patient who has not come as a no-show (BK-6).
+
+    Allowed once the slot time plus the late-arrival allowance has passed, so a patient
+    still on the way within the rule is never marked; counts toward the penalty rule.
+    """
+    appt = access_appointment(db, principal, appointment_id)
+    if principal.role not in (Role.window, Role.hospital_admin, Role.regional_admin):
+        raise NoShowRefused("只有窗口或管理员可以登记爽约", detail={"reason": "role"})
+    if appt.status != "booked":
+        raise NoShowRefused(detail={"status": appt.status})
+    policy, _ = service.policy_for(db, appt.hospital_id)
+    due = appt.start_at + timedelta(minutes=policy.late_after_minutes)
+    if now < due:
+        raise NoShowRefused(f"就诊时间后{policy.late_after_minutes}分钟仍未报到才能登记爽约",
+                            detail={"due_at": due.isoformat()})
+    rows = db.execute(update(Appointment).where(Appointment.id == appt.id,
+                                                Appointment.status == "booked")
+                      .values(status="noshow", noshow_at=now,
+                              penalty_event=PenaltyEvent.noshow.value),
+                      execution_options={"synchronize_session": False})
+    if not rowcount(rows):
+        raise NoShowRefused(detail={"status": "changed"})
+    db.refresh(appt)
+    events.publish(db, NoShowRecorded(appointment_id=appt.id, patient_id=appt.patient_id))
+    return appt
+
+
+def roster(db: Session, *, schedule_id: int) -> list[Appointment]:
+    """Every appointment of a session that holds or held its slot, in slot order."""
+    return list(db.scalars(select(Appointment).where(
+        Appointment.schedule_id == schedule_id,
+        Appointment.status.in_(("booked", "arrived", "fulfilled", "noshow")))
+        .order_by(Appointment.start_at, Appointment.id)))
+
+
+def in_room(db: Session, *, schedule_id: int) -> Appointment | None:
+    """The patient called in last and not yet finished (the one with the doctor now)."""
+    return db.scalar(select(Appointment).where(
+        Appointment.schedule_id == schedule_id, Appointment.status == "arrived",
+        Appointment.called_at.is_not(None)).order_by(Appointment.called_at.desc()).limit(1))

@@ -92,7 +92,12 @@ ONLINE_CHANNELS = frozenset({Channel.web, Channel.wechat, Channel.app, Channel.p
 
 
 class PolicyInvalid(ValueError):
-    """A pool policy that breaks a policy floor (message in Chinese)."""
+    """A pool policy that breaks a policy floor (message in Chinese); ``field`` names the
+    setting at fault so that a form can show the message beside it."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class PoolPolicy(BaseModel):
@@ -126,13 +131,14 @@ class PoolPolicy(BaseModel):
     @model_validator(mode="after")
     def _floors(self) -> PoolPolicy:
         if self.online_share < 0.8:
-            raise PolicyInvalid("线上可预约号源不得少于80%（BK-2）")
+            raise PolicyInvalid("线上可预约号源不得少于80%（BK-2）", "online_share")
         if self.referral_share_of_online < 0.4:
-            raise PolicyInvalid("转诊预留号源不得少于线上号源的40%（BK-4）")
+            raise PolicyInvalid("转诊预留号源不得少于线上号源的40%（BK-4）",
+                                "referral_share_of_online")
         if self.online_share + self.priority_share + self.clinic_share > 1 + 1e-9:
-            raise PolicyInvalid("各号池比例之和不得超过100%")
+            raise PolicyInvalid("各号池比例之和不得超过100%", "priority_share")
         if self.referral_return_days > self.referral_release_days:
-            raise PolicyInvalid("转诊号回收天数不得超过提前放号天数")
+            raise PolicyInvalid("转诊号回收天数不得超过提前放号天数", "referral_return_days")
         return self
 
 

@@ -16,16 +16,17 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass
+from datetime import time
 from typing import Any
 
 from openpyxl import Workbook, load_workbook
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from onetrip.errors import InvalidInput
+from onetrip.errors import InvalidInput, NotFound
 from onetrip.identity.service import Principal
 from onetrip.org import service as org_service
-from onetrip.org.models import Hospital, Location
+from onetrip.org.models import Department, Hospital, Location, Practitioner
 from onetrip.org.rules import SERVICE_LEVEL_LABELS, WEEKDAY_LABELS
 from onetrip.scheduling.models import ScheduleTemplate
 from onetrip.scheduling.rules import SESSION_LABELS, SessionOfDay
@@ -198,3 +199,114 @@ def export_sheet(db: Session, hospital: Hospital) -> bytes:
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
+
+
+# --- one template row at a time (the console's weekly template page) -------------------
+
+
+class TemplateInvalid(InvalidInput):
+    code = "template_invalid"
+    message = "出诊模板有误，未保存"
+
+
+class TemplateNotFound(NotFound):
+    code = "template_not_found"
+    message = "未找到该出诊模板"
+
+
+@dataclass(frozen=True)
+class TemplateFields:
+    """One weekly session as an admin enters it; ``None`` where the form left it empty."""
+
+    department_id: int | None
+    practitioner_id: int | None
+    weekday: int | None
+    session: str
+    start_time: time | None
+    slot_minutes: int | None
+    capacity: int | None
+    service_level: str
+    location_id: int | None = None
+
+
+def template_problems(db: Session, hospital: Hospital, f: TemplateFields,
+                      template_id: int | None = None) -> dict[str, str]:
+    """What is wrong with each field (same limits as the Excel sheet), by field name."""
+    problems: dict[str, str] = {}
+    dept = db.get(Department, f.department_id) if f.department_id else None
+    if dept is None or dept.hospital_id != hospital.id:
+        problems["department_id"] = "请选择本院科室"
+    doctor = db.get(Practitioner, f.practitioner_id) if f.practitioner_id else None
+    if doctor is None or doctor.hospital_id != hospital.id:
+        problems["practitioner_id"] = "请选择本院医生"
+    if f.weekday is None or not 1 <= f.weekday <= 7:
+        problems["weekday"] = "请选择星期"
+    if f.session not in {s.value for s in SessionOfDay}:
+        problems["session"] = "请选择上午、下午或晚间"
+    if f.capacity is None or not 1 <= f.capacity <= 200:
+        problems["capacity"] = "号源数应为1到200"
+    if f.slot_minutes is None or not 1 <= f.slot_minutes <= 120:
+        problems["slot_minutes"] = "每号分钟数应为1到120"
+    if f.service_level not in SERVICE_LEVEL_LABELS:
+        problems["service_level"] = "请选择门诊级别"
+    if f.location_id is not None:
+        room = db.get(Location, f.location_id)
+        if room is None or room.hospital_id != hospital.id or room.kind != "room":
+            problems["location_id"] = "请选择本院诊室"
+    if not problems and doctor is not None:
+        clash = db.scalar(select(ScheduleTemplate.id).where(
+            ScheduleTemplate.hospital_id == hospital.id, ScheduleTemplate.active,
+            ScheduleTemplate.practitioner_id == doctor.id,
+            ScheduleTemplate.weekday == f.weekday, ScheduleTemplate.session == f.session,
+            ScheduleTemplate.id != (template_id or 0)))
+        if clash is not None:
+            when = column_title(f.weekday or 1, SessionOfDay(f.session))
+            problems["session"] = f"{doctor.name}{when}已有出诊模板"
+    return problems
+
+
+def access_template(db: Session, hospital: Hospital, template_id: int) -> ScheduleTemplate:
+    """An active template of this hospital; raises TemplateNotFound."""
+    row = db.get(ScheduleTemplate, template_id)
+    if row is None or row.hospital_id != hospital.id or not row.active:
+        raise TemplateNotFound(detail={"template_id": template_id})
+    return row
+
+
+def save_template(db: Session, *, hospital: Hospital, fields: TemplateFields,
+                  template_id: int | None = None, by: Principal | None = None,
+                  ) -> ScheduleTemplate:
+    """Add a weekly session, or change one; raises TemplateInvalid with each field's problem.
+
+    Generated schedules keep what they were; the change applies to days generated later.
+    """
+    row = access_template(db, hospital, template_id) if template_id else None
+    problems = template_problems(db, hospital, fields, template_id)
+    if problems:
+        raise TemplateInvalid(detail=problems)
+    f = fields
+    assert f.department_id and f.weekday and f.slot_minutes and f.capacity  # checked above
+    session = SessionOfDay(f.session)
+    row = row or ScheduleTemplate(hospital_id=hospital.id)
+    row.department_id, row.practitioner_id, row.location_id = (
+        f.department_id, f.practitioner_id, f.location_id)
+    row.weekday, row.session = f.weekday, session.value
+    row.start_time = f.start_time or SESSION_STARTS[session]
+    row.slot_minutes, row.capacity, row.service_level = f.slot_minutes, f.capacity, \
+        f.service_level
+    row.active = True
+    db.add(row)
+    db.flush()
+    record_change(db, by, "schedule_template.update" if template_id else "schedule_template.add",
+                  hospital=hospital.code, template_id=row.id)
+    return row
+
+
+def remove_template(db: Session, *, hospital: Hospital, template_id: int,
+                    by: Principal | None = None) -> None:
+    """Retire a weekly session; schedules already generated from it stay."""
+    row = access_template(db, hospital, template_id)
+    row.active = False
+    db.flush()
+    record_change(db, by, "schedule_template.remove", hospital=hospital.code,
+                  template_id=template_id)

@@ -1,0 +1,160 @@
+"""停诊/替诊 from the console (BK-6): stop a session or name a substitute, then see every
+affected patient and what each was offered.
+
+Stopping cancels each appointment with a rebooking offer that holds the nearest equivalent
+slot (``stopclinic.stop_clinic``); the page lists the offers of the session so the desk can
+answer the phone calls that follow. A substitute keeps every appointment as it was.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import RedirectResponse
+from sqlalchemy.orm import Session
+from starlette.responses import Response
+
+from onetrip.deps import DbSession, Now
+from onetrip.errors import OnetripError
+from onetrip.identity.service import Principal
+from onetrip.org import service as org_service
+from onetrip.org.models import Hospital, Practitioner
+from onetrip.scheduling import queue, service, stopclinic
+from onetrip.scheduling.console_pages import (
+    SessionView,
+    Stopper,
+    access_console_schedule,
+    console_hospital,
+    local_today,
+    page,
+    parse_day,
+    patient_views,
+    session_view,
+    session_views,
+)
+from onetrip.scheduling.models import Appointment, Slot
+
+router = APIRouter(prefix="/console/sessions", include_in_schema=False)
+
+
+@router.get("")
+def sessions_page(request: Request, db: DbSession, principal: Stopper, now: Now,
+                  day: Annotated[str, Query(max_length=20)] = "",
+                  department: Annotated[str, Query(max_length=40)] = "",
+                  hospital: Annotated[str | None, Query(max_length=40)] = None) -> Response:
+    """A day's sessions with their status, to pick the one to stop or hand over."""
+    h = console_hospital(db, principal, hospital)
+    chosen, error = parse_day(day, local_today(now))
+    dept = next((d for d in org_service.list_departments(db, h) if d.code == department), None)
+    views = session_views(db, service.list_schedules(db, hospital=h, day=chosen, department=dept),
+                          now)
+    return page(request, "console_sessions.html", principal, {
+        "hospital": h, "day": chosen, "sessions": views, "error": error,
+        "department": department,
+        "departments": [d for d in org_service.list_departments(db, h) if d.parent_id is None],
+        "hospitals": org_service.list_hospitals(db) if principal.role.value == "regional_admin"
+        else []}, status_code=422 if error else 200)
+
+
+def _offer_rows(db: Session, schedule_id: int, now: datetime) -> list[dict[str, Any]]:
+    """Each affected patient's offer with the offered sessions spelled out."""
+    offers = stopclinic.offers_of_schedule(db, schedule_id=schedule_id)
+    slot_ids = {i for o in offers for i in o.slot_ids}
+    slots = {s.id: s for s in (db.get_one(Slot, i) for i in slot_ids)}
+    views = {v.schedule.id: v for v in session_views(
+        db, [service.access_schedule(db, sid) for sid in {s.schedule_id for s in slots.values()}],
+        now)}
+    people = patient_views(db, {o.patient_id for o in offers})
+    rows = []
+    for o in offers:
+        appt = db.get_one(Appointment, o.appointment_id)
+        rows.append({"offer": o, "appointment": appt, "patient": people.get(o.patient_id),
+                     "options": [(slots[i], views[slots[i].schedule_id]) for i in o.slot_ids
+                                 if i in slots]})
+    return rows
+
+
+def _session_ctx(db: Session, principal: Principal, schedule_id: int,
+                 now: datetime) -> dict[str, Any]:
+    schedule = access_console_schedule(db, principal, schedule_id)
+    hospital = db.get_one(Hospital, schedule.hospital_id)
+    view: SessionView = session_view(db, schedule, now)
+    roster = [a for a in queue.roster(db, schedule_id=schedule.id)
+              if a.status in ("booked", "arrived")]
+    doctors = [p for p in org_service.list_practitioners(db, hospital=hospital)
+               if p.id != schedule.practitioner_id]
+    same_dept = [p for p in doctors if any(d.id == schedule.department_id for d in p.departments)]
+    return {"hospital": hospital, "view": view, "roster": roster,
+            "people": patient_views(db, {a.patient_id for a in roster}),
+            "offers": _offer_rows(db, schedule.id, now) if schedule.status == "stopped" else [],
+            "doctors": same_dept + [p for p in doctors if p not in same_dept],
+            "errors": {}, "values": {}}
+
+
+@router.get("/{schedule_id}")
+def session_page(schedule_id: int, request: Request, db: DbSession, principal: Stopper,
+                 now: Now, flash: Annotated[str, Query(max_length=100)] = "") -> Response:
+    return page(request, "console_stop.html", principal,
+                {**_session_ctx(db, principal, schedule_id, now), "flash": flash})
+
+
+def _refused(request: Request, db: Session, principal: Principal, schedule_id: int,
+             now: datetime, errors: dict[str, str], values: dict[str, str],
+             status_code: int = 422) -> Response:
+    ctx = _session_ctx(db, principal, schedule_id, now)
+    return page(request, "console_stop.html", principal,
+                {**ctx, "errors": errors, "values": values}, status_code=status_code)
+
+
+@router.post("/{schedule_id}/stop")
+def stop(schedule_id: int, request: Request, db: DbSession, principal: Stopper, now: Now,
+         reason: Annotated[str, Form(max_length=200)] = "") -> Response:
+    """停诊: every booked patient is cancelled with offers (or a refund notice)."""
+    access_console_schedule(db, principal, schedule_id)
+    if not reason.strip():
+        return _refused(request, db, principal, schedule_id, now,
+                        {"reason": "请填写停诊原因，将通知每位患者"}, {"reason": reason})
+    try:
+        result = stopclinic.stop_clinic(db, principal=principal, schedule_id=schedule_id,
+                                        reason=reason.strip(), now=now)
+    except OnetripError as exc:
+        if exc.http_status in (401, 403, 404):
+            raise
+        return _refused(request, db, principal, schedule_id, now, {"reason": exc.text},
+                        {"reason": reason}, exc.http_status)
+    offered = sum(1 for o in result.offers if o.slot_ids)
+    flash = f"已停诊：{len(result.offers)}位患者已通知，其中{offered}位已保留改约号源"
+    return RedirectResponse(f"/console/sessions/{schedule_id}?" + urlencode({"flash": flash}),
+                            status_code=303)
+
+
+@router.post("/{schedule_id}/substitute")
+def substitute(schedule_id: int, request: Request, db: DbSession, principal: Stopper, now: Now,
+               practitioner_id: Annotated[str, Form(max_length=12)] = "",
+               reason: Annotated[str, Form(max_length=200)] = "") -> Response:
+    """替诊: another doctor of the hospital takes the session; appointments stay."""
+    access_console_schedule(db, principal, schedule_id)
+    values = {"practitioner_id": practitioner_id, "sub_reason": reason}
+    errors = {}
+    if not practitioner_id.strip().isdigit():
+        errors["practitioner_id"] = "请选择替诊医生"
+    if not reason.strip():
+        errors["sub_reason"] = "请填写替诊原因"
+    if errors:
+        return _refused(request, db, principal, schedule_id, now, errors, values)
+    try:
+        stopclinic.substitute(db, principal=principal, schedule_id=schedule_id,
+                              practitioner_id=int(practitioner_id), reason=reason.strip(),
+                              now=now)
+    except OnetripError as exc:
+        if exc.http_status in (401, 403, 404):
+            raise
+        return _refused(request, db, principal, schedule_id, now,
+                        {"practitioner_id": exc.text}, values, exc.http_status)
+    doctor = db.get_one(Practitioner, int(practitioner_id))
+    flash = f"已安排{doctor.name}替诊，原预约保持不变"
+    return RedirectResponse(f"/console/sessions/{schedule_id}?" + urlencode({"flash": flash}),
+                            status_code=303)

@@ -1,0 +1,244 @@
+"""The window desk (挂号窗口): find the patient by the document in hand, book a window or
+priority slot for them (BK-5), check them in, mark a no-show (BK-6).
+
+The patient is always found first (identity's staff search, one audit row per look-up);
+the booking and the check-in then name that patient, so a slot can never be taken or
+claimed for someone whose document was not presented.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import RedirectResponse
+from sqlalchemy.orm import Session
+from starlette.responses import Response
+
+from onetrip.deps import DbSession, Now
+from onetrip.errors import OnetripError
+from onetrip.identity import service as identity_service
+from onetrip.identity.rules import DOCUMENT_LABELS, DocumentType
+from onetrip.identity.service import Principal
+from onetrip.org import service as org_service
+from onetrip.org.models import Hospital
+from onetrip.scheduling import booking, queue, service
+from onetrip.scheduling.console_pages import (
+    Clerk,
+    access_console_schedule,
+    console_hospital,
+    local_today,
+    page,
+    parse_day,
+    patient_view,
+    patient_views,
+    session_view,
+    session_views,
+)
+from onetrip.scheduling.models import Appointment, Slot
+from onetrip.scheduling.rules import Channel, Pool, PoolTimer, effective_pool
+
+router = APIRouter(prefix="/console/window", include_in_schema=False)
+
+FIELD_OF = {"document": "document_number", "phone": "phone", "name": "name"}
+
+
+def _patient_panel(db: Session, principal: Principal, hospital: Hospital, patient_id: int,
+                   now: datetime) -> dict[str, Any]:
+    """The patient at the desk and their appointments here from today on (one audit row)."""
+    patient = identity_service.access_patient(db, principal, patient_id,
+                                              action="console.patient")
+    today = local_today(now)
+    mine = [a for a in booking.list_appointments(db, patient_id=patient.id)
+            if a.hospital_id == hospital.id and a.day >= today]
+    mine.sort(key=lambda a: a.start_at)
+    views = {v.schedule.id: v for v in session_views(
+        db, [service.access_schedule(db, a.schedule_id) for a in mine], now)}
+    return {"patient": patient_view(db, patient.id), "appointments": mine,
+            "appointment_sessions": views}
+
+
+def _window_ctx(db: Session, principal: Principal, now: datetime, *, day: str = "",
+                department: str = "", patient: int | None = None) -> dict[str, Any]:
+    hospital = console_hospital(db, principal)
+    today = local_today(now)
+    chosen, day_error = parse_day(day, today)
+    dept = None
+    if department:
+        dept = next((d for d in org_service.list_departments(db, hospital)
+                     if d.code == department), None)
+    schedules = service.list_schedules(db, hospital=hospital, day=chosen, department=dept)
+    ctx: dict[str, Any] = {
+        "hospital": hospital, "day": chosen, "today": today, "day_error": day_error,
+        "departments": [d for d in org_service.list_departments(db, hospital)
+                        if d.parent_id is None],
+        "department": department, "sessions": session_views(db, schedules, now),
+        "doc_types": list(DocumentType), "doc_labels": DOCUMENT_LABELS,
+        "values": {"by": "document", "document_type": DocumentType.resident_id_card.value},
+        "errors": {}, "results": None, "patient": None, "appointments": [],
+    }
+    if patient is not None:
+        ctx.update(_patient_panel(db, principal, hospital, patient, now))
+    return ctx
+
+
+@router.get("")
+def window_page(request: Request, db: DbSession, principal: Clerk, now: Now,
+                day: Annotated[str, Query(max_length=20)] = "",
+                department: Annotated[str, Query(max_length=40)] = "",
+                patient: Annotated[int | None, Query(gt=0)] = None,
+                booked: Annotated[int | None, Query(gt=0)] = None,
+                flash: Annotated[str, Query(max_length=100)] = "") -> Response:
+    """The desk: the patient at the window (if found) and the day's sessions."""
+    ctx = _window_ctx(db, principal, now, day=day, department=department, patient=patient)
+    if booked is not None:
+        appt = booking.access_appointment(db, principal, booked)
+        ctx["booked"] = appt
+        ctx["booked_session"] = session_view(db, appt.schedule, now)
+    name = "console_window_sessions.html" if request.headers.get("hx-target") == "sessions" \
+        else "console_window.html"
+    return page(request, name, principal, {**ctx, "flash": flash,
+                                           "error": ctx["day_error"]},
+                status_code=422 if ctx["day_error"] else 200)
+
+
+@router.post("/find")
+def find_patient(request: Request, db: DbSession, principal: Clerk, now: Now,
+                 by: Annotated[str, Form(pattern="^(document|phone|name)$")] = "document",
+                 document_type: Annotated[str, Form(max_length=40)] = "resident_id_card",
+                 document_number: Annotated[str, Form(max_length=80)] = "",
+                 phone: Annotated[str, Form(max_length=24)] = "",
+                 name: Annotated[str, Form(max_length=50)] = "",
+                 day: Annotated[str, Form(max_length=20)] = "") -> Response:
+    """Identity's staff search (exact by document or phone, by name prefix); a POST so the
+    numbers never reach a URL or an access log."""
+    ctx = _window_ctx(db, principal, now, day=day)
+    ctx["values"] = {"by": by, "document_type": document_type, "name": name}
+    field = FIELD_OF[by]
+    if by == "document" and not document_number.strip():
+        ctx["errors"] = {field: "请输入或刷卡读取证件号码"}
+    elif by == "phone" and not phone.strip():
+        ctx["errors"] = {field: "请输入手机号"}
+    elif by == "name" and not name.strip():
+        ctx["errors"] = {field: "请输入姓名"}
+    else:
+        try:
+            if by == "document":
+                results = identity_service.search_patients(
+                    db, principal, document_type=DocumentType(document_type),
+                    document_number=document_number)
+            elif by == "phone":
+                results = identity_service.search_patients(db, principal, phone=phone)
+            else:
+                results = identity_service.search_patients(db, principal, name=name)
+            ctx["results"] = [patient_view(db, p.id) for p in results]
+        except ValueError:
+            ctx["errors"] = {"document_type": "请选择证件类型"}
+        except OnetripError as exc:
+            if exc.http_status in (401, 403):
+                raise
+            ctx["errors"] = {field: exc.text}
+    name_ = "console_window_find.html" if request.headers.get("hx-request") == "true" \
+        else "console_window.html"
+    return page(request, name_, principal, ctx, status_code=422 if ctx["errors"] else 200)
+
+
+def _slot_pool(slot: Slot, now: datetime) -> str:
+    timer = PoolTimer(slot.release_at, slot.return_at,
+                      Pool(slot.return_pool) if slot.return_pool else None)
+    pool = effective_pool(Pool(slot.pool), timer, now)
+    return (pool or Pool(slot.pool)).value
+
+
+def _session_ctx(db: Session, principal: Principal, schedule_id: int, now: datetime,
+                 patient: int | None) -> dict[str, Any]:
+    schedule = access_console_schedule(db, principal, schedule_id)
+    hospital = db.get_one(Hospital, schedule.hospital_id)
+    slots = service.free_slots(db, schedule=schedule, channel=Channel.window, now=now) \
+        if schedule.status != "stopped" else []
+    roster = queue.roster(db, schedule_id=schedule.id)
+    ctx: dict[str, Any] = {
+        "hospital": hospital, "view": session_view(db, schedule, now),
+        "slots": [(s, _slot_pool(s, now)) for s in slots], "roster": roster,
+        "people": patient_views(db, {a.patient_id for a in roster}),
+        "patient": None, "now": now,
+    }
+    if patient is not None:
+        ctx["patient"] = patient_view(db, identity_service.access_patient(
+            db, principal, patient, action="console.patient").id)
+    return ctx
+
+
+@router.get("/schedules/{schedule_id}")
+def session_page(schedule_id: int, request: Request, db: DbSession, principal: Clerk,
+                 now: Now, patient: Annotated[int | None, Query(gt=0)] = None,
+                 flash: Annotated[str, Query(max_length=100)] = "") -> Response:
+    """One session: its free window-channel slots to book, and who is booked."""
+    ctx = _session_ctx(db, principal, schedule_id, now, patient)
+    return page(request, "console_window_session.html", principal, {**ctx, "flash": flash})
+
+
+@router.post("/book")
+def book(request: Request, db: DbSession, principal: Clerk, now: Now,
+         schedule_id: Annotated[int, Form(gt=0)], patient_id: Annotated[int, Form(gt=0)],
+         slot_id: Annotated[int, Form(gt=0)]) -> Response:
+    """Book the chosen slot for the patient at the window (window channel, BK-5)."""
+    access_console_schedule(db, principal, schedule_id)
+    try:
+        appt = booking.book(db, principal=principal, patient_id=patient_id,
+                            channel=Channel.window, slot_id=slot_id, now=now)
+    except OnetripError as exc:
+        if exc.http_status in (401, 403) and exc.code != "channel_not_allowed":
+            raise
+        ctx = _session_ctx(db, principal, schedule_id, now, patient_id)
+        return page(request, "console_window_session.html", principal,
+                    {**ctx, "error": exc.text, "error_code": exc.code},
+                    status_code=exc.http_status)
+    query = urlencode({"patient": patient_id, "booked": appt.id,
+                       "day": appt.day.isoformat()})
+    return RedirectResponse(f"/console/window?{query}", status_code=303)
+
+
+def _back_to_patient(appt: Appointment, flash: str) -> RedirectResponse:
+    query = urlencode({"patient": appt.patient_id, "flash": flash})
+    return RedirectResponse(f"/console/window?{query}", status_code=303)
+
+
+@router.post("/appointments/{appointment_id}/check-in")
+def check_in(appointment_id: int, request: Request, db: DbSession, principal: Clerk,
+             now: Now, patient_id: Annotated[int, Form(gt=0)]) -> Response:
+    """报到 for the patient whose document was presented (the booking cannot be transferred)."""
+    try:
+        appt = queue.check_in(db, principal=principal, appointment_id=appointment_id, now=now,
+                              patient_id=patient_id)
+    except OnetripError as exc:
+        if exc.http_status in (401, 403):
+            raise
+        ctx = _window_ctx(db, principal, now, patient=patient_id)
+        return page(request, "console_window.html", principal,
+                    {**ctx, "error": exc.text, "error_code": exc.code},
+                    status_code=exc.http_status)
+    entry = queue.position_of(db, appointment=appt)
+    ahead = f"，前面还有{entry.position}人" if entry is not None else ""
+    return _back_to_patient(appt, f"已报到{ahead}")
+
+
+@router.post("/appointments/{appointment_id}/noshow")
+def mark_noshow(appointment_id: int, request: Request, db: DbSession, principal: Clerk,
+                now: Now) -> Response:
+    """爽约: a booked patient who has not come after the late-arrival allowance."""
+    try:
+        appt = queue.mark_noshow(db, principal=principal, appointment_id=appointment_id,
+                                 now=now)
+    except OnetripError as exc:
+        if exc.http_status in (401, 403) or exc.code == "appointment_not_found":
+            raise
+        appt = booking.access_appointment(db, principal, appointment_id)
+        ctx = _session_ctx(db, principal, appt.schedule_id, now, None)
+        return page(request, "console_window_session.html", principal,
+                    {**ctx, "error": exc.text, "error_code": exc.code},
+                    status_code=exc.http_status)
+    return RedirectResponse(f"/console/window/schedules/{appt.schedule_id}?"
+                            + urlencode({"flash": "已登记爽约"}), status_code=303)
