@@ -107,7 +107,8 @@ async def _form_values(request: Request) -> dict[str, str]:
 
 def _save(request: Request, db: Session, principal: Principal, hospital: Hospital,
           values: dict[str, str], now: datetime, template_id: int | None) -> Response:
-    fields, errors = read_fields(values)
+    fields, unread = read_fields(values)
+    errors = templates.template_problems(db, hospital, fields, template_id) | unread
     if not errors:
         try:
             templates.save_template(db, hospital=hospital, fields=fields,

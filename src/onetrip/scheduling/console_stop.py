@@ -103,10 +103,11 @@ def session_page(schedule_id: int, request: Request, db: DbSession, principal: S
 
 def _refused(request: Request, db: Session, principal: Principal, schedule_id: int,
              now: datetime, errors: dict[str, str], values: dict[str, str],
-             status_code: int = 422) -> Response:
+             status_code: int = 422, error: str = "") -> Response:
     ctx = _session_ctx(db, principal, schedule_id, now)
     return page(request, "console_stop.html", principal,
-                {**ctx, "errors": errors, "values": values}, status_code=status_code)
+                {**ctx, "errors": errors, "values": values, "error": error},
+                status_code=status_code)
 
 
 @router.post("/{schedule_id}/stop")
@@ -124,7 +125,7 @@ def stop(schedule_id: int, request: Request, db: DbSession, principal: Stopper, 
         if exc.http_status in (401, 403, 404):
             raise
         return _refused(request, db, principal, schedule_id, now, {"reason": exc.text},
-                        {"reason": reason}, exc.http_status)
+                        {"reason": reason}, exc.http_status, exc.text)
     offered = sum(1 for o in result.offers if o.slot_ids)
     flash = f"已停诊：{len(result.offers)}位患者已通知，其中{offered}位已保留改约号源"
     return RedirectResponse(f"/console/sessions/{schedule_id}?" + urlencode({"flash": flash}),
@@ -153,7 +154,7 @@ def substitute(schedule_id: int, request: Request, db: DbSession, principal: Sto
         if exc.http_status in (401, 403, 404):
             raise
         return _refused(request, db, principal, schedule_id, now,
-                        {"practitioner_id": exc.text}, values, exc.http_status)
+                        {"practitioner_id": exc.text}, values, exc.http_status, exc.text)
     doctor = db.get_one(Practitioner, int(practitioner_id))
     flash = f"已安排{doctor.name}替诊，原预约保持不变"
     return RedirectResponse(f"/console/sessions/{schedule_id}?" + urlencode({"flash": flash}),
