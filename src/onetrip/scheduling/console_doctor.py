@@ -95,5 +95,5 @@ def call_next(schedule_id: int, request: Request, db: DbSession, principal: Doct
     if request.headers.get("hx-request") != "true":
         return RedirectResponse(f"/console/queue/{schedule_id}", status_code=303)
     ctx = _panel_ctx(db, principal, schedule_id, now)
-    ctx["flash"] = "已叫号" if called else "候诊队列已空"
+    ctx["notice"] = "已叫号" if called else "候诊队列已空"
     return page(request, "console_queue_panel.html", principal, ctx)

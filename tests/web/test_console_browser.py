@@ -1,0 +1,232 @@
+"""The staff console in a real headless Chromium, on a server whose clock is pinned.
+
+Walks: a clerk books a window slot for a patient and checks them in (BK-5); an admin
+imports an Excel sheet with a bad row, reads the error report, then imports a good one; an
+admin stops a clinic and sees every affected patient with their offer (BK-6); a doctor
+calls the next patient (BK-11). Screens at 1440×900 go to tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openpyxl import Workbook
+from sqlalchemy import select
+
+from onetrip.config import get_settings
+from onetrip.db import session_scope
+from onetrip.deps import get_now
+from onetrip.identity import service as identity_service
+from onetrip.identity.rules import Role
+from onetrip.identity.service import Principal
+from onetrip.org import service as org_service
+from onetrip.org.models import Hospital, Practitioner
+from onetrip.scheduling import booking, queue, service
+from onetrip.scheduling.rules import Channel, SessionOfDay, at_local
+from onetrip.scheduling.templates import column_title
+from tests.factories import make_patient, resident_id
+from tests.web.conftest import serve
+
+pytestmark = pytest.mark.browser
+
+DAY = date(2027, 3, 1)  # a Monday, far from the demo's own fortnight
+DESK = {"width": 1440, "height": 900}
+
+
+def local(day: date, hour: int, minute: int = 0) -> Any:
+    return at_local(day, time(hour, minute), get_settings().tz)
+
+
+NOW = local(DAY, 9, 0)
+
+
+@dataclass
+class Scene:
+    hospital: str
+    desk_schedule: int
+    desk_number: str
+    stop_schedule: int
+    stopped_patients: list[int]
+    queue_schedule: int
+    queued: list[int]
+    doctor_code: str
+    doctor_name: str
+    department: str
+
+
+def _doctors(db: Any, hospital: Hospital) -> tuple[Any, list[Practitioner]]:
+    """A department of the demo hospital with at least three expert doctors."""
+    for dept in org_service.list_departments(db, hospital):
+        experts = [p for p in org_service.list_practitioners(db, hospital=hospital,
+                                                             department=dept)
+                   if p.service_level == "expert"]
+        if len(experts) >= 3:
+            return dept, experts
+    raise AssertionError("the demo hospital has no department with three experts")
+
+
+@pytest.fixture(scope="module")
+def scene(database_url: str) -> Scene:
+    with session_scope() as db:
+        h = org_service.access_hospital(db, "sfsrmyy")
+        dept, (a, b, c, *_) = _doctors(db, h)
+
+        def session(doc: Practitioner, day: date, start: time, capacity: int) -> Any:
+            return service.create_schedule(db, hospital=h, department=dept, day=day,
+                                           session=SessionOfDay.am, practitioner=doc,
+                                           start_time=start, capacity=capacity,
+                                           slot_minutes=6, now=local(DAY - timedelta(days=30),
+                                                                     8))
+
+        desk = session(a, DAY, time(10, 0), 10)
+        queued_session = session(b, DAY, time(9, 0), 10)
+        stop = session(a, DAY + timedelta(days=1), time(8, 0), 10)
+        session(c, DAY + timedelta(days=2), time(8, 0), 1)  # one equivalent slot to offer
+        number = resident_id(date(1950, 1, 1))
+        make_patient(db, name="欧阳秀英", document_number=number)
+        window = Principal(role=Role.window, hospital_id=h.id, label="测试窗口")
+        stopped, queued = [], []
+        for i in range(2):
+            p = make_patient(db, name=["东方明", "司马兰"][i])
+            stopped.append(p.id)
+            booking.book(db, principal=window, patient_id=p.id, channel=Channel.phone,
+                         schedule_id=stop.id, now=NOW - timedelta(days=3))
+        for i in range(2):
+            p = make_patient(db, name=["诸葛亮平", "上官婉"][i])
+            appt = booking.book(db, principal=window, patient_id=p.id, channel=Channel.phone,
+                                schedule_id=queued_session.id, now=NOW - timedelta(days=3))
+            queue.check_in(db, principal=window, appointment_id=appt.id, patient_id=p.id,
+                           now=NOW - timedelta(minutes=30 - i))
+            queued.append(appt.id)
+        return Scene("sfsrmyy", desk.id, number, stop.id, stopped, queued_session.id, queued,
+                     a.code, a.name, dept.name)
+
+
+@pytest.fixture(scope="module")
+def console_server(database_url: str) -> Iterator[str]:
+    from onetrip.main import create_app
+
+    app = create_app()
+    app.dependency_overrides[get_now] = lambda: NOW
+    with serve(app) as url:
+        yield url
+
+
+def _signed_in(browser: Any, server: str, role: Role, target: str) -> Any:
+    with session_scope() as db:
+        _row, token = identity_service.create_token(db, role=role, hospital_code="sfsrmyy")
+    page = browser.new_page(viewport=DESK, locale="zh-CN")
+    page.goto(f"{server}/staff/sign-in?next={target}")
+    page.fill("#token", token)
+    page.get_by_role("button", name="使用令牌登录").click()
+    page.wait_for_url(f"**{target}")
+    return page
+
+
+def test_clerk_books_a_window_slot_for_a_patient_and_checks_them_in(
+        browser: Any, console_server: str, scene: Scene, artifacts: Path) -> None:
+    page = _signed_in(browser, console_server, Role.window, "/console/window")
+    page.get_by_label("证件号码").fill(scene.desk_number)
+    page.get_by_role("button", name="查找就诊人").click()
+    found = page.locator("[data-list=found] li")
+    found.first.wait_for(timeout=5000)
+    assert found.count() == 1 and scene.desk_number not in page.content()
+    page.screenshot(path=str(artifacts / "console-window-find.png"), full_page=True)
+    found.first.get_by_role("link", name="为其挂号").click()
+    page.wait_for_url("**patient=*")
+    page.locator(f'tr[data-schedule="{scene.desk_schedule}"] a').click()
+    page.locator("[data-list=slots]").wait_for()
+    page.screenshot(path=str(artifacts / "console-window-slots.png"), full_page=True)
+    page.locator('button.slot[data-pool="window"]').first.click()
+    page.get_by_text("预约成功").wait_for(timeout=5000)
+    assert scene.doctor_name in page.locator(".console-confirm").inner_text()
+    page.get_by_role("button", name="报到").click()
+    page.locator("main > .flash.ok").wait_for(timeout=5000)
+    assert "已报到" in page.locator("main > .flash.ok").inner_text()
+    assert page.locator('[data-list=appointments] li[data-status="arrived"]').count() == 1
+    page.screenshot(path=str(artifacts / "console-window-checked-in.png"), full_page=True)
+    page.close()
+
+
+def _sheet(rows: list[list[object]]) -> bytes:
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.append(["科室", "医生工号", "医生", "级别", "诊室", column_title(1, SessionOfDay.am),
+               column_title(4, SessionOfDay.pm)])
+    for row in rows:
+        ws.append(row)
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def test_admin_imports_a_sheet_with_a_bad_row_then_a_good_one(
+        browser: Any, console_server: str, scene: Scene, artifacts: Path,
+        tmp_path: Path) -> None:
+    bad = tmp_path / "排班-有误.xlsx"
+    bad.write_bytes(_sheet([[scene.department, scene.doctor_code, scene.doctor_name, "专家门诊",
+                             "", "20", ""],
+                            [scene.department, "x9999", "", "", "", "二十", ""]]))
+    good = tmp_path / "排班.xlsx"
+    good.write_bytes(_sheet([[scene.department, scene.doctor_code, scene.doctor_name,
+                              "专家门诊", "", "20", "16/10"]]))
+    page = _signed_in(browser, console_server, Role.hospital_admin, "/console/templates")
+    page.set_input_files("#file", str(bad))
+    page.get_by_role("button", name="上传并检查").click()
+    report = page.locator("[data-report=sheet]")
+    report.wait_for(timeout=5000)
+    assert page.locator('[data-list=sheet-errors] tr[data-line="3"]').count() == 2
+    assert "x9999" in report.inner_text() and "二十" in report.inner_text()
+    page.screenshot(path=str(artifacts / "console-import-errors.png"), full_page=True)
+    page.set_input_files("#file", str(good))
+    page.get_by_role("button", name="上传并检查").click()
+    page.get_by_text("已导入2个出诊时段").wait_for(timeout=5000)
+    rows = page.locator("[data-list=templates] tr", has_text=scene.doctor_name)
+    assert rows.count() == 2
+    page.screenshot(path=str(artifacts / "console-templates.png"), full_page=True)
+    page.close()
+
+
+def test_admin_stops_a_clinic_and_sees_the_affected_patients_with_their_offers(
+        browser: Any, console_server: str, scene: Scene, artifacts: Path) -> None:
+    day = (DAY + timedelta(days=1)).isoformat()
+    page = _signed_in(browser, console_server, Role.hospital_admin,
+                      f"/console/sessions?day={day}")
+    page.locator(f'tr[data-schedule="{scene.stop_schedule}"] a').click()
+    page.get_by_role("button", name="确认停诊并通知患者").click()
+    page.locator('[data-field="reason"]').wait_for(timeout=5000)  # a reason is required
+    page.get_by_label("停诊原因").fill("专家外出会诊")
+    page.get_by_role("button", name="确认停诊并通知患者").click()
+    offers = page.locator("[data-list=offers] tr[data-offer]")
+    offers.first.wait_for(timeout=5000)
+    assert offers.count() == len(scene.stopped_patients)
+    text = page.locator("[data-list=offers]").inner_text()
+    assert "东方明" in text and "司马兰" in text
+    assert "已保留至" in text and "无同级别号源" in text
+    page.screenshot(path=str(artifacts / "console-stop-clinic.png"), full_page=True)
+    page.close()
+
+
+def test_doctor_calls_the_next_patient(browser: Any, console_server: str, scene: Scene,
+                                       artifacts: Path) -> None:
+    page = _signed_in(browser, console_server, Role.doctor, "/console/queue")
+    page.locator(f'tr[data-schedule="{scene.queue_schedule}"] a').click()
+    page.locator("[data-list=queue]").wait_for(timeout=5000)
+    assert page.locator("[data-list=queue] li").count() == 2
+    page.get_by_role("button", name="叫下一位").click()
+    page.locator(f'[data-current="{scene.queued[0]}"]').wait_for(timeout=5000)
+    assert "诸葛亮平" in page.locator(".console-now").inner_text()
+    assert page.locator("[data-list=queue] li").count() == 1
+    page.screenshot(path=str(artifacts / "console-queue.png"), full_page=True)
+    page.close()
+    with session_scope() as db:
+        called = db.scalar(select(queue.Appointment.called_at).where(
+            queue.Appointment.id == scene.queued[0]))
+        assert called is not None
