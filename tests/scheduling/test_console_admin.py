@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from onetrip.identity.rules import Role
 from onetrip.scheduling import service, templates
 from onetrip.scheduling.models import Schedule
+from tests.factories import make_department
 from tests.scheduling.conftest import DAY, Clinic, local
 from tests.scheduling.console_kit import as_staff
 from tests.scheduling.test_templates import sheet
@@ -45,6 +46,11 @@ def test_admin_adds_changes_and_retires_a_template_row_with_field_errors(
     assert (row.weekday, row.session, row.capacity, row.slot_minutes) == (2, "am", 24, 8)
     clash = client.post("/console/templates", data=_row(clinic))
     assert clash.status_code == 422 and "已有出诊模板" in clash.text
+    other = make_department(db, clinic.hospital)
+    mine = client.get("/console/templates", params={"department": clinic.department.code})
+    assert f'data-template="{row.id}"' in mine.text
+    theirs = client.get("/console/templates", params={"department": other.code})
+    assert f'data-template="{row.id}"' not in theirs.text
 
     form = client.get(f"/console/templates/{row.id}/edit")
     assert form.status_code == 200 and 'value="24"' in form.text

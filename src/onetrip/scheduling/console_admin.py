@@ -48,11 +48,15 @@ def _choices(db: Session, hospital: Hospital) -> dict[str, Any]:
 
 
 def _list_ctx(db: Session, principal: Principal, hospital: Hospital,
-              now: datetime) -> dict[str, Any]:
+              now: datetime, department: str = "") -> dict[str, Any]:
     choices = _choices(db, hospital)
     tomorrow = local_today(now) + timedelta(days=1)
-    return {**choices, "hospital": hospital,
-            "rows": templates.templates_of(db, hospital),
+    rows = templates.templates_of(db, hospital)
+    dept = next((d for d in choices["departments"] if d.code == department), None)
+    if dept is not None:
+        ids = {dept.id, *(c.id for c in dept.children)}
+        rows = [t for t in rows if t.department_id in ids]
+    return {**choices, "hospital": hospital, "rows": rows, "department": department,
             "dept_by_id": {d.id: d for d in choices["departments"]},
             "doctor_by_id": {p.id: p for p in choices["doctors"]},
             "room_by_id": {r.id: r for r in choices["rooms"]},
@@ -66,10 +70,12 @@ def _list_ctx(db: Session, principal: Principal, hospital: Hospital,
 @router.get("")
 def templates_page(request: Request, db: DbSession, principal: Admin, now: Now,
                    hospital: Annotated[str | None, Query(max_length=40)] = None,
+                   department: Annotated[str, Query(max_length=40)] = "",
                    flash: Annotated[str, Query(max_length=120)] = "") -> Response:
+    """The weekly templates (one department at a time if chosen), import and generation."""
     h = console_hospital(db, principal, hospital)
     return page(request, "console_templates.html", principal,
-                {**_list_ctx(db, principal, h, now), "flash": flash})
+                {**_list_ctx(db, principal, h, now, department), "flash": flash})
 
 
 def _int(raw: str) -> int | None:
