@@ -10,11 +10,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from onetrip.deps import TOKEN_COOKIE, DbSession, OptionalPrincipal
 from onetrip.errors import NotAuthenticated, OnetripError, PermissionDenied
 from onetrip.identity import audit, auth, empi, patient_pages, service
+from onetrip.identity.models import Patient
 from onetrip.identity.principal import Principal
 from onetrip.identity.rules import (
     CARE_STAFF,
@@ -113,6 +115,29 @@ def patients_page(request: Request, principal: CareStaff) -> Response:
     return render_page(request, "staff_patients.html", _search_ctx(principal))
 
 
+def search_by_form(db: Session, principal: Principal, *, by: str, document_type: str,
+                   document_number: str, phone: str, name: str,
+                   ) -> tuple[list[Patient] | None, dict[str, str]]:
+    """A staff search form's answer: the patients found, or the message for each field.
+
+    Shared by the patient search and the console's window desk; refusals are raised."""
+    field = {"document": "document_number", "phone": "phone", "name": "name"}[by]
+    try:
+        if by == "document":
+            return service.search_patients(
+                db, principal, document_type=DocumentType(document_type),
+                document_number=document_number), {}
+        if by == "phone":
+            return service.search_patients(db, principal, phone=phone), {}
+        return service.search_patients(db, principal, name=name), {}
+    except ValueError:
+        return None, {"document_type": "请选择证件类型"}
+    except OnetripError as exc:
+        if exc.http_status in (401, 403):
+            raise
+        return None, {field: exc.text}
+
+
 @router.post("/staff/patients")
 def search_patients(request: Request, db: DbSession, principal: CareStaff,
                     by: Annotated[str, Form(pattern="^(document|phone|name)$")] = "document",
@@ -123,25 +148,11 @@ def search_patients(request: Request, db: DbSession, principal: CareStaff,
     """By document number or phone (exact, blind index) or by name; the form is a POST so
     that numbers never reach a URL or an access log."""
     ctx = _search_ctx(principal)
-    values = {"by": by, "document_type": document_type, "name": name}
-    ctx["values"] = values
-    try:
-        if by == "document":
-            results = service.search_patients(
-                db, principal, document_type=DocumentType(document_type),
-                document_number=document_number)
-        elif by == "phone":
-            results = service.search_patients(db, principal, phone=phone)
-        else:
-            results = service.search_patients(db, principal, name=name)
-    except ValueError:
-        ctx["errors"] = {"document_type": "请选择证件类型"}
-        return render_page(request, "staff_patients.html", ctx, status_code=422)
-    except OnetripError as exc:
-        if exc.http_status in (401, 403):
-            raise
-        field = {"document": "document_number", "phone": "phone", "name": "name"}[by]
-        ctx["errors"] = {field: exc.text}
+    ctx["values"] = {"by": by, "document_type": document_type, "name": name}
+    results, errors = search_by_form(db, principal, by=by, document_type=document_type,
+                                     document_number=document_number, phone=phone, name=name)
+    if errors:
+        ctx["errors"] = errors
         return render_page(request, "staff_patients.html", ctx, status_code=422)
     ctx["results"] = results
     return render_page(request, "staff_patients.html", ctx)

@@ -16,19 +16,15 @@ from starlette.responses import Response
 
 from onetrip.deps import DbSession, Now
 from onetrip.identity.service import Principal
-from onetrip.org import service as org_service
 from onetrip.org.models import Hospital
-from onetrip.scheduling import queue, service
+from onetrip.scheduling import queue
 from onetrip.scheduling.console_pages import (
     Doctor,
     access_console_schedule,
-    console_hospital,
-    local_today,
+    day_sessions,
     page,
-    parse_day,
     patient_views,
     session_view,
-    session_views,
 )
 
 router = APIRouter(prefix="/console/queue", include_in_schema=False)
@@ -43,17 +39,11 @@ def sessions_page(request: Request, db: DbSession, principal: Doctor, now: Now,
                   department: Annotated[str, Query(max_length=40)] = "",
                   hospital: Annotated[str | None, Query(max_length=40)] = None) -> Response:
     """Today's sessions of the hospital with how many are waiting; the doctor picks theirs."""
-    h = console_hospital(db, principal, hospital)
-    chosen, error = parse_day(day, local_today(now))
-    dept = next((d for d in org_service.list_departments(db, h) if d.code == department), None)
-    views = session_views(db, service.list_schedules(db, hospital=h, day=chosen, department=dept),
-                          now)
-    waiting = {v.schedule.id: len(queue.queue_for(db, schedule_id=v.schedule.id)) for v in views}
-    return page(request, "console_queue_list.html", principal, {
-        "hospital": h, "day": chosen, "sessions": views, "waiting": waiting, "error": error,
-        "department": department,
-        "departments": [d for d in org_service.list_departments(db, h) if d.parent_id is None]},
-        status_code=422 if error else 200)
+    ctx = day_sessions(db, principal, now, day=day, department=department, hospital=hospital)
+    ctx["waiting"] = {v.schedule.id: len(queue.queue_for(db, schedule_id=v.schedule.id))
+                      for v in ctx["sessions"]}
+    return page(request, "console_queue_list.html", principal, ctx,
+                status_code=422 if ctx["error"] else 200)
 
 
 def _panel_ctx(db: Session, principal: Principal, schedule_id: int,

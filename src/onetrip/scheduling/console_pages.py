@@ -148,6 +148,22 @@ def session_view(db: Session, schedule: Schedule, now: datetime) -> SessionView:
     return session_views(db, [schedule], now)[0]
 
 
+def day_sessions(db: Session, principal: Principal, now: datetime, *, day: str,
+                 department: str, hospital: str | None = None) -> dict[str, Any]:
+    """A day's sessions of the console's hospital (one department if chosen), with what the
+    day and department pickers need; ``error`` says why a typed day was not understood."""
+    h = console_hospital(db, principal, hospital)
+    chosen, error = parse_day(day, local_today(now))
+    departments = org_service.list_departments(db, h)
+    dept = next((d for d in departments if d.code == department), None)
+    schedules = service.list_schedules(db, hospital=h, day=chosen, department=dept)
+    return {"hospital": h, "day": chosen, "error": error, "department": department,
+            "departments": [d for d in departments if d.parent_id is None],
+            "sessions": session_views(db, schedules, now),
+            "hospitals": org_service.list_hospitals(db)
+            if principal.role is Role.regional_admin else []}
+
+
 @dataclass(frozen=True)
 class PatientView:
     """A patient as staff see one: name, masked document and phone, never the numbers."""

@@ -27,10 +27,8 @@ from onetrip.scheduling.console_pages import (
     SessionView,
     Stopper,
     access_console_schedule,
-    console_hospital,
-    local_today,
+    day_sessions,
     page,
-    parse_day,
     patient_views,
     session_view,
     session_views,
@@ -46,17 +44,9 @@ def sessions_page(request: Request, db: DbSession, principal: Stopper, now: Now,
                   department: Annotated[str, Query(max_length=40)] = "",
                   hospital: Annotated[str | None, Query(max_length=40)] = None) -> Response:
     """A day's sessions with their status, to pick the one to stop or hand over."""
-    h = console_hospital(db, principal, hospital)
-    chosen, error = parse_day(day, local_today(now))
-    dept = next((d for d in org_service.list_departments(db, h) if d.code == department), None)
-    views = session_views(db, service.list_schedules(db, hospital=h, day=chosen, department=dept),
-                          now)
-    return page(request, "console_sessions.html", principal, {
-        "hospital": h, "day": chosen, "sessions": views, "error": error,
-        "department": department,
-        "departments": [d for d in org_service.list_departments(db, h) if d.parent_id is None],
-        "hospitals": org_service.list_hospitals(db) if principal.role.value == "regional_admin"
-        else []}, status_code=422 if error else 200)
+    ctx = day_sessions(db, principal, now, day=day, department=department, hospital=hospital)
+    return page(request, "console_sessions.html", principal, ctx,
+                status_code=422 if ctx["error"] else 200)
 
 
 def _offer_rows(db: Session, schedule_id: int, now: datetime) -> list[dict[str, Any]]:

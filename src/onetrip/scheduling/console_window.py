@@ -19,19 +19,18 @@ from starlette.responses import Response
 
 from onetrip.deps import DbSession, Now
 from onetrip.errors import OnetripError
+from onetrip.identity import pages as identity_pages
 from onetrip.identity import service as identity_service
 from onetrip.identity.rules import DOCUMENT_LABELS, DocumentType
 from onetrip.identity.service import Principal
-from onetrip.org import service as org_service
 from onetrip.org.models import Hospital
 from onetrip.scheduling import booking, queue, service
 from onetrip.scheduling.console_pages import (
     Clerk,
     access_console_schedule,
-    console_hospital,
+    day_sessions,
     local_today,
     page,
-    parse_day,
     patient_view,
     patient_views,
     session_view,
@@ -62,25 +61,15 @@ def _patient_panel(db: Session, principal: Principal, hospital: Hospital, patien
 
 def _window_ctx(db: Session, principal: Principal, now: datetime, *, day: str = "",
                 department: str = "", patient: int | None = None) -> dict[str, Any]:
-    hospital = console_hospital(db, principal)
-    today = local_today(now)
-    chosen, day_error = parse_day(day, today)
-    dept = None
-    if department:
-        dept = next((d for d in org_service.list_departments(db, hospital)
-                     if d.code == department), None)
-    schedules = service.list_schedules(db, hospital=hospital, day=chosen, department=dept)
-    ctx: dict[str, Any] = {
-        "hospital": hospital, "day": chosen, "today": today, "day_error": day_error,
-        "departments": [d for d in org_service.list_departments(db, hospital)
-                        if d.parent_id is None],
-        "department": department, "sessions": session_views(db, schedules, now),
+    ctx = day_sessions(db, principal, now, day=day, department=department)
+    ctx.update({
+        "today": local_today(now), "day_error": ctx.pop("error"),
         "doc_types": list(DocumentType), "doc_labels": DOCUMENT_LABELS,
         "values": {"by": "document", "document_type": DocumentType.resident_id_card.value},
         "errors": {}, "results": None, "patient": None, "appointments": [],
-    }
+    })
     if patient is not None:
-        ctx.update(_patient_panel(db, principal, hospital, patient, now))
+        ctx.update(_patient_panel(db, principal, ctx["hospital"], patient, now))
     return ctx
 
 
@@ -117,29 +106,16 @@ def find_patient(request: Request, db: DbSession, principal: Clerk, now: Now,
     ctx = _window_ctx(db, principal, now, day=day)
     ctx["values"] = {"by": by, "document_type": document_type, "name": name}
     field = FIELD_OF[by]
-    if by == "document" and not document_number.strip():
-        ctx["errors"] = {field: "请输入或刷卡读取证件号码"}
-    elif by == "phone" and not phone.strip():
-        ctx["errors"] = {field: "请输入手机号"}
-    elif by == "name" and not name.strip():
-        ctx["errors"] = {field: "请输入姓名"}
+    typed = {"document": document_number, "phone": phone, "name": name}[by]
+    if not typed.strip():
+        ctx["errors"] = {field: {"document": "请输入或刷卡读取证件号码", "phone": "请输入手机号",
+                                 "name": "请输入姓名"}[by]}
     else:
-        try:
-            if by == "document":
-                results = identity_service.search_patients(
-                    db, principal, document_type=DocumentType(document_type),
-                    document_number=document_number)
-            elif by == "phone":
-                results = identity_service.search_patients(db, principal, phone=phone)
-            else:
-                results = identity_service.search_patients(db, principal, name=name)
+        results, ctx["errors"] = identity_pages.search_by_form(
+            db, principal, by=by, document_type=document_type,
+            document_number=document_number, phone=phone, name=name)
+        if results is not None:
             ctx["results"] = [patient_view(db, p.id) for p in results]
-        except ValueError:
-            ctx["errors"] = {"document_type": "请选择证件类型"}
-        except OnetripError as exc:
-            if exc.http_status in (401, 403):
-                raise
-            ctx["errors"] = {field: exc.text}
     name_ = "console_window_find.html" if request.headers.get("hx-request") == "true" \
         else "console_window.html"
     return page(request, name_, principal, ctx, status_code=422 if ctx["errors"] else 200)
