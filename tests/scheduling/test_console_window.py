@@ -114,7 +114,13 @@ def test_find_form_shows_each_problem_beside_its_field(client: TestClient, db: S
     none = client.post("/console/window/find", data={"by": "name", "name": chinese_name()})
     assert none.status_code == 200 and 'data-empty="found"' in none.text
     day = client.get("/console/window", params={"day": "2026-13-40"})
-    assert day.status_code == 422 and "日期格式" in day.text
+    assert day.status_code == 422 and 'data-field="day"' in day.text and "日期格式" in day.text
+    hx = {"HX-Request": "true", "HX-Target": "sessions"}
+    part = client.get("/console/window", params={"day": DAY.isoformat()}, headers=hx)
+    assert part.status_code == 200 and "<html" not in part.text
+    assert f'data-schedule="{clinic.schedule.id}"' in part.text
+    shown = client.get("/console/window", params={"day": "昨天"}, headers=hx)
+    assert shown.status_code == 200 and 'data-field="day"' in shown.text  # htmx swaps 2xx
 
 
 def test_bk6_clerk_marks_a_no_show_only_after_the_late_allowance(

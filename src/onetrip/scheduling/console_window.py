@@ -88,8 +88,7 @@ def window_page(request: Request, db: DbSession, principal: Clerk, now: Now,
         ctx["booked_session"] = session_view(db, appt.schedule, now)
     name = "console_window_sessions.html" if request.headers.get("hx-target") == "sessions" \
         else "console_window.html"
-    return page(request, name, principal, {**ctx, "flash": flash,
-                                           "error": ctx["day_error"]},
+    return page(request, name, principal, {**ctx, "flash": flash},
                 status_code=422 if ctx["day_error"] else 200)
 
 
