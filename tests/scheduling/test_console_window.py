@@ -142,3 +142,37 @@ def test_bk6_clerk_marks_a_no_show_only_after_the_late_allowance(
     assert appt.status == "noshow" and appt.penalty_event == "noshow"
     twice = client.post(f"/console/window/appointments/{appt.id}/noshow")
     assert twice.status_code == 409
+    desk = client.get("/console/window", params={"patient": patient.id})
+    assert "data-restriction" in desk.text and "不能线上预约" in desk.text
+
+
+def test_bk6_clerk_cancels_at_the_window_free_before_the_deadline_counted_after(
+        client: TestClient, db: Session, clinic: Clinic) -> None:
+    patient, pp = clinic.patient(db)
+    other, _ = clinic.patient(db)
+    wednesday = local(DAY - timedelta(days=5), 10)  # before Friday 16:00, the free deadline
+    early = booking.book(db, principal=pp, patient_id=patient.id, channel=Channel.app,
+                         schedule_id=clinic.schedule.id, now=wednesday)
+    as_staff(client, db, Role.window, clinic.hospital, wednesday)
+    desk = client.get("/console/window", params={"patient": patient.id})
+    assert f'action="/console/window/appointments/{early.id}/cancel"' in desk.text
+    wrong = client.post(f"/console/window/appointments/{early.id}/cancel",
+                        data={"patient_id": other.id})
+    assert wrong.status_code == 409 and "证件与预约人不符" in wrong.text
+    db.refresh(early)
+    assert early.status == "booked"
+    ok = client.post(f"/console/window/appointments/{early.id}/cancel",
+                     data={"patient_id": patient.id})
+    assert ok.status_code == 200 and "已退号" in ok.text and "计入失约" not in ok.text
+    db.refresh(early)
+    assert (early.status, early.penalty_event) == ("cancelled", None)
+    assert early.slot.status == "free"
+
+    late = booking.book(db, principal=pp, patient_id=patient.id, channel=Channel.app,
+                        schedule_id=clinic.schedule.id, now=OPEN)
+    at(client, MORNING)  # past 16:00 of the working day before
+    counted = client.post(f"/console/window/appointments/{late.id}/cancel",
+                          data={"patient_id": patient.id})
+    assert counted.status_code == 200 and "计入失约记录" in counted.text
+    db.refresh(late)
+    assert late.penalty_event == "same_day_refund"

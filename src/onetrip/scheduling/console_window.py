@@ -36,6 +36,7 @@ from onetrip.scheduling.console_pages import (
     session_view,
     session_views,
 )
+from onetrip.scheduling.errors import NotCancellable
 from onetrip.scheduling.models import Appointment, Slot
 from onetrip.scheduling.rules import Channel, Pool, PoolTimer, effective_pool
 
@@ -55,8 +56,12 @@ def _patient_panel(db: Session, principal: Principal, hospital: Hospital, patien
     mine.sort(key=lambda a: a.start_at)
     views = {v.schedule.id: v for v in session_views(
         db, [service.access_schedule(db, a.schedule_id) for a in mine], now)}
+    _policy, rule = service.policy_for(db, hospital.id)
+    # BK-6: a no-show restriction stops online booking only; the clerk tells the patient why.
+    restriction = booking.restriction_of(db, patient_id=patient.id, hospital_id=hospital.id,
+                                         rule=rule, now=now)
     return {"patient": patient_view(db, patient.id), "appointments": mine,
-            "appointment_sessions": views}
+            "appointment_sessions": views, "restriction": restriction}
 
 
 def _window_ctx(db: Session, principal: Principal, now: datetime, *, day: str = "",
@@ -198,6 +203,30 @@ def check_in(appointment_id: int, request: Request, db: DbSession, principal: Cl
     entry = queue.position_of(db, appointment=appt)
     ahead = f"，前面还有{entry.position}人" if entry is not None else ""
     return _back_to_patient(appt, f"已报到{ahead}")
+
+
+@router.post("/appointments/{appointment_id}/cancel")
+def cancel(appointment_id: int, request: Request, db: DbSession, principal: Clerk, now: Now,
+           patient_id: Annotated[int, Form(gt=0)]) -> Response:
+    """退号 at the window for the patient at the desk; after the free-cancellation deadline
+    it counts as a late cancellation (BK-6), and the slot goes back to its pool."""
+    appt = booking.access_appointment(db, principal, appointment_id)
+    try:
+        if appt.patient_id != patient_id:
+            raise NotCancellable("证件与预约人不符，请本人或代理人持证件办理",
+                                 detail={"reason": "not_owner"})
+        booking.cancel(db, principal=principal, appointment_id=appointment_id, now=now,
+                       reason="窗口退号")
+    except OnetripError as exc:
+        if exc.http_status in (401, 403):
+            raise
+        ctx = _window_ctx(db, principal, now, patient=patient_id)
+        return page(request, "console_window.html", principal,
+                    {**ctx, "error": exc.text, "error_code": exc.code},
+                    status_code=exc.http_status)
+    db.refresh(appt)
+    late = "（已过免费退号时间，计入失约记录）" if appt.penalty_event else ""
+    return _back_to_patient(appt, f"已退号{late}")
 
 
 @router.post("/appointments/{appointment_id}/noshow")
