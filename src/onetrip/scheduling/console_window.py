@@ -186,6 +186,16 @@ def _back_to_patient(appt: Appointment, flash: str) -> RedirectResponse:
     return RedirectResponse(f"/console/window?{query}", status_code=303)
 
 
+def _desk_refused(request: Request, db: Session, principal: Principal, now: datetime,
+                  patient_id: int, exc: OnetripError) -> Response:
+    """The desk again with the refusal on top; a refused access is not shown but raised."""
+    if exc.http_status in (401, 403):
+        raise exc
+    ctx = _window_ctx(db, principal, now, patient=patient_id)
+    return page(request, "console_window.html", principal,
+                {**ctx, "error": exc.text, "error_code": exc.code}, status_code=exc.http_status)
+
+
 @router.post("/appointments/{appointment_id}/check-in")
 def check_in(appointment_id: int, request: Request, db: DbSession, principal: Clerk,
              now: Now, patient_id: Annotated[int, Form(gt=0)]) -> Response:
@@ -194,12 +204,7 @@ def check_in(appointment_id: int, request: Request, db: DbSession, principal: Cl
         appt = queue.check_in(db, principal=principal, appointment_id=appointment_id, now=now,
                               patient_id=patient_id)
     except OnetripError as exc:
-        if exc.http_status in (401, 403):
-            raise
-        ctx = _window_ctx(db, principal, now, patient=patient_id)
-        return page(request, "console_window.html", principal,
-                    {**ctx, "error": exc.text, "error_code": exc.code},
-                    status_code=exc.http_status)
+        return _desk_refused(request, db, principal, now, patient_id, exc)
     entry = queue.position_of(db, appointment=appt)
     ahead = f"，前面还有{entry.position}人" if entry is not None else ""
     return _back_to_patient(appt, f"已报到{ahead}")
@@ -218,12 +223,7 @@ def cancel(appointment_id: int, request: Request, db: DbSession, principal: Cler
         booking.cancel(db, principal=principal, appointment_id=appointment_id, now=now,
                        reason="窗口退号")
     except OnetripError as exc:
-        if exc.http_status in (401, 403):
-            raise
-        ctx = _window_ctx(db, principal, now, patient=patient_id)
-        return page(request, "console_window.html", principal,
-                    {**ctx, "error": exc.text, "error_code": exc.code},
-                    status_code=exc.http_status)
+        return _desk_refused(request, db, principal, now, patient_id, exc)
     db.refresh(appt)
     late = "（已过免费退号时间，计入失约记录）" if appt.penalty_event else ""
     return _back_to_patient(appt, f"已退号{late}")
