@@ -61,7 +61,7 @@ def test_fast_clients_win_no_more_than_their_share_in_the_opening_window() -> No
 
             opens = release.timestamp()
             threads = [threading.Thread(target=fire, args=(pid, opens + 0.05)) for pid in fast]
-            threads += [threading.Thread(target=fire, args=(pid, opens + 1.0)) for pid in slow]
+            threads += [threading.Thread(target=fire, args=(pid, opens + 0.5)) for pid in slow]
             for t in threads:
                 t.start()
             for t in threads:
