@@ -1,0 +1,1 @@
+"""Exams: the catalogue and its preparation rules, exam resources, orders, the one-trip planner."""
