@@ -1,0 +1,53 @@
+"""A small planning world for the pure tests: the packaged catalogue, the sample hospital's
+resources over four days, and helpers to make requests and visits."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from onetrip.exams import rules, sample
+from onetrip.exams.rules import (
+    FollowUp,
+    FreeSlot,
+    OrderItem,
+    PatientFacts,
+    PatientRequest,
+    Visit,
+)
+
+TZ = ZoneInfo("Asia/Shanghai")
+DAY = date(2026, 11, 24)
+CAT = rules.parse_catalogue(rules.default_catalogue_data())
+SITE = sample.site()
+SLOTS: list[FreeSlot] = [s for k in range(4) for s in sample.slots_for(
+    sample.RESOURCES, DAY + timedelta(days=k), TZ, first_id=1 + 10_000 * k)]
+ADULT = PatientFacts(age=40)
+
+
+def at(clock: str, day: date = DAY) -> datetime:
+    return datetime.combine(day, time.fromisoformat(clock), tzinfo=TZ)
+
+
+def request(*codes: str, facts: PatientFacts = ADULT, followup: bool = False,
+            not_before: datetime | None = None, patient_id: int = 1) -> PatientRequest:
+    items = tuple(OrderItem(i + 1, c, needed_for_followup=True) for i, c in enumerate(codes))
+    f = FollowUp(at("13:30"), at("16:45"), sample.OUTPATIENT) if followup else None
+    return PatientRequest(patient_id, facts, items, not_before or at("07:00"), f)
+
+
+def slot_of(code: str, clock: str, day: date = DAY) -> FreeSlot:
+    """The first slot that can do ``code`` starting at ``clock``."""
+    start = at(clock, day)
+    return next(s for s in SLOTS if code in s.exam_codes and s.start == start)
+
+
+def visit(req: PatientRequest, n: int, clock: str, day: date = DAY) -> Visit:
+    item = req.orders[n]
+    return rules.visit_for(slot_of(item.exam_code, clock, day), item, CAT.exams[item.exam_code])
+
+
+def moved(v: Visit, minutes: int) -> Visit:
+    d = timedelta(minutes=minutes)
+    return replace(v, start=v.start + d, end=v.end + d, busy_until=v.busy_until + d)
