@@ -14,6 +14,7 @@ from onetrip.exams import rules, validate
 from onetrip.exams.rules import CatalogueInvalid, Itinerary, PatientFacts, PatientRequest, Visit
 from tests.exams.world import CAT, DAY, SITE, SLOTS, TZ, at, request, visit
 
+
 def broken(req: PatientRequest, visits: list[Visit], followup_at: object = None,
            slots: list[rules.FreeSlot] = SLOTS) -> set[str]:
     it = Itinerary(req.patient_id, visits, followup_at)  # type: ignore[arg-type]

@@ -34,7 +34,6 @@ from onetrip.exams.rules import (
     visit_for,
 )
 
-
 #: Deterministic-time limit of a one-day model; they finish far below it (benchmark).
 ONE_DAY_LIMIT = 1.0
 
