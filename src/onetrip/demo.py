@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from onetrip.errors import Conflict
+from onetrip.exams.demo import load_exams
 from onetrip.identity.demo import load_identity
 from onetrip.org.demo import load_org
 from onetrip.org.demo_data import REGION
@@ -26,6 +27,7 @@ DEFAULT_SEED = 20261122
 DemoStep = Callable[[Session, Region, int], dict[str, int]]
 STEPS: list[tuple[str, DemoStep]] = [
     ("identity", load_identity), ("scheduling", load_scheduling), ("quality", load_quality),
+    ("exams", load_exams),
 ]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-DOMAINS_WITH_MODELS = ("org", "identity", "scheduling", "quality", "notify")
+DOMAINS_WITH_MODELS = ("org", "identity", "scheduling", "quality", "notify", "exams")
 
 
 def import_all_models() -> None:

@@ -8,9 +8,10 @@ planner, the greedy baseline and the service read the rules through these types.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from enum import StrEnum
 from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -410,3 +411,39 @@ def rule_order(cat: Catalogue, orders: Iterable[OrderItem]) -> list[OrderItem]:
             out.extend(todo)
             break
     return out
+
+
+# --- channels (EX-1) ---------------------------------------------------------------------
+
+
+class ExamChannel(StrEnum):
+    clinic = "clinic"
+    kiosk = "kiosk"
+    centre = "centre"
+    window = "window"
+    online = "online"
+
+
+CHANNEL_LABELS = {ExamChannel.clinic: "诊间", ExamChannel.kiosk: "自助机",
+                  ExamChannel.centre: "检查预约中心", ExamChannel.window: "窗口",
+                  ExamChannel.online: "网上"}
+#: The channel each role books exams through.
+ROLE_CHANNEL = {"doctor": ExamChannel.clinic, "kiosk": ExamChannel.kiosk,
+                "exam_centre": ExamChannel.centre, "hospital_admin": ExamChannel.centre,
+                "window": ExamChannel.window, "patient": ExamChannel.online,
+                "proxy": ExamChannel.online}
+#: Channels that count as online for the no-show restriction (EX-4, as for visits).
+RESTRICTED_CHANNELS = frozenset({ExamChannel.online})
+
+
+def complex_exam(exam: ExamType) -> bool:
+    """Sedation, contrast or bowel preparation: arranged with a person, not a machine."""
+    return exam.sedation or exam.contrast is not None or exam.bowel_prep
+
+
+def channel_allows(channel: ExamChannel, exams: Sequence[ExamType]) -> bool:
+    """EX-1: a single simple exam anywhere; several or complex ones in clinic or at the
+    central booking centre."""
+    if channel in (ExamChannel.clinic, ExamChannel.centre):
+        return True
+    return len(exams) == 1 and not complex_exam(exams[0])

@@ -95,6 +95,14 @@ def check_channel(db: Session, principal: Principal, channel: Channel,
 def restriction_of(db: Session, *, patient_id: int, hospital_id: int, rule: PenaltyRule,
                    now: datetime) -> Restriction | None:
     """The no-show restriction in force for a patient at a hospital (or its region)."""
+    history = penalty_history(db, patient_id=patient_id, hospital_id=hospital_id, rule=rule)
+    return restriction_for(history, rule, now, get_settings().tz)
+
+
+def penalty_history(db: Session, *, patient_id: int, hospital_id: int,
+                    rule: PenaltyRule) -> list[tuple[PenaltyEvent, datetime]]:
+    """A patient's penalty events at a hospital (or its region, as the rule's scope says);
+    other domains add their own events (exam no-shows, EX-4) before weighing them."""
     stmt = select(Appointment.penalty_event, Appointment.cancelled_at, Appointment.noshow_at
                   ).where(Appointment.patient_id == patient_id,
                           Appointment.penalty_event.is_not(None))
@@ -109,7 +117,7 @@ def restriction_of(db: Session, *, patient_id: int, hospital_id: int, rule: Pena
         at = noshow_at or cancelled_at
         if kind is not None and at is not None:
             history.append((PenaltyEvent(kind), at))
-    return restriction_for(history, rule, now, get_settings().tz)
+    return history
 
 
 def _lock_patient(db: Session, patient_id: int) -> None:

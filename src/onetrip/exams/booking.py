@@ -1,0 +1,258 @@
+"""A plan becomes bookings: each slot claimed by one conditional UPDATE (never overbooked),
+all of a plan or none of it; preparation reminders through the notify outbox; check-in,
+cancellation and no-shows, which count under the booking engine's penalty rule (EX-4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, time, timedelta
+from typing import cast
+
+from sqlalchemy import Table, select, update
+from sqlalchemy.orm import Session
+
+from onetrip.config import get_settings
+from onetrip.db import rowcount
+from onetrip.exams import rules as R
+from onetrip.exams import service, validate
+from onetrip.exams.errors import (
+    ChannelNotAllowed,
+    ExamBookingNotFound,
+    ExamSlotFull,
+    NotCancellable,
+    OrderNotPending,
+    PlanBreaksRules,
+)
+from onetrip.exams.models import ExamBooking, ExamOrder, ExamSlot
+from onetrip.identity import service as identity_service
+from onetrip.identity.rules import Role
+from onetrip.identity.service import Principal
+from onetrip.notify import service as notify_service
+from onetrip.scheduling import booking as scheduling_booking
+from onetrip.scheduling import service as scheduling_service
+from onetrip.scheduling.errors import PatientRestricted
+from onetrip.scheduling.rules import PenaltyEvent, Restriction, restriction_for
+
+_SLOT = cast(Table, ExamSlot.__table__)
+#: Preparation reminders go out at this local time the evening before the exam.
+REMINDER_EVENING = time(18, 0)
+NOSHOW_AFTER = timedelta(minutes=30)
+
+
+def restriction(db: Session, *, patient_id: int, hospital_id: int,
+                now: datetime) -> Restriction | None:
+    """EX-4: the restriction in force from the hospital's penalty rule, weighing the
+    patient's exam no-shows together with the visits' (the booking engine's rule)."""
+    _policy, rule = scheduling_service.policy_for(db, hospital_id)
+    history = scheduling_booking.penalty_history(db, patient_id=patient_id,
+                                                 hospital_id=hospital_id, rule=rule)
+    exams = db.execute(select(ExamBooking.noshow_at).where(
+        ExamBooking.patient_id == patient_id, ExamBooking.hospital_id == hospital_id,
+        ExamBooking.penalty_event == PenaltyEvent.noshow.value))
+    history += [(PenaltyEvent.noshow, at) for (at,) in exams if at is not None]
+    return restriction_for(history, rule, now, get_settings().tz)
+
+
+def _claim(db: Session, slot_id: int, now: datetime) -> bool:
+    """One place in the slot, only while it has room, is open and lies ahead."""
+    t = _SLOT.c
+    return rowcount(db.execute(
+        update(_SLOT).where(t.id == slot_id, t.booked < t.capacity, t.status == "open",
+                            t.start_at > now).values(booked=t.booked + 1))) == 1
+
+
+def _check_channel(db: Session, principal: Principal, cat: R.Catalogue,
+                   orders: Sequence[ExamOrder], now: datetime) -> R.ExamChannel:
+    channel = R.ROLE_CHANNEL.get(principal.role.value)
+    if channel is None:
+        raise ChannelNotAllowed("该角色不能预约检查")
+    if not R.channel_allows(channel, [cat.exams[o.exam_code] for o in orders]):
+        raise ChannelNotAllowed()
+    if principal.role not in (Role.patient, Role.proxy) and any(
+            o.hospital_id != principal.hospital_id for o in orders):
+        raise ChannelNotAllowed("只能预约本院的检查")
+    if channel in R.RESTRICTED_CHANNELS:
+        found = restriction(db, patient_id=orders[0].patient_id,
+                            hospital_id=orders[0].hospital_id, now=now)
+        if found is not None:
+            raise PatientRestricted(found.reason, detail={"until": found.until.isoformat()})
+    return channel
+
+
+def book_plan(db: Session, *, principal: Principal, hospital_id: int, patient_id: int,
+              itinerary: R.Itinerary, now: datetime) -> list[ExamBooking]:
+    """Book every visit of an itinerary, or nothing: the plan is checked again by the
+    validator against the slots free now, then each slot is claimed atomically."""
+    identity_service.access_patient(db, principal, patient_id, action="exam.book")
+    orders = [service.access_order(db, v.order_id, hospital_id) for v in itinerary.visits]
+    if not orders or any(o.patient_id != patient_id for o in orders):
+        raise PlanBreaksRules("行程中的检查申请不属于该患者")
+    if any(o.status != "pending" for o in orders):
+        raise OrderNotPending(detail={"order_ids": [o.id for o in orders
+                                                    if o.status != "pending"]})
+    cat = service.catalogue(db, hospital_id)
+    channel = _check_channel(db, principal, cat, orders, now)
+    tz = get_settings().tz
+    req = service.request_for(db, orders, now)
+    req = R.PatientRequest(req.patient_id, req.facts, req.orders, now,
+                           req.followup if itinerary.followup_at else None)
+    lo = min(v.start for v in itinerary.visits)
+    hi = max(v.start for v in itinerary.visits) + timedelta(minutes=1)
+    free = service.free_slots(db, hospital_id=hospital_id, start=lo, end=hi)
+    broken = validate.validate(cat, service.site(db, hospital_id), tz, [req], [itinerary], free)
+    # An existing booking of the patient's that day must not clash either.
+    broken += _clashes_with_booked(db, cat, service.site(db, hospital_id), tz, req, itinerary)
+    if broken:
+        if all(b.rule == "slot" for b in broken):
+            raise ExamSlotFull(detail={"rules": [b.message for b in broken]})
+        raise PlanBreaksRules("；".join(b.message for b in broken[:3]),
+                              detail={"rules": sorted({b.rule for b in broken})})
+    rows = []
+    with db.begin_nested():
+        for v in itinerary.visits:
+            if not _claim(db, v.slot_id, now):
+                raise ExamSlotFull(detail={"slot_id": v.slot_id})
+            rows.append(ExamBooking(
+                order_id=v.order_id, patient_id=patient_id, hospital_id=hospital_id,
+                slot_id=v.slot_id, resource_id=v.resource_id, exam_code=v.exam_code,
+                start_at=v.start, end_at=v.end, channel=channel.value,
+                booked_by=principal.actor[:100], followup_at=itinerary.followup_at,
+                created_at=now))
+        db.add_all(rows)
+        db.execute(update(ExamOrder).where(ExamOrder.id.in_([o.id for o in orders]))
+                   .values(status="booked"), execution_options={"synchronize_session": False})
+        db.flush()
+    for o in orders:
+        db.refresh(o)
+    _queue_reminders(db, cat, rows, now)
+    return rows
+
+
+def _clashes_with_booked(db: Session, cat: R.Catalogue, site: R.Site, tz: object,
+                         req: R.PatientRequest, it: R.Itinerary) -> list[validate.Violation]:
+    """The validator over the new visits together with the patient's active bookings."""
+    held = list(db.scalars(select(ExamBooking).where(
+        ExamBooking.patient_id == req.patient_id, ExamBooking.status.in_(("booked", "arrived")),
+        ExamBooking.start_at > req.not_before - timedelta(days=service.PLAN_DAYS + 7))))
+    if not held:
+        return []
+    visits = [R.Visit(b.order_id, b.exam_code, b.slot_id, b.resource_id, b.resource.building,
+                      b.start_at, b.end_at, b.end_at + timedelta(
+                          minutes=cat.exams[b.exam_code].after_minutes
+                          if b.exam_code in cat.exams else 0)) for b in held]
+    slots = [R.FreeSlot(b.slot_id, b.resource_id, frozenset(b.resource.exam_codes),
+                        b.resource.building, b.start_at,
+                        int((b.slot.end_at - b.slot.start_at).total_seconds() // 60), 1)
+             for b in held]
+    slots += [R.FreeSlot(v.slot_id, v.resource_id, frozenset({v.exam_code}), v.building,
+                         v.start, int((v.end - v.start).total_seconds() // 60), 1)
+              for v in it.visits]
+    items = req.orders + tuple(R.OrderItem(b.order_id, b.exam_code) for b in held)
+    both = R.PatientRequest(req.patient_id, req.facts, items,
+                            min([req.not_before, *(b.start_at for b in held)]), None)
+    joined = R.Itinerary(req.patient_id, [*visits, *it.visits])
+    tzinfo = get_settings().tz
+    return [v for v in validate.validate(cat, site, tzinfo, [both], [joined], slots)
+            if v.rule not in ("slot", "duration", "capacity")]
+
+
+def book_single(db: Session, *, principal: Principal, order_id: int, slot_id: int,
+                now: datetime) -> ExamBooking:
+    """EX-1: one exam in one slot (in clinic, at a kiosk or the centre), checked against the
+    patient's other booked exams."""
+    order = service.access_order(db, order_id, None)
+    slot = db.get(ExamSlot, slot_id)
+    if slot is None or slot.hospital_id != order.hospital_id:
+        raise ExamSlotFull("未找到该检查号源", detail={"slot_id": slot_id})
+    cat = service.catalogue(db, order.hospital_id)
+    exam = cat.exams[order.exam_code]
+    free = R.FreeSlot(slot.id, slot.resource_id, frozenset(slot.resource.exam_codes),
+                      slot.resource.building, slot.start_at,
+                      int((slot.end_at - slot.start_at).total_seconds() // 60), 1)
+    visit = R.visit_for(free, R.OrderItem(order.id, order.exam_code), exam)
+    return book_plan(db, principal=principal, hospital_id=order.hospital_id,
+                     patient_id=order.patient_id, itinerary=R.Itinerary(order.patient_id,
+                                                                        [visit]), now=now)[0]
+
+
+def _queue_reminders(db: Session, cat: R.Catalogue, rows: Sequence[ExamBooking],
+                     now: datetime) -> None:
+    """RM-1: the preparation of each exam, the evening before (or at once if that passed)."""
+    tz = get_settings().tz
+    drafts = []
+    for b in rows:
+        exam = cat.exams[b.exam_code]
+        local = b.start_at.astimezone(tz)
+        evening = datetime.combine(local.date() - timedelta(days=1), REMINDER_EVENING,
+                                   tzinfo=tz)
+        resource = b.resource if b.resource is not None else None
+        place = f"{resource.building}{resource.room}" if resource else ""
+        drafts.append(notify_service.Draft(
+            patient_id=b.patient_id, template="exam_preparation",
+            variables={"exam": exam.name, "time": f"{local:%m月%d日 %H:%M}", "place": place,
+                       "instruction": exam.instruction or "无特殊准备"},
+            send_at=max(evening, now), dedupe_key=f"exam-prep-{b.id}",
+            event_day=local.date()))
+    notify_service.queue(db, drafts)
+
+
+def access_booking(db: Session, principal: Principal, booking_id: int) -> ExamBooking:
+    row = db.get(ExamBooking, booking_id)
+    if row is None:
+        raise ExamBookingNotFound(detail={"booking_id": booking_id})
+    if principal.role in (Role.patient, Role.proxy):
+        identity_service.access_patient(db, principal, row.patient_id)
+    elif principal.hospital_id != row.hospital_id:
+        raise ExamBookingNotFound(detail={"booking_id": booking_id})
+    return row
+
+
+def _free_place(db: Session, slot_id: int) -> None:
+    t = _SLOT.c
+    db.execute(update(_SLOT).where(t.id == slot_id, t.booked > 0).values(booked=t.booked - 1))
+
+
+def cancel(db: Session, *, principal: Principal, booking_id: int, now: datetime) -> ExamBooking:
+    """Cancel a booked exam before it starts; its place is free again, the order pending."""
+    row = access_booking(db, principal, booking_id)
+    done = rowcount(db.execute(
+        update(ExamBooking).where(ExamBooking.id == row.id, ExamBooking.status == "booked",
+                                  ExamBooking.start_at > now)
+        .values(status="cancelled", cancelled_at=now),
+        execution_options={"synchronize_session": False}))
+    if not done:
+        raise NotCancellable(detail={"status": row.status})
+    _free_place(db, row.slot_id)
+    db.execute(update(ExamOrder).where(ExamOrder.id == row.order_id).values(status="pending"),
+               execution_options={"synchronize_session": False})
+    db.refresh(row)
+    return row
+
+
+def check_in(db: Session, *, principal: Principal, booking_id: int, now: datetime
+             ) -> ExamBooking:
+    """The patient has arrived at the exam room."""
+    row = access_booking(db, principal, booking_id)
+    if row.status == "booked":
+        row.status = "arrived"
+        db.flush()
+    return row
+
+
+def mark_noshows(db: Session, *, hospital_id: int, now: datetime) -> int:
+    """EX-4: bookings not checked in 30 minutes after their start become no-shows, which
+    count under the hospital's penalty rule (see :func:`restriction`)."""
+    return rowcount(db.execute(
+        update(ExamBooking).where(ExamBooking.hospital_id == hospital_id,
+                                  ExamBooking.status == "booked",
+                                  ExamBooking.start_at < now - NOSHOW_AFTER)
+        .values(status="noshow", noshow_at=now, penalty_event=PenaltyEvent.noshow.value),
+        execution_options={"synchronize_session": False}))
+
+
+def bookings_of(db: Session, *, patient_id: int, active_only: bool = True) -> list[ExamBooking]:
+    stmt = select(ExamBooking).where(ExamBooking.patient_id == patient_id)
+    if active_only:
+        stmt = stmt.where(ExamBooking.status.in_(("booked", "arrived")))
+    return list(db.scalars(stmt.order_by(ExamBooking.start_at)))

@@ -1,0 +1,379 @@
+"""Exam use cases: the catalogue an exam centre edits, resources and their calendars,
+doctors' orders, and the planner's proposals. Booking a plan lives in ``booking``.
+
+Services take the session and never commit; the request or CLI edge does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, time, timedelta
+from itertools import pairwise
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from onetrip.config import get_settings
+from onetrip.exams import planner
+from onetrip.exams import rules as R
+from onetrip.exams.errors import (
+    CalendarOverlap,
+    CatalogueRejected,
+    CreatinineRequired,
+    OrderNotFound,
+    ResourceInvalid,
+    ResourceNotFound,
+    UnknownExam,
+)
+from onetrip.exams.models import (
+    CatalogueExam,
+    CatalogueRule,
+    ExamBooking,
+    ExamOrder,
+    ExamResource,
+    ExamSlot,
+    ExamWalk,
+)
+from onetrip.identity import audit
+from onetrip.identity import service as identity_service
+from onetrip.identity.service import Principal
+from onetrip.org import calendar as org_calendar
+from onetrip.org.models import Hospital
+
+PLAN_DAYS = 5  # the planner looks this many calendar days ahead
+
+
+# --- catalogue ---------------------------------------------------------------------------
+
+
+def _record(db: Session, by: Principal | None, action: str, **detail: object) -> None:
+    if by is not None:
+        audit.record(db, by, action=action, patient_id=None, detail=dict(detail))
+
+
+def _rows_data(db: Session, hospital_id: int) -> dict[str, Any] | None:
+    exams = list(db.scalars(select(CatalogueExam).where(
+        CatalogueExam.hospital_id == hospital_id, CatalogueExam.active)
+        .order_by(CatalogueExam.id)))
+    if not exams:
+        return None
+    rows = list(db.scalars(select(CatalogueRule).where(CatalogueRule.hospital_id == hospital_id)
+                           .order_by(CatalogueRule.id)))
+
+    def rule(r: CatalogueRule) -> dict[str, Any]:
+        out: dict[str, Any] = {"first": r.first, "second": r.second, "reason": r.reason,
+                               "source": r.source}
+        if r.kind == "order":
+            out["gap_minutes"] = r.gap_minutes
+            if r.reverse_minutes is not None:
+                out["reverse_minutes"] = r.reverse_minutes
+        return out
+
+    return {"exam": [{**e.spec, "code": e.code, "name": e.name, "modality": e.modality}
+                     for e in exams],
+            "order": [rule(r) for r in rows if r.kind == "order"],
+            "not_same_day": [rule(r) for r in rows if r.kind == "not_same_day"]}
+
+
+def catalogue(db: Session, hospital_id: int) -> R.Catalogue:
+    """The hospital's catalogue as edited by its exam centre (the packaged one until then)."""
+    data = _rows_data(db, hospital_id)
+    return R.parse_catalogue(data if data is not None else R.default_catalogue_data())
+
+
+def install_catalogue(db: Session, *, hospital_id: int, data: dict[str, Any] | None = None,
+                      by: Principal | None = None) -> R.Catalogue:
+    """Replace the hospital's catalogue (exams and rules) with ``data``, the packaged one by
+    default; a catalogue the planner could not use is refused and nothing changes."""
+    try:
+        cat = R.parse_catalogue(data if data is not None else R.default_catalogue_data())
+    except R.CatalogueInvalid as exc:
+        raise CatalogueRejected(str(exc)) from exc
+    db.execute(delete(CatalogueRule).where(CatalogueRule.hospital_id == hospital_id))
+    db.execute(delete(CatalogueExam).where(CatalogueExam.hospital_id == hospital_id))
+    as_data = R.catalogue_as_data(cat)
+    for e in as_data["exam"]:
+        spec = {k: v for k, v in e.items() if k not in ("code", "name", "modality")}
+        db.add(CatalogueExam(hospital_id=hospital_id, code=e["code"], name=e["name"],
+                             modality=e["modality"], spec=spec,
+                             updated_by=by.actor[:100] if by else "system"))
+    for kind in ("order", "not_same_day"):
+        for r in as_data[kind]:
+            db.add(CatalogueRule(hospital_id=hospital_id, kind=kind, first=r["first"],
+                                 second=r["second"], gap_minutes=r.get("gap_minutes", 0),
+                                 reverse_minutes=r.get("reverse_minutes"),
+                                 reason=r["reason"], source=r["source"]))
+    db.flush()
+    _record(db, by, "exam_catalogue.install", hospital_id=hospital_id, exams=len(cat.exams),
+            rules=len(cat.orders) + len(cat.bans))
+    return cat
+
+
+def edit_catalogue(db: Session, *, hospital_id: int, exam: dict[str, Any] | None = None,
+                   rule: dict[str, Any] | None = None, rule_kind: str = "order",
+                   remove_rule: tuple[str, str] | None = None,
+                   by: Principal | None = None) -> R.Catalogue:
+    """Change one exam's preparation, add or replace one rule, or remove one; the whole
+    catalogue is checked again (unknown exams, a cycle of orders) before it is stored."""
+    data = R.catalogue_as_data(catalogue(db, hospital_id))
+    if exam is not None:
+        others = [e for e in data["exam"] if e["code"] != exam.get("code")]
+        data["exam"] = [*others, exam]
+    if rule is not None or remove_rule is not None:
+        pair = remove_rule or (str(rule["first"]), str(rule["second"]))  # type: ignore[index]
+        for kind in ("order", "not_same_day"):
+            data[kind] = [r for r in data[kind] if (r["first"], r["second"]) != pair
+                          or (rule is not None and kind != rule_kind)]
+        if rule is not None:
+            data[rule_kind].append(rule)
+    return install_catalogue(db, hospital_id=hospital_id, data=data, by=by)
+
+
+# --- resources and calendars -------------------------------------------------------------
+
+
+def _hours(hours: Sequence[Sequence[str]]) -> list[tuple[time, time]]:
+    try:
+        spans = sorted((time.fromisoformat(a), time.fromisoformat(b)) for a, b in hours)
+    except (ValueError, TypeError) as exc:
+        raise ResourceInvalid("开放时间格式应为HH:MM") from exc
+    for (a, b), nxt in zip(spans, [*spans[1:], None], strict=True):
+        if a >= b:
+            raise ResourceInvalid(f"开放时间{a:%H:%M}-{b:%H:%M}的结束早于开始")
+        if nxt is not None and nxt[0] < b:
+            raise CalendarOverlap(f"开放时间{a:%H:%M}-{b:%H:%M}与{nxt[0]:%H:%M}起的时段重叠")
+    return spans
+
+
+def add_resource(db: Session, *, hospital_id: int, code: str, name: str, building: str,
+                 exam_codes: Sequence[str], slot_minutes: int, capacity: int,
+                 hours: Sequence[Sequence[str]], room: str = "",
+                 by: Principal | None = None) -> ExamResource:
+    """A room or device with its opening hours and the exams it does (EX-3: ultrasound, CT,
+    MRI and endoscopy in slots of 30 minutes or finer)."""
+    cat = catalogue(db, hospital_id)
+    missing = [c for c in exam_codes if c not in cat.exams]
+    if missing:
+        raise UnknownExam(detail={"exam_codes": missing})
+    if not exam_codes or slot_minutes < 1 or capacity < 1:
+        raise ResourceInvalid("须指定可做的检查、正的号源时长和容量")
+    for c in exam_codes:
+        exam = cat.exams[c]
+        if exam.modality in R.EX3_MODALITIES and slot_minutes > R.EX3_MAX_SLOT_MINUTES:
+            raise ResourceInvalid(f"{exam.name}须按30分钟或更短的时段预约（EX-3）")
+        if exam.minutes > slot_minutes:
+            raise ResourceInvalid(f"{exam.name}需要{exam.minutes}分钟，长于号源时长")
+    spans = _hours(hours)
+    row = ExamResource(hospital_id=hospital_id, code=code, name=name, building=building,
+                       room=room, exam_codes=list(exam_codes), slot_minutes=slot_minutes,
+                       capacity=capacity, hours=[[a.strftime("%H:%M"), b.strftime("%H:%M")]
+                                                 for a, b in spans])
+    db.add(row)
+    db.flush()
+    _record(db, by, "exam_resource.add", code=code, exams=list(exam_codes))
+    return row
+
+
+def set_walk(db: Session, *, hospital_id: int, a: str, b: str, minutes: int) -> None:
+    """Walking minutes between two buildings (either direction)."""
+    if minutes < 0 or a == b:
+        raise ResourceInvalid("步行时间须为非负整数，且两栋楼不能相同")
+    db.execute(delete(ExamWalk).where(ExamWalk.hospital_id == hospital_id,
+                                      ExamWalk.from_building.in_((a, b)),
+                                      ExamWalk.to_building.in_((a, b))))
+    db.add(ExamWalk(hospital_id=hospital_id, from_building=a, to_building=b, minutes=minutes))
+    db.flush()
+
+
+def site(db: Session, hospital_id: int) -> R.Site:
+    rows = db.scalars(select(ExamWalk).where(ExamWalk.hospital_id == hospital_id))
+    return R.Site(walk={(r.from_building, r.to_building): r.minutes for r in rows})
+
+
+def access_resource(db: Session, resource_id: int, hospital_id: int) -> ExamResource:
+    row = db.get(ExamResource, resource_id)
+    if row is None or row.hospital_id != hospital_id:
+        raise ResourceNotFound(detail={"resource_id": resource_id})
+    return row
+
+
+def add_slots(db: Session, *, resource: ExamResource, starts: Sequence[datetime],
+              minutes: int | None = None, capacity: int | None = None) -> list[ExamSlot]:
+    """Slots on a resource's calendar; any two overlapping (new or with existing ones) are
+    refused and nothing is added."""
+    tz = get_settings().tz
+    length = timedelta(minutes=minutes or resource.slot_minutes)
+    new = sorted(starts)
+    if not new:
+        return []
+    existing = list(db.execute(select(ExamSlot.start_at, ExamSlot.end_at).where(
+        ExamSlot.resource_id == resource.id, ExamSlot.start_at < new[-1] + length,
+        ExamSlot.end_at > new[0])))
+    spans = sorted([(s, s + length) for s in new] + [(a, b) for a, b in existing])
+    for (_a, b), (c, _d) in pairwise(spans):
+        if c < b:
+            raise CalendarOverlap(detail={"resource": resource.code,
+                                          "at": c.astimezone(tz).isoformat()})
+    rows = [ExamSlot(resource_id=resource.id, hospital_id=resource.hospital_id,
+                     day=s.astimezone(tz).date(), start_at=s, end_at=s + length,
+                     capacity=capacity or resource.capacity) for s in new]
+    db.add_all(rows)
+    db.flush()
+    return rows
+
+
+def open_calendar(db: Session, *, resource: ExamResource, start: date, end: date) -> int:
+    """Slots for every clinic day from ``start`` to ``end`` in the opening hours; days that
+    already have slots are left as they are. Returns the number of slots added."""
+    tz = get_settings().tz
+    hospital = db.get_one(Hospital, resource.hospital_id)
+    have = set(db.scalars(select(ExamSlot.day).where(
+        ExamSlot.resource_id == resource.id, ExamSlot.day >= start, ExamSlot.day <= end)))
+    starts = []
+    step = timedelta(minutes=resource.slot_minutes)
+    for cd in org_calendar.clinic_days(db, hospital, start, end):
+        if cd.day in have or cd.is_clinic_day is False:
+            continue
+        for a, b in _hours(resource.hours):
+            at = datetime.combine(cd.day, a, tzinfo=tz)
+            close = datetime.combine(cd.day, b, tzinfo=tz)
+            while at + step <= close:
+                starts.append(at)
+                at += step
+    return len(add_slots(db, resource=resource, starts=starts))
+
+
+def free_slots(db: Session, *, hospital_id: int, start: datetime, end: datetime
+               ) -> list[R.FreeSlot]:
+    """Slots with room left between ``start`` and ``end``, as the planner sees them."""
+    rows = db.execute(
+        select(ExamSlot, ExamResource).join(ExamResource, ExamSlot.resource_id == ExamResource.id)
+        .where(ExamSlot.hospital_id == hospital_id, ExamSlot.status == "open",
+               ExamSlot.start_at >= start, ExamSlot.start_at < end,
+               ExamSlot.booked < ExamSlot.capacity, ExamResource.active)
+        .order_by(ExamSlot.start_at, ExamSlot.id))
+    return [R.FreeSlot(s.id, r.id, frozenset(r.exam_codes), r.building, s.start_at,
+                       int((s.end_at - s.start_at).total_seconds() // 60), s.capacity - s.booked)
+            for s, r in rows]
+
+
+# --- orders ------------------------------------------------------------------------------
+
+
+def place_order(db: Session, *, principal: Principal, hospital_id: int, patient_id: int,
+                exam_code: str, now: datetime, renal_disease: bool = False,
+                diabetes: bool = False, creatinine_on: date | None = None,
+                needed_for_followup: bool = False, followup_opens: datetime | None = None,
+                followup_closes: datetime | None = None, followup_building: str = "",
+                note: str = "") -> ExamOrder:
+    """A doctor's order; an exam the catalogue lacks, or iodine contrast for a patient who
+    needs a creatinine result without a recent one, is refused."""
+    cat = catalogue(db, hospital_id)
+    exam = cat.exams.get(exam_code)
+    if exam is None:
+        raise UnknownExam(detail={"exam_code": exam_code})
+    patient = identity_service.access_patient(db, principal, patient_id, action="exam.order")
+    today = now.astimezone(get_settings().tz).date()
+    facts = R.PatientFacts(R.age_on(patient.birth_date, today), renal_disease, diabetes,
+                           creatinine_on)
+    if not R.creatinine_ok(exam, facts, today):
+        raise CreatinineRequired(detail={"exam_code": exam_code, "age": facts.age})
+    if (followup_opens is None) != (followup_closes is None) or (
+            followup_opens and followup_closes and followup_closes <= followup_opens):
+        raise ResourceInvalid("复诊时段须同时给出开始与结束，且结束晚于开始")
+    row = ExamOrder(hospital_id=hospital_id, patient_id=patient.id, exam_code=exam_code,
+                    ordered_by=principal.actor[:100], ordered_at=now, note=note[:500],
+                    renal_disease=renal_disease, diabetes=diabetes, creatinine_on=creatinine_on,
+                    needed_for_followup=needed_for_followup, followup_opens=followup_opens,
+                    followup_closes=followup_closes, followup_building=followup_building)
+    db.add(row)
+    db.flush()
+    return row
+
+
+def access_order(db: Session, order_id: int, hospital_id: int | None) -> ExamOrder:
+    row = db.get(ExamOrder, order_id)
+    if row is None or (hospital_id is not None and row.hospital_id != hospital_id):
+        raise OrderNotFound(detail={"order_id": order_id})
+    return row
+
+
+def pending_orders(db: Session, *, hospital_id: int, patient_id: int | None = None
+                   ) -> list[ExamOrder]:
+    stmt = select(ExamOrder).where(ExamOrder.hospital_id == hospital_id,
+                                   ExamOrder.status == "pending")
+    if patient_id is not None:
+        stmt = stmt.where(ExamOrder.patient_id == patient_id)
+    return list(db.scalars(stmt.order_by(ExamOrder.ordered_at, ExamOrder.id)))
+
+
+def request_for(db: Session, orders: Sequence[ExamOrder], now: datetime) -> R.PatientRequest:
+    """One patient's pending orders as the planner's request (facts from the orders)."""
+    tz = get_settings().tz
+    patient = identity_service.get_patient(db, orders[0].patient_id)
+    assert patient is not None
+    creat = [o.creatinine_on for o in orders if o.creatinine_on is not None]
+    facts = R.PatientFacts(R.age_on(patient.birth_date, now.astimezone(tz).date()),
+                           any(o.renal_disease for o in orders), any(o.diabetes for o in orders),
+                           max(creat) if creat else None)
+    windows = [o for o in orders if o.followup_opens and o.followup_closes]
+    followup = None
+    if windows:
+        w = windows[0]
+        assert w.followup_opens is not None and w.followup_closes is not None
+        followup = R.FollowUp(w.followup_opens, w.followup_closes, w.followup_building or "门诊楼")
+    items = tuple(R.OrderItem(o.id, o.exam_code, o.needed_for_followup) for o in orders)
+    return R.PatientRequest(patient.id, facts, items, now, followup)
+
+
+def propose(db: Session, *, hospital_id: int, patient_id: int, now: datetime,
+            order_ids: Sequence[int] | None = None) -> R.Itinerary:
+    """EX-2: the planner's itinerary for a patient's pending orders (nothing is booked)."""
+    orders = [o for o in pending_orders(db, hospital_id=hospital_id, patient_id=patient_id)
+              if order_ids is None or o.id in order_ids]
+    if not orders:
+        raise OrderNotFound("该患者没有待预约的检查申请")
+    req = request_for(db, orders, now)
+    slots = free_slots(db, hospital_id=hospital_id, start=now,
+                       end=now + timedelta(days=PLAN_DAYS))
+    return planner.plan_patient(catalogue(db, hospital_id), site(db, hospital_id),
+                                get_settings().tz, req, slots)
+
+
+def propose_batch(db: Session, *, hospital_id: int, now: datetime
+                  ) -> list[tuple[R.PatientRequest, R.Itinerary]]:
+    """Re-plan every patient's pending orders together over the same free slots."""
+    by_patient: dict[int, list[ExamOrder]] = {}
+    for o in pending_orders(db, hospital_id=hospital_id):
+        by_patient.setdefault(o.patient_id, []).append(o)
+    reqs = [request_for(db, orders, now) for orders in by_patient.values()]
+    slots = free_slots(db, hospital_id=hospital_id, start=now,
+                       end=now + timedelta(days=PLAN_DAYS))
+    its = planner.plan_batch(catalogue(db, hospital_id), site(db, hospital_id),
+                             get_settings().tz, reqs, slots, work_limit=0.2)
+    return list(zip(reqs, its, strict=True))
+
+
+def itinerary_lines(db: Session, *, patient_id: int, day: date) -> list[str]:
+    """The patient's exams of one day as lines for the paper slip (RM-1), in time order:
+    time, exam, place, preparation; then the follow-up if one is planned."""
+    tz = get_settings().tz
+    rows = db.scalars(select(ExamBooking).where(
+        ExamBooking.patient_id == patient_id, ExamBooking.status.in_(("booked", "arrived")))
+        .order_by(ExamBooking.start_at))
+    lines, followups = [], set()
+    cats: dict[int, R.Catalogue] = {}
+    for b in rows:
+        if b.start_at.astimezone(tz).date() != day:
+            continue
+        cat = cats.setdefault(b.hospital_id, catalogue(db, b.hospital_id))
+        exam = cat.exams.get(b.exam_code)
+        name = exam.name if exam else b.exam_code
+        place = f"{b.resource.building}{b.resource.room} {b.resource.name}".strip()
+        lines.append(f"{b.start_at.astimezone(tz):%H:%M} {name}｜{place}｜"
+                     f"{exam.instruction if exam else ''}")
+        if b.followup_at is not None:
+            followups.add(b.followup_at)
+    lines += [f"{f.astimezone(tz):%H:%M} 门诊复诊（带检查结果）" for f in sorted(followups)]
+    return lines

@@ -1,0 +1,232 @@
+"""Exam use cases on the database: catalogue, resources, orders, plans, bookings (EX-1..4)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from onetrip.exams import booking, service
+from onetrip.exams.errors import (
+    CalendarOverlap,
+    CatalogueRejected,
+    ChannelNotAllowed,
+    CreatinineRequired,
+    ExamSlotFull,
+    PlanBreaksRules,
+    ResourceInvalid,
+    UnknownExam,
+)
+from onetrip.exams.models import CatalogueRule, ExamBooking, ExamOrder, ExamSlot
+from onetrip.identity.models import Patient
+from onetrip.identity.rules import Role
+from onetrip.identity.service import Principal
+from onetrip.notify.models import Notification
+from onetrip.org.models import Hospital
+from onetrip.scheduling.errors import PatientRestricted
+from tests.factories import make_patient
+
+
+def order(db: Session, who: Principal, hospital: Hospital, patient: Patient, code: str,
+          now: datetime, **kw: object) -> ExamOrder:
+    return service.place_order(db, principal=who, hospital_id=hospital.id,
+                               patient_id=patient.id, exam_code=code, now=now, **kw)  # type: ignore[arg-type]
+
+
+def counts(db: Session) -> tuple[int, int, int]:
+    return (db.scalar(select(func.count(ExamOrder.id))) or 0,
+            db.scalar(select(func.count(ExamBooking.id))) or 0,
+            db.scalar(select(func.sum(ExamSlot.booked))) or 0)
+
+
+def test_an_exam_the_catalogue_lacks_is_refused_and_nothing_is_stored(
+        db: Session, hospital: Hospital, doctor: Principal, now: datetime) -> None:
+    p = make_patient(db)
+    before = counts(db)
+    with pytest.raises(UnknownExam):
+        order(db, doctor, hospital, p, "pet_ct", now)
+    assert counts(db) == before
+
+
+def test_contrast_ct_needs_a_recent_creatinine_for_a_patient_over_60(
+        db: Session, hospital: Hospital, doctor: Principal, now: datetime) -> None:
+    elderly = make_patient(db, birth_date=date(1950, 3, 1))
+    with pytest.raises(CreatinineRequired):
+        order(db, doctor, hospital, elderly, "ct_contrast", now)
+    with pytest.raises(CreatinineRequired):
+        order(db, doctor, hospital, elderly, "ct_contrast", now,
+              creatinine_on=now.date() - timedelta(days=45))
+    ok = order(db, doctor, hospital, elderly, "ct_contrast", now,
+               creatinine_on=now.date() - timedelta(days=5))
+    assert ok.status == "pending"
+    young = make_patient(db, birth_date=date(1995, 3, 1))
+    assert order(db, doctor, hospital, young, "ct_contrast", now).status == "pending"
+
+
+def test_ex3_resources_refuse_overlaps_long_ultrasound_slots_and_unknown_exams(
+        db: Session, hospital: Hospital) -> None:
+    args = dict(hospital_id=hospital.id, name="超声9室", building="医技楼", capacity=1)
+    with pytest.raises(CalendarOverlap):
+        service.add_resource(db, code="US9", exam_codes=["us_thyroid"], slot_minutes=15,
+                             hours=[["08:00", "12:00"], ["11:00", "14:00"]], **args)  # type: ignore[arg-type]
+    with pytest.raises(ResourceInvalid, match="30分钟"):
+        service.add_resource(db, code="US9", exam_codes=["us_thyroid"], slot_minutes=60,
+                             hours=[["08:00", "12:00"]], **args)  # type: ignore[arg-type]
+    with pytest.raises(UnknownExam):
+        service.add_resource(db, code="US9", exam_codes=["us_heart"], slot_minutes=15,
+                             hours=[["08:00", "12:00"]], **args)  # type: ignore[arg-type]
+    res = service.add_resource(db, code="US9", exam_codes=["us_thyroid"], slot_minutes=15,
+                               hours=[["08:00", "12:00"]], **args)  # type: ignore[arg-type]
+    start = datetime.fromisoformat("2030-01-07T08:00:00+08:00")
+    service.add_slots(db, resource=res, starts=[start])
+    with pytest.raises(CalendarOverlap):
+        service.add_slots(db, resource=res, starts=[start + timedelta(minutes=30),
+                                                    start + timedelta(minutes=10)])
+    n = db.scalar(select(func.count(ExamSlot.id)).where(ExamSlot.resource_id == res.id))
+    assert n == 1
+
+
+def test_a_catalogue_edit_that_breaks_it_is_refused_and_the_old_one_stays(
+        db: Session, hospital: Hospital) -> None:
+    rules_before = db.scalar(select(func.count(CatalogueRule.id)).where(
+        CatalogueRule.hospital_id == hospital.id))
+    with pytest.raises(CatalogueRejected, match="成环"):
+        service.edit_catalogue(db, hospital_id=hospital.id, rule={
+            "first": "gastroscopy", "second": "us_abdomen", "reason": "x", "source": "y"})
+    assert db.scalar(select(func.count(CatalogueRule.id)).where(
+        CatalogueRule.hospital_id == hospital.id)) == rules_before
+    cat = service.edit_catalogue(db, hospital_id=hospital.id, exam={
+        **{k: v for k, v in service.catalogue(db, hospital.id).exams["ecg"].__dict__.items()
+           if v is not None}, "latest_start": "10:00"})
+    assert cat.exams["ecg"].latest_start is not None
+    assert service.catalogue(db, hospital.id).exams["ecg"].latest_start == cat.exams[
+        "ecg"].latest_start
+
+
+def test_ex2_a_proposed_one_trip_plan_books_every_slot_and_queues_the_preparation(
+        db: Session, hospital: Hospital, doctor: Principal, centre: Principal,
+        now: datetime) -> None:
+    p = make_patient(db)
+    for code in ("gastroscopy", "us_abdomen", "blood_fasting"):
+        order(db, doctor, hospital, p, code, now)
+    it = service.propose(db, hospital_id=hospital.id, patient_id=p.id, now=now)
+    assert it.trips(now.tzinfo) == 1 and not it.unplanned  # type: ignore[arg-type]
+    before = counts(db)
+    rows = booking.book_plan(db, principal=centre, hospital_id=hospital.id, patient_id=p.id,
+                             itinerary=it, now=now)
+    assert len(rows) == 3 and counts(db)[1:] == (before[1] + 3, before[2] + 3)
+    assert {o.status for o in service.pending_orders(db, hospital_id=hospital.id,
+                                                     patient_id=p.id)} == set()
+    notes = list(db.scalars(select(Notification).where(Notification.patient_id == p.id)))
+    assert len(notes) == 3 and all(n.template == "exam_preparation" for n in notes)
+    gastro = next(n for n in notes if "胃镜" in n.variables["exam"])
+    assert "22:00起禁食" in gastro.variables["instruction"]
+    lines = service.itinerary_lines(db, patient_id=p.id, day=rows[0].start_at.astimezone(
+        now.tzinfo).date())
+    assert len(lines) == 3 and "腹部超声" in lines[0] and "胃镜" in lines[-1]
+
+
+def test_a_plan_whose_slot_filled_meanwhile_books_nothing(
+        db: Session, hospital: Hospital, doctor: Principal, centre: Principal,
+        now: datetime) -> None:
+    p = make_patient(db)
+    for code in ("us_thyroid", "ecg"):
+        order(db, doctor, hospital, p, code, now)
+    it = service.propose(db, hospital_id=hospital.id, patient_id=p.id, now=now)
+    last = it.visits[-1].slot_id
+    db.execute(ExamSlot.__table__.update().where(ExamSlot.id == last)  # type: ignore[attr-defined]
+               .values(booked=ExamSlot.capacity))
+    before = counts(db)
+    with pytest.raises(ExamSlotFull):
+        booking.book_plan(db, principal=centre, hospital_id=hospital.id, patient_id=p.id,
+                          itinerary=it, now=now)
+    assert counts(db) == before
+
+
+def test_ex1_single_simple_exams_at_the_window_several_or_complex_at_the_centre(
+        db: Session, hospital: Hospital, doctor: Principal, now: datetime) -> None:
+    window = Principal(role=Role.window, hospital_id=hospital.id, label="tests")
+    p = make_patient(db)
+    gastro = order(db, doctor, hospital, p, "gastroscopy", now)
+    thyroid = order(db, doctor, hospital, p, "us_thyroid", now)
+    free = service.free_slots(db, hospital_id=hospital.id, start=now,
+                              end=now + timedelta(days=1))
+    endo = next(s for s in free if "gastroscopy" in s.exam_codes)
+    us = next(s for s in free if "us_thyroid" in s.exam_codes)
+    with pytest.raises(ChannelNotAllowed):
+        booking.book_single(db, principal=window, order_id=gastro.id, slot_id=endo.slot_id,
+                            now=now)
+    b = booking.book_single(db, principal=window, order_id=thyroid.id, slot_id=us.slot_id,
+                            now=now)
+    assert b.channel == "window"
+    later_endo = next(s for s in free if "gastroscopy" in s.exam_codes
+                      and s.start >= us.start + timedelta(hours=1))
+    booked = booking.book_single(db, principal=doctor, order_id=gastro.id,
+                                 slot_id=later_endo.slot_id, now=now)
+    assert booked.channel == "clinic"
+
+
+def test_a_single_exam_that_clashes_with_a_booked_one_is_refused(
+        db: Session, hospital: Hospital, doctor: Principal, now: datetime) -> None:
+    p = make_patient(db)
+    us = order(db, doctor, hospital, p, "us_abdomen", now)
+    gastro = order(db, doctor, hospital, p, "gastroscopy", now)
+    free = service.free_slots(db, hospital_id=hospital.id, start=now,
+                              end=now + timedelta(hours=8))
+    endo = next(s for s in free if "gastroscopy" in s.exam_codes)
+    booking.book_single(db, principal=doctor, order_id=gastro.id, slot_id=endo.slot_id,
+                        now=now)
+    later_us = next(s for s in free if "us_abdomen" in s.exam_codes
+                    and s.start > endo.start + timedelta(hours=1))
+    with pytest.raises(PlanBreaksRules, match="胃镜"):  # ultrasound must come first
+        booking.book_single(db, principal=doctor, order_id=us.id, slot_id=later_us.slot_id,
+                            now=now)
+
+
+def test_cancel_frees_the_place_and_the_order_waits_again(
+        db: Session, hospital: Hospital, doctor: Principal, centre: Principal,
+        now: datetime) -> None:
+    p = make_patient(db)
+    o = order(db, doctor, hospital, p, "ecg", now)
+    slot = next(s for s in service.free_slots(db, hospital_id=hospital.id, start=now,
+                                              end=now + timedelta(days=1))
+                if "ecg" in s.exam_codes)
+    b = booking.book_single(db, principal=centre, order_id=o.id, slot_id=slot.slot_id, now=now)
+    booked = db.get_one(ExamSlot, slot.slot_id).booked
+    booking.cancel(db, principal=centre, booking_id=b.id, now=now)
+    db.expire_all()
+    assert db.get_one(ExamSlot, slot.slot_id).booked == booked - 1
+    assert db.get_one(ExamOrder, o.id).status == "pending"
+
+
+def test_ex4_an_exam_no_show_restricts_online_booking_by_the_booking_rule(
+        db: Session, hospital: Hospital, doctor: Principal, centre: Principal,
+        now: datetime) -> None:
+    p = make_patient(db)
+    o = order(db, doctor, hospital, p, "ecg", now)
+    slot = next(s for s in service.free_slots(db, hospital_id=hospital.id, start=now,
+                                              end=now + timedelta(days=1))
+                if "ecg" in s.exam_codes)
+    booking.book_single(db, principal=centre, order_id=o.id, slot_id=slot.slot_id, now=now)
+    assert booking.restriction(db, patient_id=p.id, hospital_id=hospital.id, now=now) is None
+    later = slot.start + timedelta(hours=1)
+    assert booking.mark_noshows(db, hospital_id=hospital.id, now=later) >= 1
+    found = booking.restriction(db, patient_id=p.id, hospital_id=hospital.id, now=later)
+    assert found is not None and (found.until - later).days in (29, 30)  # default rule: 30 days
+    again = order(db, doctor, hospital, p, "us_thyroid", later)
+    me = Principal(role=Role.patient, patient_ids=frozenset({p.id}), account_id=1)
+    us = next(s for s in service.free_slots(db, hospital_id=hospital.id, start=later,
+                                            end=later + timedelta(days=2))
+              if "us_thyroid" in s.exam_codes)
+    with pytest.raises(PatientRestricted):
+        booking.book_single(db, principal=me, order_id=again.id, slot_id=us.slot_id, now=later)
+
+
+def test_batch_proposals_cover_every_waiting_patient(
+        db: Session, hospital: Hospital, now: datetime) -> None:
+    waiting = {o.patient_id for o in service.pending_orders(db, hospital_id=hospital.id)}
+    plans = service.propose_batch(db, hospital_id=hospital.id, now=now)
+    assert {req.patient_id for req, _ in plans} == waiting and waiting
+    assert all(it.visits for _req, it in plans)
