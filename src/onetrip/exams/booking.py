@@ -162,18 +162,10 @@ def book_single(db: Session, *, principal: Principal, order_id: int, slot_id: in
     """EX-1: one exam in one slot (in clinic, at a kiosk or the centre), checked against the
     patient's other booked exams."""
     order = service.access_order(db, order_id, None)
-    slot = db.get(ExamSlot, slot_id)
-    if slot is None or slot.hospital_id != order.hospital_id:
-        raise ExamSlotFull("未找到该检查号源", detail={"slot_id": slot_id})
-    cat = service.catalogue(db, order.hospital_id)
-    exam = cat.exams[order.exam_code]
-    free = R.FreeSlot(slot.id, slot.resource_id, frozenset(slot.resource.exam_codes),
-                      slot.resource.building, slot.start_at,
-                      int((slot.end_at - slot.start_at).total_seconds() // 60), 1)
-    visit = R.visit_for(free, R.OrderItem(order.id, order.exam_code), exam)
-    return book_plan(db, principal=principal, hospital_id=order.hospital_id,
-                     patient_id=order.patient_id, itinerary=R.Itinerary(order.patient_id,
-                                                                        [visit]), now=now)[0]
+    hospital_id, it = service.itinerary_from(db, patient_id=order.patient_id,
+                                             picks=[(order_id, slot_id)])
+    return book_plan(db, principal=principal, hospital_id=hospital_id,
+                     patient_id=order.patient_id, itinerary=it, now=now)[0]
 
 
 def _queue_reminders(db: Session, cat: R.Catalogue, rows: Sequence[ExamBooking],

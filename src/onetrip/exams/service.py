@@ -377,3 +377,29 @@ def itinerary_lines(db: Session, *, patient_id: int, day: date) -> list[str]:
             followups.add(b.followup_at)
     lines += [f"{f.astimezone(tz):%H:%M} 门诊复诊（带检查结果）" for f in sorted(followups)]
     return lines
+
+
+def itinerary_from(db: Session, *, patient_id: int, picks: Sequence[tuple[int, int]],
+                   followup_at: datetime | None = None) -> tuple[int, R.Itinerary]:
+    """An itinerary from (order, slot) picks, as the console adjusted it: its hospital and
+    visits. Whether it keeps the rules is for the booking to check."""
+    visits = []
+    hospital_ids = set()
+    for order_id, slot_id in picks:
+        order = access_order(db, order_id, None)
+        slot = db.get(ExamSlot, slot_id)
+        if order.patient_id != patient_id or slot is None or slot.hospital_id != order.hospital_id:
+            raise OrderNotFound("检查申请或号源不属于该患者所在医院", detail={
+                "order_id": order_id, "slot_id": slot_id})
+        hospital_ids.add(order.hospital_id)
+        exam = catalogue(db, order.hospital_id).exams.get(order.exam_code)
+        if exam is None:
+            raise UnknownExam(detail={"exam_code": order.exam_code})
+        free = R.FreeSlot(slot.id, slot.resource_id, frozenset(slot.resource.exam_codes),
+                          slot.resource.building, slot.start_at,
+                          int((slot.end_at - slot.start_at).total_seconds() // 60))
+        visits.append(R.visit_for(free, R.OrderItem(order.id, order.exam_code), exam))
+    if len(hospital_ids) != 1:
+        raise OrderNotFound("一次只能预约同一医院的检查")
+    return hospital_ids.pop(), R.Itinerary(patient_id, sorted(visits, key=lambda v: v.start),
+                                           followup_at)

@@ -1,0 +1,109 @@
+"""/api/v1/exams routes. Thin: parse, call a service, shape the answer."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from onetrip.config import get_settings
+from onetrip.deps import CurrentPrincipal, DbSession, Now, require_role
+from onetrip.errors import PermissionDenied
+from onetrip.exams import booking, service
+from onetrip.exams import rules as R
+from onetrip.exams.schemas import (
+    BookingRead,
+    ItineraryRead,
+    OrderCreate,
+    OrderRead,
+    PlanBook,
+    PlanRequest,
+)
+from onetrip.identity import service as identity_service
+from onetrip.identity.rules import Role
+from onetrip.identity.service import Principal
+
+router = APIRouter(prefix="/api/v1/exams", tags=["exams"])
+Centre = Annotated[Principal, Depends(require_role(Role.exam_centre, Role.hospital_admin))]
+Planner = Annotated[Principal, Depends(require_role(Role.exam_centre, Role.hospital_admin,
+                                                    Role.doctor))]
+
+
+def _hospital(principal: Principal) -> int:
+    if principal.hospital_id is None:
+        raise PermissionDenied("请使用本院工作人员账号")
+    return principal.hospital_id
+
+
+@router.get("/catalogue")
+def read_catalogue(db: DbSession, principal: Planner) -> dict[str, Any]:
+    """The hospital's exams and rules, each with its source."""
+    return R.catalogue_as_data(service.catalogue(db, _hospital(principal)))
+
+
+@router.put("/catalogue")
+def replace_catalogue(body: dict[str, Any], db: DbSession, principal: Centre) -> dict[str, Any]:
+    """Replace the catalogue; one the planner could not use is refused (catalogue_invalid)."""
+    cat = service.install_catalogue(db, hospital_id=_hospital(principal), data=body,
+                                    by=principal)
+    return R.catalogue_as_data(cat)
+
+
+@router.post("/orders", status_code=201, response_model=OrderRead)
+def create_order(body: OrderCreate, db: DbSession, now: Now,
+                 principal: Annotated[Principal, Depends(require_role(Role.doctor))]
+                 ) -> OrderRead:
+    """A doctor's exam order (unknown_exam, creatinine_required on bad input)."""
+    fields = body.model_dump(exclude={"patient_id", "exam_code"})
+    return OrderRead.of(service.place_order(
+        db, principal=principal, hospital_id=_hospital(principal), patient_id=body.patient_id,
+        exam_code=body.exam_code, now=now, **fields))
+
+
+@router.get("/orders", response_model=list[OrderRead])
+def list_orders(db: DbSession, principal: Planner,
+                patient_id: Annotated[int | None, Query(gt=0)] = None) -> list[OrderRead]:
+    if patient_id is not None:
+        identity_service.access_patient(db, principal, patient_id)
+    return [OrderRead.of(o) for o in service.pending_orders(
+        db, hospital_id=_hospital(principal), patient_id=patient_id)]
+
+
+@router.post("/plans", response_model=ItineraryRead)
+def propose_plan(body: PlanRequest, db: DbSession, principal: Planner,
+                 now: Now) -> ItineraryRead:
+    """EX-2: the one-trip itinerary for a patient's waiting orders (nothing booked)."""
+    identity_service.access_patient(db, principal, body.patient_id, action="exam.plan")
+    it = service.propose(db, hospital_id=_hospital(principal), patient_id=body.patient_id,
+                         now=now, order_ids=body.order_ids)
+    return ItineraryRead.of(it, get_settings().tz)
+
+
+@router.post("/bookings", status_code=201, response_model=list[BookingRead],
+             responses={409: {"description": "exam_slot_full, plan_breaks_rules"}})
+def book(body: PlanBook, db: DbSession, principal: CurrentPrincipal,
+         now: Now) -> list[BookingRead]:
+    """Book a plan's visits (one or several), all or nothing."""
+    picks = [(p.order_id, p.slot_id) for p in body.visits]
+    hospital_id, it = service.itinerary_from(db, patient_id=body.patient_id, picks=picks,
+                                             followup_at=body.followup_at)
+    rows = booking.book_plan(db, principal=principal, hospital_id=hospital_id,
+                             patient_id=body.patient_id, itinerary=it, now=now)
+    return [BookingRead.of(b) for b in rows]
+
+
+@router.post("/bookings/{booking_id}/cancel", response_model=BookingRead)
+def cancel(booking_id: int, db: DbSession, principal: CurrentPrincipal,
+           now: Now) -> BookingRead:
+    return BookingRead.of(booking.cancel(db, principal=principal, booking_id=booking_id,
+                                         now=now))
+
+
+@router.get("/patients/{patient_id}/itinerary")
+def itinerary(patient_id: int, day: date, db: DbSession,
+              principal: CurrentPrincipal) -> dict[str, Any]:
+    """The patient's exams of one day, in order, as the paper slip prints them."""
+    identity_service.access_patient(db, principal, patient_id)
+    return {"patient_id": patient_id, "day": day.isoformat(),
+            "lines": service.itinerary_lines(db, patient_id=patient_id, day=day)}
