@@ -16,6 +16,7 @@ from onetrip.web import STATIC_DIR
 
 def create_app() -> FastAPI:
     from onetrip.exams import api as exams_api
+    from onetrip.exams import pages as exams_pages
     from onetrip.fhir import api as fhir_api
     from onetrip.identity import api as identity_api
     from onetrip.identity import pages as identity_pages
@@ -62,7 +63,7 @@ def create_app() -> FastAPI:
 
     for router in (org_api.router, org_pages.router, identity_api.router, identity_pages.router,
                    scheduling_api.router, quality_api.router, quality_pages.router,
-                   notify_api.router, fhir_api.router, exams_api.router,
+                   notify_api.router, fhir_api.router, exams_api.router, exams_pages.router,
                    console_pages.router, console_window.router, console_doctor.router,
                    console_stop.router, console_admin.router, console_policy.router):
         app.include_router(router)

@@ -1,0 +1,158 @@
+"""Exam pages: the booking centre console (orders waiting, proposed plan, adjust, book) and
+the patient's itinerary as a timeline."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse
+from starlette.responses import Response
+
+from onetrip.config import get_settings
+from onetrip.deps import DbSession, Now, OptionalPrincipal
+from onetrip.errors import NotAuthenticated, OnetripError, PermissionDenied
+from onetrip.exams import booking, service
+from onetrip.exams import rules as R
+from onetrip.exams.models import ExamBooking
+from onetrip.identity import service as identity_service
+from onetrip.identity.rules import Role
+from onetrip.identity.service import Principal
+from onetrip.web import render_page
+
+router = APIRouter(include_in_schema=False)
+ALTERNATIVES = 12  # other slots offered per exam when the centre adjusts a plan
+
+
+def _centre(principal: OptionalPrincipal) -> Principal:
+    if principal is None:
+        raise NotAuthenticated("请先以检查预约中心身份登录")
+    if principal.role not in (Role.exam_centre, Role.hospital_admin) or not principal.hospital_id:
+        raise PermissionDenied("仅检查预约中心可以使用此页面")
+    return principal
+
+
+Centre = Annotated[Principal, Depends(_centre)]
+
+
+@router.get("/exams/centre")
+def console(request: Request, db: DbSession, principal: Centre) -> Response:
+    """Orders waiting, one row per patient."""
+    assert principal.hospital_id is not None
+    cat = service.catalogue(db, principal.hospital_id)
+    waiting: dict[int, list[Any]] = defaultdict(list)
+    for o in service.pending_orders(db, hospital_id=principal.hospital_id):
+        waiting[o.patient_id].append(o)
+    rows = []
+    for pid, orders in waiting.items():
+        patient = identity_service.get_patient(db, pid)
+        rows.append({"patient_id": pid, "name": patient.name if patient else "",
+                     "exams": [cat.exams[o.exam_code].name if o.exam_code in cat.exams
+                               else o.exam_code for o in orders],
+                     "complex": any(o.exam_code in cat.exams
+                                    and R.complex_exam(cat.exams[o.exam_code]) for o in orders)})
+    return render_page(request, "exams_centre.html", {"rows": rows})
+
+
+def _plan_context(db: DbSession, hospital_id: int, patient_id: int, it: R.Itinerary,
+                  now: datetime) -> dict[str, Any]:
+    tz = get_settings().tz
+    cat = service.catalogue(db, hospital_id)
+    free = service.free_slots(db, hospital_id=hospital_id, start=now,
+                              end=now + timedelta(days=service.PLAN_DAYS))
+    orders = {o.id: o for o in service.pending_orders(db, hospital_id=hospital_id,
+                                                      patient_id=patient_id)}
+    facts = service.request_for(db, list(orders.values()), now).facts if orders else None
+    visits = []
+    for v in it.visits:
+        exam = cat.exams[v.exam_code]
+        options = [s for s in free if v.exam_code in s.exam_codes
+                   and facts is not None and R.slot_allowed(exam, s, facts, now, tz)
+                   and s.start.astimezone(tz).date() == v.start.astimezone(tz).date()
+                   and s.slot_id != v.slot_id][:ALTERNATIVES]
+        visits.append({"v": v, "exam": exam, "options": options})
+    patient = identity_service.get_patient(db, patient_id)
+    return {"patient": patient, "it": it, "visits": visits, "trips": it.trips(tz),
+            "minutes": it.hospital_minutes(tz),
+            "unplanned": [cat.exams[orders[i].exam_code].name for i in it.unplanned
+                          if i in orders]}
+
+
+@router.get("/exams/centre/patients/{patient_id}")
+def proposal(patient_id: int, request: Request, db: DbSession, principal: Centre,
+             now: Now) -> Response:
+    """The planner's proposal for one patient, with other slots to adjust it."""
+    assert principal.hospital_id is not None
+    identity_service.access_patient(db, principal, patient_id, action="exam.plan")
+    it = service.propose(db, hospital_id=principal.hospital_id, patient_id=patient_id,
+                         now=now)
+    return render_page(request, "exams_plan.html",
+                       _plan_context(db, principal.hospital_id, patient_id, it, now))
+
+
+@router.post("/exams/centre/patients/{patient_id}/book")
+async def book(patient_id: int, request: Request, db: DbSession, principal: Centre,
+               now: Now) -> Response:
+    """Book the plan as shown (or as adjusted); a broken rule shows the plan again."""
+    assert principal.hospital_id is not None
+    form = await request.form()
+    picks = [(int(k.removeprefix("slot_")), int(str(v))) for k, v in form.items()
+             if k.startswith("slot_") and str(v).isdigit()]
+    followup = str(form.get("followup_at") or "")
+    try:
+        hospital_id, it = service.itinerary_from(
+            db, patient_id=patient_id, picks=picks,
+            followup_at=datetime.fromisoformat(followup) if followup else None)
+        booking.book_plan(db, principal=principal, hospital_id=hospital_id,
+                          patient_id=patient_id, itinerary=it, now=now)
+    except OnetripError as exc:  # nothing was booked: the claims roll back together
+        it = service.propose(db, hospital_id=principal.hospital_id, patient_id=patient_id,
+                             now=now)
+        ctx = _plan_context(db, principal.hospital_id, patient_id, it, now)
+        return render_page(request, "exams_plan.html",
+                           {**ctx, "flash": exc.text, "flash_kind": "error"}, status_code=409)
+    return RedirectResponse(f"/exams/patients/{patient_id}/itinerary?booked=1",
+                            status_code=303)
+
+
+@router.get("/exams/patients/{patient_id}/itinerary")
+def itinerary_page(patient_id: int, request: Request, db: DbSession,
+                   principal: OptionalPrincipal, booked: int = 0) -> Response:
+    """The patient's booked exams as a timeline, day by day, with preparation."""
+    if principal is None:
+        raise NotAuthenticated()
+    identity_service.access_patient(db, principal, patient_id)
+    tz = get_settings().tz
+    days: dict[date, list[dict[str, Any]]] = defaultdict(list)
+    cats: dict[int, R.Catalogue] = {}
+    followups: dict[date, datetime] = {}
+    for b in booking.bookings_of(db, patient_id=patient_id):
+        cat = cats.setdefault(b.hospital_id, service.catalogue(db, b.hospital_id))
+        days[b.start_at.astimezone(tz).date()].append(_item(b, cat.exams.get(b.exam_code)))
+        if b.followup_at is not None:
+            followups[b.followup_at.astimezone(tz).date()] = b.followup_at
+    timeline = []
+    for day in sorted(days):
+        items = days[day]
+        fasting = [i for i in items if i["fasting"]]
+        if fasting:  # breakfast after the last fasting exam of the day
+            last = max(fasting, key=lambda i: i["end"])
+            items.append({"kind": "meal", "start": last["end"], "title": "可以进食早餐"})
+        if day in followups:
+            items.append({"kind": "followup", "start": followups[day],
+                          "title": "门诊复诊（检查结果已出）"})
+        timeline.append({"day": day, "entries": sorted(items, key=lambda i: i["start"])})
+    patient = identity_service.get_patient(db, patient_id)
+    return render_page(request, "exams_itinerary.html", {
+        "patient": patient, "timeline": timeline,
+        "flash": "预约成功，检查准备提醒已发送" if booked else None})
+
+
+def _item(b: ExamBooking, exam: R.ExamType | None) -> dict[str, Any]:
+    return {"kind": "exam", "start": b.start_at, "end": b.end_at,
+            "title": exam.name if exam else b.exam_code,
+            "place": f"{b.resource.building}{b.resource.room} {b.resource.name}",
+            "instruction": exam.instruction if exam else "",
+            "fasting": bool(exam and exam.fasting), "status": b.status}
