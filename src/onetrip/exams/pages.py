@@ -151,7 +151,8 @@ def itinerary_page(patient_id: int, request: Request, db: DbSession,
 
 
 def _item(b: ExamBooking, exam: R.ExamType | None) -> dict[str, Any]:
-    return {"kind": "exam", "start": b.start_at, "end": b.end_at,
+    after = timedelta(minutes=exam.after_minutes if exam else 0)  # observation, recovery
+    return {"kind": "exam", "start": b.start_at, "end": b.end_at + after,
             "title": exam.name if exam else b.exam_code,
             "place": f"{b.resource.building}{b.resource.room} {b.resource.name}",
             "instruction": exam.instruction if exam else "",
