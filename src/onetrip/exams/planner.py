@@ -5,8 +5,9 @@ hard rule of the catalogue holds (preparation, order and gaps, walking between b
 fasting exams before what breaks the fast, sedation last, days that may not be shared, the
 follow-up after the results it needs) with the fewest trips, then the least time in hospital.
 The search goes day by day, earliest first, with a one-day model: the first day that takes
-every order and the follow-up gives the one-trip itinerary. Only when no day does, one model
-over all the days spreads the orders over the fewest trips.
+every order and the follow-up gives the one-trip itinerary (then, if the follow-up cannot
+have its results that day, the first day that takes every order: two trips). Only when no
+day takes every order does one model over all the days spread them over the fewest trips.
 
 Batch mode plans a day's patients together over shared slot capacity: the patients with the
 most and hardest exams first, each solved exactly given what the ones before took.
@@ -59,12 +60,15 @@ def plan_patient(cat: Catalogue, site: Site, tz: ZoneInfo, req: PatientRequest,
     if not any(candidates.values()):
         return Itinerary(req.patient_id, [], None, [i.order_id for i in req.orders])
     days = sorted({s.start.astimezone(tz).date() for v in candidates.values() for s in v})
-    for day in days:  # one trip, on the earliest day that allows it
-        one = model.solve(cat, site, tz, req, [day], candidates, taken, keep_followup=True,
-                          work_limit=ONE_DAY_LIMIT)
-        if one is not None:
-            taken.update(v.slot_id for v in one.visits)
-            return one
+    # One trip, on the earliest day that allows it. Failing that, one day of exams whose
+    # follow-up must wait for its results is two trips, as few as any spread over days.
+    for keep in (True, False) if req.followup is not None else (True,):
+        for day in days:
+            one = model.solve(cat, site, tz, req, [day], candidates, taken, keep_followup=keep,
+                              work_limit=ONE_DAY_LIMIT)
+            if one is not None:
+                taken.update(v.slot_id for v in one.visits)
+                return one
     greedy = plan_greedy(cat, site, tz, req, slots, taken=Counter(taken))
     found = None
     if all(candidates.values()):
