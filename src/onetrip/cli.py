@@ -7,6 +7,7 @@ import logging
 import typer
 
 from onetrip.config import get_settings
+from onetrip.exams.cli import app as exams_app
 from onetrip.identity.cli import app as token_app
 from onetrip.identity.cli import audit_app, identity_app
 from onetrip.notify.cli import app as notify_app
@@ -23,6 +24,7 @@ app.add_typer(calendar_app, name="calendar")
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(quality_app, name="quality")
 app.add_typer(notify_app, name="notify")
+app.add_typer(exams_app, name="exams")
 
 
 @app.command()
