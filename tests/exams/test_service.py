@@ -20,6 +20,7 @@ from onetrip.exams.errors import (
     UnknownExam,
 )
 from onetrip.exams.models import CatalogueRule, ExamBooking, ExamOrder, ExamSlot
+from onetrip.exams.rules import FreeSlot
 from onetrip.identity.models import Patient
 from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
@@ -33,6 +34,12 @@ def order(db: Session, who: Principal, hospital: Hospital, patient: Patient, cod
           now: datetime, **kw: object) -> ExamOrder:
     return service.place_order(db, principal=who, hospital_id=hospital.id,
                                patient_id=patient.id, exam_code=code, now=now, **kw)  # type: ignore[arg-type]
+
+
+def first_free(db: Session, hospital: Hospital, code: str, now: datetime) -> FreeSlot:
+    return next(s for s in service.free_slots(db, hospital_id=hospital.id, start=now,
+                                              end=now + timedelta(days=1))
+                if code in s.exam_codes)
 
 
 def counts(db: Session) -> tuple[int, int, int]:
@@ -190,9 +197,7 @@ def test_cancel_frees_the_place_and_the_order_waits_again(
         now: datetime) -> None:
     p = make_patient(db)
     o = order(db, doctor, hospital, p, "ecg", now)
-    slot = next(s for s in service.free_slots(db, hospital_id=hospital.id, start=now,
-                                              end=now + timedelta(days=1))
-                if "ecg" in s.exam_codes)
+    slot = first_free(db, hospital, "ecg", now)
     b = booking.book_single(db, principal=centre, order_id=o.id, slot_id=slot.slot_id, now=now)
     booked = db.get_one(ExamSlot, slot.slot_id).booked
     booking.cancel(db, principal=centre, booking_id=b.id, now=now)
@@ -206,9 +211,7 @@ def test_ex4_an_exam_no_show_restricts_online_booking_by_the_booking_rule(
         now: datetime) -> None:
     p = make_patient(db)
     o = order(db, doctor, hospital, p, "ecg", now)
-    slot = next(s for s in service.free_slots(db, hospital_id=hospital.id, start=now,
-                                              end=now + timedelta(days=1))
-                if "ecg" in s.exam_codes)
+    slot = first_free(db, hospital, "ecg", now)
     booking.book_single(db, principal=centre, order_id=o.id, slot_id=slot.slot_id, now=now)
     assert booking.restriction(db, patient_id=p.id, hospital_id=hospital.id, now=now) is None
     later = slot.start + timedelta(hours=1)
