@@ -102,9 +102,14 @@ async def book(patient_id: int, request: Request, db: DbSession, principal: Cent
              if k.startswith("slot_") and str(v).isdigit()]
     followup = str(form.get("followup_at") or "")
     try:
-        hospital_id, it = service.itinerary_from(
-            db, patient_id=patient_id, picks=picks,
-            followup_at=datetime.fromisoformat(followup) if followup else None)
+        followup_at = datetime.fromisoformat(followup) if followup else None
+    except ValueError:
+        followup_at = None  # a mangled field: book the exams, plan the follow-up again
+    if followup_at is not None and followup_at.tzinfo is None:
+        followup_at = None
+    try:
+        hospital_id, it = service.itinerary_from(db, patient_id=patient_id, picks=picks,
+                                                 followup_at=followup_at)
         booking.book_plan(db, principal=principal, hospital_id=hospital_id,
                           patient_id=patient_id, itinerary=it, now=now)
     except OnetripError as exc:  # nothing was booked: the claims roll back together
