@@ -20,6 +20,7 @@ from ortools.sat.python import cp_model
 from onetrip.exams.rules import (
     FOLLOWUP_MINUTES,
     Catalogue,
+    ExamType,
     FreeSlot,
     Itinerary,
     PatientRequest,
@@ -57,13 +58,15 @@ def solve(cat: Catalogue, site: Site, tz: ZoneInfo, req: PatientRequest, days: S
 
     pool = {o.order_id: [s for s in candidates[o.order_id]
                          if s.start.astimezone(tz).date() in day_index] for o in req.orders}
-    f = req.followup
+    single = len(days) == 1
+    # One day without keeping the follow-up: the follow-up waits for another trip.
+    f = req.followup if keep_followup or not single else None
     fday = day_index.get(f.opens.astimezone(tz).date()) if f else None
     if not all(pool.values()) or (keep_followup and f is not None and fday is None):
         return None
     codes = [o.exam_code for o in req.orders]
     exams = [cat.exams[c] for c in codes]
-    if len(days) == 1 and any(cat.banned_same_day(a, b)
+    if single and any(cat.banned_same_day(a, b)
                               for i, a in enumerate(codes) for b in codes[i + 1:]):
         return None
     buildings = sorted({s.building for v in pool.values() for s in v}
@@ -93,9 +96,11 @@ def solve(cat: Catalogue, site: Site, tz: ZoneInfo, req: PatientRequest, days: S
 
     for i in range(len(codes)):
         for j in range(i + 1, len(codes)):
-            same = m.new_bool_var("same")
-            m.add(dayvars[i] == dayvars[j]).only_enforce_if(same)
-            m.add(dayvars[i] != dayvars[j]).only_enforce_if(same.negated())
+            same: list[cp_model.IntVar] = []  # on one day the same-day rules always hold
+            if not single:
+                same = [m.new_bool_var("same")]
+                m.add(dayvars[i] == dayvars[j]).only_enforce_if(same)
+                m.add(dayvars[i] != dayvars[j]).only_enforce_if(same[0].negated())
             w = walk(places[i], places[j])
             y = m.new_bool_var("y")
             m.add(busy[i] + w <= starts[j]).only_enforce_if(y)
@@ -109,21 +114,21 @@ def solve(cat: Catalogue, site: Site, tz: ZoneInfo, req: PatientRequest, days: S
                 else:
                     m.add(ends[b] + rule.reverse_minutes <= starts[a]).only_enforce_if(
                         z.negated())
-            if cat.banned_same_day(codes[i], codes[j]):
-                m.add(same == 0)
+            if same and cat.banned_same_day(codes[i], codes[j]):
+                m.add(same[0] == 0)
             for a, b in ((i, j), (j, i)):
                 if exams[a].fasting and exams[b].breaks_fast:
                     m.add(ends[a] + exams[b].drink_before_minutes <= starts[b]
                           ).only_enforce_if(same)
                 if exams[a].last_of_day and not exams[b].last_of_day:
                     m.add(starts[b] + 1 <= starts[a]).only_enforce_if(same)
-    kept = m.new_bool_var("kept")
+    kept: list[cp_model.IntVar] = []  # empty: the follow-up is kept for certain
     fv = None
-    if f is None or fday is None:
-        m.add(kept == 0)
-    else:
-        if keep_followup:
-            m.add(kept == 1)
+    if f is not None and fday is not None:
+        if not single:
+            kept = [m.new_bool_var("kept")]
+            if keep_followup:
+                m.add(kept[0] == 1)
         fv = m.new_int_var(minute(f.opens), minute(f.closes), "followup")
         clinic = buildings.index(f.building)
         for i, o in enumerate(req.orders):
@@ -131,31 +136,17 @@ def solve(cat: Catalogue, site: Site, tz: ZoneInfo, req: PatientRequest, days: S
                 m.add(ends[i] + exams[i].result_minutes <= fv).only_enforce_if(kept)
             w = walk(places[i], clinic)
             y = m.new_bool_var("fy")
-            m.add(busy[i] + w <= fv).only_enforce_if([y, kept])
-            m.add(fv + FOLLOWUP_MINUTES + w <= starts[i]).only_enforce_if([y.negated(), kept])
-    used, spans = [], []
-    for k in range(len(days)):
-        u = m.new_bool_var("used")
-        arrive = m.new_int_var(k * DAY, (k + 1) * DAY, "arrive")
-        leave = m.new_int_var(k * DAY, (k + 2) * DAY, "leave")
-        m.add(leave >= arrive)
-        for i in range(len(codes)):
-            on = m.new_bool_var("on")
-            m.add(dayvars[i] == k).only_enforce_if(on)
-            m.add(dayvars[i] != k).only_enforce_if(on.negated())
-            m.add_implication(on, u)
-            m.add(arrive <= starts[i]).only_enforce_if(on)
-            m.add(leave >= busy[i]).only_enforce_if(on)
-        if fv is not None and fday == k:
-            m.add_implication(kept, u)
-            m.add(arrive <= fv).only_enforce_if(kept)
-            m.add(leave >= fv + FOLLOWUP_MINUTES).only_enforce_if(kept)
-        used.append(u)
-        spans.append(leave - arrive)
-    missed = 1 - kept if f is not None else 0
-    m.minimize(W_TRIP * (sum(used) + missed) + W_DAY * sum(k * u for k, u in enumerate(used))
-               + W_MINUTE * sum(spans) + W_FAST * sum(ends[i] for i, e in enumerate(exams)
-                                                     if e.fasting))
+            m.add(busy[i] + w <= fv).only_enforce_if([y, *kept])
+            m.add(fv + FOLLOWUP_MINUTES + w <= starts[i]).only_enforce_if([y.negated(), *kept])
+    if single:  # one trip: arrival is the first start, leaving the last end
+        arrive = m.new_int_var(0, 2 * DAY, "arrive")
+        leave = m.new_int_var(0, 2 * DAY, "leave")
+        m.add_min_equality(arrive, [*starts, *([fv] if fv is not None else [])])
+        m.add_max_equality(leave, [*busy, *([fv + FOLLOWUP_MINUTES] if fv is not None else [])])
+        m.minimize(W_MINUTE * (leave - arrive)
+                   + W_FAST * sum(ends[i] for i, e in enumerate(exams) if e.fasting))
+    else:
+        _trips(m, len(days), dayvars, starts, busy, fv, fday, kept, exams, ends)
     if hint is not None:
         chosen = {v.order_id: v.start for v in hint.visits}
         for i, o in enumerate(req.orders):
@@ -171,7 +162,7 @@ def solve(cat: Catalogue, site: Site, tz: ZoneInfo, req: PatientRequest, days: S
                      exams[i].minutes, solver.value(ends[i]) - at)
         visits.append(visit_for(slot, o, exams[i]))
     followup = (epoch + timedelta(minutes=solver.value(fv))
-                if fv is not None and solver.value(kept) else None)
+                if fv is not None and all(solver.value(k) for k in kept) else None)
     visits.sort(key=lambda v: (v.start, v.order_id))
     return Itinerary(req.patient_id, visits, followup, [])
 
@@ -182,3 +173,34 @@ def _pick(slots: Sequence[FreeSlot], taken: Counter[int], at: datetime, building
     fits = [s for s in slots if s.start == at and s.building == building
             and max(s.minutes, exam_minutes) == length]
     return max(fits, key=lambda s: (s.free - taken[s.slot_id], -s.slot_id))
+
+
+def _trips(m: cp_model.CpModel, n_days: int, dayvars: list[cp_model.IntVar],
+           starts: list[cp_model.IntVar], busy: Sequence[Expr], fv: cp_model.IntVar | None,
+           fday: int | None, kept: list[cp_model.IntVar], exams: list[ExamType],
+           ends: list[cp_model.IntVar]) -> None:
+    """Several days: trips (and a missed follow-up) first, then lateness, minutes, fasting."""
+    used, spans = [], []
+    for k in range(n_days):
+        u = m.new_bool_var("used")
+        arrive = m.new_int_var(k * DAY, (k + 1) * DAY, "arrive")
+        leave = m.new_int_var(k * DAY, (k + 2) * DAY, "leave")
+        m.add(leave >= arrive)
+        for i in range(len(starts)):
+            on = m.new_bool_var("on")
+            m.add(dayvars[i] == k).only_enforce_if(on)
+            m.add(dayvars[i] != k).only_enforce_if(on.negated())
+            m.add_implication(on, u)
+            m.add(arrive <= starts[i]).only_enforce_if(on)
+            m.add(leave >= busy[i]).only_enforce_if(on)
+        if fv is not None and fday == k:
+            m.add_bool_or([*(k_.negated() for k_ in kept), u])
+            m.add(arrive <= fv).only_enforce_if(kept)
+            m.add(leave >= fv + FOLLOWUP_MINUTES).only_enforce_if(kept)
+        used.append(u)
+        spans.append(leave - arrive)
+    # A follow-up whose results would not be ready is one more trip for the patient.
+    missed = 1 - kept[0] if kept else 0
+    m.minimize(W_TRIP * (sum(used) + missed) + W_DAY * sum(k * u for k, u in enumerate(used))
+               + W_MINUTE * sum(spans) + W_FAST * sum(ends[i] for i, e in enumerate(exams)
+                                                     if e.fasting))
