@@ -45,7 +45,8 @@ def candidates_for(cat: Catalogue, tz: ZoneInfo, req: PatientRequest,
     out: dict[int, list[FreeSlot]] = {}
     for item in req.orders:
         exam = cat.exams[item.exam_code]
-        out[item.order_id] = [s for s in slots if taken[s.slot_id] < s.free
+        out[item.order_id] = [s for s in slots if item.exam_code in s.exam_codes
+                              and taken[s.slot_id] < s.free
                               and slot_allowed(exam, s, req.facts, req.not_before, tz)]
     return out
 
