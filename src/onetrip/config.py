@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     notify_quiet_end: time = time(7, 0)
     notify_checkin_minutes: int = Field(default=15, ge=0)
     notify_max_attempts: int = Field(default=5, ge=1)
+    # Base of links printed or sent to patients (the QR code of the paper slip).
+    public_url: str = "http://127.0.0.1:8000"
+    # Font of the paper slip (a CJK TrueType/OpenType file or collection); empty: the PyPI
+    # package noto-cjk-sans-otc, else Debian's fonts-noto-cjk (docs/notifications.md).
+    slip_font: str = ""
     # Quality analytics: imported HIS lines live here as Parquet files read by DuckDB.
     analytics_dir: Path = Path("var/analytics")
     # DuckDB threads for analytics (0: one per core).

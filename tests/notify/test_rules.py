@@ -74,7 +74,8 @@ def test_rm1_every_template_renders_in_chinese_with_the_signature() -> None:
     values = {"time": "12月14日 08:00", "department": "心血管内科", "doctor": "王医生",
               "place": "门诊楼3楼", "checkin_minutes": 15, "cancel_deadline": "12月11日 16:00",
               "reason": "", "offer": "近期无同级别号源，挂号费将退还。",
-              "expires": "12月14日 07:30"}
+              "expires": "12月14日 07:30", "exam": "腹部超声", "instruction": "检查前8小时禁食",
+              "report": "血常规", "ticket": "A012", "amount": "25.00", "item": "挂号费"}
     for name in TEMPLATES:
         text = render(name, values)
         assert text.startswith("【最多跑一次】") and "{" not in text

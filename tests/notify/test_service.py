@@ -90,8 +90,10 @@ def test_rm2_cancelling_cancels_the_reminders_and_sends_a_notice(
                    appointment_id=appt.id, now=booked + timedelta(hours=1), reason="行程变更")
     db.commit()
     got = messages(db, appt.id)
-    assert got["day_before"].status == got["hour_before"].status == "cancelled"
-    assert got["booking_confirmed"].status == "queued"
+    # RM-1: a confirmation not yet sent would now tell of a visit that no longer takes place.
+    assert got["booking_confirmed"].status == got["day_before"].status == \
+        got["hour_before"].status == "cancelled"
+    assert got["cancelled"].status == "queued"
     assert got["cancelled"].send_at == booked + timedelta(hours=1)
     assert got["cancelled"].variables["reason"] == "原因：行程变更。"
 
@@ -105,7 +107,7 @@ def test_rm2_stop_clinic_then_rebooking_moves_the_reminders(db: Session, clinic:
                                       now=OPEN + timedelta(minutes=5)).offers
     db.commit()
     old = messages(db, appt.id)
-    assert old["day_before"].status == old["hour_before"].status == "cancelled"
+    assert {t for t, n in old.items() if n.status == "queued"} == {"stop_clinic"}
     assert "已为您保留12月16日" in old["stop_clinic"].variables["offer"]
     new = stopclinic.accept_offer(db, principal=clinic.patient_principal(appt.patient_id),
                                   offer_id=offer.id, slot_id=offer.slot_ids[0],
@@ -113,6 +115,9 @@ def test_rm2_stop_clinic_then_rebooking_moves_the_reminders(db: Session, clinic:
     db.commit()
     moved = messages(db, new.id)
     assert set(moved) == {"booking_confirmed", "day_before", "hour_before"}
+    assert all(n.status == "queued" for n in moved.values())
+    assert {t for t, n in messages(db, appt.id).items() if n.status == "queued"} == \
+        {"stop_clinic"}
     assert moved["day_before"].send_at == local(DAY + timedelta(days=1), 18)
     assert moved["hour_before"].send_at == new.start_at - timedelta(hours=1)
 
@@ -169,3 +174,17 @@ def test_rm1_failures_back_off_and_never_leak_the_phone(
                 seconds=30 * 2 ** (attempt - 1))
             now = row.next_attempt_at
     assert row.status == "failed"
+
+
+def test_rm1_a_sent_confirmation_stays_sent_when_the_appointment_is_cancelled(
+        db: Session, clinic: Clinic) -> None:
+    booked = local(DAY - timedelta(days=5), 10)
+    appt = book(db, clinic, now=booked)
+    confirmation = messages(db, appt.id)["booking_confirmed"]
+    service.deliver(db, confirmation, now=booked)
+    booking.cancel(db, principal=clinic.patient_principal(appt.patient_id),
+                   appointment_id=appt.id, now=booked + timedelta(hours=1))
+    db.commit()
+    got = messages(db, appt.id)
+    assert got["booking_confirmed"].status == "sent"
+    assert got["hour_before"].status == "cancelled" and got["cancelled"].status == "queued"

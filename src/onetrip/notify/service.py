@@ -78,13 +78,26 @@ def queue(db: Session, drafts: list[Draft]) -> list[Notification]:
     return rows
 
 
-def cancel_scheduled(db: Session, *, appointment_id: int) -> int:
-    """RM-2: the reminders still queued for an appointment that no longer takes place."""
+def cancel_queued(db: Session, *, appointment_id: int,
+                  templates: tuple[str, ...] | None = None) -> int:
+    """RM-1: the messages still queued about an appointment that no longer takes place (or,
+    with ``templates``, only those): an unsent confirmation must not announce it."""
+    where = [Notification.appointment_id == appointment_id, Notification.status == "queued"]
+    if templates is not None:
+        where.append(Notification.template.in_(templates))
     return rowcount(db.execute(
-        update(Notification).where(Notification.appointment_id == appointment_id,
-                                   Notification.template.in_(SCHEDULED),
-                                   Notification.status == "queued")
-        .values(status="cancelled"), execution_options={"synchronize_session": False}))
+        update(Notification).where(*where).values(status="cancelled"),
+        execution_options={"synchronize_session": False}))
+
+
+def refresh_queued(db: Session, *, appointment_id: int, variables: dict[str, Any]) -> int:
+    """RM-1: queued messages of an appointment show its changed details (e.g. the doctor)."""
+    rows = list(db.scalars(select(Notification).where(
+        Notification.appointment_id == appointment_id, Notification.status == "queued")))
+    for row in rows:
+        row.variables = {**row.variables, **{k: v for k, v in variables.items()
+                                             if k in row.variables}}
+    return len(rows)
 
 
 def list_for_patient(db: Session, *, patient_id: int, limit: int = 200) -> list[Notification]:

@@ -6,9 +6,6 @@ rolled-back booking queues nothing, a committed one never loses its messages.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
 from sqlalchemy.orm import Session
 
 from onetrip import events
@@ -16,55 +13,25 @@ from onetrip.config import get_settings
 from onetrip.db import utcnow
 from onetrip.notify import rules, service
 from onetrip.notify.service import Draft
-from onetrip.org import calendar as org_calendar
-from onetrip.org.models import Department, Location, Practitioner
-from onetrip.scheduling import service as scheduling_service
+from onetrip.notify.visit import appointment_vars, visit_vars, when
 from onetrip.scheduling.events import (
     AppointmentBooked,
     AppointmentCancelled,
+    AppointmentCheckedIn,
     AppointmentRebooked,
     NoShowRecorded,
     PatientCalled,
     RebookingOffered,
+    ScheduleSubstituted,
     WaitlistOffered,
 )
 from onetrip.scheduling.models import Appointment, RebookingOffer, Schedule, Slot, WaitlistEntry
-from onetrip.scheduling.rules import cancel_deadline
-
-TITLES = {"chief_physician": "主任医师", "associate_chief_physician": "副主任医师",
-          "attending_physician": "主治医师", "resident_physician": "住院医师"}
-
-
-def _when(moment: datetime) -> str:
-    local = moment.astimezone(get_settings().tz)
-    return f"{local.month}月{local.day}日 {local:%H:%M}"
-
-
-def _visit(db: Session, schedule: Schedule, start_at: datetime) -> dict[str, Any]:
-    """What every appointment message shows: time, department, doctor and place."""
-    dept = db.get_one(Department, schedule.department_id)
-    doctor = db.get(Practitioner, schedule.practitioner_id) if schedule.practitioner_id else None
-    location_id = schedule.location_id or dept.location_id
-    place = db.get(Location, location_id) if location_id else None
-    return {"time": _when(start_at), "department": dept.name,
-            "doctor": f"{doctor.name}{TITLES.get(doctor.title, '')}" if doctor else "",
-            "place": place.name if place else dept.name,
-            "checkin_minutes": get_settings().notify_checkin_minutes}
-
-
-def _appointment_vars(db: Session, appt: Appointment) -> dict[str, Any]:
-    out = _visit(db, db.get_one(Schedule, appt.schedule_id), appt.start_at)
-    policy, _penalty = scheduling_service.policy_for(db, appt.hospital_id)
-    deadline = cancel_deadline(org_calendar.previous_working_day(appt.day), policy,
-                               get_settings().tz)
-    out["cancel_deadline"] = _when(deadline)
-    return out
 
 
 def _queue_booking(db: Session, appt: Appointment) -> None:
     """RM-1 confirmation now, RM-2 reminders the day before and one hour before."""
     booked_at = appt.booked_at or utcnow()
-    variables = _appointment_vars(db, appt)
+    variables = appointment_vars(db, appt)
     due = {"booking_confirmed": booked_at, **rules.scheduled_reminders(
         start_at=appt.start_at, booked_at=booked_at, policy=service.reminder_policy(),
         tz=get_settings().tz)}
@@ -80,17 +47,17 @@ def on_booked(db: Session, ev: AppointmentBooked) -> None:
 
 @events.on_commit(AppointmentRebooked)
 def on_rebooked(db: Session, ev: AppointmentRebooked) -> None:
-    """RM-2: the reminders move to the new appointment."""
+    """RM-2: the reminders move to the new appointment; the old one's still queued go."""
     if ev.previous_id:
-        service.cancel_scheduled(db, appointment_id=ev.previous_id)
+        service.cancel_queued(db, appointment_id=ev.previous_id)
     _queue_booking(db, db.get_one(Appointment, ev.appointment_id))
 
 
 @events.on_commit(AppointmentCancelled)
 def on_cancelled(db: Session, ev: AppointmentCancelled) -> None:
     appt = db.get_one(Appointment, ev.appointment_id)
-    service.cancel_scheduled(db, appointment_id=appt.id)
-    variables = _visit(db, db.get_one(Schedule, appt.schedule_id), appt.start_at)
+    service.cancel_queued(db, appointment_id=appt.id)
+    variables = visit_vars(db, db.get_one(Schedule, appt.schedule_id), appt.start_at)
     variables["reason"] = f"原因：{ev.reason}。" if ev.reason else ""
     service.queue(db, [Draft(appt.patient_id, "cancelled", variables,
                              appt.cancelled_at or utcnow(), f"cancelled:{appt.id}", appt.id,
@@ -102,12 +69,12 @@ def on_stop_clinic(db: Session, ev: RebookingOffered) -> None:
     """RM-1: a stopped clinic tells each patient, with the slot held for them if any."""
     appt = db.get_one(Appointment, ev.appointment_id)
     offer = db.get_one(RebookingOffer, ev.offer_id)
-    service.cancel_scheduled(db, appointment_id=appt.id)
-    variables = _visit(db, db.get_one(Schedule, appt.schedule_id), appt.start_at)
+    service.cancel_queued(db, appointment_id=appt.id)
+    variables = visit_vars(db, db.get_one(Schedule, appt.schedule_id), appt.start_at)
     held = db.get(Slot, offer.held_slot_id) if offer.held_slot_id else None
     if held is not None and offer.expires_at is not None:
-        variables["offer"] = (f"已为您保留{_when(held.start_at)}的同级别号源，"
-                              f"请在{_when(offer.expires_at)}前登录确认。")
+        variables["offer"] = (f"已为您保留{when(held.start_at)}的同级别号源，"
+                              f"请在{when(offer.expires_at)}前登录确认。")
     else:
         variables["offer"] = offer.note + "。"
     service.queue(db, [Draft(appt.patient_id, "stop_clinic", variables, offer.created_at,
@@ -118,17 +85,38 @@ def on_stop_clinic(db: Session, ev: RebookingOffered) -> None:
 def on_waitlist_offer(db: Session, ev: WaitlistOffered) -> None:
     entry = db.get_one(WaitlistEntry, ev.entry_id)
     slot = db.get_one(Slot, ev.slot_id)
-    variables = _visit(db, db.get_one(Schedule, slot.schedule_id), slot.start_at)
-    variables["expires"] = _when(entry.offer_expires_at or slot.start_at)
-    service.queue(db, [Draft(ev.patient_id, "waitlist_offer", variables, utcnow(),
+    variables = visit_vars(db, db.get_one(Schedule, slot.schedule_id), slot.start_at)
+    variables["expires"] = when(entry.offer_expires_at or slot.start_at)
+    service.queue(db, [Draft(ev.patient_id, "waitlist_offer", variables,
+                             ev.offered_at or utcnow(),
                              f"waitlist_offer:{ev.entry_id}:{ev.slot_id}",
                              event_day=slot.start_at.astimezone(get_settings().tz).date())])
+
+
+@events.on_commit(ScheduleSubstituted)
+def on_substituted(db: Session, ev: ScheduleSubstituted) -> None:
+    """RM-1: another doctor takes the session; queued messages name them and each patient
+    is told (time and place stay)."""
+    for appt_id in ev.affected_appointment_ids:
+        appt = db.get_one(Appointment, appt_id)
+        variables = appointment_vars(db, appt)
+        service.refresh_queued(db, appointment_id=appt.id, variables=variables)
+        service.queue(db, [Draft(appt.patient_id, "substituted", variables,
+                                 ev.substituted_at or utcnow(),
+                                 f"substituted:{appt.id}:{ev.substitute_practitioner_id}",
+                                 appt.id, appt.day)])
+
+
+@events.on_commit(AppointmentCheckedIn)
+def on_checked_in(db: Session, ev: AppointmentCheckedIn) -> None:
+    """The patient is here: reminders to come are no longer needed."""
+    service.cancel_queued(db, appointment_id=ev.appointment_id, templates=service.SCHEDULED)
 
 
 @events.on_commit(NoShowRecorded)
 def on_no_show(db: Session, ev: NoShowRecorded) -> None:
     appt = db.get_one(Appointment, ev.appointment_id)
-    variables = _visit(db, db.get_one(Schedule, appt.schedule_id), appt.start_at)
+    variables = visit_vars(db, db.get_one(Schedule, appt.schedule_id), appt.start_at)
     service.queue(db, [Draft(appt.patient_id, "no_show", variables,
                              appt.noshow_at or utcnow(), f"no_show:{appt.id}", appt.id,
                              appt.day)])
@@ -138,7 +126,7 @@ def on_no_show(db: Session, ev: NoShowRecorded) -> None:
 def on_called(db: Session, ev: PatientCalled) -> None:
     """RM-1: "you are next" on the day; a same-day event, so quiet hours do not hold it."""
     appt = db.get_one(Appointment, ev.appointment_id)
-    variables = _visit(db, db.get_one(Schedule, appt.schedule_id), appt.start_at)
+    variables = visit_vars(db, db.get_one(Schedule, appt.schedule_id), appt.start_at)
     service.queue(db, [Draft(appt.patient_id, "your_turn", variables,
                              appt.called_at or utcnow(), f"your_turn:{appt.id}", appt.id,
                              appt.day)])

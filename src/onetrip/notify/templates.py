@@ -37,6 +37,10 @@ TEMPLATES: dict[str, Template] = {
     "stop_clinic": Template(
         "OT_STOP_CLINIC",
         "抱歉，{department}{time}的门诊因故停诊，该预约已取消。{offer}"),
+    "substituted": Template(
+        "OT_SUBSTITUTED",
+        "您{time}{department}的预约改由{doctor}接诊，就诊时间和地点（{place}）不变。"
+        "如需取消，请在{cancel_deadline}前操作。"),
     "waitlist_offer": Template(
         "OT_WAITLIST",
         "您候补的{department}有号源了：{time}。号源为您保留至{expires}，请及时确认，逾期自动释放。"),

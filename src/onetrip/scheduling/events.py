@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from onetrip.events import Event
 
@@ -61,6 +62,7 @@ class ScheduleSubstituted(Event):
     schedule_id: int
     substitute_practitioner_id: int
     affected_appointment_ids: tuple[int, ...] = ()
+    substituted_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -73,3 +75,4 @@ class WaitlistOffered(Event):
     entry_id: int
     patient_id: int
     slot_id: int
+    offered_at: datetime | None = None

@@ -68,7 +68,8 @@ def substitute(db: Session, *, principal: Principal, schedule_id: int, practitio
                           substitute=doctor.code, reason=reason, appointments=len(affected))
     events.publish(db, ScheduleSubstituted(schedule_id=schedule.id,
                                            substitute_practitioner_id=doctor.id,
-                                           affected_appointment_ids=affected))
+                                           affected_appointment_ids=affected,
+                                           substituted_at=now))
     return schedule
 
 

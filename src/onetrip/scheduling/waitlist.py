@@ -68,7 +68,7 @@ def offer_freed_slot(db: Session, *, slot_id: int, now: datetime) -> WaitlistEnt
         entry.status, entry.offered_slot_id, entry.offer_expires_at = "offered", slot.id, expires
         db.flush()
         events.publish(db, WaitlistOffered(entry_id=entry.id, patient_id=entry.patient_id,
-                                           slot_id=slot.id))
+                                           slot_id=slot.id, offered_at=now))
         return entry
     return None
 
