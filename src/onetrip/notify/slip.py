@@ -213,6 +213,7 @@ def _write(pdf: FPDF, lines: list[tuple[str, float, str]], points: float, *,
         if dry_run:
             rows = pdf.multi_cell(0, h, text, align=align, wrapmode=WrapMode.CHAR,
                                   dry_run=True, output=MethodReturnValue.LINES)
+            assert isinstance(rows, list)
             height += h * len(rows)
         else:
             pdf.multi_cell(0, h, text, align=align, wrapmode=WrapMode.CHAR,
