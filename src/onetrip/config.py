@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -40,7 +40,8 @@ class Settings(BaseSettings):
     # SMS sender: "outbox" writes messages to the sms_outbox table (development, demo).
     sms_sender: str = "outbox"
     # Reminders (docs/notifications.md): "console" logs a masked line; "identity" sends through
-    # the sms_sender above; a gateway registers its own (notify.channels.register_channel).
+    # the sms_sender above; "http" posts to notify_sms_url; a gateway may register its own
+    # (notify.channels.register_channel).
     notify_sms_channel: str = "console"
     # RM-2: local hour of the day-before reminder, quiet hours for SMS, check-in lead time.
     notify_day_before_hour: int = Field(default=18, ge=0, le=23)
@@ -48,6 +49,20 @@ class Settings(BaseSettings):
     notify_quiet_end: time = time(7, 0)
     notify_checkin_minutes: int = Field(default=15, ge=0)
     notify_max_attempts: int = Field(default=5, ge=1)
+    # Channels (docs/notifications.md, "Channels"): push channels in order of preference;
+    # "wechat" applies to patients with a bound openid. Every sent message is also in the inbox.
+    notify_channels: list[str] = Field(default_factory=lambda: ["wechat", "sms"])
+    notify_sms_url: str = ""
+    notify_sms_access_key_id: str = ""
+    notify_sms_access_key_secret: SecretStr = SecretStr("")
+    notify_sms_sign_name: str = "最多跑一次"
+    notify_wechat_channel: str = "console"  # "console" or "http"
+    notify_wechat_url: str = "https://api.weixin.qq.com"
+    notify_wechat_app_id: str = ""
+    notify_wechat_app_secret: SecretStr = SecretStr("")
+    # Our template name -> the template_id approved for the official account.
+    notify_wechat_templates: dict[str, str] = Field(default_factory=dict)
+    notify_gateway_timeout: float = Field(default=5.0, gt=0)
     # Base of links printed or sent to patients (the QR code of the paper slip).
     public_url: str = "http://127.0.0.1:8000"
     # Font of the paper slip (a CJK TrueType/OpenType file or collection); empty: the PyPI

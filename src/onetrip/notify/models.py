@@ -40,3 +40,19 @@ class Notification(Base):
     last_error: Mapped[str] = mapped_column(String(300), default="")
     dedupe_key: Mapped[str] = mapped_column(String(120), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: When the patient (or a family member's account) opened it in the inbox.
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Staff resends of a failed message (the same row and out_id: never a second message).
+    resends: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class WechatBinding(Base):
+    """A patient's openid at the hospital's WeChat official account (公众号), recorded when
+    they follow it and bind their card; template messages go to this openid."""
+
+    __tablename__ = "wechat_binding"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), unique=True)
+    openid: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 from onetrip.config import get_settings
 from onetrip.db import rowcount, session_scope, utcnow
 from onetrip.identity import service as identity_service
-from onetrip.notify import rules
-from onetrip.notify.channels import CHANNELS, Outgoing
-from onetrip.notify.models import Notification
+from onetrip.notify import channels, rules
+from onetrip.notify.channels import Outgoing
+from onetrip.notify.models import Notification, WechatBinding
 from onetrip.notify.templates import TEMPLATES, render
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class Draft:
     dedupe_key: str
     appointment_id: int | None = None
     event_day: date | None = None
-    channel: str = "sms"
+    channel: str = ""  # empty: chosen from ONETRIP_NOTIFY_CHANNELS (channels.choose)
 
 
 def queue(db: Session, drafts: list[Draft]) -> list[Notification]:
@@ -60,7 +60,10 @@ def queue(db: Session, drafts: list[Draft]) -> list[Notification]:
     keys = [d.dedupe_key[:120] for d in drafts]
     seen = set(db.scalars(select(Notification.dedupe_key)
                           .where(Notification.dedupe_key.in_(keys))))
-    policy, tz = reminder_policy(), get_settings().tz
+    settings = get_settings()
+    policy, tz, preferred = reminder_policy(), settings.tz, settings.notify_channels
+    bound = _bound_patients(db, {d.patient_id for d in drafts if not d.channel}) \
+        if "wechat" in preferred else set()
     rows = []
     for draft, key in zip(drafts, keys, strict=True):
         if draft.template not in TEMPLATES:
@@ -68,14 +71,35 @@ def queue(db: Session, drafts: list[Draft]) -> list[Notification]:
         if key in seen:
             continue
         seen.add(key)
-        due = rules.respect_quiet_hours(draft.send_at, channel=draft.channel,
+        channel = draft.channel or channels.choose(preferred,
+                                                   has_openid=draft.patient_id in bound)
+        due = rules.respect_quiet_hours(draft.send_at, channel=channel,
                                         event_day=draft.event_day, policy=policy, tz=tz)
         rows.append(Notification(
             patient_id=draft.patient_id, appointment_id=draft.appointment_id,
-            channel=draft.channel, template=draft.template, variables=draft.variables,
+            channel=channel, template=draft.template, variables=draft.variables,
             send_at=due, next_attempt_at=due, dedupe_key=key))
     db.add_all(rows)
     return rows
+
+
+def _bound_patients(db: Session, patient_ids: set[int]) -> set[int]:
+    if not patient_ids:
+        return set()
+    return set(db.scalars(select(WechatBinding.patient_id)
+                          .where(WechatBinding.patient_id.in_(patient_ids))))
+
+
+def bind_wechat(db: Session, *, patient_id: int, openid: str) -> WechatBinding:
+    """Record the patient's openid at the official account (from its OAuth callback)."""
+    row = db.scalar(select(WechatBinding).where(WechatBinding.patient_id == patient_id))
+    if row is None:
+        row = WechatBinding(patient_id=patient_id, openid=openid[:64])
+        db.add(row)
+    else:
+        row.openid = openid[:64]
+    db.flush()
+    return row
 
 
 def cancel_queued(db: Session, *, appointment_id: int,
@@ -123,22 +147,42 @@ def _safe_error(exc: Exception) -> str:
     return f"{type(exc).__name__}: {_DIGITS.sub('***', str(exc))}"[:300]
 
 
+def _outgoing(db: Session, row: Notification) -> Outgoing:
+    """The message as a transport sees it; a WeChat row whose patient unbound goes by SMS."""
+    patient = identity_service.get_patient(db, row.patient_id)
+    if patient is None:
+        raise channels.PermanentFailure(f"patient {row.patient_id} not found")
+    openid = ""
+    if row.channel == "wechat":
+        openid = db.scalar(select(WechatBinding.openid)
+                           .where(WechatBinding.patient_id == row.patient_id)) or ""
+        if not openid:
+            row.channel = "sms"
+    base = get_settings().public_url.rstrip("/")
+    link = f"{base}/me/appointments/{row.appointment_id}" if row.appointment_id \
+        else f"{base}/me/inbox"
+    return Outgoing(out_id=f"onetrip-{row.id}", phone=identity_service.patient_phone(patient),
+                    template_code=TEMPLATES[row.template].code, params=row.variables,
+                    text=render(row.template, row.variables), template=row.template,
+                    openid=openid, link=link)
+
+
 def deliver(db: Session, row: Notification, *, now: datetime) -> None:
-    """Send one claimed row through the configured channel; on failure back off (RM-1)."""
+    """Send one claimed row through its channel; on failure back off, on a permanent
+    refusal (or the last attempt) mark it failed with the reason (RM-1)."""
     policy = reminder_policy()
     row.attempts += 1
     try:
-        patient = identity_service.get_patient(db, row.patient_id)
-        if patient is None:
-            raise LookupError(f"patient {row.patient_id} not found")
-        msg = Outgoing(out_id=f"onetrip-{row.id}",
-                       phone=identity_service.patient_phone(patient),
-                       template_code=TEMPLATES[row.template].code, params=row.variables,
-                       text=render(row.template, row.variables))
-        row.provider_message_id = CHANNELS[get_settings().notify_sms_channel](db, msg)[:100]
+        if row.channel == "inbox":
+            provider_id = f"inbox-{row.id}"
+        else:
+            msg = _outgoing(db, row)
+            provider_id = channels.transport(row.channel)(db, msg)
+        row.provider_message_id = provider_id[:100]
     except Exception as exc:  # any gateway failure: retry later, never lose the row
         row.last_error = _safe_error(exc)
-        retry = rules.next_attempt(row.attempts, now, policy)
+        retry = None if isinstance(exc, channels.PermanentFailure) else \
+            rules.next_attempt(row.attempts, now, policy)
         if retry is None:
             row.status = "failed"
         else:
