@@ -21,6 +21,7 @@ def create_app() -> FastAPI:
     from onetrip.identity import api as identity_api
     from onetrip.identity import pages as identity_pages
     from onetrip.notify import api as notify_api
+    from onetrip.notify import pages as notify_pages
     from onetrip.org import api as org_api
     from onetrip.org import pages as org_pages
     from onetrip.quality import api as quality_api
@@ -63,7 +64,8 @@ def create_app() -> FastAPI:
 
     for router in (org_api.router, org_pages.router, identity_api.router, identity_pages.router,
                    scheduling_api.router, quality_api.router, quality_pages.router,
-                   notify_api.router, fhir_api.router, exams_api.router, exams_pages.router,
+                   notify_api.router, notify_pages.router, fhir_api.router, exams_api.router,
+                   exams_pages.router,
                    console_pages.router, console_window.router, console_doctor.router,
                    console_stop.router, console_admin.router, console_policy.router):
         app.include_router(router)

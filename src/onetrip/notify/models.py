@@ -28,6 +28,8 @@ class Notification(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
     appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointment.id"), index=True)
+    #: The hospital the message is about: the staff outbox of a hospital shows its own.
+    hospital_id: Mapped[int | None] = mapped_column(ForeignKey("hospital.id"), index=True)
     channel: Mapped[str] = mapped_column(String(16))
     template: Mapped[str] = mapped_column(String(40))
     variables: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

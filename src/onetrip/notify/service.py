@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from onetrip.config import get_settings
 from onetrip.db import rowcount, session_scope, utcnow
+from onetrip.errors import Conflict, NotFound
 from onetrip.identity import service as identity_service
 from onetrip.notify import channels, rules
 from onetrip.notify.channels import Outgoing
@@ -49,6 +50,7 @@ class Draft:
     appointment_id: int | None = None
     event_day: date | None = None
     channel: str = ""  # empty: chosen from ONETRIP_NOTIFY_CHANNELS (channels.choose)
+    hospital_id: int | None = None
 
 
 def queue(db: Session, drafts: list[Draft]) -> list[Notification]:
@@ -77,7 +79,8 @@ def queue(db: Session, drafts: list[Draft]) -> list[Notification]:
                                         event_day=draft.event_day, policy=policy, tz=tz)
         rows.append(Notification(
             patient_id=draft.patient_id, appointment_id=draft.appointment_id,
-            channel=channel, template=draft.template, variables=draft.variables,
+            hospital_id=draft.hospital_id, channel=channel, template=draft.template,
+            variables=draft.variables,
             send_at=due, next_attempt_at=due, dedupe_key=key))
     db.add_all(rows)
     return rows
@@ -128,6 +131,81 @@ def list_for_patient(db: Session, *, patient_id: int, limit: int = 200) -> list[
     return list(db.scalars(select(Notification).where(Notification.patient_id == patient_id)
                            .order_by(Notification.send_at.desc(), Notification.id.desc())
                            .limit(limit)))
+
+
+class NotificationNotFound(NotFound):
+    code = "notification_not_found"
+    message = "未找到该消息"
+
+
+class NotResendable(Conflict):
+    code = "not_resendable"
+    message = "只有发送失败的消息可以重发"
+
+
+@dataclass(frozen=True)
+class OutboxFilter:
+    """The staff outbox's filters; empty values do not filter."""
+
+    template: str = ""
+    channel: str = ""
+    status: str = ""
+    day: date | None = None
+    patient_ids: list[int] | None = None
+
+
+def search_outbox(db: Session, *, hospital_id: int, f: OutboxFilter,
+                  limit: int = 200) -> list[Notification]:
+    """A hospital's messages, newest due first (the staff outbox)."""
+    stmt = select(Notification).where(Notification.hospital_id == hospital_id)
+    for column, value in ((Notification.template, f.template),
+                          (Notification.channel, f.channel), (Notification.status, f.status)):
+        if value:
+            stmt = stmt.where(column == value)
+    if f.day is not None:
+        start = datetime.combine(f.day, time(0), tzinfo=get_settings().tz)
+        stmt = stmt.where(Notification.send_at >= start,
+                          Notification.send_at < start + timedelta(days=1))
+    if f.patient_ids is not None:
+        stmt = stmt.where(Notification.patient_id.in_(f.patient_ids))
+    return list(db.scalars(stmt.order_by(Notification.send_at.desc(), Notification.id.desc())
+                           .limit(limit)))
+
+
+def resend(db: Session, *, notification_id: int, hospital_id: int | None,
+           now: datetime) -> Notification:
+    """Queue a failed message again: the same row and out_id, so the provider (and the
+    patient) never get a second copy of one that did go through."""
+    row = db.get(Notification, notification_id)
+    if row is None or (hospital_id is not None and row.hospital_id != hospital_id):
+        raise NotificationNotFound(detail={"notification_id": notification_id})
+    done = rowcount(db.execute(
+        update(Notification).where(Notification.id == row.id, Notification.status == "failed")
+        .values(status="queued", attempts=0, next_attempt_at=now,
+                resends=Notification.resends + 1),
+        execution_options={"synchronize_session": False}))
+    if not done:
+        raise NotResendable(detail={"status": row.status})
+    db.refresh(row)
+    return row
+
+
+def inbox(db: Session, *, patient_ids: frozenset[int], limit: int = 100) -> list[Notification]:
+    """Messages already sent (any channel) to these patients, newest first."""
+    return list(db.scalars(select(Notification).where(
+        Notification.patient_id.in_(patient_ids), Notification.status == "sent")
+        .order_by(Notification.sent_at.desc(), Notification.id.desc()).limit(limit)))
+
+
+def mark_read(db: Session, *, patient_ids: frozenset[int], now: datetime,
+              notification_id: int | None = None) -> int:
+    """Mark one message (or all) of these patients read; returns how many changed."""
+    where = [Notification.patient_id.in_(patient_ids), Notification.status == "sent",
+             Notification.read_at.is_(None)]
+    if notification_id is not None:
+        where.append(Notification.id == notification_id)
+    return rowcount(db.execute(update(Notification).where(*where).values(read_at=now),
+                               execution_options={"synchronize_session": False}))
 
 
 def claim_due(db: Session, *, now: datetime, limit: int) -> list[Notification]:

@@ -36,7 +36,8 @@ def _queue_booking(db: Session, appt: Appointment) -> None:
         start_at=appt.start_at, booked_at=booked_at, policy=service.reminder_policy(),
         tz=get_settings().tz)}
     service.queue(db, [Draft(appt.patient_id, template, variables, send_at,
-                             f"{template}:{appt.id}", appt.id, appt.day)
+                             f"{template}:{appt.id}", appt.id, appt.day,
+                             hospital_id=appt.hospital_id)
                        for template, send_at in due.items()])
 
 
@@ -61,7 +62,7 @@ def on_cancelled(db: Session, ev: AppointmentCancelled) -> None:
     variables["reason"] = f"原因：{ev.reason}。" if ev.reason else ""
     service.queue(db, [Draft(appt.patient_id, "cancelled", variables,
                              appt.cancelled_at or utcnow(), f"cancelled:{appt.id}", appt.id,
-                             appt.day)])
+                             appt.day, hospital_id=appt.hospital_id)])
 
 
 @events.on_commit(RebookingOffered)
@@ -78,19 +79,22 @@ def on_stop_clinic(db: Session, ev: RebookingOffered) -> None:
     else:
         variables["offer"] = offer.note + "。"
     service.queue(db, [Draft(appt.patient_id, "stop_clinic", variables, offer.created_at,
-                             f"stop_clinic:{appt.id}", appt.id, appt.day)])
+                             f"stop_clinic:{appt.id}", appt.id, appt.day,
+                             hospital_id=appt.hospital_id)])
 
 
 @events.on_commit(WaitlistOffered)
 def on_waitlist_offer(db: Session, ev: WaitlistOffered) -> None:
     entry = db.get_one(WaitlistEntry, ev.entry_id)
     slot = db.get_one(Slot, ev.slot_id)
-    variables = visit_vars(db, db.get_one(Schedule, slot.schedule_id), slot.start_at)
+    schedule = db.get_one(Schedule, slot.schedule_id)
+    variables = visit_vars(db, schedule, slot.start_at)
     variables["expires"] = when(entry.offer_expires_at or slot.start_at)
     service.queue(db, [Draft(ev.patient_id, "waitlist_offer", variables,
                              ev.offered_at or utcnow(),
                              f"waitlist_offer:{ev.entry_id}:{ev.slot_id}",
-                             event_day=slot.start_at.astimezone(get_settings().tz).date())])
+                             event_day=slot.start_at.astimezone(get_settings().tz).date(),
+                             hospital_id=schedule.hospital_id)])
 
 
 @events.on_commit(ScheduleSubstituted)
@@ -104,7 +108,7 @@ def on_substituted(db: Session, ev: ScheduleSubstituted) -> None:
         service.queue(db, [Draft(appt.patient_id, "substituted", variables,
                                  ev.substituted_at or utcnow(),
                                  f"substituted:{appt.id}:{ev.substitute_practitioner_id}",
-                                 appt.id, appt.day)])
+                                 appt.id, appt.day, hospital_id=appt.hospital_id)])
 
 
 @events.on_commit(AppointmentCheckedIn)
@@ -119,7 +123,7 @@ def on_no_show(db: Session, ev: NoShowRecorded) -> None:
     variables = visit_vars(db, db.get_one(Schedule, appt.schedule_id), appt.start_at)
     service.queue(db, [Draft(appt.patient_id, "no_show", variables,
                              appt.noshow_at or utcnow(), f"no_show:{appt.id}", appt.id,
-                             appt.day)])
+                             appt.day, hospital_id=appt.hospital_id)])
 
 
 @events.on_commit(PatientCalled)
@@ -129,4 +133,4 @@ def on_called(db: Session, ev: PatientCalled) -> None:
     variables = visit_vars(db, db.get_one(Schedule, appt.schedule_id), appt.start_at)
     service.queue(db, [Draft(appt.patient_id, "your_turn", variables,
                              appt.called_at or utcnow(), f"your_turn:{appt.id}", appt.id,
-                             appt.day)])
+                             appt.day, hospital_id=appt.hospital_id)])

@@ -67,6 +67,14 @@ TEMPLATES: dict[str, Template] = {
 }
 
 
+#: What staff and patients see as a message's kind.
+LABELS = {"booking_confirmed": "预约成功", "day_before": "就诊前一日提醒",
+          "hour_before": "就诊前一小时提醒", "cancelled": "预约取消", "substituted": "替诊通知",
+          "stop_clinic": "停诊通知", "waitlist_offer": "候补号源", "your_turn": "叫号提醒",
+          "no_show": "爽约通知", "exam_preparation": "检查准备", "report_ready": "报告已出",
+          "pharmacy_window": "取药提醒", "payment_receipt": "缴费凭证"}
+
+
 def render(template: str, variables: dict[str, Any]) -> str:
     """The text of one message, signature first; raises KeyError for an unknown template."""
     return SIGNATURE + TEMPLATES[template].text.format_map(variables)

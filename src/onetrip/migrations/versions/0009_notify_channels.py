@@ -1,4 +1,4 @@
-"""notify: inbox read marks, resends, WeChat bindings
+"""notify: hospital of a message, inbox read marks, resends, WeChat bindings
 
 Revision ID: 0009_notify_channels
 Revises: 0008_notify
@@ -31,14 +31,20 @@ def upgrade() -> None:
     sa.UniqueConstraint('patient_id', name=op.f('uq_wechat_binding_patient_id'))
     )
     with op.batch_alter_table('notification', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('hospital_id', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('read_at', onetrip.db.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('resends', sa.Integer(), nullable=False, server_default='0'))
     with op.batch_alter_table('notification', schema=None) as batch_op:
         batch_op.alter_column('resends', server_default=None)
+        batch_op.create_index(batch_op.f('ix_notification_hospital_id'), ['hospital_id'], unique=False)
+        batch_op.create_foreign_key(batch_op.f('fk_notification_hospital_id_hospital'), 'hospital', ['hospital_id'], ['id'])
 
 
 def downgrade() -> None:
     with op.batch_alter_table('notification', schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f('fk_notification_hospital_id_hospital'), type_='foreignkey')
+        batch_op.drop_index(batch_op.f('ix_notification_hospital_id'))
         batch_op.drop_column('resends')
         batch_op.drop_column('read_at')
+        batch_op.drop_column('hospital_id')
     op.drop_table('wechat_binding')
