@@ -15,6 +15,7 @@ from pypdf import PdfReader
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from onetrip.config import get_settings
 from onetrip.deps import get_now
 from onetrip.identity import auth as identity_auth
 from onetrip.identity.models import Account, AuditEvent, Patient
@@ -166,3 +167,12 @@ def test_rm1_a_cancelled_appointment_has_no_slip(
 def test_rm1_names_are_masked_on_paper() -> None:
     assert [mask_name(n) for n in ("李", "李明", "王小明", "欧阳晓华")] == \
         ["李", "李*", "王*明", "欧**华"]
+
+
+def test_rm1_a_missing_font_is_a_clear_error_not_a_slip_without_chinese(
+        client: TestClient, booked: Booked, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(get_settings(), "slip_font", "/nonexistent/NotoSansCJK.ttc")
+    r = client.get(f"/api/v1/appointments/{booked.appt.id}/slip.pdf",
+                   headers=booked.account_headers)
+    assert r.status_code == 503 and r.json()["code"] == "slip_font_missing"
+    assert "中文字体" in r.json()["message"]
