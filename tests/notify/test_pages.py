@@ -112,6 +112,11 @@ def test_rm1_staff_outbox_filters_shows_the_reason_and_resends_without_a_duplica
                             params={"patient": "林小", "template": "booking_confirmed",
                                     "channel": "sms"}).text
     assert by_patient.count("<tr data-id=") == 1
+    empty_form = client.get("/staff/notifications?template=&channel=&status=failed&day=&patient=",
+                            headers=window).text
+    assert empty_form.count("<tr data-id=") == 1
+    bad_day = client.get("/staff/notifications", params={"day": "2026-13-01"}, headers=window)
+    assert bad_day.status_code == 200 and "日期格式应为YYYY-MM-DD" in bad_day.text
     r = client.post(f"/staff/notifications/{failed.id}/resend?back=status%3Dfailed",
                     headers=window, follow_redirects=False)
     assert r.status_code == 303

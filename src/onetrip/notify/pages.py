@@ -101,19 +101,30 @@ def _patient_ids(db: DbSession, query: str) -> list[int] | None:
     return [p.id for p in identity_service.find_by_name(db, query)]
 
 
+def _day(value: str) -> tuple[date | None, str]:
+    """The day filter of the form (empty: none); a malformed one is reported, not applied."""
+    if not value:
+        return None, ""
+    try:
+        return date.fromisoformat(value), ""
+    except ValueError:
+        return None, "日期格式应为YYYY-MM-DD"
+
+
 @router.get("/staff/notifications")
 def outbox_page(request: Request, db: DbSession, principal: OutboxStaff,
                 template: Annotated[str, Query(max_length=40)] = "",
                 channel: Annotated[str, Query(max_length=16)] = "",
                 status: Annotated[str, Query(max_length=16)] = "",
-                day: Annotated[date | None, Query()] = None,
+                day: Annotated[str, Query(max_length=10)] = "",
                 patient: Annotated[str, Query(max_length=50)] = "",
                 flash: str = "") -> Response:
     """RM-1: the hospital's outbox, filtered; failure reasons and resend of failed messages."""
     assert principal.hospital_id is not None
+    on_day, error = _day(day)
     f = service.OutboxFilter(template=template if template in TEMPLATES else "",
                              channel=channel if channel in ALL_CHANNELS else "",
-                             status=status if status in STATUS_LABELS else "", day=day,
+                             status=status if status in STATUS_LABELS else "", day=on_day,
                              patient_ids=_patient_ids(db, patient))
     rows = service.search_outbox(db, hospital_id=principal.hospital_id, f=f)
     shown: dict[int, Shown] = {}
@@ -122,12 +133,13 @@ def outbox_page(request: Request, db: DbSession, principal: OutboxStaff,
                                                      action="notification.list")
         shown[pid] = Shown(mask_name(p.name), identity_service.masked_phone(p))
     values = {"template": f.template, "channel": f.channel, "status": f.status,
-              "day": day.isoformat() if day else "", "patient": patient}
+              "day": day, "patient": patient}
     return render_page(request, "staff_notifications.html", {
         "rows": rows, "shown": shown, "text": _text, "values": values,
         "labels": LABELS, "channels": CHANNEL_LABELS, "statuses": STATUS_LABELS,
         "query": urlencode({k: v for k, v in values.items() if v}),
-        "flash": {"resent": "已重新排队发送（同一条消息，不会重复发送）"}.get(flash)})
+        "flash": error or {"resent": "已重新排队发送（同一条消息，不会重复发送）"}.get(flash),
+        "flash_kind": "error" if error else "ok"})
 
 
 @router.post("/staff/notifications/{notification_id}/resend")
