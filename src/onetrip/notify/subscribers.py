@@ -48,7 +48,8 @@ def on_booked(db: Session, ev: AppointmentBooked) -> None:
 
 @events.on_commit(AppointmentRebooked)
 def on_rebooked(db: Session, ev: AppointmentRebooked) -> None:
-    """RM-2: the reminders move to the new appointment; the old one's still queued go."""
+    """RM-2: the reminders move to the new appointment. Whatever is still queued about the
+    old one goes, the stop-clinic notice too: the patient has already answered it."""
     if ev.previous_id:
         service.cancel_queued(db, appointment_id=ev.previous_id)
     _queue_booking(db, db.get_one(Appointment, ev.appointment_id))
