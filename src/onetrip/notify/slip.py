@@ -101,16 +101,18 @@ def slip_for(db: Session, appt: Appointment, *, now: datetime) -> Slip:
     policy, _ = scheduling_service.policy_for(db, appt.hospital_id)
     place = Place.of(place_of(db, schedule))
     tz = get_settings().tz
-    start, end = appt.start_at.astimezone(tz), (appt.start_at + _slot_length(schedule))
+    start = appt.start_at.astimezone(tz)
+    end = start + timedelta(minutes=schedule.slot_minutes)
     weekday = "一二三四五六日"[start.weekday()]
-    opens = appt.start_at - _minutes(policy.check_in_opens_minutes)
+    opens = appt.start_at - timedelta(minutes=policy.check_in_opens_minutes)
+    checkin_by = appt.start_at - timedelta(minutes=get_settings().notify_checkin_minutes)
     where = place.floor or place.building or dept.name
     room = place.room or f"{dept.name}诊区"
     return Slip(
         hospital=hospital.name, reference=f"{appt.id:08d}",
         patient=mask_name(patient.name) if patient else "",
         day=f"{start.year}年{start.month}月{start.day}日 星期{weekday}",
-        time=f"{start:%H:%M}–{end.astimezone(tz):%H:%M}（第{slot.seq}号）",
+        time=f"{start:%H:%M}–{end:%H:%M}（第{slot.seq}号）",
         department=dept.name, doctor=doctor_of(db, schedule), place=place,
         steps=[f"报到：{when(opens)}起，凭身份证或医保卡在{where}自助机或分诊台签到",
                f"候诊：留意叫号屏，叫到第{slot.seq}号后进入{room}",
@@ -119,20 +121,11 @@ def slip_for(db: Session, appt: Appointment, *, now: datetime) -> Slip:
         preparation=["携带本人身份证或医保卡（代办请携带患者证件）",
                      "既往病历、检查报告和正在服用的药品清单",
                      "如需空腹检查，医生会在开单时告知"],
-        checkin=f"请于{when(appt.start_at - _minutes(get_settings().notify_checkin_minutes))}"
-                f"前完成签到；报到自{when(opens)}开放，过号需重新排队",
+        checkin=f"请于{when(checkin_by)}前完成签到；报到自{when(opens)}开放，过号需重新排队",
         cancellation=f"如需取消，请在{when(deadline_of(db, appt))}前通过手机、自助机或窗口操作，"
                      f"逾期未就诊计爽约",
         link=appointment_link(appt.id), printed=f"打印时间：{now.astimezone(tz):%Y-%m-%d %H:%M}",
         notes=[f"咨询电话：{hospital.phone}"] if hospital.phone else [])
-
-
-def _minutes(n: int) -> timedelta:
-    return timedelta(minutes=n)
-
-
-def _slot_length(schedule: Schedule) -> timedelta:
-    return timedelta(minutes=schedule.slot_minutes)
 
 
 # --- the PDF --------------------------------------------------------------------------------
