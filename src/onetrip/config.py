@@ -49,9 +49,10 @@ class Settings(BaseSettings):
     notify_quiet_end: time = time(7, 0)
     notify_checkin_minutes: int = Field(default=15, ge=0)
     notify_max_attempts: int = Field(default=5, ge=1)
-    # Channels (docs/notifications.md, "Channels"): push channels in order of preference;
-    # "wechat" applies to patients with a bound openid. Every sent message is also in the inbox.
-    notify_channels: list[str] = Field(default_factory=lambda: ["wechat", "sms"])
+    # Channels (docs/notifications.md, "Channels"): push channels in order of preference, e.g.
+    # ["wechat", "sms"] (WeChat for patients with a bound openid). Sent messages are all in
+    # the inbox; [] sends nothing but the inbox.
+    notify_channels: list[str] = Field(default_factory=lambda: ["sms"])
     notify_sms_url: str = ""
     notify_sms_access_key_id: str = ""
     notify_sms_access_key_secret: SecretStr = SecretStr("")

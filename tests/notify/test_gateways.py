@@ -32,6 +32,7 @@ def gateway(monkeypatch: pytest.MonkeyPatch) -> Iterator[Gateway]:
         monkeypatch.setattr(s, "notify_sms_access_key_id", "LTAI-test")
         monkeypatch.setattr(s, "notify_sms_access_key_secret",
                             type(s.notify_sms_access_key_secret)(fake_gateways.SECRET))
+        monkeypatch.setattr(s, "notify_channels", ["wechat", "sms"])
         monkeypatch.setattr(s, "notify_wechat_channel", "http")
         monkeypatch.setattr(s, "notify_wechat_url", gw.url)
         monkeypatch.setattr(s, "notify_wechat_app_id", "wx-test")
