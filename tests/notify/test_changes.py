@@ -7,6 +7,9 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from onetrip.identity import empi
+from onetrip.identity.rules import DocumentType, Role
+from onetrip.identity.service import Principal
 from onetrip.notify.models import Notification
 from onetrip.scheduling import booking, queue, stopclinic, waitlist
 from onetrip.scheduling.rules import Channel
@@ -68,3 +71,18 @@ def test_rm1_checking_in_before_the_hour_reminder_drops_it(db: Session, clinic: 
     got = messages(db, appt.id)
     assert got["hour_before"].status == "cancelled"
     assert got["booking_confirmed"].status == "queued"
+
+
+def test_id3_messages_follow_a_merge_to_the_survivor_and_come_back_on_unmerge(
+        db: Session, clinic: Clinic) -> None:
+    appt = book(db, clinic)
+    duplicate = appt.patient_id
+    survivor, _ = clinic.patient(db, document_type=DocumentType.passport,
+                                 document_number="E20261188")
+    admin = Principal(role=Role.regional_admin, label="empi")
+    merge = empi.merge_patients(db, admin, source_id=duplicate, target_id=survivor.id)
+    db.commit()
+    assert {n.patient_id for n in messages(db, appt.id).values()} == {survivor.id}
+    empi.unmerge_patients(db, admin, merge_id=merge.id)
+    db.commit()
+    assert {n.patient_id for n in messages(db, appt.id).values()} == {duplicate}

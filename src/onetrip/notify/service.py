@@ -117,6 +117,16 @@ def cancel_queued(db: Session, *, appointment_id: int,
         execution_options={"synchronize_session": False}))
 
 
+def move_messages(db: Session, *, source: int, target: int,
+                  appointment_ids: list[int] | None = None) -> int:
+    """Re-point a patient's messages (only those about ``appointment_ids`` when given)."""
+    where = [Notification.patient_id == source]
+    if appointment_ids is not None:
+        where.append(Notification.appointment_id.in_(appointment_ids))
+    return rowcount(db.execute(update(Notification).where(*where).values(patient_id=target),
+                               execution_options={"synchronize_session": False}))
+
+
 def refresh_queued(db: Session, *, appointment_id: int, variables: dict[str, Any]) -> int:
     """RM-1: queued messages of an appointment show its changed details (e.g. the doctor)."""
     rows = list(db.scalars(select(Notification).where(

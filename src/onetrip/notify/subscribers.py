@@ -6,11 +6,13 @@ rolled-back booking queues nothing, a committed one never loses its messages.
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from onetrip import events
 from onetrip.config import get_settings
 from onetrip.db import utcnow
+from onetrip.identity.empi import PatientsMerged, PatientsUnmerged
 from onetrip.notify import rules, service
 from onetrip.notify.service import Draft
 from onetrip.notify.visit import appointment_vars, visit_vars, when
@@ -25,7 +27,14 @@ from onetrip.scheduling.events import (
     ScheduleSubstituted,
     WaitlistOffered,
 )
-from onetrip.scheduling.models import Appointment, RebookingOffer, Schedule, Slot, WaitlistEntry
+from onetrip.scheduling.models import (
+    Appointment,
+    MergeMove,
+    RebookingOffer,
+    Schedule,
+    Slot,
+    WaitlistEntry,
+)
 
 
 def _queue_booking(db: Session, appt: Appointment) -> None:
@@ -135,3 +144,18 @@ def on_called(db: Session, ev: PatientCalled) -> None:
     service.queue(db, [Draft(appt.patient_id, "your_turn", variables,
                              appt.called_at or utcnow(), f"your_turn:{appt.id}", appt.id,
                              appt.day, hospital_id=appt.hospital_id)])
+
+
+@events.on_commit(PatientsMerged)
+def on_merged(db: Session, ev: PatientsMerged) -> None:
+    """ID-3: the surviving record gets the duplicate's messages, sent and still to send."""
+    service.move_messages(db, source=ev.source_patient_id, target=ev.target_patient_id)
+
+
+@events.on_commit(PatientsUnmerged)
+def on_unmerged(db: Session, ev: PatientsUnmerged) -> None:
+    """ID-3: messages about the appointments an unmerge returns go back with them."""
+    moved = list(db.scalars(select(MergeMove.row_id).where(
+        MergeMove.merge_id == ev.merge_id, MergeMove.kind == "appointment")))
+    service.move_messages(db, source=ev.target_patient_id, target=ev.source_patient_id,
+                          appointment_ids=moved)
