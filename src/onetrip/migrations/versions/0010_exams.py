@@ -1,7 +1,7 @@
 """exams: catalogue, resources, slots, orders, bookings
 
 Revision ID: 0010_exams
-Revises: 0008_notify
+Revises: 0009_notify_channels
 Create Date: 2026-11-22 08:38:30.630991
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import onetrip.db
 
 revision: str = '0010_exams'
-down_revision: str | None = '0008_notify'
+down_revision: str | None = '0009_notify_channels'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
