@@ -192,7 +192,7 @@ def test_a_single_exam_that_clashes_with_a_booked_one_is_refused(
                             now=now)
 
 
-def test_cancel_frees_the_place_and_the_order_waits_again(
+def test_cancel_frees_the_place_the_order_waits_again_and_no_reminder_goes(
         db: Session, hospital: Hospital, doctor: Principal, centre: Principal,
         now: datetime) -> None:
     p = make_patient(db)
@@ -204,6 +204,10 @@ def test_cancel_frees_the_place_and_the_order_waits_again(
     db.expire_all()
     assert db.get_one(ExamSlot, slot.slot_id).booked == booked - 1
     assert db.get_one(ExamOrder, o.id).status == "pending"
+    # RM-1: the preparation reminder of a cancelled exam is not sent.
+    assert [n.status for n in db.scalars(select(Notification).where(
+        Notification.patient_id == p.id, Notification.template == "exam_preparation"))] == [
+        "cancelled"]
 
 
 def test_ex4_an_exam_no_show_restricts_online_booking_by_the_booking_rule(

@@ -168,6 +168,10 @@ def book_single(db: Session, *, principal: Principal, order_id: int, slot_id: in
                      patient_id=order.patient_id, itinerary=it, now=now)[0]
 
 
+def _reminder_key(booking_id: int) -> str:
+    return f"exam-prep-{booking_id}"
+
+
 def _queue_reminders(db: Session, cat: R.Catalogue, rows: Sequence[ExamBooking],
                      now: datetime) -> None:
     """RM-1: the preparation of each exam, the evening before (or at once if that passed)."""
@@ -184,7 +188,7 @@ def _queue_reminders(db: Session, cat: R.Catalogue, rows: Sequence[ExamBooking],
             patient_id=b.patient_id, template="exam_preparation",
             variables={"exam": exam.name, "time": f"{local:%m月%d日 %H:%M}", "place": place,
                        "instruction": exam.instruction or "无特殊准备"},
-            send_at=max(evening, now), dedupe_key=f"exam-prep-{b.id}",
+            send_at=max(evening, now), dedupe_key=_reminder_key(b.id),
             event_day=local.date()))
     notify_service.queue(db, drafts)
 
@@ -218,6 +222,7 @@ def cancel(db: Session, *, principal: Principal, booking_id: int, now: datetime)
     _free_place(db, row.slot_id)
     db.execute(update(ExamOrder).where(ExamOrder.id == row.order_id).values(status="pending"),
                execution_options={"synchronize_session": False})
+    notify_service.cancel_queued_by_key(db, dedupe_keys=[_reminder_key(row.id)])
     db.refresh(row)
     return row
 

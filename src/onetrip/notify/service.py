@@ -117,6 +117,15 @@ def cancel_queued(db: Session, *, appointment_id: int,
         execution_options={"synchronize_session": False}))
 
 
+def cancel_queued_by_key(db: Session, *, dedupe_keys: list[str]) -> int:
+    """The messages still queued under these keys, for domains whose messages are not about
+    an outpatient appointment (an exam booking's preparation, say) when they no longer apply."""
+    return rowcount(db.execute(
+        update(Notification).where(Notification.dedupe_key.in_([k[:120] for k in dedupe_keys]),
+                                   Notification.status == "queued")
+        .values(status="cancelled"), execution_options={"synchronize_session": False}))
+
+
 def move_messages(db: Session, *, source: int, target: int,
                   appointment_ids: list[int] | None = None) -> int:
     """Re-point a patient's messages (only those about ``appointment_ids`` when given)."""
