@@ -128,34 +128,42 @@ def server(url: str, *, workers: int = 2, port: int | None = None,
     env = {**os.environ, "ONETRIP_DATABASE_URL": url, "ONETRIP_LOG_LEVEL": "WARNING",
            "ONETRIP_BOOKING_RATE_PER_ACCOUNT": "1000000",
            "ONETRIP_BOOKING_RATE_PER_ADDRESS": "1000000", **(env or {})}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "onetrip.main:create_app", "--factory",
-         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-         "--log-level", "warning", "--no-access-log"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
+    # The server's stderr goes to a file: a pipe nobody reads fills up and stalls the server.
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "onetrip.main:create_app", "--factory",
+             "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+             "--log-level", "warning", "--no-access-log"],
+            env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
         try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            raise RuntimeError(f"server did not start: {err[-2000:]}")
-        time.sleep(0.1)
-    try:
-        yield base, proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            while True:
+                try:
+                    if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    _stop(proc)
+                    log.seek(0)
+                    raise RuntimeError(
+                        f"server did not start: {log.read().decode()[-2000:]}")
+                time.sleep(0.1)
+            yield base, proc
+        finally:
+            _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a server started in its own session, and every worker it forked."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def storm(base: str, requests: list[dict[str, Any]], *, token: str,
