@@ -20,6 +20,7 @@ from typing import Any
 
 import duckdb
 
+from bench.report import write_section
 from onetrip.quality import engine, importing
 from onetrip.quality.rules import DatasetKind, Thresholds, parse_period
 
@@ -191,7 +192,34 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           "\n".join(f"{k:18} {v}" for k, v in rounded.items()), flush=True)
     if not args.keep:
         shutil.rmtree(out_dir, ignore_errors=True)
+    record(rounded, quick=args.quick)
     return rounded
+
+
+def record(r: dict[str, Any], *, quick: bool) -> None:
+    rows = "\n".join(f"| {k} | {v} |" for k, v in r.items())
+    write_section(f"quality (bench/quality.py{' --quick' if quick else ''})", f"""
+`python -m bench.quality [--quick] [--lines N] [--json]` generates N prescription lines as an
+HIS-style UTF-8 CSV (Chinese values, ~3 lines per prescription, skewed drug use, 40
+departments, 800 prescribers) plus one charge row per line as Parquet. It imports the CSV
+through the real validating importer (`import_s`: every row checked, the line file and its
+summary files written; a clean UTF-8 CSV takes DuckDB's typed one-pass path) and the
+charges Parquet the same way (`import_charges_s`, reported apart: the target is about the
+CSV lines), runs double ten, ratios (income by department + the drug shares) and the
+antibacterial/rational checks for the month, hospital-wide, as the pages do, then the
+pandas baseline in the same process. pandas is given the imported line files already in
+memory with categorical keys (loading not timed) and no summaries; it computes a subset of
+what ours computes (double ten of the month, income per department and category, the
+shares and distinct counts, the per-prescription table with three of the seven checks, the
+DDDs), so the speed-up is, if anything, understated.
+
+Targets (issue 9): the three analyses ≤ 1 s on 10 M lines and ≥ 2.5× faster than pandas;
+importing 10 M CSV lines ≤ 30 s.
+
+| figure | value |
+|---|---|
+{rows}
+""")
 
 
 if __name__ == "__main__":
