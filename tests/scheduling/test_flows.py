@@ -71,6 +71,21 @@ def test_bk6_accept_a_rebooking_offer_in_one_action(db: Session, clinic: Clinic)
                                 slot_id=offer.slot_ids[0], now=OPEN + timedelta(minutes=4))
 
 
+def test_bk6_a_substituted_session_stays_bookable_and_can_still_be_stopped(
+        db: Session, clinic: Clinic) -> None:
+    other = make_practitioner(db, clinic.hospital, clinic.department, name="替班医生")
+    stopclinic.substitute(db, principal=clinic.window, schedule_id=clinic.schedule.id,
+                          practitioner_id=other.id, reason="原医生出差", now=OPEN)
+    p, _ = clinic.patient(db)
+    appt = booking.book(db, principal=clinic.window, patient_id=p.id, channel=Channel.window,
+                        now=OPEN, schedule_id=clinic.schedule.id)
+    assert appt.status == "booked"
+    result = stopclinic.stop_clinic(db, principal=clinic.window, schedule_id=clinic.schedule.id,
+                                    reason="替诊医生也无法出诊", now=OPEN)
+    assert clinic.schedule.status == "stopped" and appt.id in {
+        o.appointment_id for o in result.offers}
+
+
 def test_substitute_keeps_the_appointments(db: Session, clinic: Clinic) -> None:
     booked = fill(db, clinic, 2)
     other = make_practitioner(db, clinic.hospital, clinic.department)

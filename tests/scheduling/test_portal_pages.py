@@ -287,17 +287,16 @@ def test_bk1_inside_wechat_the_portal_books_through_the_wechat_channel(
     assert appt is not None and appt.channel == "wechat" and appt.pool == "online"
 
 
-def test_bk6_a_substituted_or_stopped_session_offers_no_slots(client: TestClient, clock: Clock,
-                                                              clinic: Clinic,
-                                                              db: Session) -> None:
+def test_bk6_a_substituted_session_books_under_the_substitute_a_stopped_one_offers_nothing(
+        client: TestClient, clock: Clock, clinic: Clinic, db: Session) -> None:
     other = make_practitioner(db, clinic.hospital, clinic.department, name="替班医生")
     stopclinic.substitute(db, principal=clinic.window, schedule_id=clinic.schedule.id,
                           practitioner_id=other.id, reason="原医生出差", now=OPEN)
     times = client.get(f"/book/schedules/{clinic.schedule.id}")
-    assert "data-slot=" not in times.text and "替诊" in times.text and "替班医生" in times.text
+    assert "data-slot=" in times.text and "替诊" in times.text and "替班医生" in times.text
     day = client.get(f"/book/hospitals/{clinic.hospital.code}/{clinic.department.code}",
                      params={"day": DAY.isoformat()})
-    assert "暂停预约" in day.text
+    assert "替诊" in day.text and "暂停预约" not in day.text and "余" in day.text
     later = clinic.session(db, day=DAY + timedelta(days=1))
     stopclinic.stop_clinic(db, principal=clinic.window, schedule_id=later.id, reason="停诊",
                            now=OPEN)

@@ -34,6 +34,7 @@ from onetrip.scheduling import booking
 from onetrip.scheduling import service as scheduling_service
 from onetrip.scheduling.errors import SlotNotFound
 from onetrip.scheduling.models import Appointment, Schedule, Slot
+from onetrip.scheduling.rules import BOOKABLE_SCHEDULE_STATUSES
 
 MAX_FIND_DAYS = 31
 MAX_FIND_COUNT = 100
@@ -118,7 +119,8 @@ def find(ctx: Context, req: FindRequest) -> list[dict[str, Any]]:
         identity_service.access_patient(ctx.db, ctx.signed_in(), req.patient_id,
                                         action="appointment.find")
     stmt = (select(Slot, Schedule).join(Schedule, Slot.schedule_id == Schedule.id)
-            .where(Schedule.status == "open", scheduling_service.claimable(ctx.now),
+            .where(Schedule.status.in_(BOOKABLE_SCHEDULE_STATUSES),
+                   scheduling_service.claimable(ctx.now),
                    Slot.start_at > ctx.now, Slot.start_at >= req.start, Slot.start_at < req.end,
                    bookable(ctx))
             .order_by(Slot.start_at, Slot.id).limit(req.count))

@@ -28,7 +28,14 @@ from onetrip.scheduling import booking
 from onetrip.scheduling import service as scheduling_service
 from onetrip.scheduling.errors import ChannelNotAllowed
 from onetrip.scheduling.models import Appointment, Schedule, Slot, WaitlistEntry
-from onetrip.scheduling.rules import CHANNEL_POOLS, Channel, Pool, PoolTimer, effective_pool
+from onetrip.scheduling.rules import (
+    BOOKABLE_SCHEDULE_STATUSES,
+    CHANNEL_POOLS,
+    Channel,
+    Pool,
+    PoolTimer,
+    effective_pool,
+)
 
 #: The channel a role books through over FHIR (scheduling.rules.ROLE_CHANNELS): patients
 #: and proxies as an app, clerks at the window, kiosks as kiosks; a doctor in clinic at
@@ -72,7 +79,7 @@ def bookable(ctx: Context) -> ColumnElement[bool]:
 def slot_status(now: datetime, open_cond: ColumnElement[bool]) -> Any:
     """SQL: the FHIR status of a slot (joined to its schedule) at ``now``."""
     held = and_(Slot.status == "held", or_(Slot.held_until.is_(None), Slot.held_until > now))
-    return case((Schedule.status != "open", "busy-unavailable"),
+    return case((Schedule.status.not_in(BOOKABLE_SCHEDULE_STATUSES), "busy-unavailable"),
                 (Slot.status == "blocked", "busy-unavailable"),
                 (Slot.status == "booked", "busy"),
                 (held, "busy-tentative"),

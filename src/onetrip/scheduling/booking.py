@@ -52,6 +52,7 @@ from onetrip.scheduling.events import (
 from onetrip.scheduling.models import Appointment, Schedule, Slot
 from onetrip.scheduling.rules import (
     ACTIVE_STATUSES,
+    BOOKABLE_SCHEDULE_STATUSES,
     CHANNEL_POOLS,
     ONLINE_CHANNELS,
     ROLE_CHANNELS,
@@ -252,7 +253,7 @@ def book(db: Session, *, principal: Principal, patient_id: int, channel: Channel
         raise SlotNotFound("请指定号源或排班")
     check_channel(db, principal, channel, schedule)
     identity_service.access_patient(db, principal, patient_id, action="appointment.book")
-    if schedule.status != "open":
+    if schedule.status not in BOOKABLE_SCHEDULE_STATUSES:
         raise ScheduleNotOpen(detail={"schedule_id": schedule.id, "status": schedule.status})
     policy, rule = service.policy_for(db, schedule.hospital_id)
     tz = get_settings().tz

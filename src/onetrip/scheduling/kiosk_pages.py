@@ -35,7 +35,12 @@ from onetrip.org.models import Department, Hospital, Practitioner
 from onetrip.scheduling import booking, page_booking, queue, service
 from onetrip.scheduling.errors import AppointmentNotFound, CheckInRefused, SlotNotFound
 from onetrip.scheduling.models import Appointment, Schedule, Slot
-from onetrip.scheduling.rules import CHANNEL_POOLS, SESSION_LABELS, Channel
+from onetrip.scheduling.rules import (
+    BOOKABLE_SCHEDULE_STATUSES,
+    CHANNEL_POOLS,
+    SESSION_LABELS,
+    Channel,
+)
 from onetrip.web import render_page
 from onetrip.web.pages import FONT_COOKIE
 
@@ -244,7 +249,7 @@ def register(request: Request, db: DbSession, kiosk: Kiosk, now: Now,
     days = _days(today)
     chosen = next((d for d in days if d.isoformat() == day), days[1] if ahead else today)
     schedules = [s for s in service.list_schedules(db, hospital=here.hospital, day=chosen)
-                 if s.status == "open" and s.end_at > now]
+                 if s.status in BOOKABLE_SCHEDULE_STATUSES and s.end_at > now]
     avail = service.availability(db, [s.id for s in schedules], now)
     departments: dict[int, dict[str, Any]] = {}
     for s in schedules:

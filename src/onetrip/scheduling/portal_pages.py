@@ -37,7 +37,13 @@ from onetrip.scheduling.page_booking import (
     place_of,
     time_groups,
 )
-from onetrip.scheduling.rules import CHANNEL_POOLS, SESSION_LABELS, Channel, Restriction
+from onetrip.scheduling.rules import (
+    BOOKABLE_SCHEDULE_STATUSES,
+    CHANNEL_POOLS,
+    SESSION_LABELS,
+    Channel,
+    Restriction,
+)
 from onetrip.web import render_page
 
 router = APIRouter(include_in_schema=False)
@@ -118,7 +124,7 @@ def choose_doctor(code: str, dept_code: str, request: Request, db: DbSession, no
         d: service.list_schedules(db, hospital=hospital, day=d, department=dept) for d in days}
     avail = service.availability(db, [s.id for ss in by_day.values() for s in ss], now)
     strip = [{"day": d, "left": sum(_remaining(avail[s.id], channel) for s in by_day[d]
-                                    if s.status == "open"),
+                                    if s.status in BOOKABLE_SCHEDULE_STATUSES),
               "sessions": len(by_day[d])} for d in days]
     chosen = _parse_day(day, days) or next(
         (d for d, x in zip(days, strip, strict=True) if x["left"]), today)
@@ -126,7 +132,8 @@ def choose_doctor(code: str, dept_code: str, request: Request, db: DbSession, no
     for s in by_day[chosen]:
         doc_id = s.substitute_practitioner_id or s.practitioner_id
         rows.append({"schedule": s, "doctor": db.get(Practitioner, doc_id) if doc_id else None,
-                     "left": _remaining(avail[s.id], channel) if s.status == "open" else 0,
+                     "left": _remaining(avail[s.id], channel)
+                     if s.status in BOOKABLE_SCHEDULE_STATUSES else 0,
                      "over": s.end_at <= now})
     ctx = {"hospital": hospital, "dept": dept, "strip": strip, "day": chosen, "rows": rows,
            "sessions": SESSION_LABELS, "bad_day": bool(day) and _parse_day(day, days) is None}
@@ -150,12 +157,13 @@ def times_page(request: Request, db: Session, now: datetime, principal: Principa
     """The free minutes of one session (BK-3); a full session offers the waitlist."""
     schedule = service.access_schedule(db, schedule_id)
     slots = service.free_slots(db, schedule=schedule, channel=portal_channel(request), now=now) \
-        if schedule.status == "open" else []
+        if schedule.status in BOOKABLE_SCHEDULE_STATUSES else []
     me = account_of(principal)
     members = identity_service.family_of(db, me.account_id) if me and me.account_id else []
     return render_page(request, "portal_times.html", {
         **schedule_context(db, schedule), "groups": time_groups(slots),
-        "can_wait": schedule.status == "open" and schedule.end_at > now and not slots,
+        "can_wait": schedule.status in BOOKABLE_SCHEDULE_STATUSES and schedule.end_at > now
+        and not slots,
         "members": members, "labels": RELATIONSHIP_LABELS, "signed_in": me is not None,
         "errors": errors or {}}, status_code=status_code)
 

@@ -87,6 +87,10 @@ ROLE_CHANNELS: dict[str, frozenset[Channel]] = {
     "hospital_admin": frozenset({Channel.window}),
 }
 
+#: BK-6: a session another doctor has taken over (替诊) stays open for booking under the
+#: substitute's name; only a stopped one (停诊) is closed.
+BOOKABLE_SCHEDULE_STATUSES = ("open", "substituted")
+
 #: Channels that count as online for the penalty rules (a restriction stops these only).
 ONLINE_CHANNELS = frozenset({Channel.web, Channel.wechat, Channel.app, Channel.phone})
 

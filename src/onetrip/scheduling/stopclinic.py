@@ -30,6 +30,7 @@ from onetrip.scheduling.events import (
     ScheduleSubstituted,
 )
 from onetrip.scheduling.models import Appointment, RebookingOffer, Schedule, Slot
+from onetrip.scheduling.rules import BOOKABLE_SCHEDULE_STATUSES
 
 SEARCH_DAYS = 7
 OPTIONS = 3
@@ -54,7 +55,7 @@ def substitute(db: Session, *, principal: Principal, schedule_id: int, practitio
     """替诊: another doctor of the hospital takes the session with its appointments."""
     schedule = service.access_schedule(db, schedule_id)
     _authorise(principal, schedule)
-    if schedule.status != "open":
+    if schedule.status not in BOOKABLE_SCHEDULE_STATUSES:
         raise ScheduleNotOpen()
     doctor = db.get(Practitioner, practitioner_id)
     if doctor is None or doctor.hospital_id != schedule.hospital_id or \
@@ -87,7 +88,8 @@ def _equivalents(db: Session, schedule: Schedule, now: datetime, taken: set[int]
     rows = db.scalars(
         select(Slot).join(Schedule, Schedule.id == Slot.schedule_id).where(
             Schedule.department_id == schedule.department_id,
-            Schedule.service_level == schedule.service_level, Schedule.status == "open",
+            Schedule.service_level == schedule.service_level,
+            Schedule.status.in_(BOOKABLE_SCHEDULE_STATUSES),
             Schedule.id != schedule.id, Schedule.day >= schedule.day,
             Schedule.day <= schedule.day + timedelta(days=SEARCH_DAYS),
             service.claimable(now), Slot.start_at > now)
@@ -109,7 +111,7 @@ def stop_clinic(db: Session, *, principal: Principal, schedule_id: int, reason: 
     """停诊: block the free slots, cancel each appointment with an offer or a notice."""
     schedule = service.access_schedule(db, schedule_id)
     _authorise(principal, schedule)
-    if schedule.status != "open":
+    if schedule.status not in BOOKABLE_SCHEDULE_STATUSES:
         raise ScheduleNotOpen()
     schedule.status, schedule.status_reason = "stopped", reason[:200]
     db.execute(update(Slot).where(Slot.schedule_id == schedule.id,

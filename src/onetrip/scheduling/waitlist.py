@@ -15,7 +15,14 @@ from onetrip.scheduling import service
 from onetrip.scheduling.errors import OfferUnavailable, WaitlistClosed
 from onetrip.scheduling.events import AppointmentBooked, WaitlistOffered
 from onetrip.scheduling.models import Appointment, Slot, WaitlistEntry
-from onetrip.scheduling.rules import CHANNEL_POOLS, Channel, Pool, PoolTimer, effective_pool
+from onetrip.scheduling.rules import (
+    BOOKABLE_SCHEDULE_STATUSES,
+    CHANNEL_POOLS,
+    Channel,
+    Pool,
+    PoolTimer,
+    effective_pool,
+)
 
 
 def join(db: Session, *, principal: Principal, patient_id: int, schedule_id: int,
@@ -26,7 +33,7 @@ def join(db: Session, *, principal: Principal, patient_id: int, schedule_id: int
     identity_service.access_patient(db, principal, patient_id)
     schedule = service.access_schedule(db, schedule_id)
     check_channel(db, principal, channel, schedule)
-    if schedule.status != "open" or schedule.end_at <= now:
+    if schedule.status not in BOOKABLE_SCHEDULE_STATUSES or schedule.end_at <= now:
         raise WaitlistClosed("该出诊已停诊或已结束")
     if service.free_slots(db, schedule=schedule, channel=channel, now=now):
         raise WaitlistClosed("该出诊仍有号源，请直接预约")
