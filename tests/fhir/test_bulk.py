@@ -21,6 +21,7 @@ from tests.fhir.conftest import DAY, Clinic, local, patient_session, valid
 REQUIRED = {"Location": {"resourceType", "id", "name", "telecom", "address"},
             "Schedule": {"resourceType", "id", "actor", "serviceType"},
             "Slot": {"resourceType", "id", "schedule", "status", "start", "end"}}
+ADDRESS = {"line", "city", "state", "postalCode"}
 
 
 def _lines(client: TestClient, url: str) -> list[dict[str, Any]]:
@@ -53,6 +54,7 @@ def _files(manifest: dict[str, Any], kind: str) -> list[str]:
 
 def _listed(clinic: Clinic) -> None:
     clinic.hospital.phone, clinic.hospital.address = "0575-88001234", "示范市测试路1号"
+    clinic.hospital.postal_code, clinic.hospital.region.province = "312000", "浙江省"
 
 
 def test_manifest_and_files_carry_what_the_spec_requires(
@@ -76,7 +78,7 @@ def test_manifest_and_files_carry_what_the_spec_requires(
             assert r["resourceType"] == kind
     sites = {f"Location/{r['id']}" for r in by_kind["Location"]}
     for r in by_kind["Location"]:
-        assert r["telecom"][0]["system"] == "phone" and r["address"]["line"]
+        assert r["telecom"][0]["system"] == "phone" and set(r["address"]) >= ADDRESS
     assert all(len(s["actor"]) == 1 and s["actor"][0]["reference"] in sites
                for s in by_kind["Schedule"])
     schedules = {f"Schedule/{s['id']}" for s in by_kind["Schedule"]}

@@ -37,13 +37,19 @@ def _public(ctx: Context) -> Context:
 
 
 def hospitals(ctx: Context, region: str | None) -> list[Hospital]:
-    """The hospitals of the directory: those with the phone and address the spec requires
-    of a Location (one without is left out until its admin fills them in)."""
-    stmt = select(Hospital).where(Hospital.phone != "", Hospital.address != "") \
-        .order_by(Hospital.id)
+    """The hospitals of the directory: those with the phone and full address the spec
+    requires of a Location (one without is left out until its admin fills them in)."""
+    stmt = (select(Hospital).join(Region, Region.id == Hospital.region_id)
+            .where(Hospital.phone != "", Hospital.address != "", Hospital.postal_code != "",
+                   Region.province != "").order_by(Hospital.id))
     if region:
-        stmt = stmt.join(Region, Region.id == Hospital.region_id).where(Region.code == region)
+        stmt = stmt.where(Region.code == region)
     return list(ctx.db.scalars(stmt))
+
+
+def listable(h: Hospital) -> bool:
+    """Whether a hospital has what a directory Location must carry."""
+    return bool(h.phone and h.address and h.postal_code and h.region.province)
 
 
 def manifest(ctx: Context, *, region: str | None, since: datetime | None,
@@ -130,7 +136,7 @@ def slots(ctx: Context, hospital_id: int, week: str | None,
     public sees them."""
     public = _public(ctx)
     h = ctx.db.get(Hospital, hospital_id)
-    if h is None or not (h.phone and h.address):
+    if h is None or not listable(h):
         return
     status = slot_status(ctx.now, bookable(public))
     stmt = (select(Slot, Schedule, status).join(Schedule, Slot.schedule_id == Schedule.id)

@@ -77,8 +77,10 @@ def _phone(h: Hospital) -> list[dict[str, str]]:
 def _address(h: Hospital) -> dict[str, Any] | None:
     if not h.address:
         return None
-    return {"use": "work", "type": "physical", "text": h.address, "line": [h.address],
-            "city": h.region.name, "country": "CN"}
+    out = {"use": "work", "type": "physical", "text": h.address, "line": [h.address],
+           "city": h.region.name, "state": h.region.province, "postalCode": h.postal_code,
+           "country": "CN"}
+    return {k: v for k, v in out.items() if v}
 
 
 def patient(p: Patient) -> dict[str, Any]:

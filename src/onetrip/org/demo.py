@@ -86,7 +86,8 @@ def load_org(db: Session, seed: int) -> Region:
     rng = random.Random(seed)
     fake = Faker("zh_CN")
     fake.seed_instance(seed)
-    region = Region(code=data.REGION[0], name=data.REGION[1], is_demo=True, demo_seed=seed)
+    region = Region(code=data.REGION[0], name=data.REGION[1], province=data.REGION[2],
+                    is_demo=True, demo_seed=seed)
     db.add(region)
     db.flush()
     alliance = MedicalAlliance(region_id=region.id, code=data.ALLIANCE[0], name=data.ALLIANCE[1])
@@ -106,6 +107,7 @@ def load_org(db: Session, seed: int) -> Region:
                 name=name, kind={"general": "综合医院", "tcm": "中医医院"}.get(kind, "医院"),
                 beds=beds, visits=visits, alliance=alliance.name),
             address=address, phone=phone, clinic_weekdays=weekdays, holiday_clinics=holidays,
+            postal_code=data.POSTAL_CODES.get(code, data.CITY_POSTAL_CODE),
         )
         refresh_search_keys(h)
         db.add(h)

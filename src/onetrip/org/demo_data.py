@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-REGION = ("sfs", "示范市")
+REGION = ("sfs", "示范市", "浙江省")
 ALLIANCE = ("sfs-yt", "示范市人民医院医疗集团")
+
+#: Postal codes of the demo hospitals' towns (the city, then its towns).
+POSTAL_CODES = {"qszwsy": "312031", "bszwsy": "312032", "nhxwsy": "312033"}
+CITY_POSTAL_CODE = "312000"
 
 # (code, name, short name, level, kind, address, phone, holiday clinics, weekdays)
 HOSPITALS = [

@@ -30,6 +30,8 @@ class Region(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(100))
+    #: The province (省) the region belongs to, for addresses (FHIR Location ``state``).
+    province: Mapped[str] = mapped_column(String(40), default="")
     #: Set on rows created by `onetrip demo` so that it never mixes with real data.
     is_demo: Mapped[bool] = mapped_column(Boolean, default=False)
     demo_seed: Mapped[int | None] = mapped_column(Integer)
@@ -69,6 +71,7 @@ class Hospital(Base):
     is_alliance_lead: Mapped[bool] = mapped_column(Boolean, default=False)
     introduction: Mapped[str] = mapped_column(Text, default="")
     address: Mapped[str] = mapped_column(String(300), default="")
+    postal_code: Mapped[str] = mapped_column(String(6), default="")
     phone: Mapped[str] = mapped_column(String(40), default="")
     #: ISO weekdays (1=Monday) on which outpatient clinics normally run.
     clinic_weekdays: Mapped[list[int]] = mapped_column(JSON, default=lambda: [1, 2, 3, 4, 5])
