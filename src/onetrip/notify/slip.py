@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from onetrip.config import get_settings
 from onetrip.errors import Conflict, OnetripError
+from onetrip.exams import service as exams_service
 from onetrip.identity import service as identity_service
 from onetrip.notify.visit import Place, deadline_of, doctor_of, place_of, when
 from onetrip.org.models import Department, Hospital
@@ -73,6 +74,8 @@ class Slip:
     link: str
     printed: str
     notes: list[str] = field(default_factory=list)
+    #: The patient's exams of the same day (EX-2's itinerary), one line each.
+    exams: list[str] = field(default_factory=list)
 
 
 def mask_name(name: str) -> str:
@@ -125,7 +128,8 @@ def slip_for(db: Session, appt: Appointment, *, now: datetime) -> Slip:
         cancellation=f"如需取消，请在{when(deadline_of(db, appt))}前通过手机、自助机或窗口操作，"
                      f"逾期未就诊计爽约",
         link=appointment_link(appt.id), printed=f"打印时间：{now.astimezone(tz):%Y-%m-%d %H:%M}",
-        notes=[f"咨询电话：{hospital.phone}"] if hospital.phone else [])
+        notes=[f"咨询电话：{hospital.phone}"] if hospital.phone else [],
+        exams=exams_service.itinerary_lines(db, patient_id=appt.patient_id, day=start.date()))
 
 
 # --- the PDF --------------------------------------------------------------------------------
@@ -188,6 +192,9 @@ def _blocks(slip: Slip) -> list[tuple[str, float, str]]:
         ("诊室", place.room)) if value]
     out.append(("【就诊步骤】", 1.05, "L"))
     out += [(f"{n}. {step}", 1, "L") for n, step in enumerate(slip.steps, 1)]
+    if slip.exams:
+        out.append(("【当日检查】（按时间顺序，一次跑完）", 1.05, "L"))
+        out += [(f"· {line}", 1, "L") for line in slip.exams]
     out.append(("【就诊准备】", 1.05, "L"))
     out += [(f"· {item}", 1, "L") for item in slip.preparation]
     out += [("【签到】", 1.05, "L"), (slip.checkin, 1, "L"),
