@@ -38,14 +38,15 @@ from onetrip.scheduling.rules import SessionOfDay
 from tests.factories import make_department, make_hospital, make_practitioner, resident_id
 
 
-def fresh_database(name: str) -> tuple[str, Callable[[], None]]:
-    """A new, empty, migrated database: a file for SQLite, a database on the PostgreSQL
-    server of ONETRIP_TEST_DATABASE_URL otherwise. Returns its URL and a clean-up."""
+def fresh_database(name: str, revision: str = "head") -> tuple[str, Callable[[], None]]:
+    """A new, empty database migrated to ``revision``: a file for SQLite, a database on the
+    PostgreSQL server of ONETRIP_TEST_DATABASE_URL otherwise. Returns its URL and a
+    clean-up."""
     base = os.environ.get("ONETRIP_TEST_DATABASE_URL")
     if not base:
         folder = Path(tempfile.mkdtemp(prefix=f"onetrip-{name}-"))
         url = f"sqlite:///{folder / 'race.db'}"
-        migrate.upgrade(url)
+        migrate.upgrade(url, revision)
         return url, lambda: None
     parsed = make_url(base)
     dbname = f"{parsed.database}_{name}"
@@ -59,7 +60,7 @@ def fresh_database(name: str) -> tuple[str, Callable[[], None]]:
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{dbname}"'))
     url = parsed.set(database=dbname).render_as_string(hide_password=False)
-    migrate.upgrade(url)
+    migrate.upgrade(url, revision)
     return url, drop
 
 

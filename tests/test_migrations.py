@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
-from onetrip.db import Base
+from onetrip import migrate
+from onetrip.db import Base, make_engine
 from onetrip.models import import_all_models
+from tests import racekit
 
 
 def test_migrated_schema_matches_the_models(engine: Engine) -> None:
@@ -16,3 +18,28 @@ def test_migrated_schema_matches_the_models(engine: Engine) -> None:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
         diff = compare_metadata(ctx, Base.metadata)
     assert diff == []
+
+
+def test_upgrading_a_database_that_holds_hospitals_keeps_them() -> None:
+    """A hospital upgrades a database full of its data: columns added to tables that others
+    point at must not rebuild those tables (SQLite refuses to drop a referenced table)."""
+    url, drop = racekit.fresh_database("upgrade", revision="0010_exams")
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO region (code, name, is_demo) VALUES ('r', '某市', FALSE)"))
+            conn.execute(text(
+                "INSERT INTO hospital (region_id, code, name, short_name, level, kind, "
+                "is_alliance_lead, introduction, address, phone, clinic_weekdays, "
+                "holiday_clinics, search_keys) SELECT id, 'h', '某医院', '', 'secondary', "
+                "'general', FALSE, '', '某路1号', '', '[1]', FALSE, '' FROM region"))
+        migrate.upgrade(url)
+        with engine.connect() as conn:
+            row = conn.execute(text(
+                "SELECT h.code, h.postal_code, r.province FROM hospital h "
+                "JOIN region r ON r.id = h.region_id")).one()
+        assert tuple(row) == ("h", "", "")
+    finally:
+        engine.dispose()
+        drop()

@@ -299,6 +299,9 @@ def _polled(con: duckdb.DuckDBPyConnection, progress: Progress | None,
     if progress is None:
         yield
         return
+    # DuckDB tracks a statement's progress only with its progress bar on (not printed).
+    con.execute("SET enable_progress_bar = true")
+    con.execute("SET enable_progress_bar_print = false")
     done = threading.Event()
 
     def poll() -> None:

@@ -19,18 +19,14 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('region', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('province', sa.String(length=40), nullable=False, server_default=''))
-    with op.batch_alter_table('region', schema=None) as batch_op:
-        batch_op.alter_column('province', server_default=None)
-    with op.batch_alter_table('hospital', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('postal_code', sa.String(length=6), nullable=False, server_default=''))
-    with op.batch_alter_table('hospital', schema=None) as batch_op:
-        batch_op.alter_column('postal_code', server_default=None)
+    # Plain ADD COLUMN with a default: SQLite's batch mode would rebuild these tables, and a
+    # table that hospitals, departments and appointments point at cannot be dropped there.
+    op.add_column('region', sa.Column('province', sa.String(length=40), nullable=False,
+                                      server_default=''))
+    op.add_column('hospital', sa.Column('postal_code', sa.String(length=6), nullable=False,
+                                        server_default=''))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('hospital', schema=None) as batch_op:
-        batch_op.drop_column('postal_code')
-    with op.batch_alter_table('region', schema=None) as batch_op:
-        batch_op.drop_column('province')
+    op.drop_column('hospital', 'postal_code')
+    op.drop_column('region', 'province')
