@@ -6,6 +6,8 @@ rolled-back booking queues nothing, a committed one never loses its messages.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -127,23 +129,25 @@ def on_checked_in(db: Session, ev: AppointmentCheckedIn) -> None:
     service.cancel_queued(db, appointment_id=ev.appointment_id, templates=service.SCHEDULED)
 
 
+def _queue_one(db: Session, appt: Appointment, template: str, at: datetime | None) -> None:
+    """One message about the appointment, keyed by template and appointment."""
+    variables = visit_vars(db, db.get_one(Schedule, appt.schedule_id), appt.start_at)
+    service.queue(db, [Draft(appt.patient_id, template, variables, at or utcnow(),
+                             f"{template}:{appt.id}", appt.id, appt.day,
+                             hospital_id=appt.hospital_id)])
+
+
 @events.on_commit(NoShowRecorded)
 def on_no_show(db: Session, ev: NoShowRecorded) -> None:
     appt = db.get_one(Appointment, ev.appointment_id)
-    variables = visit_vars(db, db.get_one(Schedule, appt.schedule_id), appt.start_at)
-    service.queue(db, [Draft(appt.patient_id, "no_show", variables,
-                             appt.noshow_at or utcnow(), f"no_show:{appt.id}", appt.id,
-                             appt.day, hospital_id=appt.hospital_id)])
+    _queue_one(db, appt, "no_show", appt.noshow_at)
 
 
 @events.on_commit(PatientCalled)
 def on_called(db: Session, ev: PatientCalled) -> None:
     """RM-1: "you are next" on the day; a same-day event, so quiet hours do not hold it."""
     appt = db.get_one(Appointment, ev.appointment_id)
-    variables = visit_vars(db, db.get_one(Schedule, appt.schedule_id), appt.start_at)
-    service.queue(db, [Draft(appt.patient_id, "your_turn", variables,
-                             appt.called_at or utcnow(), f"your_turn:{appt.id}", appt.id,
-                             appt.day, hospital_id=appt.hospital_id)])
+    _queue_one(db, appt, "your_turn", appt.called_at)
 
 
 @events.on_commit(PatientsMerged)
