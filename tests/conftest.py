@@ -79,6 +79,7 @@ def client(db: Session) -> Iterator[TestClient]:
     """The app, with each request's unit of work inside the test's transaction."""
     from onetrip.deps import ShortUnits, get_db, get_short_units
     from onetrip.main import create_app
+    from onetrip.scheduling import groupcommit
 
     app = create_app()
 
@@ -101,8 +102,18 @@ def client(db: Session) -> Iterator[TestClient]:
             db.commit()
             return result
 
+    async def commit_here(command: groupcommit.Command) -> groupcommit.Answer:
+        """Booking commands answered in the test's own transaction, one batch each."""
+        db.commit()
+        [refused] = groupcommit.limited(db, [command], now=command.now)
+        [answer] = [refused] if refused else groupcommit.run_batch(db, [command],
+                                                                   now=command.now)
+        db.commit()
+        return answer
+
     app.dependency_overrides[get_db] = _test_db
     app.dependency_overrides[get_short_units] = TestUnits
+    app.dependency_overrides[groupcommit.get_committer] = lambda: commit_here
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
 

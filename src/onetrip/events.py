@@ -2,8 +2,10 @@
 
 ``publish(db, event)`` queues an event on the session. Handlers registered with
 ``on_commit`` run inside the same transaction just before it commits (so an outbox row is
-written atomically with the change); handlers registered with ``after_commit`` run once the
-commit has succeeded. A rollback discards the queue: a rolled-back change emits nothing.
+written atomically with the change); ``on_commit_many`` handlers do the same once for all
+the events of their type in the transaction (a batch of bookings queues its messages with
+one insert); handlers registered with ``after_commit`` run once the commit has succeeded.
+A rollback discards the queue: a rolled-back change emits nothing.
 """
 
 from __future__ import annotations
@@ -29,9 +31,11 @@ class Event:
 
 E = TypeVar("E", bound=Event)
 InTxHandler = Callable[[Session, Any], None]
+ManyHandler = Callable[[Session, list[Any]], None]
 AfterHandler = Callable[[Any], None]
 
 _in_tx: dict[type[Event], list[InTxHandler]] = defaultdict(list)
+_in_tx_many: dict[type[Event], list[ManyHandler]] = defaultdict(list)
 _after: dict[type[Event], list[AfterHandler]] = defaultdict(list)
 
 
@@ -43,6 +47,15 @@ def on_commit(event_type: type[E]) -> Callable[[InTxHandler], InTxHandler]:
     def register(fn: InTxHandler) -> InTxHandler:
         if fn not in _in_tx[event_type]:
             _in_tx[event_type].append(fn)
+        return fn
+
+    return register
+
+
+def on_commit_many(event_type: type[E]) -> Callable[[ManyHandler], ManyHandler]:
+    def register(fn: ManyHandler) -> ManyHandler:
+        if fn not in _in_tx_many[event_type]:
+            _in_tx_many[event_type].append(fn)
         return fn
 
     return register
@@ -69,10 +82,15 @@ def _run_in_transaction(db: Session) -> None:
         pending = [e for e in db.info.get(_KEY, []) if not any(e is d for d in done)]
         if not pending:
             return
+        grouped: dict[ManyHandler, list[Event]] = {}
         for ev in pending:
             done.append(ev)
             for handler in _handlers(_in_tx, ev):
                 handler(db, ev)
+            for many in _handlers(_in_tx_many, ev):
+                grouped.setdefault(many, []).append(ev)
+        for many, evs in grouped.items():
+            many(db, evs)
         db.flush()
 
 

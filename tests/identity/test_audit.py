@@ -6,7 +6,7 @@ from itertools import pairwise
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
@@ -82,19 +82,38 @@ def test_the_database_refuses_to_change_audit_rows(db: Session, statement: str) 
     assert len(_rows(db)) == count
 
 
-def test_chain_links_each_row_to_the_previous_of_its_chain(db: Session) -> None:
+def test_a_transaction_extends_one_chain_each_row_linked_to_the_one_before(
+        db: Session) -> None:
     patients = [make_patient(db) for _ in range(6)]
     for p in patients:
         service.access_patient(db, Principal(role=Role.pharmacist, hospital_id=1), p.id)
+    audit.record_many(db, [audit.Entry(WINDOW, "patient.read", p.id) for p in patients])
     rows = _rows(db)
-    chains = {r.chain for r in rows}
-    assert len(chains) > 1  # rows spread over parallel chains
-    for chain in chains:
+    assert len({r.chain for r in rows[-12:]}) == 1  # one chain for this transaction
+    for chain in {r.chain for r in rows}:
         mine = [r for r in rows if r.chain == chain]
         assert mine[0].prev_hash == audit.GENESIS
         assert all(b.prev_hash == a.hash for a, b in pairwise(mine))
-    # A patient's rows always share one chain.
-    assert len({r.chain for r in rows if r.patient_id == patients[0].id}) == 1
+    assert audit.verify_chain(db).ok
+
+
+def test_concurrent_transactions_extend_different_chains_without_waiting(
+        race_engine: Engine) -> None:
+    if race_engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: transactions cannot overlap")
+    first, second = Session(race_engine), Session(race_engine)
+    try:
+        for session in (first, second):  # both open at once: neither waits for the other
+            audit.record_many(session, [audit.Entry(WINDOW, "patient.read", None)] * 3)
+        chains = [{r.chain for r in s.scalars(select(AuditEvent))} for s in (first, second)]
+        assert len(chains[0]) == len(chains[1]) == 1 and chains[0] != chains[1]
+        first.commit()
+        second.commit()
+    finally:
+        first.close()
+        second.close()
+    with Session(race_engine) as db:
+        assert audit.verify_chain(db).ok and audit.verify_chain(db).rows == 6
 
 
 def test_audit_verify_command_reports_an_intact_chain(db: Session) -> None:

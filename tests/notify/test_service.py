@@ -70,8 +70,8 @@ def test_rm1_the_same_event_handled_twice_queues_once(db: Session, clinic: Clini
     from onetrip.scheduling.events import AppointmentBooked
 
     appt = book(db, clinic)
-    subscribers.on_booked(db, AppointmentBooked(appointment_id=appt.id,
-                                                patient_id=appt.patient_id))
+    again = AppointmentBooked(appointment_id=appt.id, patient_id=appt.patient_id)
+    subscribers.on_booked(db, [again, again])  # twice more, twice in one batch
     db.flush()
     assert len(db.scalars(select(Notification).where(
         Notification.appointment_id == appt.id)).all()) == 3

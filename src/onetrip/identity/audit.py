@@ -5,10 +5,12 @@ Each row stores ``prev_hash`` (the hash of the row before it in its chain) and i
 breaks its chain from that row on, which ``verify_chain`` (``onetrip audit verify``) reports.
 The migration adds triggers that refuse UPDATE, DELETE (and on PostgreSQL TRUNCATE).
 
-Rows are spread over ``CHAINS`` parallel chains by patient (or by actor when no patient is
-involved). On PostgreSQL an advisory lock per chain serialises the writers of that chain
-until they commit, so a chain never forks; one lock for all rows would serialise every
-transaction that touches patient data (every booking) behind one another.
+Rows are spread over ``CHAINS`` parallel chains. A transaction extends one chain only, which
+it holds until it commits: on PostgreSQL a transaction-level advisory lock, taken without
+waiting on the first free chain from the patient's own (or the actor's, when no patient is
+involved), so a chain never forks and concurrent transactions rarely wait; one lock for all
+rows would serialise every transaction that touches patient data (every booking) behind one
+another. A batch of bookings writes all its rows to its one chain with one insert.
 
 A denied attempt must outlive the rollback that the refusal causes: denied rows are kept on
 the session and written again after the rollback (``deps.get_db`` then commits them).
@@ -20,12 +22,13 @@ import hashlib
 import json
 import logging
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session, SessionTransaction
 
 from onetrip.db import utcnow
@@ -61,27 +64,59 @@ def chain_of(patient_id: int | None, actor: str) -> int:
     return zlib.crc32(key.encode()) % CHAINS
 
 
-def _last_hash(db: Session, chain: int) -> str:
+_HELD = "onetrip.audit.chain"  # session info: the chain this transaction has locked
+
+
+def _take_chain(db: Session, preferred: int) -> int:
+    """A chain this transaction may extend: the one it already holds, else the first free
+    one from ``preferred`` on (PostgreSQL: a transaction-level advisory lock, tried without
+    waiting; all busy, it waits for ``preferred``). SQLite has one writer at a time."""
+    held = db.info.get(_HELD)
+    if held is not None:
+        return int(held)
+    chain = preferred
     if db.get_bind().dialect.name == "postgresql":
-        db.execute(text("SELECT pg_advisory_xact_lock(:k, :c)"), {"k": _LOCK_KEY, "c": chain})
+        for k in range(CHAINS):
+            candidate = (preferred + k) % CHAINS
+            if db.execute(text("SELECT pg_try_advisory_xact_lock(:k, :c)"),
+                          {"k": _LOCK_KEY, "c": candidate}).scalar():
+                chain = candidate
+                break
+        else:
+            db.execute(text("SELECT pg_advisory_xact_lock(:k, :c)"),
+                       {"k": _LOCK_KEY, "c": preferred})
+    db.info[_HELD] = chain
+    return chain
+
+
+def _last_hash(db: Session, chain: int) -> str:
     last = db.scalar(select(AuditEvent.hash).where(AuditEvent.chain == chain)
                      .order_by(AuditEvent.id.desc()).limit(1))
     return last or GENESIS
 
 
+def _write_all(db: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Chain rows onto one chain, in order: each row's ``prev_hash`` is the hash before it."""
+    chain = _take_chain(db, chain_of(rows[0]["patient_id"], rows[0]["actor"]))
+    prev = _last_hash(db, chain)
+    chained = []
+    for values in rows:
+        values = {**values, "chain": chain, "prev_hash": prev}
+        prev = row_hash(values)
+        chained.append({**values, "hash": prev})
+    return chained
+
+
 def _write(db: Session, values: dict[str, Any]) -> AuditEvent:
-    chain = chain_of(values["patient_id"], values["actor"])
-    values = {**values, "chain": chain, "prev_hash": _last_hash(db, chain)}
-    row = AuditEvent(**values, hash=row_hash(values))
+    row = AuditEvent(**_write_all(db, [values])[0])
     db.add(row)
     db.flush()
     return row
 
 
-def record(db: Session, principal: Principal, *, action: str, patient_id: int | None,
-           outcome: str = "allowed", detail: dict[str, Any] | None = None) -> AuditEvent:
-    """Write one audit row; a denied one is also kept to be written again after a rollback."""
-    values: dict[str, Any] = {
+def _values(principal: Principal, *, action: str, patient_id: int | None, outcome: str,
+            detail: dict[str, Any] | None) -> dict[str, Any]:
+    return {
         "at": utcnow(), "actor": principal.actor, "actor_role": principal.role.value,
         "staff_id": principal.staff_id, "account_id": principal.account_id,
         "token_id": principal.token_id, "hospital_id": principal.hospital_id,
@@ -89,19 +124,53 @@ def record(db: Session, principal: Principal, *, action: str, patient_id: int | 
         "request_id": principal.request_id, "client_ip": principal.client_ip,
         "detail": detail or {},
     }
+
+
+def record(db: Session, principal: Principal, *, action: str, patient_id: int | None,
+           outcome: str = "allowed", detail: dict[str, Any] | None = None) -> AuditEvent:
+    """Write one audit row; a denied one is also kept to be written again after a rollback."""
+    values = _values(principal, action=action, patient_id=patient_id, outcome=outcome,
+                     detail=detail)
     row = _write(db, values)
     if outcome == "denied":
         db.info.setdefault(_DENIED, []).append(values)
     return row
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One audit row to write with ``record_many``."""
+
+    principal: Principal
+    action: str
+    patient_id: int | None
+    outcome: str = "allowed"
+    detail: dict[str, Any] | None = None
+
+
+def record_many(db: Session, entries: Sequence[Entry]) -> None:
+    """Write many audit rows with one insert (a batch of bookings); denied ones are kept to
+    be written again after a rollback, as ``record`` does."""
+    if not entries:
+        return
+    rows = [_values(e.principal, action=e.action, patient_id=e.patient_id, outcome=e.outcome,
+                    detail=e.detail) for e in entries]
+    db.execute(insert(AuditEvent), _write_all(db, rows))
+    db.info.setdefault(_DENIED, []).extend(
+        values for values, e in zip(rows, entries, strict=True) if e.outcome == "denied")
+
+
 @sa_event.listens_for(Session, "after_commit")
 def _forget_denials(db: Session) -> None:
     db.info.pop(_DENIED, None)
+    db.info.pop(_HELD, None)
 
 
 @sa_event.listens_for(Session, "after_soft_rollback")
 def _replay_denials(db: Session, previous: SessionTransaction) -> None:
+    # A rolled-back savepoint may have been where the chain lock was taken (PostgreSQL
+    # releases it with the savepoint): take one afresh next time.
+    db.info.pop(_HELD, None)
     if previous.parent is not None or not db.is_active:
         return
     pending = db.info.pop(_DENIED, None)

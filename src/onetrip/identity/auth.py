@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import logging
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -102,13 +103,37 @@ def authenticate_token(db: Session, secret: str, *, request_id: str = "",
                        client_ip: str = "") -> Principal:
     """Resolve a bearer token or session secret to its principal; raises InvalidToken or
     SessionExpired."""
-    if secret.startswith(SESSION_PREFIX):
-        return _session_principal(db, secret, request_id=request_id, client_ip=client_ip)
-    row = db.scalar(select(ApiToken).where(ApiToken.token_hash == _hash(secret)))
-    if row is None or row.revoked_at is not None:
-        raise InvalidToken()
-    return Principal(role=Role(row.role), hospital_id=row.hospital_id, token_id=row.id,
-                     label=row.label, request_id=request_id, client_ip=client_ip)
+    [found] = authenticate_many(db, [(secret, request_id, client_ip)])
+    if isinstance(found, OnetripError):
+        raise found
+    return found
+
+
+def authenticate_many(db: Session, requests: Sequence[tuple[str, str, str]],
+                      ) -> list[Principal | OnetripError]:
+    """``authenticate_token`` for a batch of requests (secret, request id, client address):
+    the bearer tokens with one read, sign-in sessions one by one; each answer is the
+    principal or the error that refused it."""
+    hashes = {_hash(s) for s, _rid, _ip in requests if not s.startswith(SESSION_PREFIX)}
+    tokens = {row.token_hash: row for row in db.scalars(
+        select(ApiToken).where(ApiToken.token_hash.in_(hashes)))} if hashes else {}
+    out: list[Principal | OnetripError] = []
+    for secret, request_id, client_ip in requests:
+        if secret.startswith(SESSION_PREFIX):
+            try:
+                out.append(_session_principal(db, secret, request_id=request_id,
+                                              client_ip=client_ip))
+            except OnetripError as exc:
+                out.append(exc)
+            continue
+        row = tokens.get(_hash(secret))
+        if row is None or row.revoked_at is not None:
+            out.append(InvalidToken())
+            continue
+        out.append(Principal(role=Role(row.role), hospital_id=row.hospital_id,
+                             token_id=row.id, label=row.label, request_id=request_id,
+                             client_ip=client_ip))
+    return out
 
 
 # --- sessions -------------------------------------------------------------------------------

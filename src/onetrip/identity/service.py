@@ -8,6 +8,7 @@ that reads or writes a patient's data leaves one audit row (audit.py).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -17,13 +18,14 @@ from sqlalchemy.orm import Session, selectinload
 
 from onetrip.config import get_settings
 from onetrip.db import utcnow
-from onetrip.errors import PermissionDenied
+from onetrip.errors import OnetripError, PermissionDenied
 from onetrip.identity import audit
 from onetrip.identity.auth import (
     HospitalScopeRequired,
     InvalidToken,
     account_patient_ids,
     account_role,
+    authenticate_many,
     authenticate_token,
     create_token,
 )
@@ -70,7 +72,7 @@ from onetrip.identity.rules import (
 __all__ = [
     "HospitalScopeRequired", "InvalidToken", "PatientNotFound", "Principal",
     "access_patient", "access_patient_by_document", "account_patient_ids", "account_role",
-    "authenticate_token", "create_token",
+    "authenticate_many", "authenticate_token", "create_token",
     "get_patient", "masked_id_number", "masked_phone", "register_patient",
 ]
 
@@ -172,21 +174,62 @@ def master_of(db: Session, patient: Patient) -> Patient:
     return patient
 
 
+def _access(principal: Principal, patient_id: int, master_id: int | None, action: str,
+            ) -> tuple[int | OnetripError, audit.Entry | None]:
+    """The access rule (ID-6 in ``rules.may_act_for_patient``): the master id or the error,
+    and the audit row it leaves (a denied one only where the patient exists)."""
+    if master_id is None and principal.role in CARE_STAFF:
+        return PatientNotFound(detail={"patient_id": patient_id}), None
+    if master_id is None or not may_act_for_patient(principal.role, master_id,
+                                                    principal.patient_ids):
+        denied = (audit.Entry(principal, action, master_id, "denied")
+                  if master_id is not None else None)
+        return PermissionDenied(detail={"patient_id": patient_id}), denied
+    return master_id, audit.Entry(principal, action, master_id)
+
+
 def access_patient(db: Session, principal: Principal, patient_id: int, *,
                    action: str = "patient.read") -> Patient:
     """The master record of ``patient_id`` if ``principal`` may act for it (one audit row);
     raises PatientNotFound or PermissionDenied (ID-6 rules in ``rules.may_act_for_patient``)."""
     patient = db.get(Patient, patient_id)
     master = master_of(db, patient) if patient is not None else None
-    if master is None and principal.role in CARE_STAFF:
-        raise PatientNotFound(detail={"patient_id": patient_id})
-    if master is None or not may_act_for_patient(principal.role, master.id,
-                                                 principal.patient_ids):
-        if master is not None:
-            audit.record(db, principal, action=action, patient_id=master.id, outcome="denied")
-        raise PermissionDenied(detail={"patient_id": patient_id})
-    audit.record(db, principal, action=action, patient_id=master.id)
+    decided, entry = _access(principal, patient_id, master.id if master else None, action)
+    if entry is not None:
+        audit.record(db, entry.principal, action=action, patient_id=entry.patient_id,
+                     outcome=entry.outcome)
+    if isinstance(decided, OnetripError):
+        raise decided
+    assert master is not None
     return master
+
+
+def access_patients(db: Session, requests: Sequence[tuple[Principal, int]], *, action: str,
+                    record_allowed: bool = True) -> list[int | OnetripError]:
+    """``access_patient`` for many requests at once (a batch of bookings): each one's master
+    patient id, or the error ``access_patient`` would raise. Denied attempts leave their
+    audit rows; allowed ones too, unless ``record_allowed`` is False because the caller
+    records what it then did for each."""
+    masters = master_ids(db, {pid for _principal, pid in requests})
+    out: list[int | OnetripError] = []
+    entries = []
+    for principal, pid in requests:
+        decided, entry = _access(principal, pid, masters.get(pid), action)
+        out.append(decided)
+        if entry is not None and (record_allowed or entry.outcome == "denied"):
+            entries.append(entry)
+    audit.record_many(db, entries)
+    return out
+
+
+def master_ids(db: Session, patient_ids: set[int]) -> dict[int, int]:
+    """ID-3: the surviving master record's id of every patient id that exists."""
+    if not patient_ids:
+        return {}
+    rows = db.execute(select(Patient.id, Patient.merged_into_id)
+                      .where(Patient.id.in_(patient_ids))).all()
+    return {pid: pid if merged is None else master_of(db, db.get_one(Patient, pid)).id
+            for pid, merged in rows}
 
 
 def find_by_document(db: Session, doc_type: DocumentType, number: str) -> Patient | None:

@@ -6,6 +6,7 @@ rolled-back booking queues nothing, a committed one never loses its messages.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import select
@@ -17,7 +18,7 @@ from onetrip.db import utcnow
 from onetrip.identity.empi import PatientsMerged, PatientsUnmerged
 from onetrip.notify import rules, service
 from onetrip.notify.service import Draft
-from onetrip.notify.visit import appointment_vars, visit_vars, when
+from onetrip.notify.visit import appointment_vars, appointments_vars, visit_vars, when
 from onetrip.scheduling.events import (
     AppointmentBooked,
     AppointmentCancelled,
@@ -39,22 +40,27 @@ from onetrip.scheduling.models import (
 )
 
 
-def _queue_booking(db: Session, appt: Appointment) -> None:
-    """RM-1 confirmation now, RM-2 reminders the day before and one hour before."""
-    booked_at = appt.booked_at or utcnow()
-    variables = appointment_vars(db, appt)
-    due = {"booking_confirmed": booked_at, **rules.scheduled_reminders(
-        start_at=appt.start_at, booked_at=booked_at, policy=service.reminder_policy(),
-        tz=get_settings().tz)}
-    service.queue(db, [Draft(appt.patient_id, template, variables, send_at,
-                             f"{template}:{appt.id}", appt.id, appt.day,
-                             hospital_id=appt.hospital_id)
-                       for template, send_at in due.items()])
+def _queue_bookings(db: Session, appts: Sequence[Appointment]) -> None:
+    """RM-1 confirmation now, RM-2 reminders the day before and one hour before, for every
+    appointment at once (a batch of bookings: one lookup and one insert)."""
+    policy, tz = service.reminder_policy(), get_settings().tz
+    drafts = []
+    for appt, variables in zip(appts, appointments_vars(db, appts), strict=True):
+        booked_at = appt.booked_at or utcnow()
+        due = {"booking_confirmed": booked_at, **rules.scheduled_reminders(
+            start_at=appt.start_at, booked_at=booked_at, policy=policy, tz=tz)}
+        drafts += [Draft(appt.patient_id, template, variables, send_at,
+                         f"{template}:{appt.id}", appt.id, appt.day,
+                         hospital_id=appt.hospital_id)
+                   for template, send_at in due.items()]
+    service.queue(db, drafts)
 
 
-@events.on_commit(AppointmentBooked)
-def on_booked(db: Session, ev: AppointmentBooked) -> None:
-    _queue_booking(db, db.get_one(Appointment, ev.appointment_id))
+@events.on_commit_many(AppointmentBooked)
+def on_booked(db: Session, evs: list[AppointmentBooked]) -> None:
+    ids = [ev.appointment_id for ev in evs]
+    found = {a.id: a for a in db.scalars(select(Appointment).where(Appointment.id.in_(ids)))}
+    _queue_bookings(db, [found[i] for i in ids])
 
 
 @events.on_commit(AppointmentRebooked)
@@ -63,7 +69,7 @@ def on_rebooked(db: Session, ev: AppointmentRebooked) -> None:
     old one goes, the stop-clinic notice too: the patient has already answered it."""
     if ev.previous_id:
         service.cancel_queued(db, appointment_id=ev.previous_id)
-    _queue_booking(db, db.get_one(Appointment, ev.appointment_id))
+    _queue_bookings(db, [db.get_one(Appointment, ev.appointment_id)])
 
 
 @events.on_commit(AppointmentCancelled)

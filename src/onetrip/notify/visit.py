@@ -6,6 +6,7 @@ queue messages and by the paper slip (RM-1).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -67,6 +68,18 @@ def deadline_of(db: Session, appt: Appointment) -> datetime:
 def appointment_vars(db: Session, appt: Appointment) -> dict[str, Any]:
     out = visit_vars(db, db.get_one(Schedule, appt.schedule_id), appt.start_at)
     out["cancel_deadline"] = when(deadline_of(db, appt))
+    return out
+
+
+def appointments_vars(db: Session, appts: Sequence[Appointment]) -> list[dict[str, Any]]:
+    """``appointment_vars`` of many appointments, looked up once per session: all but the
+    time depend on the session alone (its department, doctor, place, hospital and day)."""
+    per_schedule: dict[int, dict[str, Any]] = {}
+    out = []
+    for appt in appts:
+        if appt.schedule_id not in per_schedule:
+            per_schedule[appt.schedule_id] = appointment_vars(db, appt)
+        out.append({**per_schedule[appt.schedule_id], "time": when(appt.start_at)})
     return out
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime, time
+from time import monotonic
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from onetrip.config import get_settings
 from onetrip.deps import CurrentPrincipal, DbSession, Now, Units, secret_from
-from onetrip.errors import PermissionDenied
+from onetrip.errors import NotAuthenticated, PermissionDenied
 from onetrip.identity.rules import Role, may_administer_hospital
 from onetrip.identity.service import Principal
 from onetrip.org import service as org_service
@@ -22,6 +23,7 @@ from onetrip.org.models import Department, Hospital, Practitioner
 from onetrip.scheduling import (
     booking,
     fairness,
+    groupcommit,
     idempotency,
     queue,
     service,
@@ -106,32 +108,58 @@ def idempotent(db: Session, principal: Principal, key: str | None, path: str, bo
     return JSONResponse(result, status_code=status_code)
 
 
-async def admit_booking(request: Request, now: Any, units: Units, *, schedule_id: int | None,
-                        slot_id: int | None, channel: Channel) -> None:
-    """BK-8 before any booking work: count the attempt per account and per address, and in
-    the seconds after a pool opens wait for this request's turn in a random draw."""
+def attempt_keys(request: Request) -> tuple[tuple[str, int], tuple[str, int]]:
+    """BK-8: the keys a booking attempt counts under, with their limits per minute: the
+    account (a hash of its secret) and the client address."""
     settings = get_settings()
     secret = secret_from(request) or "anonymous"
     account = "account:" + hashlib.sha256(secret.encode()).hexdigest()[:32]
     address = "address:" + (request.client.host if request.client else "-")
+    return ((account, settings.booking_rate_per_account),
+            (address, settings.booking_rate_per_address))
+
+
+_clocks: tuple[float, int, list[tuple[time, float]]] | None = None
+
+
+async def _opening_clocks(units: Units) -> list[tuple[time, float]]:
+    """The opening clocks, read again after CLOCKS_TTL or a policy change in this process."""
+    global _clocks
+    generation = service.policy_generation()
+    if (_clocks is None or _clocks[1] != generation
+            or monotonic() - _clocks[0] > fairness.CLOCKS_TTL):
+        _clocks = (monotonic(), generation, await units(fairness.opening_clocks, write=False))
+    return _clocks[2]
+
+
+async def admit_booking(request: Request, now: Any, units: Units, *, schedule_id: int | None,
+                        slot_id: int | None, channel: Channel, count: bool = True) -> bool:
+    """BK-8 before any booking work: in the seconds after a pool opens, count the attempt
+    per account and per address and wait for this request's turn in a random draw; outside
+    them, count it unless the caller counts it itself (``count=False``). Whether it was
+    counted here."""
+    rush = fairness.may_be_opening(await _opening_clocks(units), now)
+    if not (count or rush):
+        return False
 
     def count_and_draw(db: Session) -> tuple[fairness.Opening, int] | None:
-        fairness.count_attempt(db, account, now, settings.booking_rate_per_account)
-        fairness.count_attempt(db, address, now, settings.booking_rate_per_address)
+        for key, limit in attempt_keys(request):
+            fairness.count_attempt(db, key, now, limit)
         opening = fairness.opening_for(db, schedule_id=schedule_id, slot_id=slot_id,
-                                       channel=channel, now=now)
+                                       channel=channel, now=now) if rush else None
         if opening is None:
             return None
         return opening, fairness.take_ticket(db, opening, now).id
 
     drawn = await units(count_and_draw)
     if drawn is None:
-        return
+        return True
     opening, ticket_id = drawn
     await asyncio.sleep(max(0.0, (opening.closes_at + fairness.GRACE - now).total_seconds()))
     ahead = await units(
         lambda db: fairness.rank(db, db.get_one(OpeningTicket, ticket_id)), write=False)
     await asyncio.sleep(ahead * fairness.STEP.total_seconds())
+    return True
 
 
 async def booking_gate(request: Request, body: BookingCreate, now: Now, units: Units) -> None:
@@ -140,35 +168,44 @@ async def booking_gate(request: Request, body: BookingCreate, now: Now, units: U
 
 
 BookingGate = Annotated[None, Depends(booking_gate)]
+Committer = Annotated[groupcommit.Submit, Depends(groupcommit.get_committer)]
 
 
-def _book(db: Session, principal: Principal, body: BookingCreate, now: Any,
-          hold: bool) -> dict[str, Any]:
-    appt = booking.book(db, principal=principal, patient_id=body.patient_id,
-                        channel=body.channel, slot_id=body.slot_id,
-                        schedule_id=body.schedule_id, now=now, hold=hold)
-    return AppointmentRead.of(appt).model_dump(mode="json")
+async def _submit(request: Request, body: BookingCreate, now: datetime, units: Units,
+                  commit: groupcommit.Submit, key: str | None, *, hold: bool) -> JSONResponse:
+    counted = await admit_booking(request, now, units, schedule_id=body.schedule_id,
+                                  slot_id=body.slot_id, channel=body.channel, count=False)
+    secret = secret_from(request)
+    if secret is None:
+        raise NotAuthenticated()
+    answer = await commit(groupcommit.Command(
+        patient_id=body.patient_id, channel=body.channel, now=now, slot_id=body.slot_id,
+        schedule_id=body.schedule_id, hold=hold, secret=secret, idempotency_key=key,
+        rate_keys=() if counted else attempt_keys(request),
+        request_id=getattr(request.state, "request_id", ""),
+        client_ip=request.client.host if request.client else ""))
+    return JSONResponse(answer.body, status_code=answer.status_code,
+                        headers={"Idempotent-Replayed": "true"} if answer.replayed else None)
 
 
 @router.post("/appointments", status_code=201, response_model=AppointmentRead,
              responses={409: {"description": "slot_taken, pool_closed, schedule_full, "
                                              "limit_reached, patient_restricted"}})
-def create_appointment(_gate: BookingGate, body: BookingCreate, db: DbSession,
-                       principal: CurrentPrincipal, now: Now,
-                       idempotency_key: IdemKey = None) -> JSONResponse:
-    """Book a slot (or a schedule's earliest free slot) for a real-name patient."""
-    return idempotent(db, principal, idempotency_key, "/appointments",
-                       body.model_dump(mode="json"), now, 201,
-                       lambda: _book(db, principal, body, now, hold=False))
+async def create_appointment(request: Request, body: BookingCreate, now: Now, units: Units,
+                             commit: Committer, idempotency_key: IdemKey = None,
+                             ) -> JSONResponse:
+    """Book a slot (or a schedule's earliest free slot) for a real-name patient.
+
+    Requests are committed in groups (``groupcommit``); each is answered after its commit.
+    """
+    return await _submit(request, body, now, units, commit, idempotency_key, hold=False)
 
 
 @router.post("/holds", status_code=201, response_model=AppointmentRead)
-def create_hold(_gate: BookingGate, body: BookingCreate, db: DbSession,
-                principal: CurrentPrincipal, now: Now,
-                idempotency_key: IdemKey = None) -> JSONResponse:
+async def create_hold(request: Request, body: BookingCreate, now: Now, units: Units,
+                      commit: Committer, idempotency_key: IdemKey = None) -> JSONResponse:
     """Hold a slot for a few minutes (FHIR busy-tentative) before confirming it."""
-    return idempotent(db, principal, idempotency_key, "/holds", body.model_dump(mode="json"),
-                       now, 201, lambda: _book(db, principal, body, now, hold=True))
+    return await _submit(request, body, now, units, commit, idempotency_key, hold=True)
 
 
 @router.post("/appointments/{appointment_id}/confirm", response_model=AppointmentRead)

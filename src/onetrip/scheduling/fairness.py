@@ -10,8 +10,9 @@ address; past the limit a request is refused before it reaches the booking engin
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -21,8 +22,16 @@ from onetrip.config import get_settings
 from onetrip.errors import OnetripError
 from onetrip.org.models import Hospital
 from onetrip.scheduling import service
-from onetrip.scheduling.models import OpeningTicket, RateCounter, Schedule, Slot
-from onetrip.scheduling.rules import CHANNEL_POOLS, Channel, in_opening_rush, pool_timer
+from onetrip.scheduling.models import BookingPolicy, OpeningTicket, RateCounter, Schedule, Slot
+from onetrip.scheduling.rules import (
+    CHANNEL_POOLS,
+    Channel,
+    Pool,
+    PoolPolicy,
+    at_local,
+    in_opening_rush,
+    pool_timer,
+)
 
 #: Wait after the window closes before ranking, so tickets written at its last moment count.
 GRACE = timedelta(milliseconds=300)
@@ -42,6 +51,32 @@ class Opening:
     closes_at: datetime
 
 
+#: Pools that open at a fixed time of day (07:00 seven or ten days ahead, on the day for the
+#: window); the clinic pool is open from the moment its session is made, with no rush.
+_RUSHED = frozenset({Pool.online, Pool.referral, Pool.priority, Pool.window})
+#: How long a process trusts its copy of the opening clocks: a policy change made in another
+#: process reaches this one's fair-window check within this time.
+CLOCKS_TTL = 5.0
+
+
+def opening_clocks(db: Session) -> list[tuple[time, float]]:
+    """Every local time of day at which some hospital's pools open, with its fair window."""
+    stored = [PoolPolicy.model_validate(pools)
+              for pools in db.scalars(select(BookingPolicy.pools))]
+    return sorted({(clock, p.fair_window_seconds) for p in [PoolPolicy(), *stored]
+                   if p.fair_window_seconds > 0
+                   for clock in (p.online_release_time, p.same_day_open_time)})
+
+
+def may_be_opening(clocks: list[tuple[time, float]], now: datetime) -> bool:
+    """Whether ``now`` falls in the fair window of any opening clock (a cheap first check:
+    outside these few seconds of the day no booking needs the draw)."""
+    tz = get_settings().tz
+    local = now.astimezone(tz)
+    return any(in_opening_rush(at_local(local.date(), clock, tz), now, seconds)
+               for clock, seconds in clocks)
+
+
 def opening_for(db: Session, *, schedule_id: int | None, slot_id: int | None,
                 channel: Channel, now: datetime) -> Opening | None:
     """The pool opening this request falls into the fair window of, if any."""
@@ -54,7 +89,7 @@ def opening_for(db: Session, *, schedule_id: int | None, slot_id: int | None,
     if policy.fair_window_seconds <= 0:
         return None
     tz = get_settings().tz
-    for pool in sorted(CHANNEL_POOLS[channel]):
+    for pool in sorted(CHANNEL_POOLS[channel] & _RUSHED):
         release = pool_timer(pool, schedule.day, policy, tz, created_at=now).release_at
         if in_opening_rush(release, now, policy.fair_window_seconds):
             hospital = db.get_one(Hospital, schedule.hospital_id)
@@ -78,15 +113,24 @@ def rank(db: Session, ticket: OpeningTicket) -> int:
 
 def count_attempt(db: Session, key: str, now: datetime, limit: int) -> None:
     """Count one attempt in this minute's window; raises TooManyRequests past ``limit``."""
+    if count_attempts(db, Counter({key: 1}), now)[key] > limit:
+        raise TooManyRequests(detail={"limit_per_minute": limit})
+
+
+def count_attempts(db: Session, attempts: Counter[str], now: datetime) -> dict[str, int]:
+    """Add attempts per key to this minute's windows (a batch of requests: one upsert a
+    key); the counts afterwards, by key."""
     window = now.replace(second=0, microsecond=0)
     dialect = db.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(RateCounter).values(key=key[:120], window_start=window, count=1)
-    stmt = stmt.on_conflict_do_update(index_elements=["key", "window_start"],
-                                      set_={"count": RateCounter.count + 1})
-    count = db.execute(stmt.returning(RateCounter.count)).scalar_one()
-    if count > limit:
-        raise TooManyRequests(detail={"limit_per_minute": limit})
+    out: dict[str, int] = {}
+    for key in sorted(attempts):  # in key order: two batches never wait on each other
+        stmt = insert(RateCounter).values(key=key[:120], window_start=window,
+                                          count=attempts[key])
+        stmt = stmt.on_conflict_do_update(index_elements=["key", "window_start"],
+                                          set_={"count": RateCounter.count + attempts[key]})
+        out[key] = db.execute(stmt.returning(RateCounter.count)).scalar_one()
+    return out
 
 
 def forget(db: Session, *, before: datetime) -> None:

@@ -3,18 +3,23 @@
 The key is claimed inside the request's transaction before the work is done, so a
 concurrent duplicate waits on the unique index (PostgreSQL) or the write lock (SQLite) and
 then finds the stored answer. Only successful answers are stored: a failed request changed
-nothing, so repeating it simply runs it again.
+nothing, so repeating it simply runs it again (its claim is released with it).
+
+A batch of bookings claims its keys with one insert (``claim_many``), in key order so that
+two batches waiting on each other's keys cannot deadlock.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, bindparam, delete, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from onetrip.identity.service import Principal
@@ -31,38 +36,93 @@ def request_hash(path: str, body: Any) -> str:
     return hashlib.sha256(f"{path}\n{canonical}".encode()).hexdigest()
 
 
-def _stored(db: Session, owner: str, key: str, digest: str) -> IdempotencyRecord | None:
-    row = db.scalar(select(IdempotencyRecord).where(IdempotencyRecord.principal_key == owner,
-                                                    IdempotencyRecord.key == key))
-    if row is not None and row.request_hash != digest:
-        raise IdempotencyKeyReused(detail={"key": key})
-    return row
+@dataclass(frozen=True)
+class Claim:
+    """A key of one request: its stored answer (``status_code > 0``: replay it), or a fresh
+    claim (``record_id``) to fill with ``remember_many`` or drop with ``release_many``."""
+
+    record_id: int
+    status_code: int = 0
+    body: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Wanted:
+    owner: str
+    key: str
+    digest: str
+
+
+def claim_many(db: Session, wanted: Sequence[Wanted], *, now: datetime,
+               ) -> list[Claim | IdempotencyKeyReused]:
+    """The claim of each key. The same owner and key twice in one batch is one claim (the
+    second repeats the first); another body under a key already used is refused."""
+    pairs = sorted({(w.owner, w.key[:200]) for w in wanted})
+    digests: dict[tuple[str, str], str] = {}
+    for w in wanted:
+        digests.setdefault((w.owner, w.key[:200]), w.digest)
+    found = _stored(db, pairs)
+    missing = [p for p in pairs if p not in found]
+    if missing:
+        dialect = db.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        t = IdempotencyRecord
+        rows = db.execute(
+            insert(t).values([{"principal_key": o, "key": k, "request_hash": digests[(o, k)],
+                               "status_code": 0, "body": {}, "created_at": now}
+                              for o, k in missing])
+            .on_conflict_do_nothing().returning(t.principal_key, t.key, t.id)).all()
+        fresh = {(o, k): (Claim(rid), digests[(o, k)]) for o, k, rid in rows}
+        # A key another transaction took meanwhile: it has committed now, with its answer.
+        found |= _stored(db, [p for p in missing if p not in fresh]) | fresh
+    out: list[Claim | IdempotencyKeyReused] = []
+    for w in wanted:
+        claim, digest = found[(w.owner, w.key[:200])]
+        out.append(claim if digest == w.digest else IdempotencyKeyReused(detail={"key": w.key}))
+    return out
+
+
+def _stored(db: Session, pairs: Sequence[tuple[str, str]],
+            ) -> dict[tuple[str, str], tuple[Claim, str]]:
+    """The stored claims of these keys, with the digest of the body each was made for."""
+    if not pairs:
+        return {}
+    t = IdempotencyRecord
+    rows = db.execute(select(t.id, t.principal_key, t.key, t.request_hash, t.status_code,
+                             t.body).where(tuple_(t.principal_key, t.key).in_(pairs))).all()
+    return {(r.principal_key, r.key): (Claim(r.id, r.status_code, r.body), r.request_hash)
+            for r in rows}
 
 
 def claim(db: Session, *, owner: str, key: str, digest: str,
           now: datetime) -> IdempotencyRecord:
     """The record for this key: a stored answer (``status_code > 0``) or a fresh claim."""
-    row = _stored(db, owner, key, digest)
-    if row is not None:
-        return row
-    fresh = IdempotencyRecord(principal_key=owner, key=key[:200], request_hash=digest,
-                              status_code=0, body={}, created_at=now)
-    try:
-        with db.begin_nested():
-            db.add(fresh)
-            db.flush()
-    except IntegrityError:
-        row = _stored(db, owner, key, digest)
-        if row is None:
-            raise
-        return row
-    return fresh
+    [one] = claim_many(db, [Wanted(owner, key, digest)], now=now)
+    if isinstance(one, IdempotencyKeyReused):
+        raise one
+    return db.get_one(IdempotencyRecord, one.record_id)
 
 
 def remember(db: Session, record: IdempotencyRecord, status_code: int,
              body: dict[str, Any]) -> None:
     record.status_code, record.body = status_code, body
     db.flush()
+
+
+def remember_many(db: Session, answers: Sequence[tuple[int, int, dict[str, Any]]]) -> None:
+    """Store the answers (record id, status code, body) of fresh claims."""
+    if answers:
+        t = cast(Table, IdempotencyRecord.__table__)
+        db.connection().execute(
+            update(t).where(t.c.id == bindparam("rid"))
+            .values(status_code=bindparam("code"), body=bindparam("answer")),
+            [{"rid": rid, "code": code, "answer": body} for rid, code, body in answers])
+
+
+def release_many(db: Session, record_ids: Sequence[int]) -> None:
+    """Drop fresh claims of requests that failed: repeating them runs them again."""
+    if record_ids:
+        db.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id.in_(record_ids)))
 
 
 def purge(db: Session, *, before: datetime) -> int:

@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Pool(StrEnum):
@@ -106,6 +106,8 @@ class PolicyInvalid(ValueError):
 
 class PoolPolicy(BaseModel):
     """One hospital's pool shares and timers. Defaults follow SX2018 and NB2016."""
+
+    model_config = ConfigDict(frozen=True)
 
     # BK-2: at least 80% of slots bookable online (online + referral pools).
     online_share: float = Field(default=0.85, ge=0, le=1)
@@ -267,6 +269,8 @@ class PenaltyRule(BaseModel):
     ``{1: 30, 2: 60, 3: 90}`` escalates 30/60/90 days and ``{3: 90}`` restricts for 90 days
     at the third event. ``window_days=None`` counts within the calendar year.
     """
+
+    model_config = ConfigDict(frozen=True)
 
     name: str = "默认爽约规则"
     counted: frozenset[PenaltyEvent] = frozenset({PenaltyEvent.noshow})

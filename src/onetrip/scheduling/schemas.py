@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -12,6 +12,9 @@ from onetrip.config import get_settings
 from onetrip.identity.rules import DocumentType
 from onetrip.scheduling.models import Appointment, Schedule, Slot
 from onetrip.scheduling.rules import Channel, SessionOfDay
+
+if TYPE_CHECKING:
+    from onetrip.scheduling.engine import Booked
 
 
 def _local(value: datetime | None) -> datetime | None:
@@ -88,7 +91,7 @@ class AppointmentRead(BaseModel):
     rebooked_from_id: int | None = None
 
     @classmethod
-    def of(cls, a: Appointment) -> AppointmentRead:
+    def of(cls, a: Appointment | Booked) -> AppointmentRead:
         return cls(id=a.id, status=a.status, patient_id=a.patient_id, slot_id=a.slot_id,
                    schedule_id=a.schedule_id, start=_local(a.start_at), date=a.day,
                    pool=a.pool, channel=a.channel, hold_expires_at=_local(a.hold_expires_at),

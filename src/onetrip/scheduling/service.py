@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, cast
 
 from pydantic import ValidationError
@@ -58,10 +60,31 @@ def record_change(db: Session, by: Principal | None, action: str, **detail: obje
 
 def policy_for(db: Session, hospital_id: int) -> tuple[PoolPolicy, PenaltyRule]:
     """A hospital's pool policy and penalty rule (the defaults where none is stored)."""
-    row = db.get(BookingPolicy, hospital_id)
-    if row is None:
-        return PoolPolicy(), PenaltyRule()
-    return PoolPolicy.model_validate(row.pools), PenaltyRule.model_validate(row.penalty)
+    return policies_for(db, {hospital_id})[hospital_id]
+
+
+def policies_for(db: Session, hospital_ids: set[int],
+                 ) -> dict[int, tuple[PoolPolicy, PenaltyRule]]:
+    """``policy_for`` for several hospitals with one read (a batch of bookings)."""
+    stored = {hid: (pools, penalty) for hid, pools, penalty in db.execute(
+        select(BookingPolicy.hospital_id, BookingPolicy.pools, BookingPolicy.penalty)
+        .where(BookingPolicy.hospital_id.in_(hospital_ids)))} if hospital_ids else {}
+    return {hid: _validated(*(json.dumps(part, sort_keys=True) for part in stored[hid]))
+            if hid in stored else _validated("{}", "{}") for hid in hospital_ids}
+
+
+@lru_cache(maxsize=256)
+def _validated(pools: str, penalty: str) -> tuple[PoolPolicy, PenaltyRule]:
+    # Validation runs once per stored version (the models are frozen), not once a booking.
+    return (PoolPolicy.model_validate_json(pools), PenaltyRule.model_validate_json(penalty))
+
+
+_generation = 0
+
+
+def policy_generation() -> int:
+    """Changes whenever this process stores a policy (what caches of policies key on)."""
+    return _generation
 
 
 def set_policy(db: Session, *, hospital: Hospital, pools: dict[str, object],
@@ -79,6 +102,8 @@ def set_policy(db: Session, *, hospital: Hospital, pools: dict[str, object],
     row.updated_by = (by.actor if by else "system")[:100]
     db.add(row)
     db.flush()
+    global _generation
+    _generation += 1
     record_change(db, by, "booking_policy.set", hospital=hospital.code, pools=row.pools,
                   penalty=row.penalty)
     return row

@@ -1,0 +1,564 @@
+"""The booking engine's core: many bookings in one transaction, each statement set-based.
+
+``book_many`` takes a batch of booking requests and answers each with the appointment it
+made or the error that refused it; one refusal never undoes another booking. A batch of one
+is how a single booking is made (``booking.book``); the group committer (``groupcommit``)
+hands it every request that arrived while the previous batch was committing.
+
+The invariants stay in the database (BK-3, BK-8):
+
+* a slot is claimed only by a conditional UPDATE that succeeds while it is free (or its hold
+  has run out), released, and in a pool open to the channel; on PostgreSQL the earliest free
+  slots of a schedule are picked with ``FOR UPDATE SKIP LOCKED``, so concurrent batches
+  spread over a schedule's slots instead of queueing on one;
+* appointments enter under partial unique indexes (one active claim per slot, per patient per
+  department per day, per patient per schedule);
+* a patient's limits are counted under a per-patient lock (an advisory lock on PostgreSQL,
+  the write lock on SQLite), taken for the whole batch in patient order.
+
+A batch costs the same dozen statements whatever its size: the reads of schedules, policies,
+patients and histories, the locks, one claim per schedule, one insert of the appointments,
+one of their audit rows, and the notify domain's outbox rows through the events.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, func, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from onetrip import events
+from onetrip.config import get_settings
+from onetrip.errors import OnetripError
+from onetrip.identity import audit
+from onetrip.identity import service as identity_service
+from onetrip.identity.rules import Role
+from onetrip.identity.service import Principal
+from onetrip.org.models import Hospital
+from onetrip.scheduling import service
+from onetrip.scheduling.errors import (
+    ChannelNotAllowed,
+    LimitReached,
+    PatientRestricted,
+    PoolClosed,
+    ScheduleFull,
+    ScheduleNotFound,
+    ScheduleNotOpen,
+    SlotInPast,
+    SlotNotFound,
+    SlotTaken,
+)
+from onetrip.scheduling.events import AppointmentBooked, AppointmentHeld
+from onetrip.scheduling.models import Appointment, Schedule, Slot
+from onetrip.scheduling.rules import (
+    ACTIVE_STATUSES,
+    BOOKABLE_SCHEDULE_STATUSES,
+    CHANNEL_POOLS,
+    ONLINE_CHANNELS,
+    ROLE_CHANNELS,
+    Channel,
+    PenaltyEvent,
+    PenaltyRule,
+    Pool,
+    PoolPolicy,
+    PoolTimer,
+    Restriction,
+    booking_paused,
+    booking_window,
+    effective_pool,
+    restriction_for,
+)
+
+_ACTIVE = [s.value for s in ACTIVE_STATUSES]
+_PATIENT_LOCK = 7_301  # advisory-lock namespace for per-patient booking limits
+_APPOINTMENT = cast(Table, Appointment.__table__)
+_SLOT = cast(Table, Slot.__table__)
+#: How often a PostgreSQL claim may wait for bookings in flight before calling a schedule full.
+_WAIT_ROUNDS = 20
+
+
+@dataclass(frozen=True)
+class BookingRequest:
+    """One booking (or hold) for a real-name patient: a given slot, or a schedule's earliest
+    free slot of a pool open to the channel."""
+
+    principal: Principal
+    patient_id: int
+    channel: Channel
+    slot_id: int | None = None
+    schedule_id: int | None = None
+    hold: bool = False
+
+
+@dataclass(frozen=True)
+class Booked:
+    """The appointment a request made, as written (no second read)."""
+
+    id: int
+    slot_id: int
+    schedule_id: int
+    patient_id: int
+    hospital_id: int
+    department_id: int
+    day: date
+    start_at: datetime
+    pool: str
+    channel: str
+    status: str
+    hold_expires_at: datetime | None
+    booked_at: datetime | None
+    cancelled_at: datetime | None = None
+    checked_in_at: datetime | None = None
+    rebooked_from_id: int | None = None
+
+
+Outcome = Booked | OnetripError
+
+
+@dataclass
+class _Pending:
+    """A request that passed the checks that need no lock, on its way to a slot."""
+
+    index: int
+    request: BookingRequest
+    schedule: Any
+    patient_id: int  # the master record (ID-3)
+    policy: PoolPolicy
+    pools: frozenset[Pool]
+    hold_until: datetime | None
+    slot: Any | None = None
+
+
+@dataclass
+class _Context:
+    """What the batch read once: schedules, hospitals, policies and master patients."""
+
+    schedules: dict[int, Any]
+    slot_schedule: dict[int, int]
+    hospitals: dict[int, Any]
+    policies: dict[int, tuple[PoolPolicy, PenaltyRule]]
+    masters: list[int | OnetripError]
+    region_hospitals: dict[int, set[int]] = field(default_factory=dict)
+
+
+def book_many(db: Session, requests: Sequence[BookingRequest], *,
+              now: datetime) -> list[Outcome]:
+    """Book every request that can be booked; answer the others with their refusal.
+
+    Requests are served in the order given (a fair draw decides that order in the seconds
+    after a pool opens). A refused request writes nothing, except the audit row of a denied
+    access to a patient. Raises only on a database failure, which leaves the batch undone.
+    """
+    out: list[Outcome | None] = [None] * len(requests)
+    if not requests:
+        return []
+    ctx = _read_context(db, requests)
+    pending: list[_Pending] = []
+    for i, req in enumerate(requests):
+        try:
+            pending.append(_admit(ctx, i, req, now))
+        except OnetripError as exc:
+            out[i] = exc
+    _refuse_restricted(db, ctx, pending, out, now)
+    pending = [p for p in pending if out[p.index] is None]
+    # One request per patient per round: a patient's second request of the batch is weighed
+    # against what the first one booked (or did not).
+    while pending:
+        seen: set[int] = set()
+        this_round: list[_Pending] = []
+        later: list[_Pending] = []
+        for p in pending:
+            (later if p.patient_id in seen else this_round).append(p)
+            seen.add(p.patient_id)
+        _book_round(db, this_round, out, now)
+        pending = later
+    return [o if o is not None else SlotNotFound() for o in out]
+
+
+# --- reads ---------------------------------------------------------------------------------
+
+
+def _read_context(db: Session, requests: Sequence[BookingRequest]) -> _Context:
+    conn = db.connection()
+    slot_ids = {r.slot_id for r in requests if r.slot_id is not None}
+    slot_schedule: dict[int, int] = {}
+    if slot_ids:
+        slot_schedule = dict(conn.execute(
+            select(Slot.id, Slot.schedule_id).where(Slot.id.in_(slot_ids))).all())
+    schedule_ids = {r.schedule_id for r in requests if r.slot_id is None and r.schedule_id}
+    schedule_ids |= set(slot_schedule.values())
+    s = cast(Table, Schedule.__table__).c
+    schedules = {row.id: row for row in conn.execute(
+        select(s.id, s.hospital_id, s.department_id, s.day, s.status)
+        .where(s.id.in_(schedule_ids)))} if schedule_ids else {}
+    hospital_ids = {row.hospital_id for row in schedules.values()}
+    hospital_ids |= {r.principal.hospital_id for r in requests
+                     if r.channel is Channel.referral and r.principal.hospital_id}
+    h = cast(Table, Hospital.__table__).c
+    hospitals = {row.id: row for row in conn.execute(
+        select(h.id, h.kind, h.alliance_id, h.region_id).where(h.id.in_(hospital_ids)))
+    } if hospital_ids else {}
+    policies = service.policies_for(db, {row.hospital_id for row in schedules.values()})
+    masters = identity_service.access_patients(
+        db, [(r.principal, r.patient_id) for r in requests], action="appointment.book",
+        record_allowed=False)
+    return _Context(schedules, slot_schedule, hospitals, policies, masters)
+
+
+def _admit(ctx: _Context, index: int, req: BookingRequest, now: datetime) -> _Pending:
+    """The checks that need no lock, in the order a single booking always made them."""
+    if req.slot_id is not None:
+        schedule_id = ctx.slot_schedule.get(req.slot_id)
+        if schedule_id is None:
+            raise SlotNotFound(detail={"slot_id": req.slot_id})
+    elif req.schedule_id is not None:
+        schedule_id = req.schedule_id
+    else:
+        raise SlotNotFound("请指定号源或排班")
+    schedule = ctx.schedules.get(schedule_id)
+    if schedule is None:
+        raise ScheduleNotFound(detail={"schedule_id": schedule_id})
+    check_channel(req.principal, req.channel, schedule.hospital_id, ctx.hospitals)
+    master = ctx.masters[index]
+    if isinstance(master, OnetripError):
+        raise master
+    if schedule.status not in BOOKABLE_SCHEDULE_STATUSES:
+        raise ScheduleNotOpen(detail={"schedule_id": schedule.id, "status": schedule.status})
+    policy = ctx.policies[schedule.hospital_id][0]
+    if booking_paused(booking_window(schedule.day, policy, get_settings().tz), now):
+        raise PoolClosed(f"次日号源预约已于{policy.next_day_cutoff:%H:%M}截止，"
+                         f"当日号源{policy.same_day_open_time:%H:%M}开放")
+    hold_until = now + timedelta(minutes=policy.hold_minutes) if req.hold else None
+    return _Pending(index, req, schedule, master, policy, CHANNEL_POOLS[req.channel],
+                    hold_until)
+
+
+def check_channel(principal: Principal, channel: Channel, hospital_id: int,
+                  hospitals: Mapping[int, Any]) -> None:
+    """May this principal book a session of ``hospital_id`` through this channel (BK-1,
+    BK-8)? ``hospitals`` holds that hospital and the principal's (kind, alliance)."""
+    allowed = ROLE_CHANNELS.get(principal.role.value, frozenset())
+    if channel not in allowed:
+        raise ChannelNotAllowed(detail={"role": principal.role.value, "channel": channel.value})
+    if principal.role in (Role.patient, Role.proxy):
+        return
+    if channel is Channel.referral:
+        # BK-4/RF-1: a primary-care clinic refers into a hospital of its own alliance.
+        source = hospitals.get(principal.hospital_id) if principal.hospital_id else None
+        target = hospitals[hospital_id]
+        if (source is None or source.kind != "primary_care" or source.alliance_id is None
+                or source.alliance_id != target.alliance_id):
+            raise ChannelNotAllowed("只有同一医联体的基层医疗机构可以转诊预约")
+        return
+    if principal.hospital_id != hospital_id:
+        raise ChannelNotAllowed("只能预约本院的号源", detail={"channel": channel.value})
+
+
+def _refuse_restricted(db: Session, ctx: _Context, pending: list[_Pending],
+                       out: list[Outcome | None], now: datetime) -> None:
+    """BK-6: a no-show restriction stops the online channels (never the window)."""
+    online = [p for p in pending if p.request.channel in ONLINE_CHANNELS]
+    if not online:
+        return
+    histories = penalty_histories(db, {p.patient_id for p in online})
+    for p in online:
+        hospital_id = p.schedule.hospital_id
+        rule = ctx.policies[hospital_id][1]
+        restriction = restriction_in(db, ctx.region_hospitals, histories.get(p.patient_id, []),
+                                     hospital_id=hospital_id, rule=rule, now=now)
+        if restriction is not None:
+            out[p.index] = PatientRestricted(
+                restriction.reason, detail={"until": restriction.until.isoformat(),
+                                            "count": restriction.count,
+                                            "rule": restriction.rule})
+
+
+#: A patient's penalty events: (kind, when, at which hospital).
+History = list[tuple[PenaltyEvent, datetime, int]]
+
+
+def penalty_histories(db: Session, patient_ids: set[int]) -> dict[int, History]:
+    """Every penalty-counted event of these patients, wherever it happened (BK-6)."""
+    t = _APPOINTMENT.c
+    out: dict[int, History] = defaultdict(list)
+    for pid, hospital_id, kind, cancelled_at, noshow_at in db.connection().execute(
+            select(t.patient_id, t.hospital_id, t.penalty_event, t.cancelled_at, t.noshow_at)
+            .where(t.patient_id.in_(patient_ids), t.penalty_event.is_not(None))):
+        at = noshow_at or cancelled_at
+        if kind is not None and at is not None:
+            out[pid].append((PenaltyEvent(kind), at, hospital_id))
+    return out
+
+
+def in_scope(db: Session, region_hospitals: dict[int, set[int]], history: History, *,
+             hospital_id: int, rule: PenaltyRule) -> list[tuple[PenaltyEvent, datetime]]:
+    """The events a hospital's rule weighs: its own, or every hospital's of its region."""
+    if rule.scope == "hospital":
+        scope = {hospital_id}
+    else:
+        if hospital_id not in region_hospitals:
+            region_id = db.get_one(Hospital, hospital_id).region_id
+            region_hospitals[hospital_id] = set(db.scalars(
+                select(Hospital.id).where(Hospital.region_id == region_id)))
+        scope = region_hospitals[hospital_id]
+    return [(kind, at) for kind, at, h in history if h in scope]
+
+
+def restriction_in(db: Session, region_hospitals: dict[int, set[int]], history: History, *,
+                   hospital_id: int, rule: PenaltyRule, now: datetime) -> Restriction | None:
+    """The restriction in force at a hospital from a patient's history (BK-6)."""
+    if not history:
+        return None
+    return restriction_for(in_scope(db, region_hospitals, history, hospital_id=hospital_id,
+                                    rule=rule), rule, now, get_settings().tz)
+
+
+# --- locks, limits, claims -----------------------------------------------------------------
+
+
+def _book_round(db: Session, pending: list[_Pending], out: list[Outcome | None],
+                now: datetime) -> None:
+    """Limits, claims and inserts for requests of distinct patients."""
+    _lock_patients(db, sorted({p.patient_id for p in pending}))
+    pending = _within_limits(db, pending, out, now)
+    if not pending:
+        return
+    try:
+        with db.begin_nested():
+            booked = _claim_and_insert(db, pending, out, now)
+    except IntegrityError:
+        if len(pending) == 1:
+            out[pending[0].index] = LimitReached("已有同科室同日或同一出诊的有效预约")
+            return
+        # A unique index refused one of them (a writer that skipped the patient lock): book
+        # them one by one so that only that one is refused.
+        for p in pending:
+            _book_round(db, [p], out, now)
+        return
+    _record(db, booked)
+
+
+def _lock_patients(db: Session, patient_ids: list[int]) -> None:
+    if patient_ids and db.get_bind().dialect.name == "postgresql":
+        db.execute(text("SELECT pg_advisory_xact_lock(:ns, pid) FROM unnest(CAST(:ids AS "
+                        "integer[])) AS pid ORDER BY pid"),
+                   {"ns": _PATIENT_LOCK, "ids": patient_ids})
+
+
+def _within_limits(db: Session, pending: list[_Pending], out: list[Outcome | None],
+                   now: datetime) -> list[_Pending]:
+    """One active appointment per patient per schedule and per department per day; at most
+    ``max_active_appointments`` in all (BK-8). Run-out holds no longer count."""
+    t = _APPOINTMENT.c
+    rows = db.connection().execute(
+        select(t.patient_id, t.schedule_id, t.department_id, t.day, t.status,
+               t.hold_expires_at)
+        .where(t.patient_id.in_({p.patient_id for p in pending}), t.status.in_(_ACTIVE),
+               t.start_at > now - timedelta(hours=12))).all()
+    lapsed = {r.patient_id for r in rows if r.status == "held"
+              and r.hold_expires_at is not None and r.hold_expires_at <= now}
+    if lapsed:
+        expire_holds(db, now, patient_ids=lapsed)
+    active: dict[int, list[Any]] = defaultdict(list)
+    for r in rows:
+        if not (r.status == "held" and r.hold_expires_at is not None
+                and r.hold_expires_at <= now):
+            active[r.patient_id].append(r)
+    kept = []
+    for p in pending:
+        mine, s = active[p.patient_id], p.schedule
+        limit = p.policy.max_active_appointments
+        if any(r.schedule_id == s.id for r in mine):
+            out[p.index] = LimitReached("您已预约过该出诊", detail={"limit": "per_schedule"})
+        elif any(r.department_id == s.department_id and r.day == s.day for r in mine):
+            out[p.index] = LimitReached("同一科室同一天只能预约一次",
+                                        detail={"limit": "per_department_day"})
+        elif len(mine) >= limit:
+            out[p.index] = LimitReached(f"有效预约最多{limit}个",
+                                        detail={"limit": "max_active", "max": limit})
+        else:
+            kept.append(p)
+    return kept
+
+
+def expire_holds(db: Session, now: datetime, *, patient_ids: set[int] | None = None,
+                 slot_ids: Sequence[int] | None = None) -> None:
+    """Turn run-out holds into ``expired`` so they no longer count or block."""
+    t = _APPOINTMENT.c
+    stmt = update(_APPOINTMENT).where(t.status == "held", t.hold_expires_at <= now)
+    if patient_ids is not None:
+        stmt = stmt.where(t.patient_id.in_(patient_ids))
+    if slot_ids is not None:
+        stmt = stmt.where(t.slot_id.in_(slot_ids))
+    db.connection().execute(stmt.values(status="expired"))
+
+
+def _claim_and_insert(db: Session, pending: list[_Pending], out: list[Outcome | None],
+                      now: datetime) -> list[tuple[_Pending, Booked]]:
+    by_slot: dict[tuple[frozenset[Pool], bool], list[_Pending]] = defaultdict(list)
+    by_schedule: dict[tuple[int, frozenset[Pool], bool], list[_Pending]] = defaultdict(list)
+    for p in pending:
+        if p.request.slot_id is not None:
+            by_slot[(p.pools, p.request.hold)].append(p)
+        else:
+            by_schedule[(p.schedule.id, p.pools, p.request.hold)].append(p)
+    for (pools, _hold), group in by_slot.items():
+        _claim_slots(db, group, pools, now)
+    for (schedule_id, pools, _hold), group in by_schedule.items():
+        _claim_earliest(db, schedule_id, group, pools, now)
+    claimed = [p for p in pending if p.slot is not None]
+    why: dict[tuple[int, frozenset[Pool]], OnetripError] = {}
+    for p in pending:
+        if p.slot is None:
+            out[p.index] = _why_not(db, p, now, why)
+    if not claimed:
+        return []
+    rows = [{
+        "slot_id": p.slot.id, "schedule_id": p.schedule.id, "patient_id": p.patient_id,
+        "hospital_id": p.schedule.hospital_id, "department_id": p.schedule.department_id,
+        "day": p.schedule.day, "start_at": p.slot.start_at, "pool": _pool_now(p.slot, now),
+        "channel": p.request.channel.value, "status": "held" if p.request.hold else "booked",
+        "hold_expires_at": p.hold_until, "booked_by": _who(p.request.principal),
+        "booked_at": None if p.request.hold else now, "created_at": now,
+        "cancel_reason": "",
+    } for p in claimed if p.slot is not None]
+    ids = db.connection().execute(
+        insert(_APPOINTMENT).returning(_APPOINTMENT.c.id, sort_by_parameter_order=True),
+        rows).scalars().all()
+    booked = []
+    for p, row, appt_id in zip(claimed, rows, ids, strict=True):
+        b = Booked(id=appt_id, slot_id=row["slot_id"], schedule_id=row["schedule_id"],
+                   patient_id=row["patient_id"], hospital_id=row["hospital_id"],
+                   department_id=row["department_id"], day=row["day"],
+                   start_at=row["start_at"], pool=row["pool"], channel=row["channel"],
+                   status=row["status"], hold_expires_at=row["hold_expires_at"],
+                   booked_at=row["booked_at"])
+        out[p.index] = b
+        booked.append((p, b))
+    return booked
+
+
+def _pool_now(slot: Any, now: datetime) -> str:
+    timer = PoolTimer(slot.release_at, slot.return_at,
+                      Pool(slot.return_pool) if slot.return_pool else None)
+    pool = Pool(slot.pool)
+    return (effective_pool(pool, timer, now) or pool).value
+
+
+_RETURNING = (_SLOT.c.id, _SLOT.c.start_at, _SLOT.c.pool, _SLOT.c.release_at,
+              _SLOT.c.return_at, _SLOT.c.return_pool)
+
+
+def _claim_values(group: list[_Pending]) -> dict[str, Any]:
+    hold_until = group[0].hold_until
+    return {"status": "held" if hold_until else "booked", "held_until": hold_until}
+
+
+def _claim_slots(db: Session, group: list[_Pending], pools: frozenset[Pool],
+                 now: datetime) -> None:
+    """Claim the named slots: free ones first, then those whose hold ran out."""
+    t = _SLOT.c
+    wanted = {p.request.slot_id for p in group}
+    for lapsed in (False, True):
+        state = and_(t.status == "held", t.held_until <= now) if lapsed else t.status == "free"
+        rows = db.connection().execute(
+            update(_SLOT).where(t.id.in_(wanted), state, t.start_at > now,
+                                service.open_to(pools, now, t))
+            .values(**_claim_values(group)).returning(*_RETURNING)).all()
+        if lapsed and rows:
+            expire_holds(db, now, slot_ids=[r.id for r in rows])
+        got = {r.id: r for r in rows}
+        for p in group:  # the first request for a slot gets it; a second finds it taken
+            if p.slot is None and p.request.slot_id in got:
+                p.slot = got.pop(cast(int, p.request.slot_id))
+        wanted = {p.request.slot_id for p in group if p.slot is None} - {None}
+        if not wanted:
+            return
+
+
+def _claim_earliest(db: Session, schedule_id: int, group: list[_Pending],
+                    pools: frozenset[Pool], now: datetime) -> None:
+    """Claim the schedule's earliest free slots open to the pools, one per request.
+
+    Free slots are tried first and slots whose hold ran out second, each with a condition
+    the (schedule, status, start) index answers. On PostgreSQL the pick skips slots that
+    other bookings have locked; only when that finds too few does it wait for them, so a
+    schedule is called full only once the bookings in flight have finished (one of them may
+    yet roll back).
+    """
+    t = _SLOT.c
+    postgres = db.get_bind().dialect.name == "postgresql"
+    waiting = iter(group)
+    need = len(group)
+    for lapsed in (False, True):
+        state = and_(t.status == "held", t.held_until <= now) if lapsed else t.status == "free"
+        conditions = [t.schedule_id == schedule_id, state, t.start_at > now,
+                      service.open_to(pools, now, t)]
+        modes = [True, False] * _WAIT_ROUNDS if postgres else [False]
+        for skip_locked in modes:
+            if need == 0:
+                return
+            pick = select(t.id).where(*conditions).order_by(t.start_at).limit(need)
+            if postgres:
+                pick = pick.with_for_update(skip_locked=skip_locked)
+            # A CTE is picked once; ``id IN (subquery)`` may be rescanned by the planner,
+            # and with SKIP LOCKED each scan can pick other slots.
+            picked = pick.cte("picked")
+            rows = db.connection().execute(
+                update(_SLOT).where(t.id == picked.c.id, *conditions)
+                .values(**_claim_values(group)).returning(*_RETURNING)).all()
+            if lapsed and rows:
+                expire_holds(db, now, slot_ids=[r.id for r in rows])
+            for row in sorted(rows, key=lambda r: (r.start_at, r.id)):
+                next(waiting).slot = row
+            need -= len(rows)
+            if not skip_locked and not rows:
+                break  # waited, and nothing came free: the slots in flight were booked
+
+
+def _why_not(db: Session, p: _Pending, now: datetime,
+             seen: dict[tuple[int, frozenset[Pool]], OnetripError]) -> OnetripError:
+    slot_id = p.request.slot_id
+    if slot_id is not None:
+        slot = db.get_one(Slot, slot_id)
+        db.refresh(slot)
+        if slot.start_at <= now:
+            return SlotInPast(detail={"slot_id": slot_id})
+        if slot.status in ("booked", "held", "blocked"):
+            return SlotTaken(detail={"slot_id": slot_id})
+        return PoolClosed(detail={"slot_id": slot_id, "pool": slot.pool})
+    key = (p.schedule.id, p.pools)
+    if key not in seen:
+        free = [Slot.schedule_id == p.schedule.id, service.claimable(now), Slot.start_at > now]
+        open_to_me = db.scalar(select(func.count()).select_from(Slot).where(
+            *free, service.open_to(p.pools, now)))
+        any_free = db.scalar(select(func.count()).select_from(Slot).where(*free))
+        if any_free and not open_to_me:
+            seen[key] = PoolClosed("该出诊剩余号源暂未向此渠道开放",
+                                   detail={"schedule_id": p.schedule.id})
+        else:
+            # Free slots this channel could take but did not get are held by bookings in
+            # flight (or by this batch's earlier requests).
+            seen[key] = ScheduleFull(detail={"schedule_id": p.schedule.id})
+    return seen[key]
+
+
+def _who(principal: Principal) -> str:
+    return f"{principal.role.value}:{principal.token_id or '-'}:{principal.label}"[:100]
+
+
+def _record(db: Session, booked: list[tuple[_Pending, Booked]]) -> None:
+    """One audit row per booking and the domain events for the outbox (after the inserts)."""
+    if not booked:
+        return
+    audit.record_many(db, [audit.Entry(p.request.principal, "appointment.book", b.patient_id)
+                           for p, b in booked])
+    for _p, b in booked:
+        event = AppointmentHeld if b.status == "held" else AppointmentBooked
+        events.publish(db, event(appointment_id=b.id, patient_id=b.patient_id))

@@ -1,0 +1,303 @@
+"""The group committer: a process's booking requests, many to one transaction (BK-3, BK-8).
+
+Every booking-like POST of the API (``/appointments``, ``/holds``) becomes a ``Command``
+queued here. One thread per process takes every command that queued while it committed the
+previous batch and runs them together in one transaction: it counts the attempts against
+the rate limits, authenticates the requests, claims their idempotency keys, books them with
+``engine.book_many`` in the order they arrived, stores the answers for the keys and
+commits. Only then is each request answered: an answer is never given for a booking that
+could still roll back, and a crash before the commit leaves nothing behind.
+
+Batching is what makes the engine fast: a transaction costs the same dozen statements and
+one commit (one fsync) whether it books one patient or a hundred. Nobody waits for a batch
+to fill: a lone request is committed at once, and a batch grows only while the database is
+busy with the one before.
+
+A database failure (a deadlock PostgreSQL broke, a lost connection) undoes the batch and it
+runs again; an unexpected error runs the batch's commands one by one, so that only the
+command at fault gets the error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from onetrip.db import new_session, writer_turn
+from onetrip.errors import OnetripError
+from onetrip.identity import service as identity_service
+from onetrip.identity.service import Principal
+from onetrip.scheduling import engine, fairness, idempotency
+from onetrip.scheduling.errors import IdempotencyKeyReused
+from onetrip.scheduling.rules import Channel
+from onetrip.scheduling.schemas import AppointmentRead
+
+log = logging.getLogger(__name__)
+
+#: SQLSTATEs after which a batch simply runs again: deadlock detected, serialization failure.
+_RETRY_STATES = {"40P01", "40001"}
+_ATTEMPTS = 4
+
+
+@dataclass(frozen=True)
+class Command:
+    """One booking-like request as it arrived: who (a secret to authenticate, or a principal
+    already known), what, and the idempotency key and rate-limit keys it came with."""
+
+    patient_id: int
+    channel: Channel
+    now: datetime
+    slot_id: int | None = None
+    schedule_id: int | None = None
+    hold: bool = False
+    secret: str | None = None
+    principal: Principal | None = None
+    idempotency_key: str | None = None
+    #: (key, attempts allowed per minute): the account and the client address (BK-8).
+    rate_keys: tuple[tuple[str, int], ...] = ()
+    request_id: str = ""
+    client_ip: str = ""
+
+    @property
+    def path(self) -> str:
+        return "/holds" if self.hold else "/appointments"
+
+    def body(self) -> dict[str, Any]:
+        """The request body as the API received it (what an idempotency key is bound to)."""
+        return {"schedule_id": self.schedule_id, "slot_id": self.slot_id,
+                "patient_id": self.patient_id, "channel": self.channel.value}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the request gets: a status code and a JSON body (replayed for a repeated key)."""
+
+    status_code: int
+    body: dict[str, Any] = field(default_factory=dict)
+    replayed: bool = False
+
+    @classmethod
+    def of(cls, outcome: engine.Outcome) -> Answer:
+        if isinstance(outcome, OnetripError):
+            return cls(outcome.http_status, outcome.to_dict())
+        return cls(201, AppointmentRead.of(outcome).model_dump(mode="json"))
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status_code < 300
+
+
+INTERNAL = Answer(500, {"code": "internal_error", "message": "系统繁忙，请稍后再试",
+                        "detail": None})
+
+
+def run_batch(db: Session, commands: Sequence[Command], *, now: datetime) -> list[Answer]:
+    """Authenticate, claim keys, book and store the answers of a batch, in one transaction
+    (the caller commits). A command's refusal never touches another command's booking."""
+    answers: list[Answer | None] = [None] * len(commands)
+    principals = _principals(db, commands)
+    for i, p in enumerate(principals):
+        if isinstance(p, OnetripError):
+            answers[i] = Answer.of(p)
+    fresh, leader = _claim_keys(db, commands, principals, answers, now)
+    to_book = [i for i, a in enumerate(answers) if a is None and i not in leader]
+    outcomes = engine.book_many(db, [engine.BookingRequest(
+        principal=principals[i], patient_id=commands[i].patient_id,  # type: ignore[arg-type]
+        channel=commands[i].channel, slot_id=commands[i].slot_id,
+        schedule_id=commands[i].schedule_id, hold=commands[i].hold) for i in to_book], now=now)
+    for i, outcome in zip(to_book, outcomes, strict=True):
+        answers[i] = Answer.of(outcome)
+    for i, j in leader.items():  # the same key twice in one batch: the first one's answer
+        first = answers[j]
+        assert first is not None
+        answers[i] = Answer(first.status_code, first.body, replayed=first.ok)
+    done = [a if a is not None else INTERNAL for a in answers]
+    idempotency.remember_many(db, [(rid, done[i].status_code, done[i].body)
+                                   for i, rid in fresh.items() if done[i].ok])
+    idempotency.release_many(db, [rid for i, rid in fresh.items() if not done[i].ok])
+    return done
+
+
+def _principals(db: Session, commands: Sequence[Command]) -> list[Principal | OnetripError]:
+    asked = [i for i, c in enumerate(commands) if c.principal is None]
+    found = identity_service.authenticate_many(
+        db, [(commands[i].secret or "", commands[i].request_id, commands[i].client_ip)
+             for i in asked])
+    out: list[Principal | OnetripError] = [c.principal or OnetripError() for c in commands]
+    for i, p in zip(asked, found, strict=True):
+        out[i] = p
+    return out
+
+
+def _claim_keys(db: Session, commands: Sequence[Command],
+                principals: Sequence[Principal | OnetripError], answers: list[Answer | None],
+                now: datetime) -> tuple[dict[int, int], dict[int, int]]:
+    """Claim the commands' idempotency keys: a stored answer is replayed, another body under
+    a used key refused. Returns the fresh claims (command → record) and the repeats of a key
+    earlier in the batch (command → that command)."""
+    keyed = [i for i, c in enumerate(commands) if c.idempotency_key and answers[i] is None]
+    wanted = []
+    for i in keyed:
+        c, p = commands[i], principals[i]
+        assert isinstance(p, Principal) and c.idempotency_key is not None
+        wanted.append(idempotency.Wanted(idempotency.principal_key(p), c.idempotency_key,
+                                         idempotency.request_hash(c.path, c.body())))
+    fresh: dict[int, int] = {}
+    leader: dict[int, int] = {}
+    first: dict[int, int] = {}  # record → the command that claimed it
+    for i, claim in zip(keyed, idempotency.claim_many(db, wanted, now=now), strict=True):
+        if isinstance(claim, IdempotencyKeyReused):
+            answers[i] = Answer.of(claim)
+        elif claim.status_code:
+            answers[i] = Answer(claim.status_code, claim.body or {}, replayed=True)
+        elif claim.record_id in first:
+            leader[i] = first[claim.record_id]
+        else:
+            first[claim.record_id] = i
+            fresh[i] = claim.record_id
+    return fresh, leader
+
+
+def limited(db: Session, commands: Sequence[Command], *, now: datetime) -> list[Answer | None]:
+    """BK-8: count every command's attempts per account and per address in this minute;
+    the ones past a limit are answered here, before any booking work."""
+    counts = fairness.count_attempts(db, Counter(k for c in commands for k, _ in c.rate_keys),
+                                     now)
+    seen: Counter[str] = Counter()
+    total = Counter(k for c in commands for k, _ in c.rate_keys)
+    out: list[Answer | None] = []
+    for c in commands:
+        refusal = None
+        for key, limit in c.rate_keys:
+            seen[key] += 1
+            if counts[key] - total[key] + seen[key] > limit:
+                refusal = refusal or Answer.of(fairness.TooManyRequests(
+                    detail={"limit_per_minute": limit}))
+        out.append(refusal)
+    return out
+
+
+def execute(commands: Sequence[Command]) -> list[Answer]:
+    """Run a batch in transactions of its own: the rate count, then the bookings; retried
+    after a deadlock, split into single commands after an unexpected error."""
+    now = max(c.now for c in commands)
+    try:
+        answers = _with_retries(lambda db: limited(db, commands, now=now)) \
+            if any(c.rate_keys for c in commands) else [None] * len(commands)
+        todo = [i for i, a in enumerate(answers) if a is None]
+        if todo:
+            booked = _with_retries(lambda db: run_batch(db, [commands[i] for i in todo],
+                                                        now=now))
+            for i, a in zip(todo, booked, strict=True):
+                answers[i] = a
+        return [a if a is not None else INTERNAL for a in answers]
+    except Exception:
+        if len(commands) == 1:
+            log.exception("booking command failed")
+            return [INTERNAL]
+        log.exception("booking batch of %d failed; running its commands one by one",
+                      len(commands))
+        return [execute([c])[0] for c in commands]
+
+
+def _with_retries(work: Any) -> Any:
+    for attempt in range(_ATTEMPTS):
+        with writer_turn(True):
+            db = new_session(write=True)
+            try:
+                result = work(db)
+                db.commit()
+                return result
+            except DBAPIError as exc:
+                db.rollback()
+                state = getattr(exc.orig, "sqlstate", None)
+                if state not in _RETRY_STATES or attempt == _ATTEMPTS - 1:
+                    raise
+                log.warning("booking batch retried after %s", state)
+            except BaseException:
+                db.rollback()
+                raise
+            finally:
+                db.close()
+    raise AssertionError("unreachable")
+
+
+class GroupCommitter:
+    """The process's booking thread: ``submit`` a command, get its answer after its commit."""
+
+    def __init__(self, *, max_batch: int = 200) -> None:
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[tuple[Command, Future[Answer]] | None] = \
+            queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="onetrip-group-commit",
+                                        daemon=True)
+        self._thread.start()
+
+    def submit(self, command: Command) -> Answer:
+        """Queue a command and wait for its answer (from any thread)."""
+        return self.submit_future(command).result()
+
+    async def submit_async(self, command: Command) -> Answer:
+        """Queue a command and await its answer without holding a thread."""
+        return await asyncio.wrap_future(self.submit_future(command))
+
+    def submit_future(self, command: Command) -> Future[Answer]:
+        future: Future[Answer] = Future()
+        self._queue.put((command, future))
+        return future
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            while len(batch) < self.max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)
+                    break
+                batch.append(more)
+            answers = execute([c for c, _f in batch])
+            for (_c, future), answer in zip(batch, answers, strict=True):
+                future.set_result(answer)
+
+
+_committer: GroupCommitter | None = None
+_lock = threading.Lock()
+
+#: How the API hands a command over and awaits its answer (tests answer in their own
+#: transaction instead).
+Submit = Callable[[Command], Awaitable[Answer]]
+
+
+def committer() -> GroupCommitter:
+    """This process's group committer (started on first use)."""
+    global _committer
+    with _lock:
+        if _committer is None:
+            _committer = GroupCommitter()
+        return _committer
+
+
+def get_committer() -> Submit:
+    """The request dependency: this process's group committer."""
+    return committer().submit_async
