@@ -126,20 +126,23 @@ def _worker(url: str, mode: str, hospital_id: int, schedules: list[int],
             chunks: list[list[int]], start_at: float, seconds: float,
             out: Any) -> None:
     os.environ["ONETRIP_DATABASE_URL"] = url
-    from onetrip.db import session_scope
     from onetrip.identity.service import Principal
-    from onetrip.scheduling import booking
+    from onetrip.scheduling.groupcommit import Command, GroupCommitter
     from onetrip.scheduling.rules import Channel
 
     engine = make_engine(url, pool_size=len(chunks))
     clerk = Principal(role=Role.window, hospital_id=hospital_id, label="bench")
     counts: Counter[str] = Counter()
     lock = threading.Lock()
+    committer = GroupCommitter() if mode == "ours" else None
 
     def ours(patient: int, schedule: int) -> None:
-        with session_scope() as db:
-            booking.book(db, principal=clerk, patient_id=patient, channel=Channel.window,
-                         schedule_id=schedule, now=utcnow())
+        assert committer is not None
+        answer = committer.submit(Command(
+            patient_id=patient, channel=Channel.window, now=utcnow(), schedule_id=schedule,
+            principal=clerk, idempotency_key=f"bench-{patient}"))
+        if not answer.ok:
+            raise LookupError(answer.body["code"])
 
     def naive(patient: int, schedule: int) -> None:
         with engine.connect() as conn:
@@ -190,6 +193,8 @@ def _worker(url: str, mode: str, hospital_id: int, schedules: list[int],
             try:
                 fn(p, rng.choice(schedules))
                 outcome = "ok"
+            except LookupError as exc:
+                outcome = str(exc)
             except Exception as exc:
                 outcome = type(exc).__name__
             with lock:

@@ -25,10 +25,10 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import Table, insert, select, text
 from sqlalchemy import event as sa_event
-from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session, SessionTransaction
 
 from onetrip.db import utcnow
@@ -155,7 +155,9 @@ def record_many(db: Session, entries: Sequence[Entry]) -> None:
         return
     rows = [_values(e.principal, action=e.action, patient_id=e.patient_id, outcome=e.outcome,
                     detail=e.detail) for e in entries]
-    db.execute(insert(AuditEvent), _write_all(db, rows))
+    # RETURNING makes it one multi-row INSERT (insertmanyvalues), not one a row.
+    table = cast(Table, AuditEvent.__table__)
+    db.connection().execute(insert(table).returning(table.c.id), _write_all(db, rows))
     db.info.setdefault(_DENIED, []).extend(
         values for values, e in zip(rows, entries, strict=True) if e.outcome == "denied")
 

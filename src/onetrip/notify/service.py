@@ -11,9 +11,10 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from onetrip.config import get_settings
@@ -53,15 +54,14 @@ class Draft:
     hospital_id: int | None = None
 
 
-def queue(db: Session, drafts: list[Draft]) -> list[Notification]:
+def queue(db: Session, drafts: list[Draft]) -> None:
     """Queue the drafts whose dedupe key is new (RM-1: an event handled twice queues once).
 
-    One lookup for all keys and no flush of its own: this runs on the booking's hot path,
-    just before its commit (which flushes).
+    One insert for all rows: this runs on the booking's hot path, once for a whole batch of
+    bookings.
     """
     keys = [d.dedupe_key[:120] for d in drafts]
-    seen = set(db.scalars(select(Notification.dedupe_key)
-                          .where(Notification.dedupe_key.in_(keys))))
+    seen: set[str] = set()
     settings = get_settings()
     policy, tz, preferred = reminder_policy(), settings.tz, settings.notify_channels
     bound = _bound_patients(db, {d.patient_id for d in drafts if not d.channel}) \
@@ -77,13 +77,20 @@ def queue(db: Session, drafts: list[Draft]) -> list[Notification]:
                                                    has_openid=draft.patient_id in bound)
         due = rules.respect_quiet_hours(draft.send_at, channel=channel,
                                         event_day=draft.event_day, policy=policy, tz=tz)
-        rows.append(Notification(
-            patient_id=draft.patient_id, appointment_id=draft.appointment_id,
-            hospital_id=draft.hospital_id, channel=channel, template=draft.template,
-            variables=draft.variables,
-            send_at=due, next_attempt_at=due, dedupe_key=key))
-    db.add_all(rows)
-    return rows
+        rows.append({
+            "patient_id": draft.patient_id, "appointment_id": draft.appointment_id,
+            "hospital_id": draft.hospital_id, "channel": channel, "template": draft.template,
+            "variables": draft.variables, "status": "queued", "attempts": 0,
+            "send_at": due, "next_attempt_at": due, "dedupe_key": key, "last_error": "",
+            "created_at": utcnow()})
+    if rows:
+        # A key already queued is skipped by the unique index (an event handled twice, or
+        # by two transactions at once); RETURNING makes it one multi-row INSERT.
+        table = cast(Table, Notification.__table__)
+        dialect = db.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        db.connection().execute(insert(table).on_conflict_do_nothing(
+            index_elements=["dedupe_key"]).returning(table.c.id), rows)
 
 
 def _bound_patients(db: Session, patient_ids: set[int]) -> set[int]:

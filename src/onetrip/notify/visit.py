@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from onetrip.config import get_settings
@@ -30,57 +31,85 @@ def when(moment: datetime) -> str:
     return f"{local.month}月{local.day}日 {local:%H:%M}"
 
 
+@dataclass(frozen=True)
+class SessionFacts:
+    """What messages say of one session, looked up once for all its appointments."""
+
+    department: str
+    doctor: str
+    place: list[Location]
+    cancel_deadline: datetime
+
+
+def sessions(db: Session, schedules: Sequence[Schedule]) -> dict[int, SessionFacts]:
+    """Department, doctor (the substitute if one took over), place from the campus down and
+    the free-cancellation deadline (BK-6) of each session: one read per table for all."""
+    if not schedules:
+        return {}
+    depts = {d.id: d for d in db.scalars(select(Department).where(
+        Department.id.in_({s.department_id for s in schedules})))}
+    doctor_ids = {s.substitute_practitioner_id or s.practitioner_id for s in schedules} - {None}
+    doctors = {p.id: p for p in db.scalars(select(Practitioner).where(
+        Practitioner.id.in_(doctor_ids)))} if doctor_ids else {}
+    hospital_ids = {s.hospital_id for s in schedules}
+    places = {loc.id: loc for loc in db.scalars(select(Location).where(
+        Location.hospital_id.in_(hospital_ids)))}
+    policies = scheduling_service.policies_for(db, hospital_ids)
+    tz = get_settings().tz
+    out = {}
+    for s in schedules:
+        dept = depts[s.department_id]
+        doctor = doctors.get(s.substitute_practitioner_id or s.practitioner_id or 0)
+        chain: list[Location] = []
+        loc = places.get(s.location_id or dept.location_id or 0)
+        while loc is not None and len(chain) < 8:
+            chain.append(loc)
+            loc = places.get(loc.parent_id or 0)
+        deadline = cancel_deadline(org_calendar.previous_working_day(s.day),
+                                   policies[s.hospital_id][0], tz)
+        out[s.id] = SessionFacts(dept.name, f"{doctor.name}{TITLES.get(doctor.title, '')}"
+                             if doctor else "", chain[::-1], deadline)
+    return out
+
+
 def place_of(db: Session, schedule: Schedule) -> list[Location]:
     """The session's place from the campus down (campus, building, floor, room as known)."""
-    dept = db.get_one(Department, schedule.department_id)
-    location_id = schedule.location_id or dept.location_id
-    chain: list[Location] = []
-    loc = db.get(Location, location_id) if location_id else None
-    while loc is not None and len(chain) < 8:
-        chain.append(loc)
-        loc = loc.parent
-    return chain[::-1]
+    return sessions(db, [schedule])[schedule.id].place
 
 
 def doctor_of(db: Session, schedule: Schedule) -> str:
     """``王明主任医师``: the substitute if one took the session, else the scheduled doctor."""
-    doctor_id = schedule.substitute_practitioner_id or schedule.practitioner_id
-    doctor = db.get(Practitioner, doctor_id) if doctor_id else None
-    return f"{doctor.name}{TITLES.get(doctor.title, '')}" if doctor else ""
+    return sessions(db, [schedule])[schedule.id].doctor
+
+
+def _vars(session: SessionFacts, start_at: datetime) -> dict[str, Any]:
+    return {"time": when(start_at), "department": session.department,
+            "doctor": session.doctor,
+            "place": session.place[-1].name if session.place else session.department,
+            "checkin_minutes": get_settings().notify_checkin_minutes}
 
 
 def visit_vars(db: Session, schedule: Schedule, start_at: datetime) -> dict[str, Any]:
     """What every appointment message shows: time, department, doctor and place."""
-    dept = db.get_one(Department, schedule.department_id)
-    chain = place_of(db, schedule)
-    return {"time": when(start_at), "department": dept.name, "doctor": doctor_of(db, schedule),
-            "place": chain[-1].name if chain else dept.name,
-            "checkin_minutes": get_settings().notify_checkin_minutes}
+    return _vars(sessions(db, [schedule])[schedule.id], start_at)
 
 
 def deadline_of(db: Session, appt: Appointment) -> datetime:
     """BK-6: the moment a patient can still cancel without penalty."""
-    policy, _penalty = scheduling_service.policy_for(db, appt.hospital_id)
-    return cancel_deadline(org_calendar.previous_working_day(appt.day), policy,
-                           get_settings().tz)
+    return sessions(db, [db.get_one(Schedule, appt.schedule_id)])[appt.schedule_id] \
+        .cancel_deadline
 
 
 def appointment_vars(db: Session, appt: Appointment) -> dict[str, Any]:
-    out = visit_vars(db, db.get_one(Schedule, appt.schedule_id), appt.start_at)
-    out["cancel_deadline"] = when(deadline_of(db, appt))
-    return out
+    return appointments_vars(db, [appt])[0]
 
 
 def appointments_vars(db: Session, appts: Sequence[Appointment]) -> list[dict[str, Any]]:
-    """``appointment_vars`` of many appointments, looked up once per session: all but the
-    time depend on the session alone (its department, doctor, place, hospital and day)."""
-    per_schedule: dict[int, dict[str, Any]] = {}
-    out = []
-    for appt in appts:
-        if appt.schedule_id not in per_schedule:
-            per_schedule[appt.schedule_id] = appointment_vars(db, appt)
-        out.append({**per_schedule[appt.schedule_id], "time": when(appt.start_at)})
-    return out
+    """``appointment_vars`` of many appointments, each session looked up once."""
+    found = sessions(db, list(db.scalars(select(Schedule).where(
+        Schedule.id.in_({a.schedule_id for a in appts})))))
+    return [{**_vars(found[a.schedule_id], a.start_at),
+             "cancel_deadline": when(found[a.schedule_id].cancel_deadline)} for a in appts]
 
 
 @dataclass(frozen=True)

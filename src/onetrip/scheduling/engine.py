@@ -29,8 +29,20 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, func, insert, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import (
+    Integer,
+    Table,
+    and_,
+    bindparam,
+    case,
+    func,
+    select,
+    text,
+    true,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from onetrip import events
@@ -197,12 +209,13 @@ def _read_context(db: Session, requests: Sequence[BookingRequest]) -> _Context:
     schedules = {row.id: row for row in conn.execute(
         select(s.id, s.hospital_id, s.department_id, s.day, s.status)
         .where(s.id.in_(schedule_ids)))} if schedule_ids else {}
-    hospital_ids = {row.hospital_id for row in schedules.values()}
-    hospital_ids |= {r.principal.hospital_id for r in requests
-                     if r.channel is Channel.referral and r.principal.hospital_id}
+    # Only a referral needs the hospitals (the alliance of the referring clinic, BK-4).
+    referrals = [r for r in requests if r.channel is Channel.referral]
+    hospital_ids = {row.hospital_id for row in schedules.values()} if referrals else set()
+    hospital_ids |= {r.principal.hospital_id for r in referrals if r.principal.hospital_id}
     h = cast(Table, Hospital.__table__).c
     hospitals = {row.id: row for row in conn.execute(
-        select(h.id, h.kind, h.alliance_id, h.region_id).where(h.id.in_(hospital_ids)))
+        select(h.id, h.kind, h.alliance_id).where(h.id.in_(hospital_ids)))
     } if hospital_ids else {}
     policies = service.policies_for(db, {row.hospital_id for row in schedules.values()})
     masters = identity_service.access_patients(
@@ -327,21 +340,8 @@ def _book_round(db: Session, pending: list[_Pending], out: list[Outcome | None],
     """Limits, claims and inserts for requests of distinct patients."""
     _lock_patients(db, sorted({p.patient_id for p in pending}))
     pending = _within_limits(db, pending, out, now)
-    if not pending:
-        return
-    try:
-        with db.begin_nested():
-            booked = _claim_and_insert(db, pending, out, now)
-    except IntegrityError:
-        if len(pending) == 1:
-            out[pending[0].index] = LimitReached("已有同科室同日或同一出诊的有效预约")
-            return
-        # A unique index refused one of them (a writer that skipped the patient lock): book
-        # them one by one so that only that one is refused.
-        for p in pending:
-            _book_round(db, [p], out, now)
-        return
-    _record(db, booked)
+    if pending:
+        _record(db, _claim_and_insert(db, pending, out, now))
 
 
 def _lock_patients(db: Session, patient_ids: list[int]) -> None:
@@ -401,22 +401,18 @@ def expire_holds(db: Session, now: datetime, *, patient_ids: set[int] | None = N
 
 def _claim_and_insert(db: Session, pending: list[_Pending], out: list[Outcome | None],
                       now: datetime) -> list[tuple[_Pending, Booked]]:
-    by_slot: dict[tuple[frozenset[Pool], bool], list[_Pending]] = defaultdict(list)
-    by_schedule: dict[tuple[int, frozenset[Pool], bool], list[_Pending]] = defaultdict(list)
+    by_slot: dict[tuple[frozenset[Pool], datetime | None], list[_Pending]] = defaultdict(list)
+    by_pools: dict[tuple[frozenset[Pool], datetime | None], list[_Pending]] = defaultdict(list)
     for p in pending:
-        if p.request.slot_id is not None:
-            by_slot[(p.pools, p.request.hold)].append(p)
-        else:
-            by_schedule[(p.schedule.id, p.pools, p.request.hold)].append(p)
-    for (pools, _hold), group in by_slot.items():
-        _claim_slots(db, group, pools, now)
-    for (schedule_id, pools, _hold), group in by_schedule.items():
-        _claim_earliest(db, schedule_id, group, pools, now)
+        (by_slot if p.request.slot_id is not None else by_pools)[
+            (p.pools, p.hold_until)].append(p)
+    for (pools, _until), named in by_slot.items():
+        _claim_slots(db, named, pools, now)
+    for (pools, _until), earliest in by_pools.items():
+        _claim_earliest(db, earliest, pools, now)
     claimed = [p for p in pending if p.slot is not None]
-    why: dict[tuple[int, frozenset[Pool]], OnetripError] = {}
-    for p in pending:
-        if p.slot is None:
-            out[p.index] = _why_not(db, p, now, why)
+    if len(claimed) < len(pending):
+        _why_not(db, [p for p in pending if p.slot is None], now, out)
     if not claimed:
         return []
     rows = [{
@@ -428,17 +424,28 @@ def _claim_and_insert(db: Session, pending: list[_Pending], out: list[Outcome | 
         "booked_at": None if p.request.hold else now, "created_at": now,
         "cancel_reason": "",
     } for p in claimed if p.slot is not None]
-    ids = db.connection().execute(
-        insert(_APPOINTMENT).returning(_APPOINTMENT.c.id, sort_by_parameter_order=True),
-        rows).scalars().all()
+    # A unique index may still refuse one (a writer that skipped the patient lock): that
+    # one alone is refused, and its slot goes back.
+    dialect = db.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    t = _APPOINTMENT.c
+    ids: dict[int, int] = {r.slot_id: r.id for r in db.connection().execute(
+        insert(_APPOINTMENT).on_conflict_do_nothing().returning(t.slot_id, t.id), rows)}
+    refused = {row["slot_id"] for row in rows} - set(ids)
+    if refused:
+        db.connection().execute(update(_SLOT).where(_SLOT.c.id.in_(refused))
+                                .values(status="free", held_until=None))
     booked = []
-    for p, row, appt_id in zip(claimed, rows, ids, strict=True):
-        b = Booked(id=appt_id, slot_id=row["slot_id"], schedule_id=row["schedule_id"],
-                   patient_id=row["patient_id"], hospital_id=row["hospital_id"],
-                   department_id=row["department_id"], day=row["day"],
-                   start_at=row["start_at"], pool=row["pool"], channel=row["channel"],
-                   status=row["status"], hold_expires_at=row["hold_expires_at"],
-                   booked_at=row["booked_at"])
+    for p, row in zip(claimed, rows, strict=True):
+        if row["slot_id"] in refused:
+            out[p.index] = LimitReached("已有同科室同日或同一出诊的有效预约")
+            continue
+        b = Booked(id=ids[row["slot_id"]], slot_id=row["slot_id"],
+                   schedule_id=row["schedule_id"], patient_id=row["patient_id"],
+                   hospital_id=row["hospital_id"], department_id=row["department_id"],
+                   day=row["day"], start_at=row["start_at"], pool=row["pool"],
+                   channel=row["channel"], status=row["status"],
+                   hold_expires_at=row["hold_expires_at"], booked_at=row["booked_at"])
         out[p.index] = b
         booked.append((p, b))
     return booked
@@ -451,8 +458,8 @@ def _pool_now(slot: Any, now: datetime) -> str:
     return (effective_pool(pool, timer, now) or pool).value
 
 
-_RETURNING = (_SLOT.c.id, _SLOT.c.start_at, _SLOT.c.pool, _SLOT.c.release_at,
-              _SLOT.c.return_at, _SLOT.c.return_pool)
+_RETURNING = (_SLOT.c.id, _SLOT.c.schedule_id, _SLOT.c.start_at, _SLOT.c.pool,
+              _SLOT.c.release_at, _SLOT.c.return_at, _SLOT.c.return_pool)
 
 
 def _claim_values(group: list[_Pending]) -> dict[str, Any]:
@@ -482,71 +489,110 @@ def _claim_slots(db: Session, group: list[_Pending], pools: frozenset[Pool],
             return
 
 
-def _claim_earliest(db: Session, schedule_id: int, group: list[_Pending],
-                    pools: frozenset[Pool], now: datetime) -> None:
-    """Claim the schedule's earliest free slots open to the pools, one per request.
+def _claim_earliest(db: Session, group: list[_Pending], pools: frozenset[Pool],
+                    now: datetime) -> None:
+    """Claim each schedule's earliest free slots open to the pools, one per request, for
+    every schedule of the group in one statement.
 
     Free slots are tried first and slots whose hold ran out second, each with a condition
     the (schedule, status, start) index answers. On PostgreSQL the pick skips slots that
-    other bookings have locked; only when that finds too few does it wait for them, so a
-    schedule is called full only once the bookings in flight have finished (one of them may
-    yet roll back).
+    other bookings have locked; only for a schedule where that finds too few does it wait
+    for them, so a schedule is called full only once the bookings in flight have finished
+    (one of them may yet roll back).
     """
     t = _SLOT.c
     postgres = db.get_bind().dialect.name == "postgresql"
-    waiting = iter(group)
-    need = len(group)
+    waiting: dict[int, list[_Pending]] = defaultdict(list)
+    for p in group:
+        waiting[p.schedule.id].append(p)
     for lapsed in (False, True):
         state = and_(t.status == "held", t.held_until <= now) if lapsed else t.status == "free"
-        conditions = [t.schedule_id == schedule_id, state, t.start_at > now,
-                      service.open_to(pools, now, t)]
-        modes = [True, False] * _WAIT_ROUNDS if postgres else [False]
-        for skip_locked in modes:
-            if need == 0:
-                return
-            pick = select(t.id).where(*conditions).order_by(t.start_at).limit(need)
-            if postgres:
-                pick = pick.with_for_update(skip_locked=skip_locked)
-            # A CTE is picked once; ``id IN (subquery)`` may be rescanned by the planner,
-            # and with SKIP LOCKED each scan can pick other slots.
-            picked = pick.cte("picked")
+        conditions = [state, t.start_at > now, service.open_to(pools, now, t)]
+        trying = set(waiting)
+        for skip_locked in [True, False] * _WAIT_ROUNDS if postgres else [False]:
+            need = {sid: len(waiting[sid]) for sid in trying if waiting[sid]}
+            if not need:
+                break
+            pick = (_pick_locked(t, need, conditions, skip_locked) if postgres
+                    else _pick_ranked(t, need, conditions))
             rows = db.connection().execute(
-                update(_SLOT).where(t.id == picked.c.id, *conditions)
+                update(_SLOT).where(t.id == pick.c.id, *conditions)
                 .values(**_claim_values(group)).returning(*_RETURNING)).all()
             if lapsed and rows:
                 expire_holds(db, now, slot_ids=[r.id for r in rows])
+            got = set()
             for row in sorted(rows, key=lambda r: (r.start_at, r.id)):
-                next(waiting).slot = row
-            need -= len(rows)
-            if not skip_locked and not rows:
-                break  # waited, and nothing came free: the slots in flight were booked
+                waiting[row.schedule_id].pop(0).slot = row
+                got.add(row.schedule_id)
+            if not skip_locked:
+                # Waited, and nothing came free there: the slots in flight were booked.
+                trying &= got
 
 
-def _why_not(db: Session, p: _Pending, now: datetime,
-             seen: dict[tuple[int, frozenset[Pool]], OnetripError]) -> OnetripError:
-    slot_id = p.request.slot_id
-    if slot_id is not None:
-        slot = db.get_one(Slot, slot_id)
-        db.refresh(slot)
-        if slot.start_at <= now:
-            return SlotInPast(detail={"slot_id": slot_id})
-        if slot.status in ("booked", "held", "blocked"):
-            return SlotTaken(detail={"slot_id": slot_id})
-        return PoolClosed(detail={"slot_id": slot_id, "pool": slot.pool})
-    key = (p.schedule.id, p.pools)
-    if key not in seen:
-        free = [Slot.schedule_id == p.schedule.id, service.claimable(now), Slot.start_at > now]
-        open_to_me = db.scalar(select(func.count()).select_from(Slot).where(
-            *free, service.open_to(p.pools, now)))
-        any_free = db.scalar(select(func.count()).select_from(Slot).where(*free))
-        if any_free and not open_to_me:
-            seen[key] = PoolClosed("该出诊剩余号源暂未向此渠道开放",
-                                   detail={"schedule_id": p.schedule.id})
+def _pick_locked(t: Any, need: dict[int, int], conditions: list[Any],
+                 skip_locked: bool) -> Any:
+    """PostgreSQL: each schedule's earliest ``need`` slots, locked, as a CTE. A CTE is picked
+    once; ``id IN (subquery)`` may be rescanned, and with SKIP LOCKED pick other slots. The
+    wanted counts travel as two arrays, so the statement's text (and plan) stays the same."""
+    want = select(
+        func.unnest(bindparam("want_sids", list(need), type_=ARRAY(Integer))).label("sid"),
+        func.unnest(bindparam("want_ns", list(need.values()), type_=ARRAY(Integer)))
+        .label("n")).subquery("want")
+    per_schedule = (select(t.id).where(t.schedule_id == want.c.sid, *conditions)
+                    .order_by(t.start_at).limit(want.c.n)
+                    .with_for_update(skip_locked=skip_locked).lateral("per_schedule"))
+    return select(per_schedule.c.id).select_from(want.join(per_schedule, true())).cte("picked")
+
+
+def _pick_ranked(t: Any, need: dict[int, int], conditions: list[Any]) -> Any:
+    """SQLite (one writer at a time, nothing to lock): each schedule's earliest ``need``
+    slots by their rank in the schedule."""
+    rank = func.row_number().over(partition_by=t.schedule_id, order_by=(t.start_at, t.id))
+    ranked = select(t.id, t.schedule_id, rank.label("rank")).where(
+        t.schedule_id.in_(need), *conditions).cte("ranked")
+    return select(ranked.c.id).where(
+        ranked.c.rank <= case(need, value=ranked.c.schedule_id)).cte("picked")
+
+
+def _why_not(db: Session, unclaimed: list[_Pending], now: datetime,
+             out: list[Outcome | None]) -> None:
+    """The refusal of each request that got no slot: one read for the named slots and one
+    per pool set for the schedules."""
+    t = _SLOT.c
+    named = {p.request.slot_id for p in unclaimed if p.request.slot_id is not None}
+    slots = {r.id: r for r in db.connection().execute(
+        select(t.id, t.start_at, t.status, t.pool).where(t.id.in_(named)))} if named else {}
+    by_pools: dict[frozenset[Pool], set[int]] = defaultdict(set)
+    for p in unclaimed:
+        if p.request.slot_id is None:
+            by_pools[p.pools].add(p.schedule.id)
+    free = {}  # (pool set, schedule) → (free slots, free slots open to the pools)
+    for pools, schedule_ids in by_pools.items():
+        mine = func.sum(case((service.open_to(pools, now, t), 1), else_=0))
+        for sid, n, n_mine in db.connection().execute(
+                select(t.schedule_id, func.count(), mine)
+                .where(t.schedule_id.in_(schedule_ids), service.claimable(now, t),
+                       t.start_at > now).group_by(t.schedule_id)):
+            free[(pools, sid)] = (n, n_mine)
+    for p in unclaimed:
+        slot_id = p.request.slot_id
+        if slot_id is not None:
+            slot = slots[slot_id]
+            if slot.start_at <= now:
+                out[p.index] = SlotInPast(detail={"slot_id": slot_id})
+            elif slot.status in ("booked", "held", "blocked"):
+                out[p.index] = SlotTaken(detail={"slot_id": slot_id})
+            else:
+                out[p.index] = PoolClosed(detail={"slot_id": slot_id, "pool": slot.pool})
+            continue
+        n, n_mine = free.get((p.pools, p.schedule.id), (0, 0))
+        if n and not n_mine:
+            out[p.index] = PoolClosed("该出诊剩余号源暂未向此渠道开放",
+                                      detail={"schedule_id": p.schedule.id})
         else:
             # Free slots this channel could take but did not get are held by bookings in
             # flight (or by this batch's earlier requests).
-            seen[key] = ScheduleFull(detail={"schedule_id": p.schedule.id})
-    return seen[key]
+            out[p.index] = ScheduleFull(detail={"schedule_id": p.schedule.id})
 
 
 def _who(principal: Principal) -> str:

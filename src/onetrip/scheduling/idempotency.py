@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, select, tuple_, update
+from sqlalchemy import JSON, Table, case, delete, select, tuple_, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -61,20 +61,20 @@ def claim_many(db: Session, wanted: Sequence[Wanted], *, now: datetime,
     digests: dict[tuple[str, str], str] = {}
     for w in wanted:
         digests.setdefault((w.owner, w.key[:200]), w.digest)
-    found = _stored(db, pairs)
-    missing = [p for p in pairs if p not in found]
-    if missing:
-        dialect = db.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        t = IdempotencyRecord
-        rows = db.execute(
-            insert(t).values([{"principal_key": o, "key": k, "request_hash": digests[(o, k)],
-                               "status_code": 0, "body": {}, "created_at": now}
-                              for o, k in missing])
-            .on_conflict_do_nothing().returning(t.principal_key, t.key, t.id)).all()
-        fresh = {(o, k): (Claim(rid), digests[(o, k)]) for o, k, rid in rows}
-        # A key another transaction took meanwhile: it has committed now, with its answer.
-        found |= _stored(db, [p for p in missing if p not in fresh]) | fresh
+    if not pairs:
+        return []
+    # Insert first (a new key is the common case); a key that is already there, or that
+    # another transaction inserts meanwhile (this waits for it to end), is then read.
+    dialect = db.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    t = cast(Table, IdempotencyRecord.__table__).c
+    rows = db.connection().execute(
+        insert(cast(Table, IdempotencyRecord.__table__)).on_conflict_do_nothing()
+        .returning(t.principal_key, t.key, t.id),
+        [{"principal_key": o, "key": k, "request_hash": digests[(o, k)], "status_code": 0,
+          "body": {}, "created_at": now} for o, k in pairs]).all()
+    found = {(o, k): (Claim(rid), digests[(o, k)]) for o, k, rid in rows}
+    found |= _stored(db, [p for p in pairs if p not in found])
     out: list[Claim | IdempotencyKeyReused] = []
     for w in wanted:
         claim, digest = found[(w.owner, w.key[:200])]
@@ -110,13 +110,14 @@ def remember(db: Session, record: IdempotencyRecord, status_code: int,
 
 
 def remember_many(db: Session, answers: Sequence[tuple[int, int, dict[str, Any]]]) -> None:
-    """Store the answers (record id, status code, body) of fresh claims."""
-    if answers:
-        t = cast(Table, IdempotencyRecord.__table__)
-        db.connection().execute(
-            update(t).where(t.c.id == bindparam("rid"))
-            .values(status_code=bindparam("code"), body=bindparam("answer")),
-            [{"rid": rid, "code": code, "answer": body} for rid, code, body in answers])
+    """Store the answers (record id, status code, body) of fresh claims, with one UPDATE."""
+    if not answers:
+        return
+    t = cast(Table, IdempotencyRecord.__table__)
+    codes = {rid: code for rid, code, _body in answers}
+    bodies = {rid: type_coerce(body, JSON) for rid, _code, body in answers}
+    db.connection().execute(update(t).where(t.c.id.in_(codes)).values(
+        status_code=case(codes, value=t.c.id), body=case(bodies, value=t.c.id)))
 
 
 def release_many(db: Session, record_ids: Sequence[int]) -> None:

@@ -251,9 +251,10 @@ def open_to(pools: frozenset[Pool], now: datetime, cols: Any = None) -> ColumnEl
     )
 
 
-def claimable(now: datetime) -> ColumnElement[bool]:
-    """SQL: free, or held by a hold whose time ran out."""
-    return or_(Slot.status == "free", and_(Slot.status == "held", Slot.held_until <= now))
+def claimable(now: datetime, cols: Any = None) -> ColumnElement[bool]:
+    """SQL: free, or held by a hold whose time ran out (``cols`` as for ``open_to``)."""
+    c = cols if cols is not None else Slot
+    return or_(c.status == "free", and_(c.status == "held", c.held_until <= now))
 
 
 def list_schedules(db: Session, *, hospital: Hospital, day: date,
