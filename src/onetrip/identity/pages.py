@@ -1,6 +1,7 @@
 """Staff pages: sign-in (password + TOTP, or a bearer token for kiosks and consoles), patient
 search, possible duplicates with merge/unmerge, and the audit search. Patient pages live in
-``patient_pages`` and are mounted on the same router."""
+``patient_pages``, the staff accounts page in ``staff_pages``; both are mounted on the same
+router."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from starlette.responses import Response
 
 from onetrip.deps import TOKEN_COOKIE, DbSession, OptionalPrincipal
 from onetrip.errors import NotAuthenticated, OnetripError, PermissionDenied
-from onetrip.identity import audit, auth, empi, patient_pages, service
+from onetrip.identity import audit, auth, empi, patient_pages, service, staff_pages
 from onetrip.identity.models import Patient
 from onetrip.identity.principal import Principal
 from onetrip.identity.rules import (
@@ -30,6 +31,7 @@ from onetrip.web import render_page
 
 router = APIRouter(include_in_schema=False)
 router.include_router(patient_pages.router)
+router.include_router(staff_pages.router)
 
 
 def _safe_next(target: str) -> str:
