@@ -65,9 +65,8 @@ SCHEDULE_STATUS_LABELS = {"open": "正常", "stopped": "已停诊", "substituted
 
 def page(request: Request, name: str, principal: Principal, ctx: dict[str, Any],
          status_code: int = 200) -> Response:
-    """Render a console page. htmx swaps only 2xx answers, so a refusal meant to be shown
-    in place goes to htmx as 200 (the page itself carries the error)."""
-    hx = request.headers.get("hx-request") == "true"
+    """Render a console page with its real status: htmx also swaps the 409 and 422 answers
+    that carry a refusal to show in place (``responseHandling`` in web/templates/base.html)."""
     base = {"principal": principal, "role": principal.role.value, "ROLE_LABELS": ROLE_LABELS,
             "can": {name: principal.role in roles for name, roles in PAGES.items()},
             "STATUS_LABELS": STATUS_LABELS,
@@ -75,8 +74,7 @@ def page(request: Request, name: str, principal: Principal, ctx: dict[str, Any],
             "SESSION_LABELS": {s.value: label for s, label in SESSION_LABELS.items()},
             "CHANNEL_LABELS": {c.value: label for c, label in CHANNEL_LABELS.items()},
             "SCHEDULE_STATUS_LABELS": SCHEDULE_STATUS_LABELS}
-    return render_page(request, name, {**base, **ctx},
-                       status_code=200 if hx and 400 <= status_code < 500 else status_code)
+    return render_page(request, name, {**base, **ctx}, status_code=status_code)
 
 
 def local_today(now: datetime) -> date:
