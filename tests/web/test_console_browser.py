@@ -132,6 +132,10 @@ def _signed_in(browser: Any, server: str, role: Role, target: str) -> Any:
 def test_clerk_books_a_window_slot_for_a_patient_and_checks_them_in(
         browser: Any, console_server: str, scene: Scene, artifacts: Path) -> None:
     page = _signed_in(browser, console_server, Role.window, "/console/window")
+    with page.expect_response("**/console/window/find") as answer:
+        page.get_by_role("button", name="查找就诊人").click()  # nothing typed yet
+    assert answer.value.status == 422  # a real 422, still swapped in beside the field
+    page.locator('#patient-find [data-field="document_number"]').wait_for(timeout=5000)
     page.get_by_label("证件号码").fill(scene.desk_number)
     page.get_by_role("button", name="查找就诊人").click()
     found = page.locator("[data-list=found] li")

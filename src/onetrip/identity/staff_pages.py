@@ -60,7 +60,8 @@ def _hospital(db: Session, principal: Principal, code: str | None) -> Hospital:
 def _ctx(db: Session, principal: Principal, hospital: Hospital) -> dict[str, Any]:
     departments = org_service.list_departments(db, hospital)
     doctors = org_service.list_practitioners(db, hospital=hospital)
-    return {"hospital": hospital, "rows": staff_service.list_staff(db, hospital),
+    return {"principal": principal, "hospital": hospital,
+            "rows": staff_service.list_staff(db, hospital),
             "departments": departments, "doctors": doctors,
             "dept_by_id": {d.id: d for d in departments},
             "doctor_by_id": {p.id: p for p in doctors},

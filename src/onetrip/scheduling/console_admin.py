@@ -52,7 +52,7 @@ def _choices(db: Session, principal: Principal, hospital: Hospital) -> dict[str,
     doctors = [p for p in org_service.list_practitioners(db, hospital=hospital)
                if managed is None or any(d.id in managed for d in p.departments)]
     return {
-        "departments": departments, "managed": managed,
+        **scope_ctx(db, principal), "departments": departments, "managed": managed,
         "pickable": pickable_departments(departments, managed),
         "doctors": doctors,
         "rooms": list(db.scalars(select(Location).where(
@@ -71,8 +71,7 @@ def _list_ctx(db: Session, principal: Principal, hospital: Hospital,
     if dept is not None:
         ids = {dept.id, *(c.id for c in dept.children)}
         rows = [t for t in rows if t.department_id in ids]
-    return {**choices, **scope_ctx(db, principal), "hospital": hospital, "rows": rows,
-            "department": department,
+    return {**choices, "hospital": hospital, "rows": rows, "department": department,
             "dept_by_id": {d.id: d for d in choices["departments"]},
             "doctor_by_id": {p.id: p for p in org_service.list_practitioners(
                 db, hospital=hospital)},

@@ -31,6 +31,7 @@ from onetrip.scheduling.console_pages import (
     day_sessions,
     page,
     patient_views,
+    scope_ctx,
     session_view,
     session_views,
 )
@@ -80,7 +81,7 @@ def _session_ctx(db: Session, principal: Principal, schedule_id: int,
                if p.id != schedule.practitioner_id
                and (managed is None or any(d.id in managed for d in p.departments))]
     same_dept = [p for p in doctors if any(d.id == schedule.department_id for d in p.departments)]
-    return {"hospital": hospital, "view": view, "roster": roster,
+    return {**scope_ctx(db, principal), "hospital": hospital, "view": view, "roster": roster,
             "people": patient_views(db, {a.patient_id for a in roster}),
             "offers": _offer_rows(db, schedule.id, now) if schedule.status == "stopped" else [],
             "doctors": same_dept + [p for p in doctors if p not in same_dept],

@@ -97,7 +97,8 @@ def work_scope(db: Session, by: Principal) -> WorkScope:
 def authorise_session(db: Session, by: Principal, schedule: Schedule) -> None:
     """Raise OutsideDepartment unless the session is within ``by``'s work scope."""
     if not work_scope(db, by).covers(schedule):
-        raise OutsideDepartment("只能进入本科室的诊室", detail={"schedule_id": schedule.id})
+        raise OutsideDepartment("只能进入本科室的诊室" if by.role is Role.doctor else None,
+                                detail={"schedule_id": schedule.id})
 
 
 def linked_practitioner(db: Session, by: Principal) -> Practitioner | None:
