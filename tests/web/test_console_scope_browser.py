@@ -21,7 +21,6 @@ import pytest
 
 from onetrip.db import session_scope
 from onetrip.demo import DEFAULT_SEED
-from onetrip.deps import get_now
 from onetrip.identity.demo import DEMO_DEPARTMENT, DEMO_PRACTITIONER_CODE, demo_staff
 from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
@@ -30,8 +29,9 @@ from onetrip.org.models import Department, Hospital, Practitioner
 from onetrip.scheduling import booking, queue, service
 from onetrip.scheduling.rules import Channel, SessionOfDay
 from tests.factories import make_patient
-from tests.web.conftest import serve
+from tests.web.conftest import serve_at
 from tests.web.test_console_browser import DESK, local
+from tests.web.walks import staff_signed_in
 
 pytestmark = pytest.mark.browser
 
@@ -90,11 +90,7 @@ def scene(database_url: str) -> Scene:
 
 @pytest.fixture(scope="module")
 def scope_server(database_url: str) -> Iterator[str]:
-    from onetrip.main import create_app
-
-    app = create_app()
-    app.dependency_overrides[get_now] = lambda: NOW
-    with serve(app) as url:
+    with serve_at(NOW) as url:
         yield url
 
 
@@ -105,14 +101,9 @@ def _demo_account(role: Role) -> Any:
 def _sign_in(browser: Any, server: str, role: Role, target: str) -> Any:
     """Sign in with the demo account of ``role`` as printed by ``onetrip demo``."""
     account = _demo_account(role)
-    page = browser.new_page(viewport=DESK, locale="zh-CN")
-    page.goto(f"{server}/staff/sign-in?next={target}")
-    page.get_by_label("用户名").fill(account.username)
-    page.get_by_label("密码").fill(account.password)
-    if account.totp_secret:
-        page.get_by_label("动态口令").fill(pyotp.TOTP(account.totp_secret).now())
-    page.get_by_role("button", name="登录", exact=True).click()
-    return page
+    totp = pyotp.TOTP(account.totp_secret).now() if account.totp_secret else ""
+    return staff_signed_in(browser, server, target, DESK, username=account.username,
+                           password=account.password, totp=totp)
 
 
 def test_department_admin_sees_only_its_department_and_stops_one_of_its_clinics(

@@ -18,7 +18,26 @@ from onetrip.identity.errors import PractitionerAlreadyLinked, StaffNotFound
 from onetrip.identity.models import Staff
 from onetrip.identity.principal import Principal
 from onetrip.identity.rules import STAFF_ADMINS, Role, may_administer_hospital
+from onetrip.org import service as org_service
 from onetrip.org.models import Hospital
+
+
+def working_hospital(db: Session, principal: Principal, code: str | None = None) -> Hospital:
+    """The hospital a staff page works on: the principal's own (another one named is
+    refused); a regional admin picks one, the region's first when none is named."""
+    if principal.role is Role.regional_admin:
+        if code:
+            return org_service.access_hospital(db, code)
+        hospitals = org_service.list_hospitals(db)
+        if not hospitals:
+            raise org_service.HospitalNotFound("尚无医院")
+        return hospitals[0]
+    if principal.hospital_id is None:
+        raise PermissionDenied("该账号未绑定医院")
+    hospital = db.get_one(Hospital, principal.hospital_id)
+    if code and code != hospital.code:
+        raise PermissionDenied("只能管理本院")
+    return hospital
 
 
 def list_staff(db: Session, hospital: Hospital) -> list[Staff]:

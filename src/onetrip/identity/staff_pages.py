@@ -5,6 +5,7 @@ give a department admin another department. Accounts are created on the server
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -32,29 +33,20 @@ from onetrip.web import render_page
 router = APIRouter(include_in_schema=False)
 
 
-def _staff_admin(principal: OptionalPrincipal) -> Principal:
-    if principal is None:
-        raise NotAuthenticated()
-    if principal.role not in STAFF_ADMINS:
-        raise PermissionDenied()
-    return principal
+def staff_only(allowed: frozenset[Role]) -> Callable[[Principal | None], Principal]:
+    """Staff pages: signed-out visitors get the sign-in link, other roles a refusal."""
+
+    def check(principal: OptionalPrincipal) -> Principal:
+        if principal is None:
+            raise NotAuthenticated()
+        if principal.role not in allowed:
+            raise PermissionDenied()
+        return principal
+
+    return check
 
 
-StaffAdmin = Annotated[Principal, Depends(_staff_admin)]
-
-
-def _hospital(db: Session, principal: Principal, code: str | None) -> Hospital:
-    """The admin's own hospital; a regional admin names one (the first by default)."""
-    if principal.role is Role.regional_admin:
-        if code:
-            return org_service.access_hospital(db, code)
-        return org_service.list_hospitals(db)[0]
-    if principal.hospital_id is None:
-        raise PermissionDenied("该账号未绑定医院")
-    hospital = db.get_one(Hospital, principal.hospital_id)
-    if code and code != hospital.code:
-        raise PermissionDenied("只能管理本院")
-    return hospital
+StaffAdmin = Annotated[Principal, Depends(staff_only(STAFF_ADMINS))]
 
 
 def _ctx(db: Session, principal: Principal, hospital: Hospital) -> dict[str, Any]:
@@ -77,7 +69,7 @@ def _ctx(db: Session, principal: Principal, hospital: Hospital) -> dict[str, Any
 def accounts_page(request: Request, db: DbSession, principal: StaffAdmin,
                   hospital: Annotated[str | None, Query(max_length=40)] = None,
                   flash: Annotated[str, Query(max_length=120)] = "") -> Response:
-    h = _hospital(db, principal, hospital)
+    h = staff_service.working_hospital(db, principal, hospital)
     return render_page(request, "staff_accounts.html",
                        {**_ctx(db, principal, h), "flash": flash})
 

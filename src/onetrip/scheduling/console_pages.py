@@ -20,8 +20,8 @@ from starlette.responses import Response
 
 from onetrip.config import get_settings
 from onetrip.deps import DbSession, require_role
-from onetrip.errors import PermissionDenied
 from onetrip.identity import service as identity_service
+from onetrip.identity import staff as staff_service
 from onetrip.identity.rules import CARE_STAFF, ROLE_LABELS, STAFF_ADMINS, Role
 from onetrip.identity.service import Principal
 from onetrip.org import service as org_service
@@ -92,21 +92,8 @@ def parse_day(value: str, default: date) -> tuple[date, str | None]:
 
 
 def console_hospital(db: Session, principal: Principal, code: str | None = None) -> Hospital:
-    """The hospital a console page works on: the principal's own; a regional admin picks one
-    (the first hospital of the region when none is named)."""
-    if principal.role is Role.regional_admin:
-        if code:
-            return org_service.access_hospital(db, code)
-        hospitals = org_service.list_hospitals(db)
-        if not hospitals:
-            raise ScheduleNotFound("尚无医院")
-        return hospitals[0]
-    if principal.hospital_id is None:
-        raise PermissionDenied("该账号未绑定医院")
-    hospital = db.get_one(Hospital, principal.hospital_id)
-    if code and code != hospital.code:
-        raise PermissionDenied("只能管理本院")
-    return hospital
+    """The hospital a console page works on (a regional admin picks one)."""
+    return staff_service.working_hospital(db, principal, code)
 
 
 def access_console_schedule(db: Session, principal: Principal, schedule_id: int) -> Schedule:

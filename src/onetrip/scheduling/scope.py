@@ -58,13 +58,6 @@ def authorise_department(db: Session, by: Principal, hospital_id: int,
     raise PermissionDenied()
 
 
-def in_department(db: Session, by: Principal | None, department_id: int) -> bool:
-    """Whether a department lies within what ``by`` manages (always, for hospital-wide
-    roles)."""
-    managed = managed_departments(db, by)
-    return managed is None or department_id in managed
-
-
 @dataclass(frozen=True)
 class WorkScope:
     """The sessions a consulting-room account works on within its hospital."""
