@@ -6,12 +6,19 @@ import itertools
 from datetime import date
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from onetrip.identity import service as identity_service
 from onetrip.identity.models import Patient
 from onetrip.identity.principal import Principal
-from onetrip.identity.rules import DocumentType, Relationship, Role, resident_id_check_char
+from onetrip.identity.rules import (
+    DEPARTMENT_SCOPED,
+    DocumentType,
+    Relationship,
+    Role,
+    resident_id_check_char,
+)
 from onetrip.org.models import Department, Hospital, Practitioner, Region
 from onetrip.org.service import refresh_search_keys
 
@@ -59,9 +66,15 @@ def make_practitioner(db: Session, hospital: Hospital, department: Department | 
     return p
 
 
-def make_token(db: Session, role: Role, hospital: Hospital | None = None) -> str:
+def make_token(db: Session, role: Role, hospital: Hospital | None = None,
+               department: Department | None = None) -> str:
+    """A bearer token; a department admin's defaults to the hospital's first department."""
+    if department is None and role in DEPARTMENT_SCOPED and hospital is not None:
+        department = db.scalars(select(Department).where(
+            Department.hospital_id == hospital.id).order_by(Department.id)).first()
     _row, secret = identity_service.create_token(
-        db, role=role, hospital_code=hospital.code if hospital else None)
+        db, role=role, hospital_code=hospital.code if hospital else None,
+        department_code=department.code if department else None)
     return secret
 
 

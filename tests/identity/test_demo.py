@@ -52,10 +52,40 @@ def test_demo_staff_sign_in_with_the_printed_credentials(db: Session) -> None:
 
     staff = demo_staff(DEFAULT_SEED)
     assert {s.role for s in staff} >= {Role.window, Role.doctor, Role.pharmacist,
-                                       Role.exam_centre, Role.hospital_admin,
-                                       Role.regional_admin, Role.regulator}
+                                       Role.exam_centre, Role.department_admin,
+                                       Role.hospital_admin, Role.regional_admin,
+                                       Role.regulator}
     for s in staff:
         totp = pyotp.TOTP(s.totp_secret).now() if s.totp_secret else ""
         out = auth.sign_in_staff(db, username=s.username, password=s.password, totp=totp)
         assert out.secret is not None, s.username
         assert auth.authenticate_token(db, out.secret).role is s.role
+
+
+def test_demo_department_admin_keeps_a_department_and_the_doctor_is_linked(
+        db: Session) -> None:
+    from datetime import timedelta
+
+    from onetrip.config import get_settings
+    from onetrip.db import utcnow
+    from onetrip.identity.demo import DEMO_DEPARTMENT, DEMO_PRACTITIONER_CODE
+    from onetrip.identity.models import Staff
+    from onetrip.org.service import access_department, access_hospital, access_practitioner
+    from onetrip.scheduling.models import Schedule
+
+    h = access_hospital(db, "sfsrmyy")
+    dadmin = db.scalar(select(Staff).where(Staff.username == "demo-dadmin"))
+    doctor = db.scalar(select(Staff).where(Staff.username == "demo-doctor"))
+    assert dadmin is not None and doctor is not None
+    dept = access_department(db, h, DEMO_DEPARTMENT[0])
+    assert dadmin.department_id == dept.id and dept.name == DEMO_DEPARTMENT[1]
+    prac = access_practitioner(db, h, DEMO_PRACTITIONER_CODE)
+    assert doctor.practitioner_id == prac.id and dept in prac.departments
+    # the linked doctor has a morning session on every clinic day of the demo fortnight
+    today = utcnow().astimezone(get_settings().tz).date()
+    week = (Schedule.hospital_id == h.id, Schedule.day >= today,
+            Schedule.day < today + timedelta(days=7))
+    clinic_days = set(db.scalars(select(Schedule.day).where(*week)))
+    his = set(db.scalars(select(Schedule.day).where(
+        *week, Schedule.practitioner_id == prac.id, Schedule.session == "am")))
+    assert clinic_days and his == clinic_days

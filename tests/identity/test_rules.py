@@ -8,6 +8,9 @@ import pytest
 
 from onetrip.identity.rules import (
     CITIZEN_NUMBER_TYPES,
+    HOSPITAL_SCOPED,
+    ROLE_LABELS,
+    TOTP_REQUIRED,
     DocumentProblem,
     DocumentType,
     Relationship,
@@ -21,6 +24,7 @@ from onetrip.identity.rules import (
     mask_document,
     mask_phone,
     may_act_for_patient,
+    may_manage_department,
     needs_guardian,
     normalise_mobile,
     resident_id_check_char,
@@ -129,3 +133,22 @@ def test_id6_who_may_act_for_a_patient() -> None:
         assert may_act_for_patient(role, 3, frozenset())
     assert not may_act_for_patient(Role.regulator, 1, frozenset({1}))
     assert not may_act_for_patient(Role.kiosk, 1, frozenset())
+
+
+def test_a_department_admin_manages_only_its_departments_of_its_hospital() -> None:
+    mine = frozenset({10, 11})  # 内科 and 心血管内科 under it
+    admin = Role.department_admin
+    assert may_manage_department(admin, 1, mine, 1, 11)
+    assert not may_manage_department(admin, 1, mine, 1, 20)  # another department
+    assert not may_manage_department(admin, 1, mine, 2, 11)  # same id, another hospital
+    assert not may_manage_department(admin, 1, frozenset(), 1, 11)  # none named
+    assert may_manage_department(Role.hospital_admin, 1, frozenset(), 1, 20)
+    assert not may_manage_department(Role.hospital_admin, 1, frozenset(), 2, 20)
+    assert may_manage_department(Role.regional_admin, None, frozenset(), 2, 20)
+    for role in (Role.doctor, Role.window, Role.kiosk, Role.regulator):
+        assert not may_manage_department(role, 1, mine, 1, 11), role
+
+
+def test_department_admins_are_hospital_scoped_admins_with_a_second_factor() -> None:
+    assert Role.department_admin in HOSPITAL_SCOPED and Role.department_admin in TOTP_REQUIRED
+    assert ROLE_LABELS[Role.department_admin] == "科室管理员"

@@ -20,8 +20,10 @@ from tests.scheduling.test_flows import fill
 
 PAGES = {"/console/window": {Role.window, Role.hospital_admin},
          "/console/queue": {Role.doctor, Role.hospital_admin, Role.regional_admin},
-         "/console/sessions": {Role.window, Role.hospital_admin, Role.regional_admin},
-         "/console/templates": {Role.hospital_admin, Role.regional_admin},
+         "/console/sessions": {Role.window, Role.department_admin, Role.hospital_admin,
+                               Role.regional_admin},
+         "/console/templates": {Role.department_admin, Role.hospital_admin,
+                                Role.regional_admin},
          "/console/policy": {Role.hospital_admin, Role.regional_admin}}
 
 
@@ -31,8 +33,9 @@ def test_signed_out_staff_are_sent_to_sign_in(client: TestClient) -> None:
         assert r.status_code == 401 and "/staff/sign-in?next=" in r.text, path
 
 
-@pytest.mark.parametrize("role", [Role.window, Role.doctor, Role.hospital_admin,
-                                  Role.regional_admin, Role.kiosk, Role.pharmacist])
+@pytest.mark.parametrize("role", [Role.window, Role.doctor, Role.department_admin,
+                                  Role.hospital_admin, Role.regional_admin, Role.kiosk,
+                                  Role.pharmacist])
 def test_each_role_reaches_only_its_own_console_pages(client: TestClient, db: Session,
                                                       clinic: Clinic, role: Role) -> None:
     scoped = None if role is Role.regional_admin else clinic.hospital

@@ -40,6 +40,18 @@ def serve(app: Any) -> Iterator[str]:
     thread.join(timeout=10)
 
 
+@contextmanager
+def serve_at(now: Any) -> Iterator[str]:
+    """The app on a live server whose clock is pinned to ``now``."""
+    from onetrip.deps import get_now
+    from onetrip.main import create_app
+
+    app = create_app()
+    app.dependency_overrides[get_now] = lambda: now
+    with serve(app) as url:
+        yield url
+
+
 @pytest.fixture(scope="session")
 def live_server(database_url: str) -> Iterator[str]:
     from onetrip.main import create_app

@@ -21,7 +21,6 @@ from sqlalchemy import select
 
 from onetrip.config import get_settings
 from onetrip.db import session_scope
-from onetrip.deps import get_now
 from onetrip.identity import service as identity_service
 from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
@@ -31,7 +30,8 @@ from onetrip.scheduling import booking, queue, service
 from onetrip.scheduling.rules import Channel, SessionOfDay, at_local
 from onetrip.scheduling.templates import column_title
 from tests.factories import make_patient, resident_id
-from tests.web.conftest import serve
+from tests.web.conftest import serve_at
+from tests.web.walks import staff_signed_in
 
 pytestmark = pytest.mark.browser
 
@@ -110,21 +110,14 @@ def scene(database_url: str) -> Scene:
 
 @pytest.fixture(scope="module")
 def console_server(database_url: str) -> Iterator[str]:
-    from onetrip.main import create_app
-
-    app = create_app()
-    app.dependency_overrides[get_now] = lambda: NOW
-    with serve(app) as url:
+    with serve_at(NOW) as url:
         yield url
 
 
 def _signed_in(browser: Any, server: str, role: Role, target: str) -> Any:
     with session_scope() as db:
         _row, token = identity_service.create_token(db, role=role, hospital_code="sfsrmyy")
-    page = browser.new_page(viewport=DESK, locale="zh-CN")
-    page.goto(f"{server}/staff/sign-in?next={target}")
-    page.fill("#token", token)
-    page.get_by_role("button", name="使用令牌登录").click()
+    page = staff_signed_in(browser, server, target, DESK, token=token)
     page.wait_for_url(f"**{target}")
     return page
 
@@ -132,6 +125,10 @@ def _signed_in(browser: Any, server: str, role: Role, target: str) -> Any:
 def test_clerk_books_a_window_slot_for_a_patient_and_checks_them_in(
         browser: Any, console_server: str, scene: Scene, artifacts: Path) -> None:
     page = _signed_in(browser, console_server, Role.window, "/console/window")
+    with page.expect_response("**/console/window/find") as answer:
+        page.get_by_role("button", name="查找就诊人").click()  # nothing typed yet
+    assert answer.value.status == 422  # a real 422, still swapped in beside the field
+    page.locator('#patient-find [data-field="document_number"]').wait_for(timeout=5000)
     page.get_by_label("证件号码").fill(scene.desk_number)
     page.get_by_role("button", name="查找就诊人").click()
     found = page.locator("[data-list=found] li")

@@ -21,6 +21,11 @@ def test_sms_sign_in_and_add_a_family_member_on_a_phone(browser: Any, live_serve
     page = browser.new_page(viewport={"width": 390, "height": 844}, locale="zh-CN")
     page.goto(live_server + "/me/family")
     page.wait_for_url("**/sign-in?next=/me/family")
+    page.get_by_label("手机号码").fill("12345")
+    with page.expect_response("**/sign-in") as answer:
+        page.get_by_role("button", name="获取验证码").click()
+    assert answer.value.status == 422  # swapped into the status line, not a page reload
+    assert "有效的手机号码" in page.locator('#phone-status [data-field="phone"]').inner_text()
     sign_in_by_sms(page, PHONE, screenshot=artifacts / "identity-sms-sign-in-phone.png")
     page.wait_for_url("**/me/family")
     page.get_by_role("link", name="登记本人信息").click()

@@ -33,3 +33,23 @@ def test_unknown_pages_get_a_chinese_error_without_a_stack_trace(client: TestCli
     missing = client.get("/book/hospitals/no-such-hospital")
     assert missing.status_code == 404 and "没有找到您要的内容" in missing.text
     assert "Traceback" not in missing.text
+
+
+def test_htmx_swaps_validation_refusals_in_place_and_nothing_else_of_4xx(
+        client: TestClient) -> None:
+    """Every page tells htmx to swap 409 and 422 answers (a refusal shown beside the field,
+    with its real status) but not 401/403/404/5xx, as htmx's own defaults do."""
+    import html
+    import json
+
+    page = client.get("/sign-in").text
+    meta = re.search(r'<meta name="htmx-config" content=\'([^\']+)\'>', page)
+    assert meta is not None
+    rules = json.loads(html.unescape(meta.group(1)))["responseHandling"]
+
+    def swaps(status: int) -> bool:  # htmx takes the first rule whose pattern matches
+        rule = next(r for r in rules if re.search(r["code"], str(status)))
+        return bool(rule["swap"])
+
+    assert [swaps(s) for s in (200, 303, 409, 422)] == [True, True, True, True]
+    assert [swaps(s) for s in (204, 400, 401, 403, 404, 500)] == [False] * 6

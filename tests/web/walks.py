@@ -20,3 +20,21 @@ def sign_in_by_sms(page: Any, phone: str, screenshot: Path | None = None) -> Non
     if screenshot is not None:
         page.screenshot(path=str(screenshot), full_page=True)
     page.get_by_role("button", name="登录", exact=True).click()
+
+
+def staff_signed_in(browser: Any, server: str, target: str, viewport: dict[str, int], *,
+                    token: str = "", username: str = "", password: str = "",
+                    totp: str = "") -> Any:
+    """A new page signed in at /staff/sign-in and sent on to ``target``: with a token, or
+    with a username, password and (for admins) the TOTP code."""
+    page = browser.new_page(viewport=viewport, locale="zh-CN")
+    page.goto(f"{server}/staff/sign-in?next={target}")
+    if token:
+        page.fill("#token", token)
+        page.get_by_role("button", name="使用令牌登录").click()
+    else:
+        page.get_by_label("用户名").fill(username)
+        page.get_by_label("密码").fill(password)
+        page.get_by_label("动态口令").fill(totp)
+        page.get_by_role("button", name="登录", exact=True).click()
+    return page

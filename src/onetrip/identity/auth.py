@@ -31,8 +31,14 @@ from onetrip.errors import InvalidInput, NotAuthenticated, OnetripError
 from onetrip.identity.crypto import keyring
 from onetrip.identity.errors import (
     AccountLocked,
+    DepartmentNotApplicable,
+    DepartmentRequired,
     InvalidCredentials,
+    PractitionerAlreadyLinked,
+    PractitionerNotApplicable,
     SessionExpired,
+    TokenAmbiguous,
+    TokenNotFound,
     UsernameTaken,
 )
 from onetrip.identity.models import (
@@ -43,7 +49,13 @@ from onetrip.identity.models import (
     Staff,
 )
 from onetrip.identity.principal import Principal
-from onetrip.identity.rules import HOSPITAL_SCOPED, TOTP_REQUIRED, Role
+from onetrip.identity.rules import (
+    DEPARTMENT_SCOPED,
+    HOSPITAL_SCOPED,
+    PRACTITIONER_ROLES,
+    TOTP_REQUIRED,
+    Role,
+)
 from onetrip.org import service as org_service
 
 log = logging.getLogger(__name__)
@@ -76,27 +88,102 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _hospital_id(db: Session, role: Role, hospital_code: str | None) -> int | None:
-    if hospital_code is not None:
-        return org_service.access_hospital(db, hospital_code).id
-    if role in HOSPITAL_SCOPED:
-        raise HospitalScopeRequired()
-    return None
+@dataclass(frozen=True)
+class Scope:
+    """Where a staff account or token acts: its hospital, a department admin's department,
+    a doctor's own practitioner record."""
+
+    hospital_id: int | None = None
+    department_id: int | None = None
+    practitioner_id: int | None = None
+
+
+def resolve_scope(db: Session, role: Role, hospital_code: str | None,
+                  department_code: str | None = None,
+                  practitioner_code: str | None = None) -> Scope:
+    """The ids of the hospital, department and practitioner codes a role is given; raises
+    when the role needs one it lacks or is given one it cannot have."""
+    if hospital_code is None:
+        if role in HOSPITAL_SCOPED:
+            raise HospitalScopeRequired()
+        if department_code or practitioner_code:
+            raise HospitalScopeRequired("科室和医生按医院编码查找，请同时指定医院")
+        return Scope()
+    hospital = org_service.access_hospital(db, hospital_code)
+    if department_code and role not in DEPARTMENT_SCOPED:
+        raise DepartmentNotApplicable(detail={"role": role.value})
+    if role in DEPARTMENT_SCOPED and not department_code:
+        raise DepartmentRequired(detail={"role": role.value})
+    if practitioner_code and role not in PRACTITIONER_ROLES:
+        raise PractitionerNotApplicable(detail={"role": role.value})
+    department = org_service.access_department(db, hospital, department_code) \
+        if department_code else None
+    practitioner = org_service.access_practitioner(db, hospital, practitioner_code) \
+        if practitioner_code else None
+    return Scope(hospital.id, department.id if department else None,
+                 practitioner.id if practitioner else None)
+
+
+def check_practitioner_free(db: Session, practitioner_id: int,
+                            staff_id: int | None = None) -> None:
+    """One staff account per practitioner; raises PractitionerAlreadyLinked."""
+    other = db.scalar(select(Staff).where(Staff.practitioner_id == practitioner_id,
+                                          Staff.id != (staff_id or 0)))
+    if other is not None:
+        raise PractitionerAlreadyLinked(detail={"username": other.username})
 
 
 # --- bearer tokens --------------------------------------------------------------------------
 
 
 def create_token(db: Session, *, role: Role, hospital_code: str | None = None,
-                 label: str = "") -> tuple[ApiToken, str]:
+                 department_code: str | None = None, label: str = "") -> tuple[ApiToken, str]:
     """Create a bearer token; returns the row and the secret, shown once and never stored."""
-    hospital_id = _hospital_id(db, role, hospital_code)
+    scope = resolve_scope(db, role, hospital_code, department_code)
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(token_hash=_hash(secret), prefix=secret[:10], role=role.value,
-                   hospital_id=hospital_id, label=label)
+                   hospital_id=scope.hospital_id, department_id=scope.department_id,
+                   label=label)
     db.add(row)
     db.flush()
     return row, secret
+
+
+def list_tokens(db: Session, *, hospital_code: str | None = None,
+                include_revoked: bool = False) -> list[ApiToken]:
+    """Tokens, newest first (of one hospital when a code is given)."""
+    stmt = select(ApiToken).order_by(ApiToken.id.desc())
+    if hospital_code is not None:
+        stmt = stmt.where(ApiToken.hospital_id == org_service.access_hospital(
+            db, hospital_code).id)
+    if not include_revoked:
+        stmt = stmt.where(ApiToken.revoked_at.is_(None))
+    return list(db.scalars(stmt))
+
+
+def revoke_token(db: Session, which: str) -> tuple[ApiToken, bool]:
+    """Revoke a token named by its id, its printed prefix or the secret itself (a kiosk
+    taken out of service). Returns the row and whether it was revoked now (False: it
+    already was, and keeps its first revocation time)."""
+    which = which.strip()
+    if which.isdigit():
+        rows = [r for r in [db.get(ApiToken, int(which))] if r is not None]
+    elif len(which) > 12:
+        rows = list(db.scalars(select(ApiToken).where(ApiToken.token_hash == _hash(which))))
+    else:
+        rows = list(db.scalars(select(ApiToken).where(ApiToken.prefix == which))) \
+            if which.startswith(TOKEN_PREFIX) and len(which) >= 6 else []
+    if not rows:
+        raise TokenNotFound(detail={"token": which[:10]})
+    if len(rows) > 1:
+        raise TokenAmbiguous(detail={"ids": [r.id for r in rows]})
+    row = rows[0]
+    if row.revoked_at is not None:
+        return row, False
+    row.revoked_at = utcnow()
+    db.flush()
+    log.info("token %s (%s) revoked", row.id, row.prefix)
+    return row, True
 
 
 def authenticate_token(db: Session, secret: str, *, request_id: str = "",
@@ -131,8 +218,8 @@ def authenticate_many(db: Session, requests: Sequence[tuple[str, str, str]],
             out.append(InvalidToken())
             continue
         out.append(Principal(role=Role(row.role), hospital_id=row.hospital_id,
-                             token_id=row.id, label=row.label, request_id=request_id,
-                             client_ip=client_ip))
+                             department_id=row.department_id, token_id=row.id,
+                             label=row.label, request_id=request_id, client_ip=client_ip))
     return out
 
 
@@ -173,7 +260,9 @@ def _session_principal(db: Session, secret: str, *, request_id: str,
         if staff is None or not staff.is_active:
             raise InvalidToken()
         return Principal(role=Role(staff.role), hospital_id=staff.hospital_id,
-                         staff_id=staff.id, session_id=row.id, label=staff.username,
+                         department_id=staff.department_id,
+                         practitioner_id=staff.practitioner_id, staff_id=staff.id,
+                         session_id=row.id, label=staff.username,
                          request_id=request_id, client_ip=client_ip)
     assert row.account_id is not None
     return Principal(role=account_role(db, row.account_id), account_id=row.account_id,
@@ -212,19 +301,24 @@ class NewStaff:
 
 
 def create_staff(db: Session, *, username: str, name: str, role: Role,
-                 hospital_code: str | None = None, password: str | None = None,
+                 hospital_code: str | None = None, department_code: str | None = None,
+                 practitioner_code: str | None = None, password: str | None = None,
                  totp_secret: str | None = None) -> NewStaff:
-    """Create a staff member; admins get a TOTP secret (MLPS level 3: two factors).
-    Returns the password and TOTP secret, to be shown once."""
+    """Create a staff member; admins (department admins included) get a TOTP secret (MLPS
+    level 3: two factors). A department admin names its department, a doctor may name its
+    practitioner. Returns the password and TOTP secret, to be shown once."""
     if role in (Role.patient, Role.proxy):
         raise NotAStaffRole()
     if db.scalar(select(Staff.id).where(Staff.username == username)) is not None:
         raise UsernameTaken(detail={"username": username})
-    hospital_id = _hospital_id(db, role, hospital_code)
+    scope = resolve_scope(db, role, hospital_code, department_code, practitioner_code)
+    if scope.practitioner_id is not None:
+        check_practitioner_free(db, scope.practitioner_id)
     password = password or secrets.token_urlsafe(12)
     if role in TOTP_REQUIRED:
         totp_secret = totp_secret or pyotp.random_base32()
-    staff = Staff(username=username, name=name, role=role.value, hospital_id=hospital_id,
+    staff = Staff(username=username, name=name, role=role.value, hospital_id=scope.hospital_id,
+                  department_id=scope.department_id, practitioner_id=scope.practitioner_id,
                   password_hash=_hasher.hash(password),
                   totp_cipher=keyring().encrypt(totp_secret, purpose="totp")
                   if totp_secret else None)

@@ -22,9 +22,14 @@ def _fail(exc: Exception) -> typer.Exit:
     raise exc
 
 
+DEPARTMENT_HELP = "Department code (department_admin only): it manages this department " \
+    "and the sub-departments under it."
+
+
 @app.command("create")
 def create(role: Role = typer.Option(..., help="Role the token acts as."),
            hospital: str | None = typer.Option(None, help="Hospital code it is scoped to."),
+           department: str | None = typer.Option(None, help=DEPARTMENT_HELP),
            label: str = typer.Option("", help="Who or what holds it, e.g. 'kiosk 3 hall A'."),
            ) -> None:
     """Create a token and print it once."""
@@ -35,16 +40,61 @@ def create(role: Role = typer.Option(..., help="Role the token acts as."),
     try:
         with session_scope() as db:
             _row, secret = service.create_token(db, role=role, hospital_code=hospital,
-                                                label=label)
+                                                department_code=department, label=label)
     except OnetripError as exc:
         raise _fail(exc) from exc
     typer.echo(secret)
 
 
+@app.command("list")
+def list_tokens(hospital: str | None = typer.Option(None, help="Only this hospital's."),
+                revoked: bool = typer.Option(False, "--revoked", help="Include revoked ones.")
+                ) -> None:
+    """List tokens (id, prefix, role, hospital, label); never the secrets."""
+    from onetrip.db import session_scope
+    from onetrip.errors import OnetripError
+    from onetrip.identity import auth
+    from onetrip.org.models import Hospital
+
+    try:
+        with session_scope() as db:
+            for t in auth.list_tokens(db, hospital_code=hospital, include_revoked=revoked):
+                h = db.get(Hospital, t.hospital_id) if t.hospital_id else None
+                state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "active"
+                typer.echo(f"{t.id:>6}  {t.prefix:<10}  {t.role:<16} {h.code if h else '-':<10} "
+                           f"{t.created_at:%Y-%m-%d}  {state:<22} {t.label}")
+    except OnetripError as exc:
+        raise _fail(exc) from exc
+
+
+@app.command("revoke")
+def revoke(token: str = typer.Argument(..., help="The token's id or prefix from "
+                                       "`onetrip token list`, or the token itself.")) -> None:
+    """Revoke a token at once (a kiosk taken out of service, a lost desk PC)."""
+    from onetrip.db import session_scope
+    from onetrip.errors import OnetripError
+    from onetrip.identity import auth
+
+    try:
+        with session_scope() as db:
+            row, now = auth.revoke_token(db, token)
+            ident, label, when = row.id, row.label, row.revoked_at
+    except OnetripError as exc:
+        raise _fail(exc) from exc
+    assert when is not None
+    held_by = f" {label}" if label else ""
+    typer.echo(f"{'revoked' if now else 'already revoked'}: token {ident}{held_by} "
+               f"({when:%Y-%m-%d %H:%M} UTC)")
+
+
 @identity_app.command("staff-create")
 def staff_create(username: str = typer.Option(...), name: str = typer.Option(...),
                  role: Role = typer.Option(...),
-                 hospital: str | None = typer.Option(None, help="Hospital code.")) -> None:
+                 hospital: str | None = typer.Option(None, help="Hospital code."),
+                 department: str | None = typer.Option(None, help=DEPARTMENT_HELP),
+                 practitioner: str | None = typer.Option(
+                     None, help="Practitioner code (doctor only): the doctor this account is.")
+                 ) -> None:
     """Create a staff account; prints the password and, for admins, the TOTP secret once."""
     from onetrip.db import session_scope
     from onetrip.errors import OnetripError
@@ -53,12 +103,43 @@ def staff_create(username: str = typer.Option(...), name: str = typer.Option(...
     try:
         with session_scope() as db:
             new = auth.create_staff(db, username=username, name=name, role=role,
-                                    hospital_code=hospital)
+                                    hospital_code=hospital, department_code=department,
+                                    practitioner_code=practitioner)
     except OnetripError as exc:
         raise _fail(exc) from exc
     typer.echo(f"username: {username}\npassword: {new.password}")
     if new.totp_secret:
         typer.echo(f"totp secret: {new.totp_secret} (add it to an authenticator app)")
+
+
+@identity_app.command("staff-update")
+def staff_update(username: str = typer.Option(...),
+                 practitioner: str | None = typer.Option(
+                     None, help="Link a doctor's account to this practitioner code; '-' "
+                     "removes the link."),
+                 department: str | None = typer.Option(None, help="A department admin's new "
+                                                       "department code.")) -> None:
+    """Change a staff account's practitioner link or department."""
+    from onetrip.db import session_scope
+    from onetrip.errors import OnetripError
+    from onetrip.identity import staff as staff_service
+
+    if practitioner is None and department is None:
+        typer.echo("nothing to change: give --practitioner or --department", err=True)
+        raise typer.Exit(2)
+    try:
+        with session_scope() as db:
+            staff = staff_service.find_staff(db, username)
+            if practitioner is not None:
+                staff_service.link_practitioner(db, by=None, staff=staff,
+                                                practitioner_code=None if practitioner == "-"
+                                                else practitioner)
+            if department is not None:
+                staff_service.move_to_department(db, by=None, staff=staff,
+                                                 department_code=department)
+    except OnetripError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"updated: {username}")
 
 
 @identity_app.command("new-key")
@@ -116,7 +197,12 @@ def verify() -> None:
 
 def print_demo_credentials(seed: int) -> None:
     """Show the demo staff accounts and patient phones (demo data only)."""
-    from onetrip.identity.demo import DEMO_PATIENT_PHONE, DEMO_PROXY_PHONE, demo_staff
+    from onetrip.identity.demo import (
+        DEMO_DEPARTMENT,
+        DEMO_PATIENT_PHONE,
+        DEMO_PROXY_PHONE,
+        demo_staff,
+    )
     from onetrip.identity.rules import ROLE_LABELS
 
     typer.echo("demo staff (sign in at /staff/sign-in; demo credentials, never for real use):")
@@ -124,6 +210,10 @@ def print_demo_credentials(seed: int) -> None:
         line = f"  {ROLE_LABELS[s.role]:<8} {s.username:<16} password {s.password}"
         if s.totp_secret:
             line += f"  totp secret {s.totp_secret}"
+        if s.department_code:
+            line += f"  科室 {DEMO_DEPARTMENT[1]} ({s.department_code})"
+        if s.practitioner_code:
+            line += f"  关联医生工号 {s.practitioner_code}"
         typer.echo(line)
     typer.echo(f"demo patient phones (sign in at /sign-in, code from `onetrip identity "
                f"sms-outbox PHONE`): 本人 {DEMO_PATIENT_PHONE}, 家属代理 {DEMO_PROXY_PHONE}")

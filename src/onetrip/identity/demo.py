@@ -3,9 +3,10 @@
 10,000 patients with valid, distinct resident ID numbers (children under 16 by household
 register, some adults also by social-security card or health card), a few of every other
 document type, a handful of deliberate duplicates for the EMPI list, phone accounts with
-families and proxies, and one staff account per staff role. Demo passwords and TOTP
-secrets derive from the seed so that ``onetrip demo`` can print them; they are for the
-demo only.
+families and proxies, and one staff account per staff role: the doctor's account is linked to
+a 心血管内科 practitioner and the department admin manages 心血管内科, so the console opens
+on that doctor's sessions and that department. Demo passwords and TOTP secrets derive from
+the seed so that ``onetrip demo`` can print them; they are for the demo only.
 """
 
 from __future__ import annotations
@@ -22,7 +23,14 @@ from sqlalchemy.orm import Session
 from onetrip.identity import auth
 from onetrip.identity.crypto import keyring
 from onetrip.identity.models import Account, FamilyMember, Patient, PatientDocument
-from onetrip.identity.rules import DocumentType, Role, age_on, index_purpose, resident_id_check_char
+from onetrip.identity.rules import (
+    TOTP_REQUIRED,
+    DocumentType,
+    Role,
+    age_on,
+    index_purpose,
+    resident_id_check_char,
+)
 from onetrip.org.models import Region
 
 PATIENTS = 10_000
@@ -49,6 +57,14 @@ class DemoStaff:
     hospital_code: str | None
     password: str
     totp_secret: str | None
+    department_code: str | None = None
+    practitioner_code: str | None = None
+
+
+#: The demo department admin's department, and the practitioner the demo doctor's account
+#: is (the first doctor the demo creates at 示范市人民医院, in 心血管内科).
+DEMO_DEPARTMENT = ("xxgnk", "心血管内科")
+DEMO_PRACTITIONER_CODE = "d0001"
 
 
 def demo_staff(seed: int) -> list[DemoStaff]:
@@ -60,15 +76,18 @@ def demo_staff(seed: int) -> list[DemoStaff]:
             ("exam", "检查预约中心", Role.exam_centre, "sfsrmyy"),
             ("hadmin", "医院信息科", Role.hospital_admin, "sfsrmyy"),
             ("radmin", "区域平台管理员", Role.regional_admin, None),
-            ("regulator", "卫健委监管员", Role.regulator, None)]
+            ("regulator", "卫健委监管员", Role.regulator, None),
+            ("dadmin", "心内科排班员", Role.department_admin, "sfsrmyy")]
     alphabet = "abcdefghijkmnpqrstuvwxyz23456789"
     out = []
     for user, name, role, hospital in rows:
         password = "".join(rng.choice(alphabet) for _ in range(12))
         totp = "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") for _ in range(32))
-        out.append(DemoStaff(f"demo-{user}", name, role, hospital, password,
-                             totp if role in (Role.hospital_admin, Role.regional_admin)
-                             else None))
+        out.append(DemoStaff(
+            f"demo-{user}", name, role, hospital, password,
+            totp if role in TOTP_REQUIRED else None,
+            department_code=DEMO_DEPARTMENT[0] if role is Role.department_admin else None,
+            practitioner_code=DEMO_PRACTITIONER_CODE if role is Role.doctor else None))
     return out
 
 
@@ -137,7 +156,8 @@ def load_identity(db: Session, region: Region, seed: int) -> dict[str, int]:
     accounts, members = _insert_families(db, kr, plan, ids)
     for s in demo_staff(seed):
         auth.create_staff(db, username=s.username, name=s.name, role=s.role,
-                          hospital_code=s.hospital_code, password=s.password,
+                          hospital_code=s.hospital_code, department_code=s.department_code,
+                          practitioner_code=s.practitioner_code, password=s.password,
                           totp_secret=s.totp_secret)
     return {"patients": len(people), "documents": len(docs), "accounts": accounts,
             "family_members": members, "staff": len(demo_staff(seed))}

@@ -155,3 +155,38 @@ class SmsCodeInvalid(NotAuthenticated):
 class UsernameTaken(Conflict):
     code = "username_taken"
     message = "该用户名已被使用"
+
+
+class DepartmentRequired(InvalidInput):
+    code = "department_required"
+    message = "科室管理员必须指定所属科室"
+
+
+class DepartmentNotApplicable(InvalidInput):
+    code = "department_not_applicable"
+    message = "只有科室管理员按科室授权，该角色不能指定科室"
+
+
+class PractitionerNotApplicable(InvalidInput):
+    code = "practitioner_not_applicable"
+    message = "只有医生账号可以关联医生"
+
+
+class PractitionerAlreadyLinked(Conflict):
+    code = "practitioner_already_linked"
+    message = "该医生已关联其他工作人员账号"
+
+
+class StaffNotFound(NotFound):
+    code = "staff_not_found"
+    message = "未找到该工作人员账号"
+
+
+class TokenNotFound(NotFound):
+    code = "token_not_found"
+    message = "未找到该令牌"
+
+
+class TokenAmbiguous(Conflict):
+    code = "token_ambiguous"
+    message = "有多个令牌以此开头，请改用令牌编号"

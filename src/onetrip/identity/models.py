@@ -37,6 +37,8 @@ class ApiToken(Base):
     prefix: Mapped[str] = mapped_column(String(12))
     role: Mapped[str] = mapped_column(String(32))
     hospital_id: Mapped[int | None] = mapped_column(ForeignKey("hospital.id"))
+    #: A department admin's token acts for this department (and those under it) only.
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"))
     label: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -149,7 +151,11 @@ class PatientMerge(Base):
 
 
 class Staff(Base):
-    """A staff member who signs in with a password (argon2) and, for admins, TOTP."""
+    """A staff member who signs in with a password (argon2) and, for admins, TOTP.
+
+    A department admin names its department; a doctor's account may name the practitioner
+    it is (one account per practitioner), so the console opens on that doctor's sessions.
+    """
 
     __tablename__ = "staff"
 
@@ -158,6 +164,9 @@ class Staff(Base):
     name: Mapped[str] = mapped_column(String(50))
     role: Mapped[str] = mapped_column(String(32))
     hospital_id: Mapped[int | None] = mapped_column(ForeignKey("hospital.id"))
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"))
+    practitioner_id: Mapped[int | None] = mapped_column(ForeignKey("practitioner.id"),
+                                                        index=True, unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))
     totp_cipher: Mapped[str | None] = mapped_column(String(200))
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,10 +1,10 @@
 """Staff pages: sign-in (password + TOTP, or a bearer token for kiosks and consoles), patient
 search, possible duplicates with merge/unmerge, and the audit search. Patient pages live in
-``patient_pages`` and are mounted on the same router."""
+``patient_pages``, the staff accounts page in ``staff_pages``; both are mounted on the same
+router."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict
 from typing import Annotated
 
@@ -13,9 +13,9 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from onetrip.deps import TOKEN_COOKIE, DbSession, OptionalPrincipal
-from onetrip.errors import NotAuthenticated, OnetripError, PermissionDenied
-from onetrip.identity import audit, auth, empi, patient_pages, service
+from onetrip.deps import TOKEN_COOKIE, DbSession
+from onetrip.errors import NotAuthenticated, OnetripError
+from onetrip.identity import audit, auth, empi, patient_pages, service, staff_pages
 from onetrip.identity.models import Patient
 from onetrip.identity.principal import Principal
 from onetrip.identity.rules import (
@@ -24,12 +24,12 @@ from onetrip.identity.rules import (
     EMPI_ADMINS,
     REGISTRARS,
     DocumentType,
-    Role,
 )
 from onetrip.web import render_page
 
 router = APIRouter(include_in_schema=False)
 router.include_router(patient_pages.router)
+router.include_router(staff_pages.router)
 
 
 def _safe_next(target: str) -> str:
@@ -84,21 +84,8 @@ def sign_out(request: Request, db: DbSession) -> Response:
     return response
 
 
-def _staff(allowed: frozenset[Role]) -> Callable[[Principal | None], Principal]:
-    """Pages: signed-out visitors get the sign-in link, other roles a refusal."""
-
-    def check(principal: OptionalPrincipal) -> Principal:
-        if principal is None:
-            raise NotAuthenticated()
-        if principal.role not in allowed:
-            raise PermissionDenied()
-        return principal
-
-    return check
-
-
-CareStaff = Annotated[Principal, Depends(_staff(CARE_STAFF))]
-EmpiAdmin = Annotated[Principal, Depends(_staff(EMPI_ADMINS))]
+CareStaff = Annotated[Principal, Depends(staff_pages.staff_only(CARE_STAFF))]
+EmpiAdmin = Annotated[Principal, Depends(staff_pages.staff_only(EMPI_ADMINS))]
 
 
 # --- patient search -------------------------------------------------------------------------
@@ -161,7 +148,7 @@ def search_patients(request: Request, db: DbSession, principal: CareStaff,
 # --- desk registration (ID-1, ID-5 offline) -------------------------------------------------
 
 
-Registrar = Annotated[Principal, Depends(_staff(REGISTRARS))]
+Registrar = Annotated[Principal, Depends(staff_pages.staff_only(REGISTRARS))]
 
 
 def _desk_form(values: dict[str, str], errors: dict[str, str]) -> dict[str, object]:

@@ -11,6 +11,8 @@ from onetrip.identity.rules import Role
 class Principal:
     """A role, the hospital it is scoped to, where it came from and whom it may act for.
 
+    ``department_id`` is the department a department admin acts for (with the departments
+    under it); ``practitioner_id`` the practitioner a doctor's account is linked to.
     ``patient_ids`` holds the patients of a phone account (ID-6: itself and the family
     members it manages); staff and tokens leave it empty. ``request_id`` and ``client_ip``
     go into every audit row the request writes.
@@ -18,6 +20,8 @@ class Principal:
 
     role: Role
     hospital_id: int | None = None
+    department_id: int | None = None
+    practitioner_id: int | None = None
     token_id: int | None = None
     label: str = ""
     staff_id: int | None = None

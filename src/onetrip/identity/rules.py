@@ -21,6 +21,7 @@ class Role(StrEnum):
     doctor = "doctor"
     pharmacist = "pharmacist"
     exam_centre = "exam_centre"
+    department_admin = "department_admin"
     hospital_admin = "hospital_admin"
     regional_admin = "regional_admin"
     regulator = "regulator"
@@ -34,15 +35,27 @@ ROLE_LABELS: dict[Role, str] = {
     Role.doctor: "医生",
     Role.pharmacist: "药师",
     Role.exam_centre: "检查预约中心",
+    Role.department_admin: "科室管理员",
     Role.hospital_admin: "医院管理员",
     Role.regional_admin: "区域管理员",
     Role.regulator: "卫健委监管",
 }
 
-#: Roles that act for a whole hospital and must be scoped to one.
+#: Roles that act within one hospital and must be scoped to it.
 HOSPITAL_SCOPED = frozenset(
-    {Role.window, Role.kiosk, Role.doctor, Role.pharmacist, Role.exam_centre, Role.hospital_admin}
+    {Role.window, Role.kiosk, Role.doctor, Role.pharmacist, Role.exam_centre,
+     Role.department_admin, Role.hospital_admin}
 )
+
+#: Roles that act for one department of their hospital (and the sub-departments under it)
+#: and must name it: the department admin (科室管理员) keeps that department's schedules.
+DEPARTMENT_SCOPED = frozenset({Role.department_admin})
+
+#: Roles whose accounts may name the practitioner they are (医生账号关联医生).
+PRACTITIONER_ROLES = frozenset({Role.doctor})
+
+#: Admins who manage staff accounts (their department, their practitioner link).
+STAFF_ADMINS = frozenset({Role.hospital_admin, Role.regional_admin})
 
 #: People who sign in with a phone and act for the patients of their account (ID-6).
 ACCOUNT_ROLES = frozenset({Role.patient, Role.proxy})
@@ -61,7 +74,7 @@ REVEALERS = frozenset({Role.window, Role.hospital_admin})
 EMPI_ADMINS = frozenset({Role.hospital_admin, Role.regional_admin})
 
 #: Staff roles that need a second factor (MLPS 2.0 level 3: two factors for admins).
-TOTP_REQUIRED = frozenset({Role.hospital_admin, Role.regional_admin})
+TOTP_REQUIRED = frozenset({Role.department_admin, Role.hospital_admin, Role.regional_admin})
 
 
 def may_administer_hospital(role: Role, principal_hospital_id: int | None,
@@ -70,6 +83,20 @@ def may_administer_hospital(role: Role, principal_hospital_id: int | None,
     if role is Role.regional_admin:
         return True
     return role is Role.hospital_admin and principal_hospital_id == hospital_id
+
+
+def may_manage_department(role: Role, principal_hospital_id: int | None,
+                          managed: frozenset[int], hospital_id: int, department_id: int) -> bool:
+    """Whether a role may change the schedules of one department (templates, generation,
+    import, stop-clinic, substitute).
+
+    A regional admin may for every hospital, a hospital admin for every department of its
+    hospital, a department admin only for ``managed`` (its department and the
+    sub-departments under it, e.g. 内科 and 心血管内科) within its hospital.
+    """
+    if role is Role.department_admin:
+        return principal_hospital_id == hospital_id and department_id in managed
+    return may_administer_hospital(role, principal_hospital_id, hospital_id)
 
 
 def may_act_for_patient(role: Role, patient_id: int, own_patient_ids: frozenset[int]) -> bool:

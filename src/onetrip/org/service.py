@@ -69,6 +69,18 @@ def access_department(db: Session, hospital: Hospital, code: str) -> Department:
     return dept
 
 
+def department_subtree(db: Session, department_ids: frozenset[int] | set[int]
+                       ) -> frozenset[int]:
+    """These departments and every department under them (内科 → 心血管内科, ...)."""
+    found = set(department_ids)
+    frontier = set(department_ids)
+    while frontier:
+        frontier = set(db.scalars(select(Department.id).where(
+            Department.parent_id.in_(frontier)))) - found
+        found |= frontier
+    return frozenset(found)
+
+
 def list_practitioners(db: Session, *, hospital: Hospital | None = None,
                        department: Department | None = None) -> list[Practitioner]:
     """Practitioners of a department (and its sub-departments), or of a hospital."""

@@ -3,7 +3,8 @@
 The Excel sheet hospitals already keep goes through ``templates.import_sheet``: the whole
 sheet is checked first and any problem is reported row by row with nothing imported. Single
 rows can be added, changed or retired here; ``service.generate_from_templates`` then makes
-the sessions of the coming days, skipping days the working calendar closes.
+the sessions of the coming days, skipping days the working calendar closes. A department
+admin sees and changes only its departments' templates (the services refuse the rest).
 """
 
 from __future__ import annotations
@@ -23,8 +24,16 @@ from onetrip.identity.service import Principal
 from onetrip.org import service as org_service
 from onetrip.org.models import Hospital, Location
 from onetrip.org.rules import WEEKDAY_LABELS
-from onetrip.scheduling import service, templates
-from onetrip.scheduling.console_pages import Admin, console_hospital, local_today, page, parse_day
+from onetrip.scheduling import scope, service, templates
+from onetrip.scheduling.console_pages import (
+    Admin,
+    console_hospital,
+    local_today,
+    page,
+    parse_day,
+    pickable_departments,
+    scope_ctx,
+)
 from onetrip.scheduling.templates import TemplateFields, TemplateInvalid, TemplateSheetInvalid
 
 router = APIRouter(prefix="/console/templates", include_in_schema=False)
@@ -35,11 +44,17 @@ FORM_FIELDS = ("department_id", "practitioner_id", "weekday", "session", "start_
                "capacity", "slot_minutes", "service_level", "location_id")
 
 
-def _choices(db: Session, hospital: Hospital) -> dict[str, Any]:
-    departments = org_service.list_departments(db, hospital)
+def _choices(db: Session, principal: Principal, hospital: Hospital) -> dict[str, Any]:
+    """The departments, doctors and rooms the forms offer (a department admin's own)."""
+    managed = scope.managed_departments(db, principal)
+    departments = [d for d in org_service.list_departments(db, hospital)
+                   if managed is None or d.id in managed]
+    doctors = [p for p in org_service.list_practitioners(db, hospital=hospital)
+               if managed is None or any(d.id in managed for d in p.departments)]
     return {
-        "departments": departments,
-        "doctors": org_service.list_practitioners(db, hospital=hospital),
+        **scope_ctx(db, principal), "departments": departments, "managed": managed,
+        "pickable": pickable_departments(departments, managed),
+        "doctors": doctors,
         "rooms": list(db.scalars(select(Location).where(
             Location.hospital_id == hospital.id, Location.kind == "room")
             .order_by(Location.code))),
@@ -49,16 +64,17 @@ def _choices(db: Session, hospital: Hospital) -> dict[str, Any]:
 
 def _list_ctx(db: Session, principal: Principal, hospital: Hospital,
               now: datetime, department: str = "") -> dict[str, Any]:
-    choices = _choices(db, hospital)
+    choices = _choices(db, principal, hospital)
     tomorrow = local_today(now) + timedelta(days=1)
-    rows = templates.templates_of(db, hospital)
+    rows = templates.templates_of(db, hospital, choices["managed"])
     dept = next((d for d in choices["departments"] if d.code == department), None)
     if dept is not None:
         ids = {dept.id, *(c.id for c in dept.children)}
         rows = [t for t in rows if t.department_id in ids]
     return {**choices, "hospital": hospital, "rows": rows, "department": department,
             "dept_by_id": {d.id: d for d in choices["departments"]},
-            "doctor_by_id": {p.id: p for p in choices["doctors"]},
+            "doctor_by_id": {p.id: p for p in org_service.list_practitioners(
+                db, hospital=hospital)},
             "room_by_id": {r.id: r for r in choices["rooms"]},
             "hospitals": org_service.list_hospitals(db)
             if principal.role.value == "regional_admin" else [],
@@ -114,7 +130,8 @@ async def _form_values(request: Request) -> dict[str, str]:
 def _save(request: Request, db: Session, principal: Principal, hospital: Hospital,
           values: dict[str, str], now: datetime, template_id: int | None) -> Response:
     fields, unread = read_fields(values)
-    errors = templates.template_problems(db, hospital, fields, template_id) | unread
+    errors = templates.template_problems(db, hospital, fields, template_id,
+                                         scope.managed_departments(db, principal)) | unread
     if not errors:
         try:
             templates.save_template(db, hospital=hospital, fields=fields,
@@ -126,7 +143,8 @@ def _save(request: Request, db: Session, principal: Principal, hospital: Hospita
             ctx = _list_ctx(db, principal, hospital, now)
             name = "console_templates.html"
         else:
-            ctx = {**_choices(db, hospital), "hospital": hospital, "template_id": template_id}
+            ctx = {**_choices(db, principal, hospital), "hospital": hospital,
+                   "template_id": template_id}
             name = "console_template_form.html"
         return page(request, name, principal, {**ctx, "values": values, "errors": errors},
                     status_code=422)
@@ -147,7 +165,7 @@ def export(db: DbSession, principal: Admin,
            hospital: Annotated[str | None, Query(max_length=40)] = None) -> Response:
     """The active templates as the Excel sheet (the same layout the import reads)."""
     h = console_hospital(db, principal, hospital)
-    content = templates.export_sheet(db, h)
+    content = templates.export_sheet(db, h, scope.managed_departments(db, principal))
     return Response(content, media_type="application/vnd.openxmlformats-officedocument"
                     ".spreadsheetml.sheet", headers={
                         "Content-Disposition": f'attachment; filename="templates-{h.code}.xlsx"'})
@@ -212,14 +230,14 @@ def generate(request: Request, db: DbSession, principal: Admin, now: Now,
 def edit_page(template_id: int, request: Request, db: DbSession, principal: Admin,
               hospital: Annotated[str | None, Query(max_length=40)] = None) -> Response:
     h = console_hospital(db, principal, hospital)
-    row = templates.access_template(db, h, template_id)
+    row = templates.access_template(db, h, template_id, scope.managed_departments(db, principal))
     values = {"department_id": str(row.department_id),
               "practitioner_id": str(row.practitioner_id or ""), "weekday": str(row.weekday),
               "session": row.session, "start_time": row.start_time.strftime("%H:%M"),
               "capacity": str(row.capacity), "slot_minutes": str(row.slot_minutes),
               "service_level": row.service_level, "location_id": str(row.location_id or "")}
     return page(request, "console_template_form.html", principal, {
-        **_choices(db, h), "hospital": h, "template_id": row.id, "values": values,
+        **_choices(db, principal, h), "hospital": h, "template_id": row.id, "values": values,
         "errors": {}})
 
 
@@ -227,7 +245,7 @@ def edit_page(template_id: int, request: Request, db: DbSession, principal: Admi
 async def edit(template_id: int, request: Request, db: DbSession, principal: Admin, now: Now,
                hospital: Annotated[str | None, Form(max_length=40)] = None) -> Response:
     h = console_hospital(db, principal, hospital)
-    templates.access_template(db, h, template_id)
+    templates.access_template(db, h, template_id, scope.managed_departments(db, principal))
     return _save(request, db, principal, h, await _form_values(request), now, template_id)
 
 

@@ -2,11 +2,16 @@
 
 The queue panel refreshes itself every few seconds through htmx (``hx-trigger="every"``),
 so patients checked in at the window or kiosk appear without reloading the page.
+
+A doctor whose account is linked to a practitioner opens straight onto their own session
+of the moment (their own, or one they substitute for): the one running now, else the next,
+else the day's last. The list of their department's other sessions stays one click away
+(``?all=1``), for a doctor who covers a colleague's room; other departments are refused.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -17,15 +22,19 @@ from starlette.responses import Response
 from onetrip.deps import DbSession, Now
 from onetrip.identity.service import Principal
 from onetrip.org.models import Hospital
-from onetrip.scheduling import queue
+from onetrip.scheduling import queue, scope, service
 from onetrip.scheduling.console_pages import (
     Doctor,
     access_console_schedule,
     day_sessions,
+    local_today,
     page,
     patient_views,
+    scope_ctx,
     session_view,
+    session_views,
 )
+from onetrip.scheduling.models import Schedule
 
 router = APIRouter(prefix="/console/queue", include_in_schema=False)
 
@@ -33,15 +42,39 @@ router = APIRouter(prefix="/console/queue", include_in_schema=False)
 REFRESH_SECONDS = 5
 
 
+def own_sessions(db: Session, principal: Principal, day: date) -> list[Schedule]:
+    """A linked doctor's sessions of a day: their own and those they substitute for (not
+    the ones handed to a substitute, nor stopped ones), earliest first."""
+    if principal.practitioner_id is None or principal.hospital_id is None:
+        return []
+    work = scope.work_scope(db, principal)
+    return [s for s in service.list_schedules(db, hospital=db.get_one(
+        Hospital, principal.hospital_id), day=day) if work.is_own(s) and s.status != "stopped"]
+
+
+def session_of_the_moment(sessions: list[Schedule], now: datetime) -> Schedule | None:
+    """The session running now, else the next one, else the day's last."""
+    return next((s for s in sessions if s.end_at > now), sessions[-1] if sessions else None)
+
+
 @router.get("")
 def sessions_page(request: Request, db: DbSession, principal: Doctor, now: Now,
                   day: Annotated[str, Query(max_length=20)] = "",
                   department: Annotated[str, Query(max_length=40)] = "",
-                  hospital: Annotated[str | None, Query(max_length=40)] = None) -> Response:
-    """Today's sessions of the hospital with how many are waiting; the doctor picks theirs."""
+                  hospital: Annotated[str | None, Query(max_length=40)] = None,
+                  show_all: Annotated[str, Query(alias="all", max_length=1)] = "") -> Response:
+    """A linked doctor goes straight to their session of the moment; otherwise the day's
+    sessions (a linked doctor's departments only) with how many are waiting."""
+    if not (day or department or show_all):
+        mine = session_of_the_moment(own_sessions(db, principal, local_today(now)), now)
+        if mine is not None:
+            return RedirectResponse(f"/console/queue/{mine.id}", status_code=303)
     ctx = day_sessions(db, principal, now, day=day, department=department, hospital=hospital)
     ctx["waiting"] = {v.schedule.id: len(queue.queue_for(db, schedule_id=v.schedule.id))
                       for v in ctx["sessions"]}
+    work = scope.work_scope(db, principal)
+    ctx["mine"] = [v for v in ctx["sessions"] if work.is_own(v.schedule)]
+    ctx["sessions"] = [v for v in ctx["sessions"] if v not in ctx["mine"]]
     return page(request, "console_queue_list.html", principal, ctx,
                 status_code=422 if ctx["error"] else 200)
 
@@ -55,9 +88,12 @@ def _panel_ctx(db: Session, principal: Principal, schedule_id: int,
     ids = {e.appointment.patient_id for e in entries} | {a.patient_id for a in roster}
     counts = {s: sum(1 for a in roster if a.status == s)
               for s in ("booked", "arrived", "fulfilled", "noshow")}
-    return {"view": session_view(db, schedule, now), "entries": entries, "current": current,
+    mine = own_sessions(db, principal, schedule.day)
+    return {**scope_ctx(db, principal),
+            "view": session_view(db, schedule, now), "entries": entries, "current": current,
             "people": patient_views(db, ids), "counts": counts, "now": now,
             "hospital": db.get_one(Hospital, schedule.hospital_id),
+            "mine": session_views(db, mine, now) if len(mine) > 1 else [],
             "refresh": REFRESH_SECONDS}
 
 

@@ -1,4 +1,5 @@
-"""Pool-policy settings (号池设置) from the console, for hospital and regional admins.
+"""Pool-policy settings (号池设置) from the console, for hospital and regional admins (the
+policy is the hospital's: a department admin cannot open it).
 
 The floors are policy (BK-2: at least 80% of slots bookable online; BK-4: at least 40% of
 the online slots reserved for referrals); ``rules.PoolPolicy`` enforces them and names the
@@ -22,7 +23,7 @@ from onetrip.identity.service import Principal
 from onetrip.org import service as org_service
 from onetrip.org.models import Hospital
 from onetrip.scheduling import service
-from onetrip.scheduling.console_pages import Admin, console_hospital, page
+from onetrip.scheduling.console_pages import PolicyAdmin, console_hospital, page
 from onetrip.scheduling.rules import POOL_LABELS, PolicyInvalid, PoolPolicy, allocate_pools
 
 router = APIRouter(prefix="/console/policy", include_in_schema=False)
@@ -107,7 +108,7 @@ def _ctx(hospital: Hospital, values: dict[str, str], errors: dict[str, str],
 
 
 @router.get("")
-def policy_page(request: Request, db: DbSession, principal: Admin,
+def policy_page(request: Request, db: DbSession, principal: PolicyAdmin,
                 hospital: Annotated[str | None, Query(max_length=40)] = None,
                 flash: Annotated[str, Query(max_length=100)] = "") -> Response:
     h = console_hospital(db, principal, hospital)
@@ -122,7 +123,7 @@ def _hospitals(db: DbSession, principal: Principal) -> list[Hospital]:
 
 
 @router.post("")
-async def save_policy(request: Request, db: DbSession, principal: Admin) -> Response:
+async def save_policy(request: Request, db: DbSession, principal: PolicyAdmin) -> Response:
     """Store the pool policy; refused field by field below the floors (BK-2, BK-4)."""
     form = await request.form()
     h = console_hospital(db, principal, str(form.get("hospital", "")) or None)

@@ -1,5 +1,6 @@
 """停诊/替诊 from the console (BK-6): stop a session or name a substitute, then see every
-affected patient and what each was offered.
+affected patient and what each was offered. A department admin works on its departments'
+sessions only and hands them only to its departments' doctors.
 
 Stopping cancels each appointment with a rebooking offer that holds the nearest equivalent
 slot (``stopclinic.stop_clinic``); the page lists the offers of the session so the desk can
@@ -22,7 +23,7 @@ from onetrip.errors import OnetripError
 from onetrip.identity.service import Principal
 from onetrip.org import service as org_service
 from onetrip.org.models import Hospital, Practitioner
-from onetrip.scheduling import queue, service, stopclinic
+from onetrip.scheduling import queue, scope, service, stopclinic
 from onetrip.scheduling.console_pages import (
     SessionView,
     Stopper,
@@ -30,6 +31,7 @@ from onetrip.scheduling.console_pages import (
     day_sessions,
     page,
     patient_views,
+    scope_ctx,
     session_view,
     session_views,
 )
@@ -74,10 +76,12 @@ def _session_ctx(db: Session, principal: Principal, schedule_id: int,
     view: SessionView = session_view(db, schedule, now)
     roster = [a for a in queue.roster(db, schedule_id=schedule.id)
               if a.status in ("booked", "arrived")]
+    managed = scope.managed_departments(db, principal)
     doctors = [p for p in org_service.list_practitioners(db, hospital=hospital)
-               if p.id != schedule.practitioner_id]
+               if p.id != schedule.practitioner_id
+               and (managed is None or any(d.id in managed for d in p.departments))]
     same_dept = [p for p in doctors if any(d.id == schedule.department_id for d in p.departments)]
-    return {"hospital": hospital, "view": view, "roster": roster,
+    return {**scope_ctx(db, principal), "hospital": hospital, "view": view, "roster": roster,
             "people": patient_views(db, {a.patient_id for a in roster}),
             "offers": _offer_rows(db, schedule.id, now) if schedule.status == "stopped" else [],
             "doctors": same_dept + [p for p in doctors if p not in same_dept],

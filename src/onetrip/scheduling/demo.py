@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from onetrip.config import get_settings
 from onetrip.db import utcnow
+from onetrip.identity import staff as staff_service
 from onetrip.identity.models import Patient
 from onetrip.org.models import Hospital, Location, Practitioner, Region
 from onetrip.scheduling import service
@@ -30,10 +31,14 @@ def _templates(db: Session, h: Hospital, rng: random.Random) -> int:
     doctors = db.scalars(select(Practitioner).where(Practitioner.hospital_id == h.id)
                          .order_by(Practitioner.id))
     weekdays = list(h.clinic_weekdays)
+    with_account = staff_service.linked_practitioner_ids(db, h.id)
     for doc in doctors:
         lo, hi = _WEEKLY[doc.service_level]
         picks = rng.sample([(d, s) for d in weekdays for s in (SessionOfDay.am, SessionOfDay.pm)],
                            k=min(rng.randint(lo, hi), 2 * len(weekdays)))
+        if doc.id in with_account:
+            # The demo doctor's console opens on a session of the day, whatever the day.
+            picks = [(d, SessionOfDay.am) for d in weekdays]
         if h.level == "tertiary" and doc.service_level == "general" and rng.random() < 0.15:
             picks.append((rng.choice(weekdays[:5]), SessionOfDay.evening))
         room = rng.choice(rooms) if rooms else None

@@ -103,3 +103,8 @@ class WaitlistClosed(Conflict):
 class OfferUnavailable(Conflict):
     code = "offer_unavailable"
     message = "该改约或候补机会已失效"
+
+
+class OutsideDepartment(PermissionDenied):
+    code = "outside_department"
+    message = "只能管理本科室（含下属专科）的排班"

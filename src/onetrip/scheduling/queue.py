@@ -12,7 +12,7 @@ from onetrip import events
 from onetrip.db import rowcount
 from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
-from onetrip.scheduling import service
+from onetrip.scheduling import scope, service
 from onetrip.scheduling.booking import access_appointment
 from onetrip.scheduling.errors import CheckInRefused, NoShowRefused
 from onetrip.scheduling.events import AppointmentCheckedIn, NoShowRecorded, PatientCalled
@@ -88,6 +88,7 @@ def call_next(db: Session, *, principal: Principal, schedule_id: int,
     schedule = service.access_schedule(db, schedule_id)
     if principal.role is not Role.regional_admin and principal.hospital_id != schedule.hospital_id:
         raise CheckInRefused("只能叫本院的号")
+    scope.authorise_session(db, principal, schedule)
     db.execute(update(Appointment).where(
         Appointment.schedule_id == schedule_id, Appointment.status == "arrived",
         Appointment.called_at.is_not(None)).values(status="fulfilled"),

@@ -36,6 +36,7 @@ from onetrip.scheduling.rules import (
     at_local,
     pool_timer,
 )
+from onetrip.scheduling.scope import managed_departments
 
 SESSION_STARTS = {SessionOfDay.am: time(8, 0), SessionOfDay.pm: time(13, 30),
                   SessionOfDay.evening: time(18, 0)}
@@ -196,10 +197,13 @@ def generate_from_templates(db: Session, *, hospital: Hospital, start: date, end
     """Create the schedules of the weekly templates for each clinic day in [start, end].
 
     Days the calendar marks closed or unknown are skipped and reported with the reason;
-    schedules that already exist are left alone, so running it twice changes nothing.
+    schedules that already exist are left alone, so running it twice changes nothing. A
+    department admin generates its departments' sessions only.
     """
-    templates = list(db.scalars(select(ScheduleTemplate).where(
-        ScheduleTemplate.hospital_id == hospital.id, ScheduleTemplate.active)))
+    departments = managed_departments(db, by)
+    templates = [t for t in db.scalars(select(ScheduleTemplate).where(
+        ScheduleTemplate.hospital_id == hospital.id, ScheduleTemplate.active))
+        if departments is None or t.department_id in departments]
     existing_keys: set[tuple[int | None, date, str, int]] = {
         (p, d, s, dept) for p, d, s, dept in db.execute(
             select(Schedule.practitioner_id, Schedule.day, Schedule.session,
@@ -226,7 +230,8 @@ def generate_from_templates(db: Session, *, hospital: Hospital, start: date, end
                                      t.capacity, t.service_level, t.location_id, t.id))
     create_schedules(db, hospital=hospital, specs=specs, now=now)
     record_change(db, by, "schedule.generate", hospital=hospital.code, start=start.isoformat(),
-                  end=end.isoformat(), created=len(specs))
+                  end=end.isoformat(), created=len(specs),
+                  departments=sorted(departments) if departments is not None else "all")
     return GenerationReport(len(specs), existing, skipped)
 
 

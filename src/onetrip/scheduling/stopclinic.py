@@ -16,12 +16,12 @@ from sqlalchemy.orm import Session
 
 from onetrip import events
 from onetrip.db import rowcount
-from onetrip.errors import InvalidInput, PermissionDenied
+from onetrip.errors import InvalidInput
 from onetrip.identity import service as identity_service
-from onetrip.identity.rules import Role, may_administer_hospital
+from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
 from onetrip.org.models import Practitioner
-from onetrip.scheduling import service
+from onetrip.scheduling import scope, service
 from onetrip.scheduling.errors import OfferUnavailable, ScheduleNotOpen
 from onetrip.scheduling.events import (
     AppointmentRebooked,
@@ -43,24 +43,28 @@ class StopResult:
     offers: list[RebookingOffer]
 
 
-def _authorise(principal: Principal, schedule: Schedule) -> None:
+def _authorise(db: Session, principal: Principal, schedule: Schedule) -> None:
+    """The window and the hospital's admins; a department admin for its departments only."""
     if principal.role is Role.window and principal.hospital_id == schedule.hospital_id:
         return
-    if not may_administer_hospital(principal.role, principal.hospital_id, schedule.hospital_id):
-        raise PermissionDenied()
+    scope.authorise_department(db, principal, schedule.hospital_id, schedule.department_id)
 
 
 def substitute(db: Session, *, principal: Principal, schedule_id: int, practitioner_id: int,
                reason: str, now: datetime) -> Schedule:
     """替诊: another doctor of the hospital takes the session with its appointments."""
     schedule = service.access_schedule(db, schedule_id)
-    _authorise(principal, schedule)
+    _authorise(db, principal, schedule)
     if schedule.status not in BOOKABLE_SCHEDULE_STATUSES:
         raise ScheduleNotOpen()
     doctor = db.get(Practitioner, practitioner_id)
     if doctor is None or doctor.hospital_id != schedule.hospital_id or \
             doctor.id == schedule.practitioner_id:
         raise InvalidInput("替诊医生须为本院其他医生", detail={"practitioner_id": practitioner_id})
+    managed = scope.managed_departments(db, principal)
+    if managed is not None and not any(d.id in managed for d in doctor.departments):
+        # A department admin hands a session only to a doctor of its own departments.
+        raise InvalidInput("替诊医生须为本科室医生", detail={"practitioner_id": practitioner_id})
     schedule.status, schedule.substitute_practitioner_id = "substituted", doctor.id
     schedule.status_reason = reason[:200]
     affected = tuple(a.id for a in _active(db, schedule.id))
@@ -110,7 +114,7 @@ def stop_clinic(db: Session, *, principal: Principal, schedule_id: int, reason: 
                 now: datetime) -> StopResult:
     """停诊: block the free slots, cancel each appointment with an offer or a notice."""
     schedule = service.access_schedule(db, schedule_id)
-    _authorise(principal, schedule)
+    _authorise(db, principal, schedule)
     if schedule.status not in BOOKABLE_SCHEDULE_STATUSES:
         raise ScheduleNotOpen()
     schedule.status, schedule.status_reason = "stopped", reason[:200]

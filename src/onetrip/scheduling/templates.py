@@ -9,6 +9,9 @@ A cell holds the number of slots, optionally ``slots/minutes`` (``24/5``); an em
 means no clinic. The import checks every row and reports each problem with its row and
 column; a sheet with any problem changes nothing. A good sheet replaces the templates of
 the doctors it lists.
+
+A department admin's sheet may hold only rows of its departments and their doctors (any
+other row is a row error), and replaces only those doctors' templates in its departments.
 """
 
 from __future__ import annotations
@@ -20,16 +23,19 @@ from datetime import time
 from typing import Any
 
 from openpyxl import Workbook, load_workbook
-from sqlalchemy import select, update
+from sqlalchemy import select, true, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from onetrip.errors import InvalidInput, NotFound
 from onetrip.identity.service import Principal
 from onetrip.org import service as org_service
 from onetrip.org.models import Department, Hospital, Location, Practitioner
 from onetrip.org.rules import SERVICE_LEVEL_LABELS, WEEKDAY_LABELS
+from onetrip.scheduling.errors import OutsideDepartment
 from onetrip.scheduling.models import ScheduleTemplate
 from onetrip.scheduling.rules import SESSION_LABELS, SessionOfDay
+from onetrip.scheduling.scope import managed_departments
 from onetrip.scheduling.service import SESSION_STARTS, record_change
 
 _LEVELS = {label: key for key, label in SERVICE_LEVEL_LABELS.items()} | {
@@ -64,8 +70,12 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value).strip()
 
 
-def parse_sheet(db: Session, hospital: Hospital, content: bytes) -> list[TemplateRow]:
-    """Read and check a whole sheet; raises TemplateSheetInvalid listing every problem."""
+def parse_sheet(db: Session, hospital: Hospital, content: bytes,
+                departments: frozenset[int] | None = None) -> list[TemplateRow]:
+    """Read and check a whole sheet; raises TemplateSheetInvalid listing every problem.
+
+    ``departments``: a department admin's departments; a row of another department, or of
+    a doctor who works in none of them, is refused."""
     try:
         sheet = load_workbook(io.BytesIO(content), read_only=True, data_only=True).active
     except Exception as exc:  # openpyxl raises many kinds for a file that is not xlsx
@@ -82,11 +92,12 @@ def parse_sheet(db: Session, hospital: Hospital, content: bytes) -> list[Templat
         raise TemplateSheetInvalid(f"缺少列：{'、'.join(missing)}",
                                    detail=[{"line": 1, "error": f"缺少列：{c}"} for c in missing])
     col = {name: header.index(name) for name in header if name}
-    departments = {d.name: d for d in org_service.list_departments(db, hospital)}
-    departments |= {d.code: d for d in departments.values()}
+    by_name = {d.name: d for d in org_service.list_departments(db, hospital)}
+    by_name |= {d.code: d for d in by_name.values()}
     doctors = {p.code: p for p in org_service.list_practitioners(db, hospital=hospital)}
     rooms = {loc.code: loc for loc in db.scalars(select(Location).where(
         Location.hospital_id == hospital.id, Location.kind == "room"))}
+    kept = _kept_elsewhere(db, hospital, departments)
     out: list[TemplateRow] = []
     seen: set[str] = set()
     for line, values in enumerate(rows[1:], start=2):
@@ -99,9 +110,11 @@ def parse_sheet(db: Session, hospital: Hospital, content: bytes) -> list[Templat
             return cells[i] if i is not None and i < len(cells) else ""
 
         problems: list[str] = []
-        dept = departments.get(cell("科室"))
+        dept = by_name.get(cell("科室"))
         if dept is None:
             problems.append(f"科室“{cell('科室')}”不存在")
+        elif departments is not None and dept.id not in departments:
+            problems.append(f"科室“{dept.name}”不属于本科室，不能导入")
         doctor = doctors.get(cell("医生工号"))
         if doctor is None:
             problems.append(f"医生工号“{cell('医生工号')}”不存在")
@@ -109,6 +122,8 @@ def parse_sheet(db: Session, hospital: Hospital, content: bytes) -> list[Templat
             problems.append(f"工号{doctor.code}对应的医生是{doctor.name}，不是{cell('医生')}")
         elif doctor.code in seen:
             problems.append(f"医生工号{doctor.code}重复出现")
+        elif departments is not None and not {d.id for d in doctor.departments} & departments:
+            problems.append(f"医生{doctor.name}（{doctor.code}）不是本科室医生")
         level = _LEVELS.get(cell("级别")) if cell("级别") else (
             doctor.service_level if doctor else "general")
         if level is None:
@@ -126,6 +141,9 @@ def parse_sheet(db: Session, hospital: Hospital, content: bytes) -> list[Templat
                     m.group(2) and not 1 <= int(m.group(2)) <= 120):
                 problems.append(f"{column_title(weekday, session)}“{raw}”应为号源数，"
                                 "如 20 或 20/6（每号6分钟）")
+                continue
+            if doctor is not None and (doctor.id, weekday, session.value) in kept:
+                problems.append(f"{doctor.name}{column_title(weekday, session)}已在其他科室出诊")
                 continue
             sessions.append((weekday, session, int(m.group(1)), int(m.group(2) or 0)))
         if problems:
@@ -145,13 +163,33 @@ def parse_sheet(db: Session, hospital: Hospital, content: bytes) -> list[Templat
     return out
 
 
+def _kept_elsewhere(db: Session, hospital: Hospital, departments: frozenset[int] | None,
+                    ) -> set[tuple[int | None, int, str]]:
+    """(doctor, weekday, session) of active templates a department admin's import keeps:
+    those of departments it does not manage."""
+    if departments is None:
+        return set()
+    return {(p, w, s) for p, w, s in db.execute(
+        select(ScheduleTemplate.practitioner_id, ScheduleTemplate.weekday,
+               ScheduleTemplate.session).where(
+            ScheduleTemplate.hospital_id == hospital.id, ScheduleTemplate.active,
+            ScheduleTemplate.department_id.not_in(departments)))}
+
+
+def _in(departments: frozenset[int] | None) -> ColumnElement[bool]:
+    """SQL: the template belongs to one of ``departments`` (true when None)."""
+    return true() if departments is None else ScheduleTemplate.department_id.in_(departments)
+
+
 def import_sheet(db: Session, *, hospital: Hospital, content: bytes,
                  by: Principal | None = None) -> int:
-    """Replace the templates of the doctors the sheet lists; all rows or none."""
-    rows = parse_sheet(db, hospital, content)
+    """Replace the templates of the doctors the sheet lists; all rows or none. A department
+    admin replaces them within its departments only."""
+    departments = managed_departments(db, by)
+    rows = parse_sheet(db, hospital, content, departments)
     doctors = {r.practitioner_id for r in rows}
     db.execute(update(ScheduleTemplate).where(
-        ScheduleTemplate.hospital_id == hospital.id,
+        ScheduleTemplate.hospital_id == hospital.id, _in(departments),
         ScheduleTemplate.practitioner_id.in_(doctors)).values(active=False),
         execution_options={"synchronize_session": False})
     for r in rows:
@@ -166,33 +204,38 @@ def import_sheet(db: Session, *, hospital: Hospital, content: bytes,
     return len(rows)
 
 
-def templates_of(db: Session, hospital: Hospital) -> list[ScheduleTemplate]:
+def templates_of(db: Session, hospital: Hospital,
+                 departments: frozenset[int] | None = None) -> list[ScheduleTemplate]:
+    """The active templates of a hospital (of some departments only, when given)."""
     return list(db.scalars(select(ScheduleTemplate).where(
-        ScheduleTemplate.hospital_id == hospital.id, ScheduleTemplate.active)
+        ScheduleTemplate.hospital_id == hospital.id, ScheduleTemplate.active,
+        _in(departments))
         .order_by(ScheduleTemplate.practitioner_id, ScheduleTemplate.weekday,
                   ScheduleTemplate.session)))
 
 
-def export_sheet(db: Session, hospital: Hospital) -> bytes:
-    """The hospital's active templates in the same layout the import reads."""
+def export_sheet(db: Session, hospital: Hospital,
+                 departments: frozenset[int] | None = None) -> bytes:
+    """The hospital's (or some departments') active templates in the layout the import
+    reads."""
     wb = Workbook()
     ws = wb.active
     assert ws is not None
     ws.title = "出诊模板"
     ws.append(FIXED + [column_title(d, s) for d, s in SESSIONS])
     by_doctor: dict[int, list[ScheduleTemplate]] = {}
-    for t in templates_of(db, hospital):
+    for t in templates_of(db, hospital, departments):
         if t.practitioner_id is not None:
             by_doctor.setdefault(t.practitioner_id, []).append(t)
     doctors = {p.id: p for p in org_service.list_practitioners(db, hospital=hospital)}
-    departments = {d.id: d for d in org_service.list_departments(db, hospital)}
+    dept_by_id = {d.id: d for d in org_service.list_departments(db, hospital)}
     rooms = {loc.id: loc.code for loc in db.scalars(select(Location).where(
         Location.hospital_id == hospital.id, Location.kind == "room"))}
     for pid, items in by_doctor.items():
         first = items[0]
         cells = {(t.weekday, SessionOfDay(t.session)): f"{t.capacity}/{t.slot_minutes}"
                  for t in items}
-        ws.append([departments[first.department_id].name, doctors[pid].code, doctors[pid].name,
+        ws.append([dept_by_id[first.department_id].name, doctors[pid].code, doctors[pid].name,
                    SERVICE_LEVEL_LABELS[first.service_level],
                    rooms.get(first.location_id or 0, "")]
                   + [cells.get(k, "") for k in SESSIONS])
@@ -230,15 +273,21 @@ class TemplateFields:
 
 
 def template_problems(db: Session, hospital: Hospital, f: TemplateFields,
-                      template_id: int | None = None) -> dict[str, str]:
-    """What is wrong with each field (same limits as the Excel sheet), by field name."""
+                      template_id: int | None = None,
+                      departments: frozenset[int] | None = None) -> dict[str, str]:
+    """What is wrong with each field (same limits as the Excel sheet), by field name;
+    ``departments``: a department admin's, the only ones it may use, with their doctors."""
     problems: dict[str, str] = {}
     dept = db.get(Department, f.department_id) if f.department_id else None
     if dept is None or dept.hospital_id != hospital.id:
         problems["department_id"] = "请选择本院科室"
+    elif departments is not None and dept.id not in departments:
+        problems["department_id"] = "只能选择本科室"
     doctor = db.get(Practitioner, f.practitioner_id) if f.practitioner_id else None
     if doctor is None or doctor.hospital_id != hospital.id:
         problems["practitioner_id"] = "请选择本院医生"
+    elif departments is not None and not {d.id for d in doctor.departments} & departments:
+        problems["practitioner_id"] = "只能选择本科室医生"
     if f.weekday is None or not 1 <= f.weekday <= 7:
         problems["weekday"] = "请选择星期"
     if f.session not in {s.value for s in SessionOfDay}:
@@ -265,11 +314,15 @@ def template_problems(db: Session, hospital: Hospital, f: TemplateFields,
     return problems
 
 
-def access_template(db: Session, hospital: Hospital, template_id: int) -> ScheduleTemplate:
-    """An active template of this hospital; raises TemplateNotFound."""
+def access_template(db: Session, hospital: Hospital, template_id: int,
+                    departments: frozenset[int] | None = None) -> ScheduleTemplate:
+    """An active template of this hospital; raises TemplateNotFound, or OutsideDepartment
+    for one of a department ``departments`` does not include."""
     row = db.get(ScheduleTemplate, template_id)
     if row is None or row.hospital_id != hospital.id or not row.active:
         raise TemplateNotFound(detail={"template_id": template_id})
+    if departments is not None and row.department_id not in departments:
+        raise OutsideDepartment(detail={"template_id": template_id})
     return row
 
 
@@ -279,9 +332,11 @@ def save_template(db: Session, *, hospital: Hospital, fields: TemplateFields,
     """Add a weekly session, or change one; raises TemplateInvalid with each field's problem.
 
     Generated schedules keep what they were; the change applies to days generated later.
+    A department admin adds and changes only its departments' templates.
     """
-    row = access_template(db, hospital, template_id) if template_id else None
-    problems = template_problems(db, hospital, fields, template_id)
+    departments = managed_departments(db, by)
+    row = access_template(db, hospital, template_id, departments) if template_id else None
+    problems = template_problems(db, hospital, fields, template_id, departments)
     if problems:
         raise TemplateInvalid(detail=problems)
     f = fields
@@ -305,7 +360,7 @@ def save_template(db: Session, *, hospital: Hospital, fields: TemplateFields,
 def remove_template(db: Session, *, hospital: Hospital, template_id: int,
                     by: Principal | None = None) -> None:
     """Retire a weekly session; schedules already generated from it stay."""
-    row = access_template(db, hospital, template_id)
+    row = access_template(db, hospital, template_id, managed_departments(db, by))
     row.active = False
     db.flush()
     record_change(db, by, "schedule_template.remove", hospital=hospital.code,
