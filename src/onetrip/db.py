@@ -8,15 +8,35 @@ transaction handling switched off so that SQLAlchemy's BEGIN/SAVEPOINT are the r
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import CursorResult, DateTime, Engine, MetaData, Result, create_engine, event
+from sqlalchemy import (
+    JSON,
+    Connection,
+    CursorResult,
+    DateTime,
+    Engine,
+    MetaData,
+    Result,
+    Row,
+    Table,
+    Text,
+    bindparam,
+    cast,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -127,6 +147,50 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
     return create_engine(
         url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
     )
+
+
+def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], *,
+                returning: Sequence[str] = (),
+                skip_conflicts: bool | Sequence[str] = False) -> list[Row[Any]]:
+    """Insert many rows (all with the same keys) in one statement; the ``returning``
+    columns of the rows inserted. ``skip_conflicts`` skips rows a unique index refuses (any
+    index, or the one on those columns).
+
+    On PostgreSQL the statement is ``INSERT ... SELECT unnest(array), ...`` with each
+    column's values as one array: its text is the same however many rows go in, so the
+    driver and the server parse and plan it once. A multi-row VALUES list would be a new,
+    long statement for every batch size, parsed afresh each time. SQLite takes the rows in
+    the driver's executemany (or one multi-row INSERT when rows are returned).
+    """
+    if not rows:
+        return []
+    postgres = conn.dialect.name == "postgresql"
+    stmt: Any
+    if postgres:
+        names = list(rows[0])
+        stmt = postgresql.insert(table).from_select(names, select(*(
+            _unnested(table.c[name], [row[name] for row in rows], name) for name in names)))
+    else:
+        stmt = sqlite.insert(table)
+    if skip_conflicts:
+        stmt = stmt.on_conflict_do_nothing(
+            index_elements=None if skip_conflicts is True else list(skip_conflicts))
+    if returning:
+        stmt = stmt.returning(*(table.c[name] for name in returning))
+    result = conn.execute(stmt) if postgres else conn.execute(stmt, list(rows))
+    return list(result) if returning else []
+
+
+def _unnested(column: Any, values: list[Any], name: str) -> Any:
+    """``unnest(:array)`` of one column's values, cast back to the column's type."""
+    kind = column.type
+    if isinstance(kind, JSON):
+        texts = [None if v is None else json.dumps(v, ensure_ascii=False) for v in values]
+        return cast(func.unnest(bindparam(f"rows_{name}", texts, type_=ARRAY(Text))), JSON)
+    if isinstance(kind, UTCDateTime):
+        values = [kind.process_bind_param(v, None) for v in values]
+        kind = kind.impl
+    return func.unnest(bindparam(f"rows_{name}", values, type_=ARRAY(kind)))
 
 
 @lru_cache

@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, text
+from sqlalchemy import Table, select, text
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, SessionTransaction
 
-from onetrip.db import utcnow
+from onetrip.db import insert_rows, utcnow
 from onetrip.identity.models import AuditEvent
 from onetrip.identity.principal import Principal
 
@@ -155,9 +155,7 @@ def record_many(db: Session, entries: Sequence[Entry]) -> None:
         return
     rows = [_values(e.principal, action=e.action, patient_id=e.patient_id, outcome=e.outcome,
                     detail=e.detail) for e in entries]
-    # RETURNING makes it one multi-row INSERT (insertmanyvalues), not one a row.
-    table = cast(Table, AuditEvent.__table__)
-    db.connection().execute(insert(table).returning(table.c.id), _write_all(db, rows))
+    insert_rows(db.connection(), cast(Table, AuditEvent.__table__), _write_all(db, rows))
     db.info.setdefault(_DENIED, []).extend(
         values for values, e in zip(rows, entries, strict=True) if e.outcome == "denied")
 

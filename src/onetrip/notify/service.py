@@ -14,11 +14,10 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from onetrip.config import get_settings
-from onetrip.db import rowcount, session_scope, utcnow
+from onetrip.db import insert_rows, rowcount, session_scope, utcnow
 from onetrip.errors import Conflict, NotFound
 from onetrip.identity import service as identity_service
 from onetrip.notify import channels, rules
@@ -85,12 +84,9 @@ def queue(db: Session, drafts: list[Draft]) -> None:
             "created_at": utcnow()})
     if rows:
         # A key already queued is skipped by the unique index (an event handled twice, or
-        # by two transactions at once); RETURNING makes it one multi-row INSERT.
-        table = cast(Table, Notification.__table__)
-        dialect = db.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        db.connection().execute(insert(table).on_conflict_do_nothing(
-            index_elements=["dedupe_key"]).returning(table.c.id), rows)
+        # by two transactions at once).
+        insert_rows(db.connection(), cast(Table, Notification.__table__), rows,
+                    skip_conflicts=["dedupe_key"])
 
 
 def _bound_patients(db: Session, patient_ids: set[int]) -> set[int]:

@@ -41,12 +41,12 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from onetrip import events
 from onetrip.config import get_settings
+from onetrip.db import insert_rows
 from onetrip.errors import OnetripError
 from onetrip.identity import audit
 from onetrip.identity import service as identity_service
@@ -426,11 +426,8 @@ def _claim_and_insert(db: Session, pending: list[_Pending], out: list[Outcome | 
     } for p in claimed if p.slot is not None]
     # A unique index may still refuse one (a writer that skipped the patient lock): that
     # one alone is refused, and its slot goes back.
-    dialect = db.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    t = _APPOINTMENT.c
-    ids: dict[int, int] = {r.slot_id: r.id for r in db.connection().execute(
-        insert(_APPOINTMENT).on_conflict_do_nothing().returning(t.slot_id, t.id), rows)}
+    ids: dict[int, int] = {r.slot_id: r.id for r in insert_rows(
+        db.connection(), _APPOINTMENT, rows, returning=("slot_id", "id"), skip_conflicts=True)}
     refused = {row["slot_id"] for row in rows} - set(ids)
     if refused:
         db.connection().execute(update(_SLOT).where(_SLOT.c.id.in_(refused))

@@ -19,9 +19,9 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import JSON, Table, case, delete, select, tuple_, type_coerce, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from onetrip.db import insert_rows
 from onetrip.identity.service import Principal
 from onetrip.scheduling.errors import IdempotencyKeyReused
 from onetrip.scheduling.models import IdempotencyRecord
@@ -65,15 +65,12 @@ def claim_many(db: Session, wanted: Sequence[Wanted], *, now: datetime,
         return []
     # Insert first (a new key is the common case); a key that is already there, or that
     # another transaction inserts meanwhile (this waits for it to end), is then read.
-    dialect = db.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    t = cast(Table, IdempotencyRecord.__table__).c
-    rows = db.connection().execute(
-        insert(cast(Table, IdempotencyRecord.__table__)).on_conflict_do_nothing()
-        .returning(t.principal_key, t.key, t.id),
-        [{"principal_key": o, "key": k, "request_hash": digests[(o, k)], "status_code": 0,
-          "body": {}, "created_at": now} for o, k in pairs]).all()
-    found = {(o, k): (Claim(rid), digests[(o, k)]) for o, k, rid in rows}
+    rows = insert_rows(db.connection(), cast(Table, IdempotencyRecord.__table__), [
+        {"principal_key": o, "key": k, "request_hash": digests[(o, k)], "status_code": 0,
+         "body": {}, "created_at": now} for o, k in pairs],
+        returning=("principal_key", "key", "id"), skip_conflicts=True)
+    found = {(r.principal_key, r.key): (Claim(r.id), digests[(r.principal_key, r.key)])
+             for r in rows}
     found |= _stored(db, [p for p in pairs if p not in found])
     out: list[Claim | IdempotencyKeyReused] = []
     for w in wanted:
