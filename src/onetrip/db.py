@@ -151,7 +151,7 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], *,
                 returning: Sequence[str] = (),
-                skip_conflicts: bool | Sequence[str] = False) -> list[Row[Any]]:
+                skip_conflicts: bool | tuple[str, ...] = False) -> list[Row[Any]]:
     """Insert many rows (all with the same keys) in one statement; the ``returning``
     columns of the rows inserted. ``skip_conflicts`` skips rows a unique index refuses (any
     index, or the one on those columns).
@@ -164,33 +164,53 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], 
     """
     if not rows:
         return []
-    postgres = conn.dialect.name == "postgresql"
+    names = tuple(rows[0])
+    stmt = _insert_statement(conn.dialect.name, table, names, tuple(returning),
+                             skip_conflicts)
+    if conn.dialect.name == "postgresql":
+        result = conn.execute(stmt, {f"rows_{n}": _array(table.c[n], [r[n] for r in rows])
+                                     for n in names})
+    else:
+        result = conn.execute(stmt, list(rows))
+    return list(result) if returning else []
+
+
+@lru_cache(maxsize=64)
+def _insert_statement(dialect: str, table: Table, names: tuple[str, ...],
+                      returning: tuple[str, ...], skip_conflicts: bool | tuple[str, ...],
+                      ) -> Any:
     stmt: Any
-    if postgres:
-        names = list(rows[0])
+    if dialect == "postgresql":
         stmt = postgresql.insert(table).from_select(names, select(*(
-            _unnested(table.c[name], [row[name] for row in rows], name) for name in names)))
+            _unnested(table.c[name]) for name in names)))
     else:
         stmt = sqlite.insert(table)
     if skip_conflicts:
         stmt = stmt.on_conflict_do_nothing(
-            index_elements=None if skip_conflicts is True else list(skip_conflicts))
+            index_elements=None if isinstance(skip_conflicts, bool) else list(skip_conflicts))
     if returning:
         stmt = stmt.returning(*(table.c[name] for name in returning))
-    result = conn.execute(stmt) if postgres else conn.execute(stmt, list(rows))
-    return list(result) if returning else []
+    return stmt
 
 
-def _unnested(column: Any, values: list[Any], name: str) -> Any:
-    """``unnest(:array)`` of one column's values, cast back to the column's type."""
+def _unnested(column: Any) -> Any:
+    """``unnest(:rows_<column>)``, cast back to the column's type where arrays cannot carry
+    it (JSON travels as text)."""
     kind = column.type
     if isinstance(kind, JSON):
-        texts = [None if v is None else json.dumps(v, ensure_ascii=False) for v in values]
-        return cast(func.unnest(bindparam(f"rows_{name}", texts, type_=ARRAY(Text))), JSON)
+        return cast(func.unnest(bindparam(f"rows_{column.name}", type_=ARRAY(Text))), JSON)
     if isinstance(kind, UTCDateTime):
-        values = [kind.process_bind_param(v, None) for v in values]
         kind = kind.impl
-    return func.unnest(bindparam(f"rows_{name}", values, type_=ARRAY(kind)))
+    return func.unnest(bindparam(f"rows_{column.name}", type_=ARRAY(kind)))
+
+
+def _array(column: Any, values: list[Any]) -> list[Any]:
+    kind = column.type
+    if isinstance(kind, JSON):
+        return [None if v is None else json.dumps(v, ensure_ascii=False) for v in values]
+    if isinstance(kind, UTCDateTime):
+        return [kind.process_bind_param(v, None) for v in values]
+    return values
 
 
 @lru_cache

@@ -86,7 +86,7 @@ def queue(db: Session, drafts: list[Draft]) -> None:
         # A key already queued is skipped by the unique index (an event handled twice, or
         # by two transactions at once).
         insert_rows(db.connection(), cast(Table, Notification.__table__), rows,
-                    skip_conflicts=["dedupe_key"])
+                    skip_conflicts=("dedupe_key",))
 
 
 def _bound_patients(db: Session, patient_ids: set[int]) -> set[int]:

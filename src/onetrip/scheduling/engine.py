@@ -27,6 +27,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -39,6 +40,7 @@ from sqlalchemy import (
     select,
     text,
     true,
+    union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -459,29 +461,52 @@ _RETURNING = (_SLOT.c.id, _SLOT.c.schedule_id, _SLOT.c.start_at, _SLOT.c.pool,
               _SLOT.c.release_at, _SLOT.c.return_at, _SLOT.c.return_pool)
 
 
-def _claim_values(group: list[_Pending]) -> dict[str, Any]:
+def _claim_params(group: list[_Pending], pools: frozenset[Pool], now: datetime,
+                  ) -> dict[str, Any]:
     hold_until = group[0].hold_until
-    return {"status": "held" if hold_until else "booked", "held_until": hold_until}
+    return {"now": now, "pools": sorted(p.value for p in pools), "held_until": hold_until,
+            "claimed": "held" if hold_until else "booked"}
+
+
+@lru_cache(maxsize=512)
+def _claim_statement(dialect: str, *, named: bool, lapsed: bool, skip_locked: bool,
+                     schedules: int = 0) -> Any:
+    """The claim UPDATE, built once per shape (its values are bound parameters): the named
+    slots, or each schedule's earliest ones (on SQLite, for how many schedules); free
+    slots, or those whose hold ran out."""
+    t = _SLOT.c
+    now = bindparam("now", type_=_SLOT.c.start_at.type)
+    state = and_(t.status == "held", t.held_until <= now) if lapsed else t.status == "free"
+    conditions = [state, t.start_at > now,
+                  service.open_to(bindparam("pools", expanding=True), now, t)]
+    if named:
+        target = t.id.in_(bindparam("ids", expanding=True))
+    else:
+        pick = (_pick_locked(t, conditions, skip_locked) if dialect == "postgresql"
+                else _pick_each(t, conditions, schedules))
+        target = t.id == pick.c.id
+    return (update(_SLOT).where(target, *conditions)
+            .values(status=bindparam("claimed"), held_until=bindparam("held_until"))
+            .returning(*_RETURNING))
 
 
 def _claim_slots(db: Session, group: list[_Pending], pools: frozenset[Pool],
                  now: datetime) -> None:
     """Claim the named slots: free ones first, then those whose hold ran out."""
-    t = _SLOT.c
-    wanted = {p.request.slot_id for p in group}
+    dialect = db.get_bind().dialect.name
+    wanted = {p.request.slot_id for p in group if p.request.slot_id is not None}
     for lapsed in (False, True):
-        state = and_(t.status == "held", t.held_until <= now) if lapsed else t.status == "free"
         rows = db.connection().execute(
-            update(_SLOT).where(t.id.in_(wanted), state, t.start_at > now,
-                                service.open_to(pools, now, t))
-            .values(**_claim_values(group)).returning(*_RETURNING)).all()
+            _claim_statement(dialect, named=True, lapsed=lapsed, skip_locked=False),
+            {**_claim_params(group, pools, now), "ids": sorted(wanted)}).all()
         if lapsed and rows:
             expire_holds(db, now, slot_ids=[r.id for r in rows])
         got = {r.id: r for r in rows}
         for p in group:  # the first request for a slot gets it; a second finds it taken
             if p.slot is None and p.request.slot_id in got:
                 p.slot = got.pop(cast(int, p.request.slot_id))
-        wanted = {p.request.slot_id for p in group if p.slot is None} - {None}
+        wanted = {p.request.slot_id for p in group
+                  if p.slot is None and p.request.slot_id is not None}
         if not wanted:
             return
 
@@ -497,24 +522,24 @@ def _claim_earliest(db: Session, group: list[_Pending], pools: frozenset[Pool],
     for them, so a schedule is called full only once the bookings in flight have finished
     (one of them may yet roll back).
     """
-    t = _SLOT.c
-    postgres = db.get_bind().dialect.name == "postgresql"
+    dialect = db.get_bind().dialect.name
     waiting: dict[int, list[_Pending]] = defaultdict(list)
     for p in group:
         waiting[p.schedule.id].append(p)
     for lapsed in (False, True):
-        state = and_(t.status == "held", t.held_until <= now) if lapsed else t.status == "free"
-        conditions = [state, t.start_at > now, service.open_to(pools, now, t)]
         trying = set(waiting)
-        for skip_locked in [True, False] * _WAIT_ROUNDS if postgres else [False]:
-            need = {sid: len(waiting[sid]) for sid in trying if waiting[sid]}
+        rounds = [True, False] * _WAIT_ROUNDS if dialect == "postgresql" else [False]
+        for skip_locked in rounds:
+            need = {sid: len(waiting[sid]) for sid in sorted(trying) if waiting[sid]}
             if not need:
                 break
-            pick = (_pick_locked(t, need, conditions, skip_locked) if postgres
-                    else _pick_ranked(t, need, conditions))
-            rows = db.connection().execute(
-                update(_SLOT).where(t.id == pick.c.id, *conditions)
-                .values(**_claim_values(group)).returning(*_RETURNING)).all()
+            params = {**_claim_params(group, pools, now), "want_sids": list(need),
+                      "want_ns": list(need.values())}
+            for i, (sid, n) in enumerate(need.items()):
+                params |= {f"sid_{i}": sid, f"n_{i}": n}
+            rows = db.connection().execute(_claim_statement(
+                dialect, named=False, lapsed=lapsed, skip_locked=skip_locked,
+                schedules=0 if dialect == "postgresql" else len(need)), params).all()
             if lapsed and rows:
                 expire_holds(db, now, slot_ids=[r.id for r in rows])
             got = set()
@@ -526,29 +551,25 @@ def _claim_earliest(db: Session, group: list[_Pending], pools: frozenset[Pool],
                 trying &= got
 
 
-def _pick_locked(t: Any, need: dict[int, int], conditions: list[Any],
-                 skip_locked: bool) -> Any:
-    """PostgreSQL: each schedule's earliest ``need`` slots, locked, as a CTE. A CTE is picked
-    once; ``id IN (subquery)`` may be rescanned, and with SKIP LOCKED pick other slots. The
-    wanted counts travel as two arrays, so the statement's text (and plan) stays the same."""
+def _pick_locked(t: Any, conditions: list[Any], skip_locked: bool) -> Any:
+    """PostgreSQL: each schedule's earliest ``want_ns`` slots, locked, as a CTE. A CTE is
+    picked once; ``id IN (subquery)`` may be rescanned, and with SKIP LOCKED pick other
+    slots. The wanted counts travel as two arrays."""
     want = select(
-        func.unnest(bindparam("want_sids", list(need), type_=ARRAY(Integer))).label("sid"),
-        func.unnest(bindparam("want_ns", list(need.values()), type_=ARRAY(Integer)))
-        .label("n")).subquery("want")
+        func.unnest(bindparam("want_sids", type_=ARRAY(Integer))).label("sid"),
+        func.unnest(bindparam("want_ns", type_=ARRAY(Integer))).label("n")).subquery("want")
     per_schedule = (select(t.id).where(t.schedule_id == want.c.sid, *conditions)
                     .order_by(t.start_at).limit(want.c.n)
                     .with_for_update(skip_locked=skip_locked).lateral("per_schedule"))
     return select(per_schedule.c.id).select_from(want.join(per_schedule, true())).cte("picked")
 
 
-def _pick_ranked(t: Any, need: dict[int, int], conditions: list[Any]) -> Any:
-    """SQLite (one writer at a time, nothing to lock): each schedule's earliest ``need``
-    slots by their rank in the schedule."""
-    rank = func.row_number().over(partition_by=t.schedule_id, order_by=(t.start_at, t.id))
-    ranked = select(t.id, t.schedule_id, rank.label("rank")).where(
-        t.schedule_id.in_(need), *conditions).cte("ranked")
-    return select(ranked.c.id).where(
-        ranked.c.rank <= case(need, value=ranked.c.schedule_id)).cte("picked")
+def _pick_each(t: Any, conditions: list[Any], schedules: int) -> Any:
+    """SQLite (one writer at a time, nothing to lock): the earliest ``n_i`` slots of each
+    schedule ``sid_i``, one LIMIT query per schedule the index answers, as a CTE."""
+    picks = [select(t.id).where(t.schedule_id == bindparam(f"sid_{i}"), *conditions)
+             .order_by(t.start_at).limit(bindparam(f"n_{i}")).subquery() for i in range(schedules)]
+    return union_all(*(select(pick.c.id) for pick in picks)).cte("picked")
 
 
 def _why_not(db: Session, unclaimed: list[_Pending], now: datetime,

@@ -243,12 +243,14 @@ def access_schedule(db: Session, schedule_id: int) -> Schedule:
     return schedule
 
 
-def open_to(pools: frozenset[Pool], now: datetime, cols: Any = None) -> ColumnElement[bool]:
+def open_to(pools: frozenset[Pool] | Any, now: datetime | Any,
+            cols: Any = None) -> ColumnElement[bool]:
     """SQL: the slot's pool at ``now`` is one of ``pools`` and released (BK-4 timers).
 
-    ``cols`` is the slot table's column collection for Core statements (default: ORM)."""
+    ``cols`` is the slot table's column collection for Core statements (default: ORM);
+    ``pools`` and ``now`` may be bound parameters of a statement built once."""
     c = cols if cols is not None else Slot
-    names = [p.value for p in pools]
+    names = [p.value for p in pools] if isinstance(pools, frozenset) else pools
     returned = and_(c.return_at.is_not(None), c.return_at <= now)
     return or_(
         and_(returned, c.return_pool.in_(names)),
