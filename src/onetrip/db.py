@@ -13,7 +13,8 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -27,16 +28,16 @@ from sqlalchemy import (
     Result,
     Row,
     Table,
-    Text,
     bindparam,
-    cast,
     create_engine,
     event,
     func,
+    literal_column,
     select,
+    update,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -156,23 +157,43 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], 
     columns of the rows inserted. ``skip_conflicts`` skips rows a unique index refuses (any
     index, or the one on those columns).
 
-    On PostgreSQL the statement is ``INSERT ... SELECT unnest(array), ...`` with each
-    column's values as one array: its text is the same however many rows go in, so the
-    driver and the server parse and plan it once. A multi-row VALUES list would be a new,
-    long statement for every batch size, parsed afresh each time. SQLite takes the rows in
-    the driver's executemany (or one multi-row INSERT when rows are returned).
+    On PostgreSQL the rows travel as one JSON document that the server turns into rows of
+    the table's type (``json_populate_recordset``): the statement's text is the same however
+    many rows go in, so the driver and the server parse and plan it once, and the driver
+    passes one string instead of quoting every value. SQLite takes the rows in the driver's
+    executemany (or one multi-row INSERT when rows are returned).
     """
     if not rows:
         return []
-    names = tuple(rows[0])
-    stmt = _insert_statement(conn.dialect.name, table, names, tuple(returning),
+    stmt = _insert_statement(conn.dialect.name, table, tuple(rows[0]), tuple(returning),
                              skip_conflicts)
     if conn.dialect.name == "postgresql":
-        result = conn.execute(stmt, {f"rows_{n}": _array(table.c[n], [r[n] for r in rows])
-                                     for n in names})
+        result = conn.execute(stmt, {"rows": _json_rows(rows)})
     else:
         result = conn.execute(stmt, list(rows))
     return list(result) if returning else []
+
+
+def update_rows(conn: Connection, table: Table, key: str,
+                rows: Sequence[dict[str, Any]]) -> None:
+    """Update many rows, each found by its ``key`` column, in one statement (PostgreSQL:
+    from one JSON document, as ``insert_rows``; SQLite: the driver's executemany)."""
+    if not rows:
+        return
+    stmt = _update_statement(conn.dialect.name, table, key, tuple(rows[0]))
+    if conn.dialect.name == "postgresql":
+        conn.execute(stmt, {"rows": _json_rows(rows)})
+    else:
+        conn.execute(stmt, [{f"row_{k}": v for k, v in row.items()} for row in rows])
+
+
+def _given(table: Table, names: tuple[str, ...]) -> Any:
+    """``json_populate_recordset(NULL::table, :rows) AS given``: the rows of the JSON
+    document ``rows`` as records of the table's type."""
+    record = postgresql.dialect().identifier_preparer.quote(table.name)
+    return func.json_populate_recordset(
+        literal_column(f"NULL::{record}"), sql_cast(bindparam("rows"), JSON),
+    ).table_valued(*names).alias("given")
 
 
 @lru_cache(maxsize=64)
@@ -181,8 +202,8 @@ def _insert_statement(dialect: str, table: Table, names: tuple[str, ...],
                       ) -> Any:
     stmt: Any
     if dialect == "postgresql":
-        stmt = postgresql.insert(table).from_select(names, select(*(
-            _unnested(table.c[name]) for name in names)))
+        given = _given(table, names)
+        stmt = postgresql.insert(table).from_select(names, select(*(given.c[n] for n in names)))
     else:
         stmt = sqlite.insert(table)
     if skip_conflicts:
@@ -193,24 +214,30 @@ def _insert_statement(dialect: str, table: Table, names: tuple[str, ...],
     return stmt
 
 
-def _unnested(column: Any) -> Any:
-    """``unnest(:rows_<column>)``, cast back to the column's type where arrays cannot carry
-    it (JSON travels as text)."""
-    kind = column.type
-    if isinstance(kind, JSON):
-        return cast(func.unnest(bindparam(f"rows_{column.name}", type_=ARRAY(Text))), JSON)
-    if isinstance(kind, UTCDateTime):
-        kind = kind.impl
-    return func.unnest(bindparam(f"rows_{column.name}", type_=ARRAY(kind)))
+@lru_cache(maxsize=64)
+def _update_statement(dialect: str, table: Table, key: str, names: tuple[str, ...]) -> Any:
+    if dialect == "postgresql":
+        given = _given(table, names)
+        return (update(table).where(table.c[key] == given.c[key])
+                .values({n: given.c[n] for n in names if n != key}))
+    return (update(table).where(table.c[key] == bindparam(f"row_{key}"))
+            .values({n: bindparam(f"row_{n}") for n in names if n != key}))
 
 
-def _array(column: Any, values: list[Any]) -> list[Any]:
-    kind = column.type
-    if isinstance(kind, JSON):
-        return [None if v is None else json.dumps(v, ensure_ascii=False) for v in values]
-    if isinstance(kind, UTCDateTime):
-        return [kind.process_bind_param(v, None) for v in values]
-    return values
+def _json_rows(rows: Sequence[dict[str, Any]]) -> str:
+    return json.dumps(list(rows), ensure_ascii=False, default=_json_value)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where an aware one is required")
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in a JSON row")
 
 
 @lru_cache

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import JSON, Table, case, delete, select, tuple_, type_coerce, update
+from sqlalchemy import Table, delete, select, tuple_
 from sqlalchemy.orm import Session
 
-from onetrip.db import insert_rows
+from onetrip.db import insert_rows, update_rows
 from onetrip.identity.service import Principal
 from onetrip.scheduling.errors import IdempotencyKeyReused
 from onetrip.scheduling.models import IdempotencyRecord
@@ -108,13 +108,8 @@ def remember(db: Session, record: IdempotencyRecord, status_code: int,
 
 def remember_many(db: Session, answers: Sequence[tuple[int, int, dict[str, Any]]]) -> None:
     """Store the answers (record id, status code, body) of fresh claims, with one UPDATE."""
-    if not answers:
-        return
-    t = cast(Table, IdempotencyRecord.__table__)
-    codes = {rid: code for rid, code, _body in answers}
-    bodies = {rid: type_coerce(body, JSON) for rid, _code, body in answers}
-    db.connection().execute(update(t).where(t.c.id.in_(codes)).values(
-        status_code=case(codes, value=t.c.id), body=case(bodies, value=t.c.id)))
+    update_rows(db.connection(), cast(Table, IdempotencyRecord.__table__), "id",
+                [{"id": rid, "status_code": code, "body": body} for rid, code, body in answers])
 
 
 def release_many(db: Session, record_ids: Sequence[int]) -> None:
