@@ -54,7 +54,7 @@ from onetrip.scheduling.models import Appointment, Schedule
 from onetrip.scheduling.rules import SessionOfDay
 
 CLIENTS = 64
-PROCESSES = 4
+PROCESSES = 2
 
 
 @dataclass

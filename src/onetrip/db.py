@@ -249,7 +249,11 @@ def get_engine() -> Engine:
 
 @lru_cache
 def _session_factory(write: bool) -> sessionmaker[Session]:
-    engine = get_engine()
+    return sessions_for(get_engine(), write=write)
+
+
+def sessions_for(engine: Engine, *, write: bool) -> sessionmaker[Session]:
+    """Sessions on ``engine``; a writing one on SQLite begins with the write lock."""
     if write and engine.dialect.name == "sqlite":
         return sessionmaker(bind=engine.execution_options(sqlite_begin="IMMEDIATE"),
                             expire_on_commit=False)

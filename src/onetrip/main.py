@@ -3,15 +3,39 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from onetrip import __version__
 from onetrip.errors import install_handlers
 from onetrip.logs import install_redaction
 from onetrip.web import STATIC_DIR
+
+
+class RequestId:
+    """Every request gets an id (the caller's ``X-Request-ID``, or a new one) that audit rows
+    and the answer's ``X-Request-ID`` header carry. A plain ASGI middleware: Starlette's
+    ``BaseHTTPMiddleware`` costs a task group and two streams a request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = (Headers(scope=scope).get("x-request-id") or uuid.uuid4().hex)[:64]
+        scope.setdefault("state", {})["request_id"] = rid
+
+        async def with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["X-Request-ID"] = rid
+            await send(message)
+
+        await self.app(scope, receive, with_id)
 
 
 def create_app() -> FastAPI:
@@ -49,21 +73,15 @@ def create_app() -> FastAPI:
     install_handlers(app)
     install_redaction()
 
-    @app.middleware("http")
-    async def request_id(request: Request,
-                         call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
-        request.state.request_id = rid[:64]
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = request.state.request_id
-        return response
+    app.add_middleware(RequestId)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    for router in (org_api.router, org_pages.router, identity_api.router, identity_pages.router,
-                   scheduling_api.router, quality_api.router, quality_pages.router,
+    # Starlette tries routes in order: the booking API, the busiest route, comes first.
+    for router in (scheduling_api.router, org_api.router, org_pages.router, identity_api.router,
+                   identity_pages.router, quality_api.router, quality_pages.router,
                    notify_api.router, notify_pages.router, fhir_api.router, exams_api.router,
                    exams_pages.router,
                    console_pages.router, console_window.router, console_doctor.router,

@@ -120,15 +120,25 @@ def attempt_keys(request: Request) -> tuple[tuple[str, int], tuple[str, int]]:
 
 
 _clocks: tuple[float, int, list[tuple[time, float]]] | None = None
+_reading_clocks = asyncio.Lock()
 
 
 async def _opening_clocks(units: Units) -> list[tuple[time, float]]:
-    """The opening clocks, read again after CLOCKS_TTL or a policy change in this process."""
+    """The opening clocks, read again after CLOCKS_TTL or a policy change in this process;
+    one request reads them while the others wait for that read (not one read each)."""
     global _clocks
-    generation = service.policy_generation()
-    if (_clocks is None or _clocks[1] != generation
-            or monotonic() - _clocks[0] > fairness.CLOCKS_TTL):
-        _clocks = (monotonic(), generation, await units(fairness.opening_clocks, write=False))
+
+    def fresh() -> bool:
+        return (_clocks is not None and _clocks[1] == service.policy_generation()
+                and monotonic() - _clocks[0] <= fairness.CLOCKS_TTL)
+
+    if not fresh():
+        async with _reading_clocks:
+            if not fresh():
+                generation = service.policy_generation()
+                _clocks = (monotonic(), generation,
+                           await units(fairness.opening_clocks, write=False))
+    assert _clocks is not None
     return _clocks[2]
 
 

@@ -188,17 +188,22 @@ def limited(db: Session, commands: Sequence[Command], *, now: datetime) -> list[
     return out
 
 
-def execute(commands: Sequence[Command]) -> list[Answer]:
-    """Run a batch in transactions of its own: the rate count, then the bookings; retried
-    after a deadlock, split into single commands after an unexpected error."""
+Sessions = Callable[[], Session]
+
+
+def execute(commands: Sequence[Command], *, sessions: Sessions | None = None) -> list[Answer]:
+    """Run a batch in transactions of its own (from ``sessions``, by default the app's
+    database): the rate count, then the bookings; retried after a deadlock, split into
+    single commands after an unexpected error."""
+    open_session = sessions or (lambda: new_session(write=True))
     now = max(c.now for c in commands)
     try:
-        answers = _with_retries(lambda db: limited(db, commands, now=now)) \
+        answers = _with_retries(open_session, lambda db: limited(db, commands, now=now)) \
             if any(c.rate_keys for c in commands) else [None] * len(commands)
         todo = [i for i, a in enumerate(answers) if a is None]
         if todo:
-            booked = _with_retries(lambda db: run_batch(db, [commands[i] for i in todo],
-                                                        now=now))
+            booked = _with_retries(open_session, lambda db: run_batch(
+                db, [commands[i] for i in todo], now=now))
             for i, a in zip(todo, booked, strict=True):
                 answers[i] = a
         return [a if a is not None else INTERNAL for a in answers]
@@ -208,13 +213,13 @@ def execute(commands: Sequence[Command]) -> list[Answer]:
             return [INTERNAL]
         log.exception("booking batch of %d failed; running its commands one by one",
                       len(commands))
-        return [execute([c])[0] for c in commands]
+        return [execute([c], sessions=sessions)[0] for c in commands]
 
 
-def _with_retries(work: Any) -> Any:
+def _with_retries(open_session: Sessions, work: Callable[[Session], Any]) -> Any:
     for attempt in range(_ATTEMPTS):
         with writer_turn(True):
-            db = new_session(write=True)
+            db = open_session()
             try:
                 result = work(db)
                 db.commit()
@@ -236,8 +241,9 @@ def _with_retries(work: Any) -> Any:
 class GroupCommitter:
     """The process's booking thread: ``submit`` a command, get its answer after its commit."""
 
-    def __init__(self, *, max_batch: int = 200) -> None:
+    def __init__(self, *, max_batch: int = 200, sessions: Sessions | None = None) -> None:
         self.max_batch = max_batch
+        self.sessions = sessions
         self._queue: queue.SimpleQueue[tuple[Command, Future[Answer]] | None] = \
             queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="onetrip-group-commit",
@@ -276,7 +282,7 @@ class GroupCommitter:
                     self._queue.put(None)
                     break
                 batch.append(more)
-            answers = execute([c for c, _f in batch])
+            answers = execute([c for c, _f in batch], sessions=self.sessions)
             for (_c, future), answer in zip(batch, answers, strict=True):
                 future.set_result(answer)
 

@@ -1,0 +1,140 @@
+"""The group committer: many booking requests to one transaction, each answered after its
+commit, none undone by another's failure (BK-3, BK-8). Against a committed database."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from onetrip.db import sessions_for, utcnow
+from onetrip.identity import audit
+from onetrip.identity.rules import Role
+from onetrip.identity.service import Principal
+from onetrip.notify.models import Notification
+from onetrip.org.models import Hospital
+from onetrip.scheduling import engine as booking_engine
+from onetrip.scheduling import groupcommit
+from onetrip.scheduling.groupcommit import Command, GroupCommitter
+from onetrip.scheduling.models import Appointment, IdempotencyRecord
+from onetrip.scheduling.rules import Channel
+from tests import racekit
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def seeded(race_engine: Engine) -> Iterator[tuple[racekit.Seed, Principal]]:
+    seed = racekit.seed(race_engine, patients=40, capacity=30)
+    with Session(race_engine) as db:
+        hospital_id = db.scalar(select(Hospital.id).where(Hospital.code == seed.hospital_code))
+    yield seed, Principal(role=Role.window, hospital_id=hospital_id, label="window 1")
+
+
+def command(seed: racekit.Seed, clerk: Principal, patient: int, *, key: str | None = None,
+            rate_keys: tuple[tuple[str, int], ...] = ()) -> Command:
+    return Command(patient_id=patient, channel=Channel.window, now=utcnow(),
+                   schedule_id=seed.schedule_ids[0], principal=clerk, idempotency_key=key,
+                   rate_keys=rate_keys)
+
+
+def test_concurrent_requests_share_transactions_and_each_gets_its_own_answer(
+        race_engine: Engine, seeded: tuple[racekit.Seed, Principal]) -> None:
+    seed, clerk = seeded
+    committer = GroupCommitter(sessions=sessions_for(race_engine, write=True))
+    answers: dict[int, groupcommit.Answer] = {}
+    barrier = threading.Barrier(len(seed.patient_ids))
+
+    def book(patient: int) -> None:
+        barrier.wait()
+        answers[patient] = committer.submit(command(seed, clerk, patient))
+
+    threads = [threading.Thread(target=book, args=(p,)) for p in seed.patient_ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    committer.close()
+    codes = Counter(a.status_code for a in answers.values())
+    assert codes == {201: 30, 409: 10}, codes
+    assert {a.body["code"] for a in answers.values() if a.status_code == 409} == {
+        "schedule_full"}
+    with Session(race_engine) as db:
+        booked = db.execute(select(Appointment.id, Appointment.patient_id,
+                                   Appointment.created_at)).all()
+        # Each answer names its own appointment, and a batch shares one clock reading: 30
+        # bookings in fewer transactions than bookings.
+        assert sorted(a.body["id"] for a in answers.values() if a.ok) == sorted(
+            b.id for b in booked)
+        assert {b.patient_id for b in booked} == {
+            p for p, a in answers.items() if a.ok}
+        assert len({b.created_at for b in booked}) < len(booked)
+        confirmations = db.scalar(select(func.count()).select_from(Notification).where(
+            Notification.template == "booking_confirmed"))
+        assert confirmations == 30
+        assert audit.verify_chain(db).ok
+
+
+def test_the_same_key_twice_in_one_batch_books_once_and_answers_alike(
+        race_engine: Engine, seeded: tuple[racekit.Seed, Principal]) -> None:
+    seed, clerk = seeded
+    twice = command(seed, clerk, seed.patient_ids[0], key="desk-1")
+    first, second = groupcommit.execute([twice, twice],
+                                        sessions=sessions_for(race_engine, write=True))
+    assert first.status_code == second.status_code == 201
+    assert first.body == second.body and second.replayed and not first.replayed
+    other_body = command(seed, clerk, seed.patient_ids[1], key="desk-1")
+    later = groupcommit.execute([twice, other_body],
+                                sessions=sessions_for(race_engine, write=True))
+    assert later[0].replayed and later[0].body == first.body
+    assert later[1].status_code == 422 and later[1].body["code"] == "idempotency_key_reused"
+    with Session(race_engine) as db:
+        assert db.scalar(select(func.count()).select_from(Appointment)) == 1
+        record = db.scalars(select(IdempotencyRecord)).one()
+        assert (record.status_code, record.body) == (201, first.body)
+
+
+def test_an_unexpected_error_fails_only_its_own_command(
+        race_engine: Engine, seeded: tuple[racekit.Seed, Principal],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    seed, clerk = seeded
+    poisoned = seed.patient_ids[1]
+    real = booking_engine.book_many
+
+    def failing(db: Session, requests: list[booking_engine.BookingRequest], *,
+                now: datetime) -> list[booking_engine.Outcome]:
+        if any(r.patient_id == poisoned for r in requests):
+            raise RuntimeError("a fault of this one request")
+        return real(db, requests, now=now)
+
+    monkeypatch.setattr(booking_engine, "book_many", failing)
+    answers = groupcommit.execute(
+        [command(seed, clerk, p) for p in seed.patient_ids[:3]],
+        sessions=sessions_for(race_engine, write=True))
+    assert [a.status_code for a in answers] == [201, 500, 201]
+    assert answers[1].body["code"] == "internal_error"
+    with Session(race_engine) as db:
+        assert sorted(db.scalars(select(Appointment.patient_id))) == sorted(
+            [seed.patient_ids[0], seed.patient_ids[2]])
+
+
+def test_attempts_past_the_rate_limit_are_refused_before_booking(
+        race_engine: Engine, seeded: tuple[racekit.Seed, Principal]) -> None:
+    seed, clerk = seeded
+    limit = (("account:desk", 2),)
+    answers = groupcommit.execute(
+        [command(seed, clerk, p, rate_keys=limit) for p in seed.patient_ids[:3]],
+        sessions=sessions_for(race_engine, write=True))
+    assert [a.status_code for a in answers] == [201, 201, 429]
+    assert answers[2].body["code"] == "rate_limited"
+    # Next minute, a fresh window.
+    later = Command(patient_id=seed.patient_ids[3], channel=Channel.window,
+                    now=utcnow() + timedelta(minutes=1), schedule_id=seed.schedule_ids[0],
+                    principal=clerk, rate_keys=limit)
+    assert groupcommit.execute([later], sessions=sessions_for(race_engine, write=True))[
+        0].status_code == 201
