@@ -28,7 +28,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bench.report import write_section
-from onetrip.exams import planner, rules, sample, validate
+from onetrip.exams import batch, planner, rules, sample, validate
 from onetrip.exams.rules import FOLLOWUP_MINUTES, Catalogue, Itinerary, PatientRequest
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     times, fcfs_times = per_patient_ms(cat, site, slots, 100 if args.quick else 300)
     reqs = sample.day_requests(cat, patients=patients, day=DAY, tz=TZ, seed=SEED)
     t0 = time.perf_counter()
-    ours = planner.plan_batch(cat, site, TZ, reqs, slots, work_limit=BATCH_WORK_LIMIT)
+    ours = batch.plan_batch(cat, site, TZ, reqs, slots, work_limit=BATCH_WORK_LIMIT)
     batch_s = time.perf_counter() - t0
     fcfs = planner.greedy_batch(cat, site, TZ, reqs, slots)
     result: dict[str, Any] = {

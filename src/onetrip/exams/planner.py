@@ -9,8 +9,7 @@ every order and the follow-up gives the one-trip itinerary (then, if the follow-
 have its results that day, the first day that takes every order: two trips). Only when no
 day takes every order does one model over all the days spread them over the fewest trips.
 
-Batch mode plans a day's patients together over shared slot capacity: the patients with the
-most and hardest exams first, each solved exactly given what the ones before took.
+Batch mode (``batch.py``) re-plans a day's patients together over shared slot capacity.
 """
 
 from __future__ import annotations
@@ -136,21 +135,11 @@ def _greedy_followup(cat: Catalogue, site: Site, req: PatientRequest,
     return None
 
 
-def _difficulty(cat: Catalogue, req: PatientRequest) -> tuple[int, int, int]:
+def difficulty(cat: Catalogue, req: PatientRequest) -> tuple[int, int, int]:
+    """Sort key: the most exams first, then the most fasting or time-bound ones."""
     exams = [cat.exams[o.exam_code] for o in req.orders]
     return (-len(exams), -sum(e.fasting or e.latest_start is not None for e in exams),
             req.patient_id)
-
-
-def plan_batch(cat: Catalogue, site: Site, tz: ZoneInfo, requests: Sequence[PatientRequest],
-               slots: Sequence[FreeSlot], *, work_limit: float = 1.0) -> list[Itinerary]:
-    """Plan a day's patients together over shared capacity, hardest first."""
-    taken: Counter[int] = Counter()
-    out = {}
-    for req in sorted(requests, key=lambda r: _difficulty(cat, r)):
-        out[req.patient_id] = plan_patient(cat, site, tz, req, slots, taken=taken,
-                                           work_limit=work_limit)
-    return [out[r.patient_id] for r in requests]
 
 
 def greedy_batch(cat: Catalogue, site: Site, tz: ZoneInfo, requests: Sequence[PatientRequest],

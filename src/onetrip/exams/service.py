@@ -15,7 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from onetrip.config import get_settings
-from onetrip.exams import planner
+from onetrip.exams import batch, planner
 from onetrip.exams import rules as R
 from onetrip.exams.errors import (
     CalendarOverlap,
@@ -350,7 +350,7 @@ def propose_batch(db: Session, *, hospital_id: int, now: datetime
     reqs = [request_for(db, orders, now) for orders in by_patient.values()]
     slots = free_slots(db, hospital_id=hospital_id, start=now,
                        end=now + timedelta(days=PLAN_DAYS))
-    its = planner.plan_batch(catalogue(db, hospital_id), site(db, hospital_id),
+    its = batch.plan_batch(catalogue(db, hospital_id), site(db, hospital_id),
                              get_settings().tz, reqs, slots, work_limit=0.2)
     return list(zip(reqs, its, strict=True))
 
