@@ -30,11 +30,15 @@ from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
 from onetrip.notify import service as notify_service
 from onetrip.scheduling import booking as scheduling_booking
+from onetrip.scheduling import penalties
 from onetrip.scheduling import service as scheduling_service
 from onetrip.scheduling.errors import PatientRestricted
-from onetrip.scheduling.rules import PenaltyEvent, Restriction, restriction_for
+from onetrip.scheduling.rules import PenaltyEvent, Restriction
 
 _SLOT = cast(Table, ExamSlot.__table__)
+_BOOKING = cast(Table, ExamBooking.__table__)
+#: How exam no-shows are named among the booking engine's penalty events.
+PENALTY_SOURCE = "exam"
 #: Preparation reminders go out at this local time the evening before the exam.
 REMINDER_EVENING = time(18, 0)
 NOSHOW_AFTER = timedelta(minutes=30)
@@ -42,16 +46,12 @@ NOSHOW_AFTER = timedelta(minutes=30)
 
 def restriction(db: Session, *, patient_id: int, hospital_id: int,
                 now: datetime) -> Restriction | None:
-    """EX-4: the restriction in force from the hospital's penalty rule, weighing the
-    patient's exam no-shows together with the visits' (the booking engine's rule)."""
+    """EX-4: the restriction in force from the hospital's penalty rule, the booking
+    engine's, which weighs exam no-shows (recorded by :func:`mark_noshows`) together with
+    the outpatient ones."""
     _policy, rule = scheduling_service.policy_for(db, hospital_id)
-    history = scheduling_booking.penalty_history(db, patient_id=patient_id,
-                                                 hospital_id=hospital_id, rule=rule)
-    exams = db.execute(select(ExamBooking.noshow_at).where(
-        ExamBooking.patient_id == patient_id, ExamBooking.hospital_id == hospital_id,
-        ExamBooking.penalty_event == PenaltyEvent.noshow.value))
-    history += [(PenaltyEvent.noshow, at) for (at,) in exams if at is not None]
-    return restriction_for(history, rule, now, get_settings().tz)
+    return scheduling_booking.restriction_of(db, patient_id=patient_id,
+                                             hospital_id=hospital_id, rule=rule, now=now)
 
 
 def _claim(db: Session, slot_id: int, now: datetime) -> bool:
@@ -238,14 +238,20 @@ def check_in(db: Session, *, principal: Principal, booking_id: int, now: datetim
 
 
 def mark_noshows(db: Session, *, hospital_id: int, now: datetime) -> int:
-    """EX-4: bookings not checked in 30 minutes after their start become no-shows, which
-    count under the hospital's penalty rule (see :func:`restriction`)."""
-    return rowcount(db.execute(
-        update(ExamBooking).where(ExamBooking.hospital_id == hospital_id,
-                                  ExamBooking.status == "booked",
-                                  ExamBooking.start_at < now - NOSHOW_AFTER)
-        .values(status="noshow", noshow_at=now, penalty_event=PenaltyEvent.noshow.value),
-        execution_options={"synchronize_session": False}))
+    """EX-4: bookings not checked in 30 minutes after their start become no-shows, each
+    recorded once with the booking engine's penalty events, where it restricts exam and
+    outpatient booking alike (BK-6)."""
+    t = _BOOKING.c
+    marked = db.execute(
+        update(_BOOKING).where(t.hospital_id == hospital_id, t.status == "booked",
+                               t.start_at < now - NOSHOW_AFTER)
+        .values(status="noshow", noshow_at=now, penalty_event=PenaltyEvent.noshow.value)
+        .returning(t.id, t.patient_id)).all()
+    for booking_id, patient_id in marked:
+        penalties.record(db, patient_id=patient_id, hospital_id=hospital_id,
+                         kind=PenaltyEvent.noshow, at=now, source=PENALTY_SOURCE,
+                         source_id=booking_id)
+    return len(marked)
 
 
 def bookings_of(db: Session, *, patient_id: int, active_only: bool = True) -> list[ExamBooking]:

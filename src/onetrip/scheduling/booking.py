@@ -102,23 +102,21 @@ def restriction_of(db: Session, *, patient_id: int, hospital_id: int, rule: Pena
 
 def penalty_history(db: Session, *, patient_id: int, hospital_id: int,
                     rule: PenaltyRule) -> list[tuple[PenaltyEvent, datetime]]:
-    """A patient's penalty events at a hospital (or its region, as the rule's scope says);
-    other domains add their own events (exam no-shows, EX-4) before weighing them."""
+    """A patient's penalty events at a hospital (or its region, as the rule's scope says):
+    the appointments' own and those other domains recorded (exam no-shows, EX-4)."""
+    from onetrip.scheduling import penalties  # the one reader of other domains' events
+
+    hospitals = penalties.hospitals_in_scope(db, hospital_id, rule.scope)
     stmt = select(Appointment.penalty_event, Appointment.cancelled_at, Appointment.noshow_at
                   ).where(Appointment.patient_id == patient_id,
-                          Appointment.penalty_event.is_not(None))
-    if rule.scope == "hospital":
-        stmt = stmt.where(Appointment.hospital_id == hospital_id)
-    else:
-        region_id = db.get_one(Hospital, hospital_id).region_id
-        stmt = stmt.where(Appointment.hospital_id.in_(
-            select(Hospital.id).where(Hospital.region_id == region_id)))
+                          Appointment.penalty_event.is_not(None),
+                          Appointment.hospital_id.in_(hospitals))
     history: list[tuple[PenaltyEvent, datetime]] = []
     for kind, cancelled_at, noshow_at in db.execute(stmt):
         at = noshow_at or cancelled_at
         if kind is not None and at is not None:
             history.append((PenaltyEvent(kind), at))
-    return history
+    return history + penalties.recorded(db, patient_id=patient_id, hospitals=hospitals)
 
 
 def _lock_patient(db: Session, patient_id: int) -> None:
