@@ -29,6 +29,7 @@ from onetrip.exams.rules import (
     FOLLOWUP_MINUTES,
     Catalogue,
     ExamType,
+    FollowUp,
     FreeSlot,
     Itinerary,
     PatientRequest,
@@ -230,6 +231,15 @@ def _minute(epoch: datetime, at: datetime) -> int:
     return int((at - epoch).total_seconds() // 60)
 
 
+def followup_var(m: cp_model.CpModel, f: FollowUp, epoch: datetime) -> Var:
+    """The follow-up's start: any minute of its window, or one of its bookable times."""
+    times = f.times()
+    if times is None:
+        return m.new_int_var(_minute(epoch, f.opens), _minute(epoch, f.closes), "followup")
+    return m.new_int_var_from_domain(
+        cp_model.Domain.from_values([_minute(epoch, t) for t in times]), "followup")
+
+
 def add_followup(m: cp_model.CpModel, site: Site, buildings: Sequence[str],
                  req: PatientRequest, exams: Sequence[ExamType], xs: Sequence[ExamVars],
                  fv: Var, kept: list[Var]) -> None:
@@ -299,8 +309,8 @@ def add_day(m: cp_model.CpModel, cat: Catalogue, site: Site, tz: ZoneInfo,
             cat.banned_same_day(a, b) for i, a in enumerate(codes) for b in codes[i + 1:]):
         return None
     f = req.followup if followup != "none" else None
-    if f is not None and f.opens.astimezone(tz).date() != day:
-        if followup == "keep":
+    if f is not None and (f.opens.astimezone(tz).date() != day or f.times() == ()):
+        if followup == "keep":  # not this day, or no outpatient slot left in the window
             return None
         f = None
     epoch = datetime.combine(day, datetime.min.time(), tzinfo=tz)
@@ -320,7 +330,7 @@ def add_day(m: cp_model.CpModel, cat: Catalogue, site: Site, tz: ZoneInfo,
               for rs, e in zip(rows, exams, strict=True))
     if f is not None:
         kept = [m.new_bool_var("kept")] if followup == "optional" else []
-        fv = m.new_int_var(_minute(epoch, f.opens), _minute(epoch, f.closes), "followup")
+        fv = followup_var(m, f, epoch)
         add_followup(m, site, buildings, req, exams, xs, fv, kept)
         items.append((fv, fv + FOLLOWUP_MINUTES, kept))
         if not kept:
@@ -397,7 +407,7 @@ def _several_days(m: cp_model.CpModel, cat: Catalogue, site: Site, tz: ZoneInfo,
         return None
     epoch = datetime.combine(days[0], datetime.min.time(), tzinfo=tz)
     f = req.followup
-    if f is not None and f.opens.astimezone(tz).date() not in days:
+    if f is not None and (f.opens.astimezone(tz).date() not in days or f.times() == ()):
         f = None
     exams = [cat.exams[o.exam_code] for o in req.orders]
     buildings = sorted({s.building for v in pool.values() for s in v}
@@ -410,7 +420,7 @@ def _several_days(m: cp_model.CpModel, cat: Catalogue, site: Site, tz: ZoneInfo,
     fv, kept, fday = None, [], None
     if f is not None:
         kept = [m.new_bool_var("kept")]
-        fv = m.new_int_var(_minute(epoch, f.opens), _minute(epoch, f.closes), "followup")
+        fv = followup_var(m, f, epoch)
         add_followup(m, site, buildings, req, exams, xs, fv, kept)
         fday = (f.opens.astimezone(tz).date() - days[0]).days
     offsets = sorted({r.day for rs in rows for r in rs} | ({fday} if fday is not None

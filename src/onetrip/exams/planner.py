@@ -123,15 +123,18 @@ def _greedy_followup(cat: Catalogue, site: Site, req: PatientRequest,
     for v in placed:
         if any(o.order_id == v.order_id and o.needed_for_followup for o in req.orders):
             at = max(at, v.end + timedelta(minutes=cat.exams[v.exam_code].result_minutes))
-    step = timedelta(minutes=5)
-    while at <= f.closes:
-        clash = [v for v in placed if not (
-            v.busy_until + timedelta(minutes=site.walk_minutes(v.building, f.building)) <= at
-            or at + timedelta(minutes=FOLLOWUP_MINUTES
-                              + site.walk_minutes(v.building, f.building)) <= v.start)]
+    times = f.times()
+    if times is None:  # any time in the window, in steps of five minutes
+        times = tuple(at + timedelta(minutes=5 * k)
+                      for k in range(int((f.closes - at).total_seconds() // 300) + 1))
+    for t in times:
+        clash = t < at or any(not (
+            v.busy_until + timedelta(minutes=site.walk_minutes(v.building, f.building)) <= t
+            or t + timedelta(minutes=FOLLOWUP_MINUTES
+                             + site.walk_minutes(v.building, f.building)) <= v.start)
+            for v in placed)
         if not clash:
-            return at
-        at += step
+            return t
     return None
 
 
