@@ -1,5 +1,5 @@
 """Exam pages: the booking centre console (orders waiting, proposed plan, adjust, book) and
-the patient's itinerary as a timeline."""
+the patient's itinerary as a timeline; the kiosk's exam pages ride along (kiosk_pages)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from starlette.responses import Response
 from onetrip.config import get_settings
 from onetrip.deps import DbSession, Now, OptionalPrincipal
 from onetrip.errors import NotAuthenticated, OnetripError, PermissionDenied
-from onetrip.exams import booking, followup, service
+from onetrip.exams import booking, followup, kiosk_pages, service
 from onetrip.exams import rules as R
 from onetrip.exams.models import ExamBooking
 from onetrip.identity import service as identity_service
@@ -23,6 +23,7 @@ from onetrip.identity.service import Principal
 from onetrip.web import render_page
 
 router = APIRouter(include_in_schema=False)
+router.include_router(kiosk_pages.router)
 ALTERNATIVES = 12  # other slots offered per exam when the centre adjusts a plan
 
 
