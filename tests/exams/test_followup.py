@@ -85,13 +85,20 @@ def appointments(db: Session, patient: Patient) -> list[Appointment]:
     return list(db.scalars(select(Appointment).where(Appointment.patient_id == patient.id)))
 
 
+def planned(db: Session, hospital: Hospital, doctor: Principal, centre: Principal,
+            now: datetime, clinic: Clinic | None
+            ) -> tuple[Patient, list[ExamOrder], Itinerary]:
+    """A new patient's two orders and the centre's proposal for them."""
+    p = make_patient(db)
+    placed = orders(db, doctor, hospital, p, now, clinic)
+    return p, placed, service.propose(db, hospital_id=hospital.id, patient_id=p.id, now=now,
+                                      principal=centre)
+
+
 def test_ex2_the_follow_up_is_booked_as_an_outpatient_appointment_after_the_results(
         db: Session, hospital: Hospital, doctor: Principal, centre: Principal,
         now: datetime, clinic: Clinic) -> None:
-    p = make_patient(db)
-    placed = orders(db, doctor, hospital, p, now, clinic)
-    it = service.propose(db, hospital_id=hospital.id, patient_id=p.id, now=now,
-                         principal=centre)
+    p, placed, it = planned(db, hospital, doctor, centre, now, clinic)
     starts = {s.start_at for s in clinic.schedule.slots}
     assert it.followup_at in starts and it.trips(TZ) == 1
     rows = booking.book_plan(db, principal=centre, hospital_id=hospital.id, patient_id=p.id,
@@ -113,10 +120,7 @@ def test_ex2_the_follow_up_is_booked_as_an_outpatient_appointment_after_the_resu
 def test_a_follow_up_slot_taken_meanwhile_gives_way_to_the_next_one_that_keeps_the_rules(
         db: Session, hospital: Hospital, doctor: Principal, centre: Principal,
         now: datetime, clinic: Clinic) -> None:
-    p = make_patient(db)
-    orders(db, doctor, hospital, p, now, clinic)
-    it = service.propose(db, hospital_id=hospital.id, patient_id=p.id, now=now,
-                         principal=centre)
+    p, _placed, it = planned(db, hospital, doctor, centre, now, clinic)
     assert it.followup_at is not None
     clinic.take(db, now, it.followup_at)
     rows = booking.book_plan(db, principal=centre, hospital_id=hospital.id, patient_id=p.id,
@@ -128,10 +132,7 @@ def test_a_follow_up_slot_taken_meanwhile_gives_way_to_the_next_one_that_keeps_t
 def test_with_no_outpatient_slot_left_nothing_is_booked_and_the_centre_is_told(
         db: Session, hospital: Hospital, doctor: Principal, centre: Principal,
         now: datetime, clinic: Clinic) -> None:
-    p = make_patient(db)
-    placed = orders(db, doctor, hospital, p, now, clinic)
-    it = service.propose(db, hospital_id=hospital.id, patient_id=p.id, now=now,
-                         principal=centre)
+    p, placed, it = planned(db, hospital, doctor, centre, now, clinic)
     for _ in range(6):
         clinic.take(db, now)
     exams_before = db.scalar(select(func.count(ExamBooking.id)))
@@ -155,10 +156,7 @@ def test_with_no_outpatient_slot_left_nothing_is_booked_and_the_centre_is_told(
 def test_a_follow_up_without_a_named_session_is_a_return_visit_not_an_appointment(
         db: Session, hospital: Hospital, doctor: Principal, centre: Principal,
         now: datetime) -> None:
-    p = make_patient(db)
-    orders(db, doctor, hospital, p, now, None)
-    it = service.propose(db, hospital_id=hospital.id, patient_id=p.id, now=now,
-                         principal=centre)
+    p, _placed, it = planned(db, hospital, doctor, centre, now, None)
     assert it.followup_at is not None
     rows = booking.book_plan(db, principal=centre, hospital_id=hospital.id, patient_id=p.id,
                              itinerary=it, now=now)
