@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import pytest
 
-from onetrip.exams import planner, sample, validate
+from onetrip.exams import batch, planner, sample, validate
 from onetrip.exams.rules import Itinerary, PatientFacts, PatientRequest
 from tests.exams.world import CAT, DAY, SITE, SLOTS, TZ, at, request
 
@@ -85,7 +85,7 @@ def test_randomized_days_planner_and_fcfs_plans_are_sound_and_ours_take_fewer_tr
     reqs = [replace(r, not_before=at(rng.choice(["07:00", "09:00", "10:30"])),
                     facts=replace(r.facts, creatinine_on=None) if rng.random() < 0.2
                     else r.facts) for r in reqs]
-    ours = planner.plan_batch(CAT, SITE, TZ, reqs, SLOTS, work_limit=0.1)
+    ours = batch.plan_batch(CAT, SITE, TZ, reqs, SLOTS, work_limit=0.1)
     fcfs = planner.greedy_batch(CAT, SITE, TZ, reqs, SLOTS)
     sound(reqs, ours)
     sound(reqs, fcfs)

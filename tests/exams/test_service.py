@@ -26,7 +26,10 @@ from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
 from onetrip.notify.models import Notification
 from onetrip.org.models import Hospital
+from onetrip.scheduling import booking as scheduling_booking
+from onetrip.scheduling import service as scheduling_service
 from onetrip.scheduling.errors import PatientRestricted
+from onetrip.scheduling.penalties import PenaltyRecord
 from tests.factories import make_patient
 
 
@@ -229,6 +232,28 @@ def test_ex4_an_exam_no_show_restricts_online_booking_by_the_booking_rule(
               if "us_thyroid" in s.exam_codes)
     with pytest.raises(PatientRestricted):
         booking.book_single(db, principal=me, order_id=again.id, slot_id=us.slot_id, now=later)
+
+
+def test_ex4_an_exam_no_show_restricts_outpatient_booking_too_and_counts_once(
+        db: Session, hospital: Hospital, doctor: Principal, centre: Principal,
+        now: datetime) -> None:
+    """BK-6 with EX-4: the booking engine's own check (used for every outpatient booking)
+    sees the exam no-show; sweeping again records nothing more."""
+    p = make_patient(db)
+    o = order(db, doctor, hospital, p, "ecg", now)
+    slot = first_free(db, hospital, "ecg", now)
+    b = booking.book_single(db, principal=centre, order_id=o.id, slot_id=slot.slot_id, now=now)
+    later = slot.start + timedelta(hours=1)
+    _policy, rule = scheduling_service.policy_for(db, hospital.id)
+    assert scheduling_booking.restriction_of(db, patient_id=p.id, hospital_id=hospital.id,
+                                             rule=rule, now=later) is None
+    booking.mark_noshows(db, hospital_id=hospital.id, now=later)
+    assert booking.mark_noshows(db, hospital_id=hospital.id, now=later) == 0
+    found = scheduling_booking.restriction_of(db, patient_id=p.id, hospital_id=hospital.id,
+                                              rule=rule, now=later)
+    assert found is not None and found.count == 1
+    (event,) = db.scalars(select(PenaltyRecord).where(PenaltyRecord.patient_id == p.id))
+    assert (event.source, event.source_id, event.kind) == ("exam", b.id, "noshow")
 
 
 def test_batch_proposals_cover_every_waiting_patient(

@@ -76,15 +76,17 @@ def propose_plan(body: PlanRequest, db: DbSession, principal: Planner,
     """EX-2: the one-trip itinerary for a patient's waiting orders (nothing booked)."""
     identity_service.access_patient(db, principal, body.patient_id, action="exam.plan")
     it = service.propose(db, hospital_id=_hospital(principal), patient_id=body.patient_id,
-                         now=now, order_ids=body.order_ids)
+                         now=now, order_ids=body.order_ids, principal=principal)
     return ItineraryRead.of(it, get_settings().tz)
 
 
 @router.post("/bookings", status_code=201, response_model=list[BookingRead],
-             responses={409: {"description": "exam_slot_full, plan_breaks_rules"}})
+             responses={409: {"description": "exam_slot_full, plan_breaks_rules, "
+                                             "followup_unavailable"}})
 def book(body: PlanBook, db: DbSession, principal: CurrentPrincipal,
          now: Now) -> list[BookingRead]:
-    """Book a plan's visits (one or several), all or nothing."""
+    """Book a plan's visits (one or several) and its follow-up appointment, all or
+    nothing."""
     picks = [(p.order_id, p.slot_id) for p in body.visits]
     hospital_id, it = service.itinerary_from(db, patient_id=body.patient_id, picks=picks,
                                              followup_at=body.followup_at)

@@ -6,6 +6,7 @@ cancellation and no-shows, which count under the booking engine's penalty rule (
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, time, timedelta
 from typing import cast
 
@@ -14,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from onetrip.config import get_settings
 from onetrip.db import rowcount
+from onetrip.exams import followup, service, validate
 from onetrip.exams import rules as R
-from onetrip.exams import service, validate
 from onetrip.exams.errors import (
     ChannelNotAllowed,
     ExamBookingNotFound,
@@ -30,11 +31,15 @@ from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
 from onetrip.notify import service as notify_service
 from onetrip.scheduling import booking as scheduling_booking
+from onetrip.scheduling import penalties
 from onetrip.scheduling import service as scheduling_service
 from onetrip.scheduling.errors import PatientRestricted
-from onetrip.scheduling.rules import PenaltyEvent, Restriction, restriction_for
+from onetrip.scheduling.rules import PenaltyEvent, Restriction
 
 _SLOT = cast(Table, ExamSlot.__table__)
+_BOOKING = cast(Table, ExamBooking.__table__)
+#: How exam no-shows are named among the booking engine's penalty events.
+PENALTY_SOURCE = "exam"
 #: Preparation reminders go out at this local time the evening before the exam.
 REMINDER_EVENING = time(18, 0)
 NOSHOW_AFTER = timedelta(minutes=30)
@@ -42,16 +47,12 @@ NOSHOW_AFTER = timedelta(minutes=30)
 
 def restriction(db: Session, *, patient_id: int, hospital_id: int,
                 now: datetime) -> Restriction | None:
-    """EX-4: the restriction in force from the hospital's penalty rule, weighing the
-    patient's exam no-shows together with the visits' (the booking engine's rule)."""
+    """EX-4: the restriction in force from the hospital's penalty rule, the booking
+    engine's, which weighs exam no-shows (recorded by :func:`mark_noshows`) together with
+    the outpatient ones."""
     _policy, rule = scheduling_service.policy_for(db, hospital_id)
-    history = scheduling_booking.penalty_history(db, patient_id=patient_id,
-                                                 hospital_id=hospital_id, rule=rule)
-    exams = db.execute(select(ExamBooking.noshow_at).where(
-        ExamBooking.patient_id == patient_id, ExamBooking.hospital_id == hospital_id,
-        ExamBooking.penalty_event == PenaltyEvent.noshow.value))
-    history += [(PenaltyEvent.noshow, at) for (at,) in exams if at is not None]
-    return restriction_for(history, rule, now, get_settings().tz)
+    return scheduling_booking.restriction_of(db, patient_id=patient_id,
+                                             hospital_id=hospital_id, rule=rule, now=now)
 
 
 def _claim(db: Session, slot_id: int, now: datetime) -> bool:
@@ -94,31 +95,48 @@ def book_plan(db: Session, *, principal: Principal, hospital_id: int, patient_id
     cat = service.catalogue(db, hospital_id)
     channel = _check_channel(db, principal, cat, orders, now)
     tz = get_settings().tz
+    site = service.site(db, hospital_id)
     req = service.request_for(db, orders, now)
+    # The follow-up's window is checked here; its appointment is booked below.
     req = R.PatientRequest(req.patient_id, req.facts, req.orders, now,
-                           req.followup if itinerary.followup_at else None)
+                           replace(req.followup, starts=None)
+                           if itinerary.followup_at and req.followup else None)
     lo = min(v.start for v in itinerary.visits)
     hi = max(v.start for v in itinerary.visits) + timedelta(minutes=1)
     free = service.free_slots(db, hospital_id=hospital_id, start=lo, end=hi)
-    broken = validate.validate(cat, service.site(db, hospital_id), tz, [req], [itinerary], free)
+    broken = validate.validate(cat, site, tz, [req], [itinerary], free)
     # An existing booking of the patient's that day must not clash either.
-    broken += _clashes_with_booked(db, cat, service.site(db, hospital_id), tz, req, itinerary)
+    broken += _clashes_with_booked(db, cat, site, tz, req, itinerary)
     if broken:
         if all(b.rule == "slot" for b in broken):
             raise ExamSlotFull(detail={"rules": [b.message for b in broken]})
         raise PlanBreaksRules("；".join(b.message for b in broken[:3]),
                               detail={"rules": sorted({b.rule for b in broken})})
+
+    def keeps_rules(at: datetime) -> bool:
+        moved = replace(itinerary, followup_at=at)
+        return not validate.validate(cat, site, tz, [req], [moved], free) and not (
+            _clashes_with_booked(db, cat, site, tz, req, moved))
+
     rows = []
     with db.begin_nested():
         for v in itinerary.visits:
             if not _claim(db, v.slot_id, now):
                 raise ExamSlotFull(detail={"slot_id": v.slot_id})
+        followup_at, appointment_id = itinerary.followup_at, None
+        session = followup.session_order(orders)
+        if followup_at is not None and session is not None:
+            appt, followup_at = followup.book(db, principal=principal, order=session,
+                                              patient_id=patient_id, itinerary=itinerary,
+                                              now=now, keeps_rules=keeps_rules)
+            appointment_id = appt.id
+        for v in itinerary.visits:
             rows.append(ExamBooking(
                 order_id=v.order_id, patient_id=patient_id, hospital_id=hospital_id,
                 slot_id=v.slot_id, resource_id=v.resource_id, exam_code=v.exam_code,
                 start_at=v.start, end_at=v.end, channel=channel.value,
-                booked_by=principal.actor[:100], followup_at=itinerary.followup_at,
-                created_at=now))
+                booked_by=principal.actor[:100], followup_at=followup_at,
+                followup_appointment_id=appointment_id, created_at=now))
         db.add_all(rows)
         db.execute(update(ExamOrder).where(ExamOrder.id.in_([o.id for o in orders]))
                    .values(status="booked"), execution_options={"synchronize_session": False})
@@ -238,14 +256,20 @@ def check_in(db: Session, *, principal: Principal, booking_id: int, now: datetim
 
 
 def mark_noshows(db: Session, *, hospital_id: int, now: datetime) -> int:
-    """EX-4: bookings not checked in 30 minutes after their start become no-shows, which
-    count under the hospital's penalty rule (see :func:`restriction`)."""
-    return rowcount(db.execute(
-        update(ExamBooking).where(ExamBooking.hospital_id == hospital_id,
-                                  ExamBooking.status == "booked",
-                                  ExamBooking.start_at < now - NOSHOW_AFTER)
-        .values(status="noshow", noshow_at=now, penalty_event=PenaltyEvent.noshow.value),
-        execution_options={"synchronize_session": False}))
+    """EX-4: bookings not checked in 30 minutes after their start become no-shows, each
+    recorded once with the booking engine's penalty events, where it restricts exam and
+    outpatient booking alike (BK-6)."""
+    t = _BOOKING.c
+    marked = db.execute(
+        update(_BOOKING).where(t.hospital_id == hospital_id, t.status == "booked",
+                               t.start_at < now - NOSHOW_AFTER)
+        .values(status="noshow", noshow_at=now, penalty_event=PenaltyEvent.noshow.value)
+        .returning(t.id, t.patient_id)).all()
+    for booking_id, patient_id in marked:
+        penalties.record(db, patient_id=patient_id, hospital_id=hospital_id,
+                         kind=PenaltyEvent.noshow, at=now, source=PENALTY_SOURCE,
+                         source_id=booking_id)
+    return len(marked)
 
 
 def bookings_of(db: Session, *, patient_id: int, active_only: bool = True) -> list[ExamBooking]:

@@ -68,3 +68,8 @@ class ChannelNotAllowed(PermissionDenied):
 class NotCancellable(Conflict):
     code = "exam_not_cancellable"
     message = "该检查预约已无法取消"
+
+
+class FollowupUnavailable(Conflict):
+    code = "followup_unavailable"
+    message = "复诊门诊号源已约满，检查与复诊均未预约，请重新安排行程"

@@ -149,6 +149,11 @@ class ExamOrder(Base):
     followup_opens: Mapped[datetime | None] = mapped_column(UTCDateTime)
     followup_closes: Mapped[datetime | None] = mapped_column(UTCDateTime)
     followup_building: Mapped[str] = mapped_column(String(50), default="")
+    #: The outpatient session the follow-up is booked in (a department, a doctor if set);
+    #: without one the follow-up is a return visit under the day's registration (回诊).
+    followup_department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"))
+    followup_practitioner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("practitioner.id"))
 
 
 class ExamBooking(Base):
@@ -180,6 +185,8 @@ class ExamBooking(Base):
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     noshow_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     penalty_event: Mapped[str | None] = mapped_column(String(24))
+    #: The outpatient appointment booked with the plan for its follow-up, if any.
+    followup_appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointment.id"))
 
     order: Mapped[ExamOrder] = relationship()
     slot: Mapped[ExamSlot] = relationship()

@@ -1,5 +1,5 @@
 """Exam pages: the booking centre console (orders waiting, proposed plan, adjust, book) and
-the patient's itinerary as a timeline."""
+the patient's itinerary as a timeline; the kiosk's exam pages ride along (kiosk_pages)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from starlette.responses import Response
 from onetrip.config import get_settings
 from onetrip.deps import DbSession, Now, OptionalPrincipal
 from onetrip.errors import NotAuthenticated, OnetripError, PermissionDenied
-from onetrip.exams import booking, service
+from onetrip.exams import booking, followup, kiosk_pages, service
 from onetrip.exams import rules as R
 from onetrip.exams.models import ExamBooking
 from onetrip.identity import service as identity_service
@@ -23,6 +23,7 @@ from onetrip.identity.service import Principal
 from onetrip.web import render_page
 
 router = APIRouter(include_in_schema=False)
+router.include_router(kiosk_pages.router)
 ALTERNATIVES = 12  # other slots offered per exam when the centre adjusts a plan
 
 
@@ -74,8 +75,10 @@ def _plan_context(db: DbSession, hospital_id: int, patient_id: int, it: R.Itiner
                    and s.slot_id != v.slot_id][:ALTERNATIVES]
         visits.append({"v": v, "exam": exam, "options": options})
     patient = identity_service.get_patient(db, patient_id)
+    session = followup.session_order(list(orders.values()))
     return {"patient": patient, "it": it, "visits": visits, "trips": it.trips(tz),
             "minutes": it.hospital_minutes(tz),
+            "followup_session": followup.session_label(db, session) if session else None,
             "unplanned": [cat.exams[orders[i].exam_code].name for i in it.unplanned
                           if i in orders]}
 
@@ -87,7 +90,7 @@ def proposal(patient_id: int, request: Request, db: DbSession, principal: Centre
     assert principal.hospital_id is not None
     identity_service.access_patient(db, principal, patient_id, action="exam.plan")
     it = service.propose(db, hospital_id=principal.hospital_id, patient_id=patient_id,
-                         now=now)
+                         now=now, principal=principal)
     return render_page(request, "exams_plan.html",
                        _plan_context(db, principal.hospital_id, patient_id, it, now))
 
@@ -114,7 +117,7 @@ async def book(patient_id: int, request: Request, db: DbSession, principal: Cent
                           patient_id=patient_id, itinerary=it, now=now)
     except OnetripError as exc:  # nothing was booked: the claims roll back together
         it = service.propose(db, hospital_id=principal.hospital_id, patient_id=patient_id,
-                             now=now)
+                             now=now, principal=principal)
         ctx = _plan_context(db, principal.hospital_id, patient_id, it, now)
         return render_page(request, "exams_plan.html",
                            {**ctx, "flash": exc.text, "flash_kind": "error"}, status_code=409)
@@ -132,12 +135,13 @@ def itinerary_page(patient_id: int, request: Request, db: DbSession,
     tz = get_settings().tz
     days: dict[date, list[dict[str, Any]]] = defaultdict(list)
     cats: dict[int, R.Catalogue] = {}
-    followups: dict[date, datetime] = {}
+    followups: dict[date, tuple[datetime, str]] = {}
     for b in booking.bookings_of(db, patient_id=patient_id):
         cat = cats.setdefault(b.hospital_id, service.catalogue(db, b.hospital_id))
         days[b.start_at.astimezone(tz).date()].append(_item(b, cat.exams.get(b.exam_code)))
         if b.followup_at is not None:
-            followups[b.followup_at.astimezone(tz).date()] = b.followup_at
+            followups[b.followup_at.astimezone(tz).date()] = (
+                b.followup_at, service.followup_title(db, b))
     timeline = []
     for day in sorted(days):
         items = days[day]
@@ -146,8 +150,8 @@ def itinerary_page(patient_id: int, request: Request, db: DbSession,
             last = max(fasting, key=lambda i: i["end"])
             items.append({"kind": "meal", "start": last["end"], "title": "可以进食早餐"})
         if day in followups:
-            items.append({"kind": "followup", "start": followups[day],
-                          "title": "门诊复诊（检查结果已出）"})
+            at, title = followups[day]
+            items.append({"kind": "followup", "start": at, "title": title})
         timeline.append({"day": day, "entries": sorted(items, key=lambda i: i["start"])})
     patient = identity_service.get_patient(db, patient_id)
     return render_page(request, "exams_itinerary.html", {

@@ -9,8 +9,7 @@ every order and the follow-up gives the one-trip itinerary (then, if the follow-
 have its results that day, the first day that takes every order: two trips). Only when no
 day takes every order does one model over all the days spread them over the fewest trips.
 
-Batch mode plans a day's patients together over shared slot capacity: the patients with the
-most and hardest exams first, each solved exactly given what the ones before took.
+Batch mode (``batch.py``) re-plans a day's patients together over shared slot capacity.
 """
 
 from __future__ import annotations
@@ -124,33 +123,26 @@ def _greedy_followup(cat: Catalogue, site: Site, req: PatientRequest,
     for v in placed:
         if any(o.order_id == v.order_id and o.needed_for_followup for o in req.orders):
             at = max(at, v.end + timedelta(minutes=cat.exams[v.exam_code].result_minutes))
-    step = timedelta(minutes=5)
-    while at <= f.closes:
-        clash = [v for v in placed if not (
-            v.busy_until + timedelta(minutes=site.walk_minutes(v.building, f.building)) <= at
-            or at + timedelta(minutes=FOLLOWUP_MINUTES
-                              + site.walk_minutes(v.building, f.building)) <= v.start)]
+    times = f.times()
+    if times is None:  # any time in the window, in steps of five minutes
+        times = tuple(at + timedelta(minutes=5 * k)
+                      for k in range(int((f.closes - at).total_seconds() // 300) + 1))
+    for t in times:
+        clash = t < at or any(not (
+            v.busy_until + timedelta(minutes=site.walk_minutes(v.building, f.building)) <= t
+            or t + timedelta(minutes=FOLLOWUP_MINUTES
+                             + site.walk_minutes(v.building, f.building)) <= v.start)
+            for v in placed)
         if not clash:
-            return at
-        at += step
+            return t
     return None
 
 
-def _difficulty(cat: Catalogue, req: PatientRequest) -> tuple[int, int, int]:
+def difficulty(cat: Catalogue, req: PatientRequest) -> tuple[int, int, int]:
+    """Sort key: the most exams first, then the most fasting or time-bound ones."""
     exams = [cat.exams[o.exam_code] for o in req.orders]
     return (-len(exams), -sum(e.fasting or e.latest_start is not None for e in exams),
             req.patient_id)
-
-
-def plan_batch(cat: Catalogue, site: Site, tz: ZoneInfo, requests: Sequence[PatientRequest],
-               slots: Sequence[FreeSlot], *, work_limit: float = 1.0) -> list[Itinerary]:
-    """Plan a day's patients together over shared capacity, hardest first."""
-    taken: Counter[int] = Counter()
-    out = {}
-    for req in sorted(requests, key=lambda r: _difficulty(cat, r)):
-        out[req.patient_id] = plan_patient(cat, site, tz, req, slots, taken=taken,
-                                           work_limit=work_limit)
-    return [out[r.patient_id] for r in requests]
 
 
 def greedy_batch(cat: Catalogue, site: Site, tz: ZoneInfo, requests: Sequence[PatientRequest],

@@ -278,11 +278,20 @@ class OrderItem:
 
 @dataclass(frozen=True)
 class FollowUp:
-    """The outpatient follow-up the doctor needs the results for: a window and a building."""
+    """The outpatient follow-up the doctor needs the results for: a window and a building.
+    ``starts``: the times a follow-up appointment can be booked at (free outpatient slots);
+    None when it is a return visit under the day's registration, at any time in the window."""
 
     opens: datetime
     closes: datetime
     building: str
+    starts: tuple[datetime, ...] | None = None
+
+    def times(self) -> tuple[datetime, ...] | None:
+        """The bookable start times inside the window, earliest first (None: any time)."""
+        if self.starts is None:
+            return None
+        return tuple(sorted(t for t in self.starts if self.opens <= t <= self.closes))
 
 
 @dataclass(frozen=True)

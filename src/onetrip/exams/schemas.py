@@ -21,6 +21,9 @@ class OrderCreate(BaseModel):
     followup_opens: datetime | None = None
     followup_closes: datetime | None = None
     followup_building: str = Field(default="", max_length=50)
+    #: The outpatient session to book the follow-up in; none: a return visit (回诊).
+    followup_department_id: int | None = Field(default=None, gt=0)
+    followup_practitioner_id: int | None = Field(default=None, gt=0)
     note: str = Field(default="", max_length=500)
 
 
@@ -93,9 +96,13 @@ class BookingRead(BaseModel):
     start_at: datetime
     status: str
     channel: str
+    followup_at: datetime | None
+    #: The outpatient appointment booked for the plan's follow-up, if any.
+    followup_appointment_id: int | None
 
     @classmethod
     def of(cls, b: ExamBooking) -> BookingRead:
         return cls(id=b.id, order_id=b.order_id, patient_id=b.patient_id,
                    exam_code=b.exam_code, slot_id=b.slot_id, start_at=b.start_at,
-                   status=b.status, channel=b.channel)
+                   status=b.status, channel=b.channel, followup_at=b.followup_at,
+                   followup_appointment_id=b.followup_appointment_id)

@@ -15,7 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from onetrip.config import get_settings
-from onetrip.exams import planner
+from onetrip.exams import batch, followup, planner
 from onetrip.exams import rules as R
 from onetrip.exams.errors import (
     CalendarOverlap,
@@ -40,6 +40,7 @@ from onetrip.identity import service as identity_service
 from onetrip.identity.service import Principal
 from onetrip.org import calendar as org_calendar
 from onetrip.org.models import Hospital
+from onetrip.scheduling.rules import Channel
 
 PLAN_DAYS = 5  # the planner looks this many calendar days ahead
 
@@ -266,9 +267,11 @@ def place_order(db: Session, *, principal: Principal, hospital_id: int, patient_
                 diabetes: bool = False, creatinine_on: date | None = None,
                 needed_for_followup: bool = False, followup_opens: datetime | None = None,
                 followup_closes: datetime | None = None, followup_building: str = "",
-                note: str = "") -> ExamOrder:
+                followup_department_id: int | None = None,
+                followup_practitioner_id: int | None = None, note: str = "") -> ExamOrder:
     """A doctor's order; an exam the catalogue lacks, or iodine contrast for a patient who
-    needs a creatinine result without a recent one, is refused."""
+    needs a creatinine result without a recent one, is refused. A follow-up department
+    (and doctor) makes the follow-up an appointment booked with the plan."""
     cat = catalogue(db, hospital_id)
     exam = cat.exams.get(exam_code)
     if exam is None:
@@ -282,11 +285,17 @@ def place_order(db: Session, *, principal: Principal, hospital_id: int, patient_
     if (followup_opens is None) != (followup_closes is None) or (
             followup_opens and followup_closes and followup_closes <= followup_opens):
         raise ResourceInvalid("复诊时段须同时给出开始与结束，且结束晚于开始")
+    followup.check_session(db, hospital_id=hospital_id, department_id=followup_department_id,
+                           practitioner_id=followup_practitioner_id)
+    if followup_department_id is not None and followup_opens is None:
+        raise ResourceInvalid("预约复诊号须给出复诊时段")
     row = ExamOrder(hospital_id=hospital_id, patient_id=patient.id, exam_code=exam_code,
                     ordered_by=principal.actor[:100], ordered_at=now, note=note[:500],
                     renal_disease=renal_disease, diabetes=diabetes, creatinine_on=creatinine_on,
                     needed_for_followup=needed_for_followup, followup_opens=followup_opens,
-                    followup_closes=followup_closes, followup_building=followup_building)
+                    followup_closes=followup_closes, followup_building=followup_building,
+                    followup_department_id=followup_department_id,
+                    followup_practitioner_id=followup_practitioner_id)
     db.add(row)
     db.flush()
     return row
@@ -308,8 +317,10 @@ def pending_orders(db: Session, *, hospital_id: int, patient_id: int | None = No
     return list(db.scalars(stmt.order_by(ExamOrder.ordered_at, ExamOrder.id)))
 
 
-def request_for(db: Session, orders: Sequence[ExamOrder], now: datetime) -> R.PatientRequest:
-    """One patient's pending orders as the planner's request (facts from the orders)."""
+def request_for(db: Session, orders: Sequence[ExamOrder], now: datetime,
+                channel: Channel = Channel.clinic) -> R.PatientRequest:
+    """One patient's pending orders as the planner's request (facts from the orders); a
+    follow-up in a named outpatient session may start only where ``channel`` can book."""
     tz = get_settings().tz
     patient = identity_service.get_patient(db, orders[0].patient_id)
     assert patient is not None
@@ -318,23 +329,29 @@ def request_for(db: Session, orders: Sequence[ExamOrder], now: datetime) -> R.Pa
                            any(o.renal_disease for o in orders), any(o.diabetes for o in orders),
                            max(creat) if creat else None)
     windows = [o for o in orders if o.followup_opens and o.followup_closes]
-    followup = None
+    visit = None
     if windows:
-        w = windows[0]
+        session = followup.session_order(orders)
+        w = session or windows[0]
         assert w.followup_opens is not None and w.followup_closes is not None
-        followup = R.FollowUp(w.followup_opens, w.followup_closes, w.followup_building or "门诊楼")
+        starts = None if session is None else tuple(sorted({
+            s.start_at for s in followup.free_slots(db, session, channel=channel, now=now)}))
+        visit = R.FollowUp(w.followup_opens, w.followup_closes,
+                           w.followup_building or "门诊楼", starts)
     items = tuple(R.OrderItem(o.id, o.exam_code, o.needed_for_followup) for o in orders)
-    return R.PatientRequest(patient.id, facts, items, now, followup)
+    return R.PatientRequest(patient.id, facts, items, now, visit)
 
 
 def propose(db: Session, *, hospital_id: int, patient_id: int, now: datetime,
-            order_ids: Sequence[int] | None = None) -> R.Itinerary:
-    """EX-2: the planner's itinerary for a patient's pending orders (nothing is booked)."""
+            order_ids: Sequence[int] | None = None,
+            principal: Principal | None = None) -> R.Itinerary:
+    """EX-2: the planner's itinerary for a patient's pending orders (nothing is booked);
+    a follow-up appointment where ``principal`` could book it."""
     orders = [o for o in pending_orders(db, hospital_id=hospital_id, patient_id=patient_id)
               if order_ids is None or o.id in order_ids]
     if not orders:
         raise OrderNotFound("该患者没有待预约的检查申请")
-    req = request_for(db, orders, now)
+    req = request_for(db, orders, now, followup.channel_for(principal))
     slots = free_slots(db, hospital_id=hospital_id, start=now,
                        end=now + timedelta(days=PLAN_DAYS))
     return planner.plan_patient(catalogue(db, hospital_id), site(db, hospital_id),
@@ -350,7 +367,7 @@ def propose_batch(db: Session, *, hospital_id: int, now: datetime
     reqs = [request_for(db, orders, now) for orders in by_patient.values()]
     slots = free_slots(db, hospital_id=hospital_id, start=now,
                        end=now + timedelta(days=PLAN_DAYS))
-    its = planner.plan_batch(catalogue(db, hospital_id), site(db, hospital_id),
+    its = batch.plan_batch(catalogue(db, hospital_id), site(db, hospital_id),
                              get_settings().tz, reqs, slots, work_limit=0.2)
     return list(zip(reqs, its, strict=True))
 
@@ -374,9 +391,17 @@ def itinerary_lines(db: Session, *, patient_id: int, day: date) -> list[str]:
         lines.append(f"{b.start_at.astimezone(tz):%H:%M} {name}｜{place}｜"
                      f"{exam.instruction if exam else ''}")
         if b.followup_at is not None:
-            followups.add(b.followup_at)
-    lines += [f"{f.astimezone(tz):%H:%M} 门诊复诊（带检查结果）" for f in sorted(followups)]
+            followups.add((b.followup_at, followup_title(db, b)))
+    lines += [f"{at.astimezone(tz):%H:%M} {title}" for at, title in sorted(followups)]
     return lines
+
+
+def followup_title(db: Session, b: ExamBooking) -> str:
+    """The follow-up as the slip and the timeline name it: booked in a session, or a
+    return visit under the day's registration."""
+    if b.followup_appointment_id is None:
+        return "门诊复诊（带检查结果，凭当日挂号）"
+    return f"门诊复诊（已预约 {followup.session_label(db, b.order)}，带检查结果）"
 
 
 def itinerary_from(db: Session, *, patient_id: int, picks: Sequence[tuple[int, int]],

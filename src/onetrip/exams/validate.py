@@ -151,6 +151,8 @@ def _followup(cat: Catalogue, site: Site, req: PatientRequest, it: Itinerary,
     assert f is not None and at is not None
     if not f.opens <= at <= f.closes:
         flag("followup", "复诊时间不在门诊时段内")
+    if f.starts is not None and at not in f.starts:
+        flag("followup", "复诊时间没有可预约的门诊号源")
     needed = {o.order_id for o in req.orders if o.needed_for_followup}
     for v in it.visits:
         exam = cat.exams.get(v.exam_code)

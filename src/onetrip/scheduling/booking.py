@@ -59,8 +59,8 @@ def restriction_of(db: Session, *, patient_id: int, hospital_id: int, rule: Pena
 
 def penalty_history(db: Session, *, patient_id: int, hospital_id: int,
                     rule: PenaltyRule) -> list[tuple[PenaltyEvent, datetime]]:
-    """A patient's penalty events at a hospital (or its region, as the rule's scope says);
-    other domains add their own events (exam no-shows, EX-4) before weighing them."""
+    """A patient's penalty events at a hospital (or its region, as the rule's scope says):
+    the appointments' own and those other domains recorded (exam no-shows, EX-4)."""
     history = engine.penalty_histories(db, {patient_id}).get(patient_id, [])
     return engine.in_scope(db, {}, history, hospital_id=hospital_id, rule=rule)
 

@@ -55,7 +55,7 @@ from onetrip.identity import service as identity_service
 from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
 from onetrip.org.models import Hospital
-from onetrip.scheduling import service
+from onetrip.scheduling import penalties, service
 from onetrip.scheduling.errors import (
     ChannelNotAllowed,
     LimitReached,
@@ -299,7 +299,8 @@ History = list[tuple[PenaltyEvent, datetime, int]]
 
 
 def penalty_histories(db: Session, patient_ids: set[int]) -> dict[int, History]:
-    """Every penalty-counted event of these patients, wherever it happened (BK-6)."""
+    """Every penalty-counted event of these patients, wherever it happened (BK-6): their
+    appointments' own, and those other domains recorded (exam no-shows, EX-4)."""
     t = _APPOINTMENT.c
     out: dict[int, History] = defaultdict(list)
     for pid, hospital_id, kind, cancelled_at, noshow_at in db.connection().execute(
@@ -308,6 +309,8 @@ def penalty_histories(db: Session, patient_ids: set[int]) -> dict[int, History]:
         at = noshow_at or cancelled_at
         if kind is not None and at is not None:
             out[pid].append((PenaltyEvent(kind), at, hospital_id))
+    for pid, kind, at, hospital_id in penalties.recorded(db, patient_ids):
+        out[pid].append((kind, at, hospital_id))
     return out
 
 

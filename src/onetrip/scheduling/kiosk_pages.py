@@ -6,7 +6,8 @@ into one field (a card reader is a keyboard wedge); the kiosk then acts for that
 alone, through a signed cookie that lapses after ``kiosk_idle_seconds`` without a tap and is
 dropped when the transaction ends, so the next person never sees the previous one's data.
 Same-day registration and booking (window and online pools, ``rules.CHANNEL_POOLS``), ticket
-pickup with check-in (取号), and a printable ticket with a QR code.
+pickup with check-in (取号), and a printable ticket with a QR code. Single exams are booked
+at the kiosk by the exams domain (``exams/kiosk_pages.py``), on the same identified patient.
 """
 
 from __future__ import annotations
@@ -131,8 +132,8 @@ def at_kiosk(request: Request, db: Session, kiosk: Principal, now: datetime) -> 
     return AtKiosk(acting, patient, db.get_one(Hospital, kiosk.hospital_id))
 
 
-def _page(request: Request, here: AtKiosk, now: datetime, name: str, ctx: dict[str, Any],
-          status_code: int = 200) -> Response:
+def patient_page(request: Request, here: AtKiosk, now: datetime, name: str,
+                 ctx: dict[str, Any], status_code: int = 200) -> Response:
     """A page for the identified patient: the idle timer restarts with every page shown."""
     response = render_page(request, name, {
         **ctx, "hospital": here.hospital, "who": mask_name(here.patient.name),
@@ -225,7 +226,7 @@ def done() -> Response:
 
 @router.get("/kiosk/menu")
 def menu(request: Request, db: DbSession, kiosk: Kiosk, now: Now) -> Response:
-    return _page(request, at_kiosk(request, db, kiosk, now), now, "kiosk_menu.html", {})
+    return patient_page(request, at_kiosk(request, db, kiosk, now), now, "kiosk_menu.html", {})
 
 
 # --- registration and booking ---------------------------------------------------------------
@@ -260,7 +261,7 @@ def register(request: Request, db: DbSession, kiosk: Kiosk, now: Now,
         row["schedules"].append({"schedule": s, "left": _left(avail[s.id]),
                                  "doctor": db.get(Practitioner, doc_id) if doc_id else None})
     picked = next((r for r in departments.values() if r["dept"].code == dept), None)
-    return _page(request, here, now, "kiosk_register.html", {
+    return patient_page(request, here, now, "kiosk_register.html", {
         "days": days, "day": chosen, "today": today, "departments": list(departments.values()),
         "picked": picked, "sessions": SESSION_LABELS})
 
@@ -285,7 +286,7 @@ def times(schedule_id: int, request: Request, db: DbSession, kiosk: Kiosk,
     here = at_kiosk(request, db, kiosk, now)
     schedule = _own_schedule(db, here, schedule_id)
     slots = service.free_slots(db, schedule=schedule, channel=_CHANNEL, now=now)
-    return _page(request, here, now, "kiosk_times.html", {
+    return patient_page(request, here, now, "kiosk_times.html", {
         **_slot_ctx(db, schedule), "groups": page_booking.time_groups(slots)})
 
 
@@ -295,7 +296,7 @@ def _confirm(request: Request, db: Session, here: AtKiosk, now: datetime, slot_i
     if slot is None:
         raise SlotNotFound(detail={"slot_id": slot_id})
     _own_schedule(db, here, slot.schedule_id)
-    return _page(request, here, now, "kiosk_confirm.html", {
+    return patient_page(request, here, now, "kiosk_confirm.html", {
         **_slot_ctx(db, slot.schedule), "slot": slot, "errors": errors,
         "form_token": page_booking.new_form_token(),
         "today": page_booking.local_day(now)}, status_code)
@@ -357,9 +358,9 @@ def appointments(request: Request, db: DbSession, kiosk: Kiosk, now: Now,
                                   statuses=["held", "booked", "arrived"]),
         key=lambda a: a.start_at)
         if a.hospital_id == here.hospital.id and a.day >= today]
-    return _page(request, here, now, "kiosk_appointments.html",
-                 {"visits": visits, "today": today, "error": error},
-                 status_code=409 if error else 200)
+    return patient_page(request, here, now, "kiosk_appointments.html",
+                        {"visits": visits, "today": today, "error": error},
+                        status_code=409 if error else 200)
 
 
 @router.post("/kiosk/appointments/{appointment_id}/check-in")
@@ -395,7 +396,7 @@ def ticket(appointment_id: int, request: Request, db: DbSession, kiosk: Kiosk,
     here = at_kiosk(request, db, kiosk, now)
     appt = _own_appointment(db, here, appointment_id)
     entry = queue.position_of(db, appointment=appt) if appt.status == "arrived" else None
-    return _page(request, here, now, "kiosk_ticket.html", {
+    return patient_page(request, here, now, "kiosk_ticket.html", {
         "v": page_booking.visit_of(db, appt, now), "entry": entry,
         "wait_minutes": int(entry.wait.total_seconds() // 60) if entry else 0,
         "qr": qr_svg(f"onetrip:appointment:{appt.id}"), "printed_at": now})

@@ -85,6 +85,8 @@ ROLE_CHANNELS: dict[str, frozenset[Channel]] = {
     "kiosk": frozenset({Channel.kiosk}),
     "doctor": frozenset({Channel.clinic, Channel.referral}),
     "hospital_admin": frozenset({Channel.window}),
+    # The exam booking centre books the follow-up a doctor ordered with the exams (EX-2).
+    "exam_centre": frozenset({Channel.clinic}),
 }
 
 #: BK-6: a session another doctor has taken over (替诊) stays open for booking under the

@@ -1,8 +1,9 @@
 """Scheduling's answers to other domains' events, run inside their transaction.
 
 ID-3: when the master patient index merges two records, the source's appointments, waitlist
-entries and rebooking offers (and with the appointments, its no-show history) move to the
-surviving record; an unmerge moves back exactly what that merge moved.
+entries and rebooking offers, and its no-show history (the appointments' and the penalty
+events other domains recorded) move to the surviving record; an unmerge moves back exactly
+what that merge moved.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from onetrip.scheduling.models import (
     RebookingOffer,
     WaitlistEntry,
 )
+from onetrip.scheduling.penalties import PenaltyRecord
 from onetrip.scheduling.rules import ACTIVE_STATUSES
 
 _ACTIVE = [s.value for s in ACTIVE_STATUSES]
 _MOVABLE: list[tuple[str, type]] = [("appointment", Appointment),
                                     ("waitlist_entry", WaitlistEntry),
-                                    ("rebooking_offer", RebookingOffer)]
+                                    ("rebooking_offer", RebookingOffer),
+                                    ("penalty_event", PenaltyRecord)]
 
 
 class MergeBlockedByAppointments(Conflict):

@@ -1,7 +1,7 @@
 """identity: department of a staff account or token, practitioner of a doctor's account
 
 Revision ID: 0013_staff_scope
-Revises: 0011_addresses
+Revises: 0012_exams_round2
 Create Date: 2026-12-04 18:00:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0013_staff_scope'
-down_revision: str | None = '0011_addresses'
+down_revision: str | None = '0012_exams_round2'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
