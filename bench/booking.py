@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         hot_n = 6000 if args.quick else 20000
         spread_cap = 60 if args.quick else 150
         http_n = 8000 if args.quick else 16000
-        rounds, fair_clients = (3, 40) if args.quick else (16, 60)
+        rounds, fair_clients = (4, 60) if args.quick else (24, 100)
         sizes = {"hot": hot_n, "spread": 200 * spread_cap, "naive": 2000, "serial": hot_n,
                  "http": http_n, "fair": rounds * fair_clients}
         world = build(engine, hot_capacity=hot_n, spread_capacity=spread_cap,

@@ -75,7 +75,7 @@ class ShortUnits:
             return await run_in_threadpool(run)
 
 
-def get_short_units() -> ShortUnits:
+async def get_short_units() -> ShortUnits:
     return ShortUnits()
 
 
@@ -107,7 +107,7 @@ def get_db(request: Request,
 DbSession = Annotated[Session, Depends(get_db, scope="function")]
 
 
-def get_now() -> datetime:
+async def get_now() -> datetime:
     """The current instant; tests override this dependency to drive a fake clock."""
     return utcnow()
 

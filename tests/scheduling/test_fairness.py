@@ -72,8 +72,10 @@ def test_fast_clients_win_no_more_than_their_share_in_the_opening_window() -> No
                       for pid, (code, _) in results.items() if code == 201)
         assert won["fast"] + won["slow"] == 12  # the 12 online slots of 20
         # Served by arrival, the fast clients would take all 12; by draw, the slow ones
-        # win some (all 12 to the fast ones by chance: 2 in 100,000).
-        assert won["slow"] >= 1, won
+        # win some (all 12 to the fast ones by chance: 2 in 100,000). Nor may the burst of
+        # fast clients lose for being a burst (their draws take longest to write: a wait
+        # counted from the end of the draw let them go last, and win nothing).
+        assert won["slow"] >= 1 and won["fast"] >= 1, won
         # Nobody was answered before the window closed.
         assert min(t for _code, t in results.values()) >= opens + 3.0
     finally:

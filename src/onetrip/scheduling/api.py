@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from onetrip.config import get_settings
+from onetrip.db import utcnow
 from onetrip.deps import CurrentPrincipal, DbSession, Now, Units, secret_from
 from onetrip.errors import NotAuthenticated, PermissionDenied
 from onetrip.identity.rules import Role, may_administer_hospital
@@ -165,10 +166,19 @@ async def admit_booking(request: Request, now: Any, units: Units, *, schedule_id
     if drawn is None:
         return True
     opening, ticket_id = drawn
-    await asyncio.sleep(max(0.0, (opening.closes_at + fairness.GRACE - now).total_seconds()))
+    wake = opening.closes_at + fairness.GRACE
+
+    def until(moment: datetime) -> float:
+        # By the wall clock: every request goes at its own moment after the window, however
+        # long its draw took (a burst of fast clients waits longest for its draws, and a
+        # wait measured from the end of the draw would let it go last). A test's fixed
+        # clock never makes a request wait longer than from its ``now``.
+        return max(0.0, min(moment - utcnow(), moment - now).total_seconds())
+
+    await asyncio.sleep(until(wake))
     ahead = await units(
         lambda db: fairness.rank(db, db.get_one(OpeningTicket, ticket_id)), write=False)
-    await asyncio.sleep(ahead * fairness.STEP.total_seconds())
+    await asyncio.sleep(until(wake + ahead * fairness.STEP))
     return True
 
 

@@ -304,6 +304,6 @@ def committer() -> GroupCommitter:
         return _committer
 
 
-def get_committer() -> Submit:
+async def get_committer() -> Submit:
     """The request dependency: this process's group committer."""
     return committer().submit_async
