@@ -26,7 +26,8 @@ from onetrip.fhir.context import Context, Found
 from onetrip.fhir.operations import FindRequest, Target
 from onetrip.fhir.outcome import FHIR_JSON, FhirResponse, UnknownResource, UnsupportedType
 from onetrip.fhir.params import Query, bundle, parse_instant, searchset
-from onetrip.scheduling.api import admit_booking, idempotent
+from onetrip.scheduling.api import idempotent
+from onetrip.scheduling.gate import admit_booking
 from onetrip.scheduling.rules import Channel
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 from collections.abc import Callable
-from datetime import date, datetime, time
-from time import monotonic
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from onetrip.config import get_settings
-from onetrip.db import utcnow
 from onetrip.deps import CurrentPrincipal, DbSession, Now, Units, secret_from
 from onetrip.errors import NotAuthenticated, PermissionDenied
 from onetrip.identity.rules import Role, may_administer_hospital
@@ -23,7 +18,7 @@ from onetrip.org import service as org_service
 from onetrip.org.models import Department, Hospital, Practitioner
 from onetrip.scheduling import (
     booking,
-    fairness,
+    gate,
     groupcommit,
     idempotency,
     queue,
@@ -31,7 +26,7 @@ from onetrip.scheduling import (
     stopclinic,
     waitlist,
 )
-from onetrip.scheduling.models import OpeningTicket, RebookingOffer, Schedule, WaitlistEntry
+from onetrip.scheduling.models import RebookingOffer, Schedule, WaitlistEntry
 from onetrip.scheduling.rules import Channel, Pool, PoolTimer, effective_pool
 from onetrip.scheduling.schemas import (
     AppointmentRead,
@@ -109,101 +104,23 @@ def idempotent(db: Session, principal: Principal, key: str | None, path: str, bo
     return JSONResponse(result, status_code=status_code)
 
 
-def attempt_keys(request: Request) -> tuple[tuple[str, int], tuple[str, int]]:
-    """BK-8: the keys a booking attempt counts under, with their limits per minute: the
-    account (a hash of its secret) and the client address."""
-    settings = get_settings()
-    secret = secret_from(request) or "anonymous"
-    account = "account:" + hashlib.sha256(secret.encode()).hexdigest()[:32]
-    address = "address:" + (request.client.host if request.client else "-")
-    return ((account, settings.booking_rate_per_account),
-            (address, settings.booking_rate_per_address))
-
-
-_clocks: tuple[float, int, list[tuple[time, float]]] | None = None
-_reading_clocks = asyncio.Lock()
-
-
-async def _opening_clocks(units: Units) -> list[tuple[time, float]]:
-    """The opening clocks, read again after CLOCKS_TTL or a policy change in this process;
-    one request reads them while the others wait for that read (not one read each)."""
-    global _clocks
-
-    def fresh() -> bool:
-        return (_clocks is not None and _clocks[1] == service.policy_generation()
-                and monotonic() - _clocks[0] <= fairness.CLOCKS_TTL)
-
-    if not fresh():
-        async with _reading_clocks:
-            if not fresh():
-                generation = service.policy_generation()
-                _clocks = (monotonic(), generation,
-                           await units(fairness.opening_clocks, write=False))
-    assert _clocks is not None
-    return _clocks[2]
-
-
-async def admit_booking(request: Request, now: Any, units: Units, *, schedule_id: int | None,
-                        slot_id: int | None, channel: Channel, count: bool = True) -> bool:
-    """BK-8 before any booking work: in the seconds after a pool opens, count the attempt
-    per account and per address and wait for this request's turn in a random draw; outside
-    them, count it unless the caller counts it itself (``count=False``). Whether it was
-    counted here."""
-    rush = fairness.may_be_opening(await _opening_clocks(units), now)
-    if not (count or rush):
-        return False
-
-    def count_and_draw(db: Session) -> tuple[fairness.Opening, int] | None:
-        for key, limit in attempt_keys(request):
-            fairness.count_attempt(db, key, now, limit)
-        opening = fairness.opening_for(db, schedule_id=schedule_id, slot_id=slot_id,
-                                       channel=channel, now=now) if rush else None
-        if opening is None:
-            return None
-        return opening, fairness.take_ticket(db, opening, now).id
-
-    drawn = await units(count_and_draw)
-    if drawn is None:
-        return True
-    opening, ticket_id = drawn
-    wake = opening.closes_at + fairness.GRACE
-
-    def until(moment: datetime) -> float:
-        # By the wall clock: every request goes at its own moment after the window, however
-        # long its draw took (a burst of fast clients waits longest for its draws, and a
-        # wait measured from the end of the draw would let it go last). A test's fixed
-        # clock never makes a request wait longer than from its ``now``.
-        return max(0.0, min(moment - utcnow(), moment - now).total_seconds())
-
-    await asyncio.sleep(until(wake))
-    ahead = await units(
-        lambda db: fairness.rank(db, db.get_one(OpeningTicket, ticket_id)), write=False)
-    await asyncio.sleep(until(wake + ahead * fairness.STEP))
-    return True
-
-
-async def booking_gate(request: Request, body: BookingCreate, now: Now, units: Units) -> None:
-    await admit_booking(request, now, units, schedule_id=body.schedule_id, slot_id=body.slot_id,
-                        channel=body.channel)
-
-
-BookingGate = Annotated[None, Depends(booking_gate)]
 Committer = Annotated[groupcommit.Submit, Depends(groupcommit.get_committer)]
 
 
 async def _submit(request: Request, body: BookingCreate, now: datetime, units: Units,
                   commit: groupcommit.Submit, key: str | None, *, hold: bool) -> JSONResponse:
-    counted = await admit_booking(request, now, units, schedule_id=body.schedule_id,
-                                  slot_id=body.slot_id, channel=body.channel, count=False)
     secret = secret_from(request)
     if secret is None:
         raise NotAuthenticated()
-    answer = await commit(groupcommit.Command(
+    command = groupcommit.Command(
         patient_id=body.patient_id, channel=body.channel, now=now, slot_id=body.slot_id,
         schedule_id=body.schedule_id, hold=hold, secret=secret, idempotency_key=key,
-        rate_keys=() if counted else attempt_keys(request),
+        rate_keys=gate.attempt_keys(request),
         request_id=getattr(request.state, "request_id", ""),
-        client_ip=request.client.host if request.client else ""))
+        client_ip=request.client.host if request.client else "")
+    # BK-8: in the seconds after a pool opens the request joins the draw; else it is
+    # booked with whatever else is committing now.
+    answer = await gate.drawn(command, units) or await commit(command)
     return JSONResponse(answer.body, status_code=answer.status_code,
                         headers={"Idempotent-Replayed": "true"} if answer.replayed else None)
 

@@ -13,6 +13,7 @@ import secrets
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -55,8 +56,8 @@ class Opening:
 #: window); the clinic pool is open from the moment its session is made, with no rush.
 _RUSHED = frozenset({Pool.online, Pool.referral, Pool.priority, Pool.window})
 #: How long a process trusts its copy of the opening clocks: a policy change made in another
-#: process reaches this one's fair-window check within this time.
-CLOCKS_TTL = 5.0
+#: process reaches this one's fair-window check within this time (one small read a second).
+CLOCKS_TTL = 1.0
 
 
 def opening_clocks(db: Session) -> list[tuple[time, float]]:
@@ -98,8 +99,11 @@ def opening_for(db: Session, *, schedule_id: int | None, slot_id: int | None,
     return None
 
 
-def take_ticket(db: Session, opening: Opening, now: datetime) -> OpeningTicket:
-    ticket = OpeningTicket(opening=opening.key, draw=secrets.randbits(62), created_at=now)
+def take_ticket(db: Session, opening: Opening, now: datetime,
+                command: dict[str, Any] | None = None) -> OpeningTicket:
+    """A ticket with a random draw; an API booking leaves its request on it (``command``)."""
+    ticket = OpeningTicket(opening=opening.key, draw=secrets.randbits(62), created_at=now,
+                           command=command)
     db.add(ticket)
     db.flush()
     return ticket

@@ -21,6 +21,7 @@ command at fault gets the error.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import queue
 import threading
@@ -31,15 +32,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from onetrip.db import new_session, writer_turn
 from onetrip.errors import OnetripError
 from onetrip.identity import service as identity_service
+from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
 from onetrip.scheduling import engine, fairness, idempotency
 from onetrip.scheduling.errors import IdempotencyKeyReused
+from onetrip.scheduling.models import OpeningTicket
 from onetrip.scheduling.rules import Channel
 from onetrip.scheduling.schemas import AppointmentRead
 
@@ -78,6 +82,25 @@ class Command:
         return {"schedule_id": self.schedule_id, "slot_id": self.slot_id,
                 "patient_id": self.patient_id, "channel": self.channel.value}
 
+    def to_json(self) -> dict[str, Any]:
+        """What a drawn ticket keeps of an authenticated command: the request and the
+        principal it authenticated as (never the secret)."""
+        assert self.principal is not None
+        who = dataclasses.asdict(self.principal)
+        who["role"], who["patient_ids"] = self.principal.role.value, sorted(
+            self.principal.patient_ids)
+        return {**self.body(), "hold": self.hold, "idempotency_key": self.idempotency_key,
+                "principal": who}
+
+    @classmethod
+    def from_json(cls, kept: dict[str, Any], *, now: datetime) -> Command:
+        who = dict(kept["principal"])
+        who["role"], who["patient_ids"] = Role(who["role"]), frozenset(who["patient_ids"])
+        return cls(patient_id=kept["patient_id"], channel=Channel(kept["channel"]), now=now,
+                   slot_id=kept["slot_id"], schedule_id=kept["schedule_id"],
+                   hold=kept["hold"], idempotency_key=kept["idempotency_key"],
+                   principal=Principal(**who))
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -96,6 +119,12 @@ class Answer:
     @property
     def ok(self) -> bool:
         return 200 <= self.status_code < 300
+
+    @classmethod
+    def kept(cls, ticket: OpeningTicket) -> Answer:
+        """The answer a drawn ticket keeps."""
+        assert ticket.status_code is not None and ticket.answer is not None
+        return cls(ticket.status_code, ticket.answer["body"], ticket.answer["replayed"])
 
 
 INTERNAL = Answer(500, {"code": "internal_error", "message": "系统繁忙，请稍后再试",
@@ -167,6 +196,28 @@ def _claim_keys(db: Session, commands: Sequence[Command],
             first[claim.record_id] = i
             fresh[i] = claim.record_id
     return fresh, leader
+
+
+_DRAW_LOCK = 7_302  # advisory-lock namespace: one booker of an opening's draw at a time
+
+
+def book_drawn(db: Session, opening: str, *, now: datetime) -> None:
+    """BK-8: book every API request of an opening's draw that has no answer yet, lowest
+    draw first, in one batch; each ticket keeps its answer. Whichever request gets here
+    first does it; the others, waiting for its lock, find their answers."""
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(text("SELECT pg_advisory_xact_lock(:ns, hashtext(:opening))"),
+                   {"ns": _DRAW_LOCK, "opening": opening})
+    tickets = list(db.scalars(select(OpeningTicket).where(
+        OpeningTicket.opening == opening, OpeningTicket.command.is_not(None),
+        OpeningTicket.status_code.is_(None)).order_by(OpeningTicket.draw)))
+    if not tickets:
+        return
+    commands = [Command.from_json(t.command or {}, now=now) for t in tickets]
+    for ticket, answer in zip(tickets, run_batch(db, commands, now=now), strict=True):
+        ticket.status_code = answer.status_code
+        ticket.answer = {"body": answer.body, "replayed": answer.replayed}
+    db.flush()
 
 
 def limited(db: Session, commands: Sequence[Command], *, now: datetime) -> list[Answer | None]:

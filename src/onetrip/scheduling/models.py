@@ -243,7 +243,9 @@ class OpeningTicket(Base):
     """A booking request that arrived in the fair window right after a pool opened (BK-8).
 
     Requests of one opening are served in the order of a random draw, not of arrival, so a
-    faster client (or a scalper's bot) gains nothing by being first.
+    faster client (or a scalper's bot) gains nothing by being first. An API booking's
+    ticket carries the request itself (``command``): once the window has closed, the
+    opening's tickets are booked together in draw order and each keeps its answer.
     """
 
     __tablename__ = "opening_ticket"
@@ -253,6 +255,9 @@ class OpeningTicket(Base):
     opening: Mapped[str] = mapped_column(String(80))
     draw: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    command: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    answer: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class RateCounter(Base):

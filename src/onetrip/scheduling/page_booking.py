@@ -25,10 +25,9 @@ from onetrip.errors import InvalidInput, OnetripError
 from onetrip.identity.service import Principal
 from onetrip.org import calendar as org_calendar
 from onetrip.org.models import Department, Hospital, Location, Practitioner
-from onetrip.scheduling import booking, idempotency, service
+from onetrip.scheduling import booking, gate, idempotency, service
 from onetrip.scheduling.models import Appointment, Schedule, Slot
 from onetrip.scheduling.rules import Channel, cancel_deadline
-from onetrip.scheduling.schemas import BookingCreate
 
 STATUS_LABELS = {"held": "锁号中", "booked": "已预约", "arrived": "已报到", "fulfilled": "已就诊",
                  "cancelled": "已取消", "noshow": "爽约", "expired": "已失效"}
@@ -125,15 +124,14 @@ def visit_of(db: Session, appt: Appointment, now: datetime) -> Visit:
 
 def booking_gate(channel_of: Callable[[Request], Channel],
                  ) -> Callable[..., Awaitable[None]]:
-    """The API's BK-8 gate as a page dependency for routes with a ``slot_id`` path."""
-    from onetrip.scheduling import api
+    """The BK-8 gate as a page dependency for routes with a ``slot_id`` path."""
 
-    async def gate(request: Request, slot_id: int, now: Now, units: Units) -> None:
+    async def admit(request: Request, slot_id: int, now: Now, units: Units) -> None:
         # The gate reads only the target and the channel; the patient is checked later.
-        body = BookingCreate(slot_id=slot_id, patient_id=1, channel=channel_of(request))
-        await api.booking_gate(request, body, now, units)
+        await gate.admit_booking(request, now, units, schedule_id=None, slot_id=slot_id,
+                                 channel=channel_of(request))
 
-    return gate
+    return admit
 
 
 def book_once(db: Session, *, principal: Principal, form_token: str, patient_id: int,

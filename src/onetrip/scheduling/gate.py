@@ -1,0 +1,155 @@
+"""BK-8 at the door: every booking request is counted against the rate limits, and in the
+seconds after a pool opens it is served by a random draw, not by arrival (``fairness``).
+
+An API booking (``POST /api/v1/appointments``, ``/holds``) that arrives in an opening's fair
+window leaves its whole request on a ticket with its draw. Once the window has closed, the
+first of them to get there books every ticket of the opening in one batch, lowest draw
+first, and each ticket keeps its answer: the order is the draw's, exactly, whichever server
+process or connection a request came through. A page or FHIR booking (booked in its own
+request's transaction) waits instead for its turn: one short step after the draw before it.
+
+Outside those few seconds of the day nothing here touches the database: the clocks at which
+pools open are read once every few seconds per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from time import monotonic
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from onetrip.config import get_settings
+from onetrip.db import utcnow
+from onetrip.deps import Now, Units, secret_from
+from onetrip.identity import service as identity_service
+from onetrip.scheduling import fairness, groupcommit, service
+from onetrip.scheduling.models import OpeningTicket
+from onetrip.scheduling.rules import Channel
+from onetrip.scheduling.schemas import BookingCreate
+
+
+def attempt_keys(request: Request) -> tuple[tuple[str, int], ...]:
+    """The keys a booking attempt counts under, with their limits per minute: the account
+    (a hash of its secret) and the client address."""
+    settings = get_settings()
+    secret = secret_from(request) or "anonymous"
+    account = "account:" + hashlib.sha256(secret.encode()).hexdigest()[:32]
+    address = "address:" + (request.client.host if request.client else "-")
+    return ((account, settings.booking_rate_per_account),
+            (address, settings.booking_rate_per_address))
+
+
+@dataclass
+class _Clocks:
+    read_at: float = -1e9
+    generation: int = -1
+    clocks: tuple[tuple[time, float], ...] = ()
+
+
+_clocks = _Clocks()
+_reading = asyncio.Lock()
+
+
+async def _rush(units: Units, now: datetime) -> bool:
+    """Whether ``now`` may fall in some pool's fair window. The clocks are read again after
+    CLOCKS_TTL or a policy change in this process, by one request while the others wait."""
+    def fresh() -> bool:
+        return (_clocks.generation == service.policy_generation()
+                and monotonic() - _clocks.read_at <= fairness.CLOCKS_TTL)
+
+    if not fresh():
+        async with _reading:
+            if not fresh():
+                generation = service.policy_generation()
+                found = await units(fairness.opening_clocks, write=False)
+                _clocks.read_at, _clocks.generation = monotonic(), generation
+                _clocks.clocks = tuple(found)
+    return fairness.may_be_opening(list(_clocks.clocks), now)
+
+
+def _until(moment: datetime, now: datetime) -> float:
+    """Seconds to wait for ``moment``, by the wall clock: a request goes at its moment
+    however long it took to get its draw written (a burst of fast clients waits longest
+    for that, and a wait counted from then would let it go last). A test's fixed clock
+    never makes a request wait longer than from its ``now``."""
+    return max(0.0, min(moment - utcnow(), moment - now).total_seconds())
+
+
+async def drawn(command: groupcommit.Command, units: Units) -> groupcommit.Answer | None:
+    """An API booking in an opening's fair window: its answer once the draw is booked;
+    None outside every fair window (the caller books it the usual way)."""
+    now = command.now
+    if not await _rush(units, now):
+        return None
+    arrived = monotonic()
+
+    def draw(db: Session) -> tuple[fairness.Opening, int] | None:
+        opening = fairness.opening_for(db, schedule_id=command.schedule_id,
+                                       slot_id=command.slot_id, channel=command.channel,
+                                       now=now)
+        if opening is None:
+            return None
+        for key, limit in command.rate_keys:
+            fairness.count_attempt(db, key, now, limit)
+        principal = identity_service.authenticate_token(
+            db, command.secret or "", request_id=command.request_id,
+            client_ip=command.client_ip)
+        kept = groupcommit.Command(
+            patient_id=command.patient_id, channel=command.channel, now=now,
+            slot_id=command.slot_id, schedule_id=command.schedule_id, hold=command.hold,
+            principal=principal, idempotency_key=command.idempotency_key)
+        return opening, fairness.take_ticket(db, opening, now, command=kept.to_json()).id
+
+    ticket = await units(draw)
+    if ticket is None:
+        return None
+    opening, ticket_id = ticket
+    await asyncio.sleep(_until(opening.closes_at + fairness.GRACE, now))
+    # The draw is booked with the clock advanced by the time this request waited.
+    booked_at = now + timedelta(seconds=monotonic() - arrived)
+
+    def book_the_draw(db: Session) -> groupcommit.Answer:
+        groupcommit.book_drawn(db, opening.key, now=booked_at)
+        return groupcommit.Answer.kept(db.get_one(OpeningTicket, ticket_id))
+
+    return await units(book_the_draw)
+
+
+async def admit_booking(request: Request, now: Any, units: Units, *, schedule_id: int | None,
+                        slot_id: int | None, channel: Channel) -> None:
+    """A page or FHIR booking: count the attempt per account and per address; in the
+    seconds after a pool opens, wait for this request's turn in the draw."""
+    rush = await _rush(units, now)
+
+    def count_and_draw(db: Session) -> tuple[fairness.Opening, int] | None:
+        for key, limit in attempt_keys(request):
+            fairness.count_attempt(db, key, now, limit)
+        opening = fairness.opening_for(db, schedule_id=schedule_id, slot_id=slot_id,
+                                       channel=channel, now=now) if rush else None
+        if opening is None:
+            return None
+        return opening, fairness.take_ticket(db, opening, now).id
+
+    ticket = await units(count_and_draw)
+    if ticket is None:
+        return
+    opening, ticket_id = ticket
+    wake = opening.closes_at + fairness.GRACE
+    await asyncio.sleep(_until(wake, now))
+    ahead = await units(
+        lambda db: fairness.rank(db, db.get_one(OpeningTicket, ticket_id)), write=False)
+    await asyncio.sleep(_until(wake + ahead * fairness.STEP, now))
+
+
+async def booking_gate(request: Request, body: BookingCreate, now: Now, units: Units) -> None:
+    await admit_booking(request, now, units, schedule_id=body.schedule_id, slot_id=body.slot_id,
+                        channel=body.channel)
+
+
+BookingGate = Annotated[None, Depends(booking_gate)]

@@ -1,0 +1,70 @@
+"""BK-8: the API bookings of a pool opening's fair window are booked in the order of their
+random draw, exactly, whatever the order they arrived in."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from onetrip.identity.rules import Role
+from onetrip.scheduling import groupcommit
+from onetrip.scheduling.models import Appointment, OpeningTicket
+from onetrip.scheduling.rules import Channel
+from tests.factories import auth, make_token
+from tests.scheduling.conftest import DAY, OPEN, Clinic, Clock, local
+
+
+def test_bk8_the_draw_is_booked_lowest_draw_first_whatever_the_arrival(
+        db: Session, clinic: Clinic) -> None:
+    patients = [clinic.patient(db)[0].id for _ in range(12)]
+    draws = random.Random(7).sample(range(1_000, 1_000_000), len(patients))
+    for patient, draw in zip(patients, draws, strict=True):  # arrival order: the list's
+        command = groupcommit.Command(patient_id=patient, channel=Channel.window, now=OPEN,
+                                      schedule_id=clinic.schedule.id, principal=clinic.window)
+        db.add(OpeningTicket(opening="h:online:07:00", draw=draw, created_at=OPEN,
+                             command=command.to_json()))
+    db.flush()
+    groupcommit.book_drawn(db, "h:online:07:00", now=OPEN)
+    tickets = list(db.scalars(select(OpeningTicket).order_by(OpeningTicket.draw)))
+    codes = [t.status_code for t in tickets]
+    # The nine online slots go to the nine lowest draws, the earliest slot to the lowest;
+    # the tenth slot is the window's, open on the day only.
+    assert codes == [201] * 9 + [409] * 3
+    assert {t.answer["body"]["code"] for t in tickets[9:] if t.answer} == {"pool_closed"}
+    starts = [t.answer["body"]["start"] for t in tickets[:9] if t.answer]
+    assert starts == sorted(starts)
+    mine = select(Appointment).where(Appointment.schedule_id == clinic.schedule.id)
+    booked = {a.patient_id for a in db.scalars(mine)}
+    assert booked == {t.command["patient_id"] for t in tickets[:9] if t.command}
+    # Booking the draw again books nothing more and changes no answer.
+    groupcommit.book_drawn(db, "h:online:07:00", now=OPEN + timedelta(seconds=1))
+    db.expire_all()
+    assert [t.status_code for t in db.scalars(
+        select(OpeningTicket).order_by(OpeningTicket.draw))] == codes
+    assert len(db.scalars(mine).all()) == 9
+
+
+def test_an_api_booking_in_the_fair_window_is_answered_from_the_draw(
+        client: TestClient, clock: Clock, clinic: Clinic, db: Session) -> None:
+    # The online pool of DAY opens at 07:00 seven days before; 2 seconds are drawn.
+    clock.now = local(DAY - timedelta(days=7), 7) + timedelta(seconds=0.5)
+    window = auth(make_token(db, Role.window, clinic.hospital))
+    patient, _ = clinic.patient(db)
+    body = {"schedule_id": clinic.schedule.id, "patient_id": patient.id, "channel": "window"}
+    headers = {**window, "Idempotency-Key": "rush-1"}
+    first = client.post("/api/v1/appointments", json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    ticket = db.scalars(select(OpeningTicket).where(OpeningTicket.command.is_not(None))).one()
+    assert ticket.status_code == 201 and ticket.answer == {"body": first.json(),
+                                                           "replayed": False}
+    assert ticket.command is not None and "secret" not in ticket.command
+    # A retry in the same window is drawn too, and gets the first answer, not a booking.
+    again = client.post("/api/v1/appointments", json=body, headers=headers)
+    assert again.status_code == 201 and again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert len(db.scalars(select(Appointment).where(
+        Appointment.schedule_id == clinic.schedule.id)).all()) == 1
