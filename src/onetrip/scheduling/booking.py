@@ -21,7 +21,7 @@ from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
 from onetrip.org import calendar as org_calendar
 from onetrip.org.models import Hospital
-from onetrip.scheduling import engine, service
+from onetrip.scheduling import engine, penalties, service
 from onetrip.scheduling.errors import (
     AppointmentNotFound,
     CancelDeadlinePassed,
@@ -53,16 +53,16 @@ def check_channel(db: Session, principal: Principal, channel: Channel,
 def restriction_of(db: Session, *, patient_id: int, hospital_id: int, rule: PenaltyRule,
                    now: datetime) -> Restriction | None:
     """The no-show restriction in force for a patient at a hospital (or its region)."""
-    history = engine.penalty_histories(db, {patient_id}).get(patient_id, [])
-    return engine.restriction_in(db, {}, history, hospital_id=hospital_id, rule=rule, now=now)
+    history = penalties.penalty_histories(db, {patient_id}).get(patient_id, [])
+    return penalties.restriction_in(db, {}, history, hospital_id=hospital_id, rule=rule, now=now)
 
 
 def penalty_history(db: Session, *, patient_id: int, hospital_id: int,
                     rule: PenaltyRule) -> list[tuple[PenaltyEvent, datetime]]:
     """A patient's penalty events at a hospital (or its region, as the rule's scope says):
     the appointments' own and those other domains recorded (exam no-shows, EX-4)."""
-    history = engine.penalty_histories(db, {patient_id}).get(patient_id, [])
-    return engine.in_scope(db, {}, history, hospital_id=hospital_id, rule=rule)
+    history = penalties.penalty_histories(db, {patient_id}).get(patient_id, [])
+    return penalties.in_scope(db, {}, history, hospital_id=hospital_id, rule=rule)
 
 
 def book(db: Session, *, principal: Principal, patient_id: int, channel: Channel,

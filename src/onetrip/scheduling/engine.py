@@ -27,23 +27,14 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import (
-    Integer,
     Table,
-    and_,
-    bindparam,
-    case,
-    func,
     select,
     text,
-    true,
-    union_all,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from onetrip import events
@@ -55,18 +46,16 @@ from onetrip.identity import service as identity_service
 from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
 from onetrip.org.models import Hospital
-from onetrip.scheduling import penalties, service
+from onetrip.scheduling import claims, penalties, service
+from onetrip.scheduling.claims import Pending
 from onetrip.scheduling.errors import (
     ChannelNotAllowed,
     LimitReached,
     PatientRestricted,
     PoolClosed,
-    ScheduleFull,
     ScheduleNotFound,
     ScheduleNotOpen,
-    SlotInPast,
     SlotNotFound,
-    SlotTaken,
 )
 from onetrip.scheduling.events import AppointmentBooked, AppointmentHeld
 from onetrip.scheduling.models import Appointment, Schedule, Slot
@@ -77,16 +66,10 @@ from onetrip.scheduling.rules import (
     ONLINE_CHANNELS,
     ROLE_CHANNELS,
     Channel,
-    PenaltyEvent,
     PenaltyRule,
-    Pool,
     PoolPolicy,
-    PoolTimer,
-    Restriction,
     booking_paused,
     booking_window,
-    effective_pool,
-    restriction_for,
 )
 
 _ACTIVE = [s.value for s in ACTIVE_STATUSES]
@@ -136,20 +119,6 @@ Outcome = Booked | OnetripError
 
 
 @dataclass
-class _Pending:
-    """A request that passed the checks that need no lock, on its way to a slot."""
-
-    index: int
-    request: BookingRequest
-    schedule: Any
-    patient_id: int  # the master record (ID-3)
-    policy: PoolPolicy
-    pools: frozenset[Pool]
-    hold_until: datetime | None
-    slot: Any | None = None
-
-
-@dataclass
 class _Context:
     """What the batch read once: schedules, hospitals, policies and master patients."""
 
@@ -173,7 +142,7 @@ def book_many(db: Session, requests: Sequence[BookingRequest], *,
     if not requests:
         return []
     ctx = _read_context(db, requests)
-    pending: list[_Pending] = []
+    pending: list[Pending] = []
     for i, req in enumerate(requests):
         try:
             pending.append(_admit(ctx, i, req, now))
@@ -185,8 +154,8 @@ def book_many(db: Session, requests: Sequence[BookingRequest], *,
     # against what the first one booked (or did not).
     while pending:
         seen: set[int] = set()
-        this_round: list[_Pending] = []
-        later: list[_Pending] = []
+        this_round: list[Pending] = []
+        later: list[Pending] = []
         for p in pending:
             (later if p.patient_id in seen else this_round).append(p)
             seen.add(p.patient_id)
@@ -226,7 +195,7 @@ def _read_context(db: Session, requests: Sequence[BookingRequest]) -> _Context:
     return _Context(schedules, slot_schedule, hospitals, policies, masters)
 
 
-def _admit(ctx: _Context, index: int, req: BookingRequest, now: datetime) -> _Pending:
+def _admit(ctx: _Context, index: int, req: BookingRequest, now: datetime) -> Pending:
     """The checks that need no lock, in the order a single booking always made them."""
     if req.slot_id is not None:
         schedule_id = ctx.slot_schedule.get(req.slot_id)
@@ -250,7 +219,7 @@ def _admit(ctx: _Context, index: int, req: BookingRequest, now: datetime) -> _Pe
         raise PoolClosed(f"次日号源预约已于{policy.next_day_cutoff:%H:%M}截止，"
                          f"当日号源{policy.same_day_open_time:%H:%M}开放")
     hold_until = now + timedelta(minutes=policy.hold_minutes) if req.hold else None
-    return _Pending(index, req, schedule, master, policy, CHANNEL_POOLS[req.channel],
+    return Pending(index, req, schedule, master, policy, CHANNEL_POOLS[req.channel],
                     hold_until)
 
 
@@ -275,18 +244,19 @@ def check_channel(principal: Principal, channel: Channel, hospital_id: int,
         raise ChannelNotAllowed("只能预约本院的号源", detail={"channel": channel.value})
 
 
-def _refuse_restricted(db: Session, ctx: _Context, pending: list[_Pending],
+def _refuse_restricted(db: Session, ctx: _Context, pending: list[Pending],
                        out: list[Outcome | None], now: datetime) -> None:
     """BK-6: a no-show restriction stops the online channels (never the window)."""
     online = [p for p in pending if p.request.channel in ONLINE_CHANNELS]
     if not online:
         return
-    histories = penalty_histories(db, {p.patient_id for p in online})
+    histories = penalties.penalty_histories(db, {p.patient_id for p in online})
     for p in online:
         hospital_id = p.schedule.hospital_id
         rule = ctx.policies[hospital_id][1]
-        restriction = restriction_in(db, ctx.region_hospitals, histories.get(p.patient_id, []),
-                                     hospital_id=hospital_id, rule=rule, now=now)
+        restriction = penalties.restriction_in(
+            db, ctx.region_hospitals, histories.get(p.patient_id, []),
+            hospital_id=hospital_id, rule=rule, now=now)
         if restriction is not None:
             out[p.index] = PatientRestricted(
                 restriction.reason, detail={"until": restriction.until.isoformat(),
@@ -294,53 +264,10 @@ def _refuse_restricted(db: Session, ctx: _Context, pending: list[_Pending],
                                             "rule": restriction.rule})
 
 
-#: A patient's penalty events: (kind, when, at which hospital).
-History = list[tuple[PenaltyEvent, datetime, int]]
-
-
-def penalty_histories(db: Session, patient_ids: set[int]) -> dict[int, History]:
-    """Every penalty-counted event of these patients, wherever it happened (BK-6): their
-    appointments' own, and those other domains recorded (exam no-shows, EX-4)."""
-    t = _APPOINTMENT.c
-    out: dict[int, History] = defaultdict(list)
-    for pid, hospital_id, kind, cancelled_at, noshow_at in db.connection().execute(
-            select(t.patient_id, t.hospital_id, t.penalty_event, t.cancelled_at, t.noshow_at)
-            .where(t.patient_id.in_(patient_ids), t.penalty_event.is_not(None))):
-        at = noshow_at or cancelled_at
-        if kind is not None and at is not None:
-            out[pid].append((PenaltyEvent(kind), at, hospital_id))
-    for pid, kind, at, hospital_id in penalties.recorded(db, patient_ids):
-        out[pid].append((kind, at, hospital_id))
-    return out
-
-
-def in_scope(db: Session, region_hospitals: dict[int, set[int]], history: History, *,
-             hospital_id: int, rule: PenaltyRule) -> list[tuple[PenaltyEvent, datetime]]:
-    """The events a hospital's rule weighs: its own, or every hospital's of its region."""
-    if rule.scope == "hospital":
-        scope = {hospital_id}
-    else:
-        if hospital_id not in region_hospitals:
-            region_id = db.get_one(Hospital, hospital_id).region_id
-            region_hospitals[hospital_id] = set(db.scalars(
-                select(Hospital.id).where(Hospital.region_id == region_id)))
-        scope = region_hospitals[hospital_id]
-    return [(kind, at) for kind, at, h in history if h in scope]
-
-
-def restriction_in(db: Session, region_hospitals: dict[int, set[int]], history: History, *,
-                   hospital_id: int, rule: PenaltyRule, now: datetime) -> Restriction | None:
-    """The restriction in force at a hospital from a patient's history (BK-6)."""
-    if not history:
-        return None
-    return restriction_for(in_scope(db, region_hospitals, history, hospital_id=hospital_id,
-                                    rule=rule), rule, now, get_settings().tz)
-
-
 # --- locks, limits, claims -----------------------------------------------------------------
 
 
-def _book_round(db: Session, pending: list[_Pending], out: list[Outcome | None],
+def _book_round(db: Session, pending: list[Pending], out: list[Outcome | None],
                 now: datetime) -> None:
     """Limits, claims and inserts for requests of distinct patients."""
     _lock_patients(db, sorted({p.patient_id for p in pending}))
@@ -356,8 +283,8 @@ def _lock_patients(db: Session, patient_ids: list[int]) -> None:
                    {"ns": _PATIENT_LOCK, "ids": patient_ids})
 
 
-def _within_limits(db: Session, pending: list[_Pending], out: list[Outcome | None],
-                   now: datetime) -> list[_Pending]:
+def _within_limits(db: Session, pending: list[Pending], out: list[Outcome | None],
+                   now: datetime) -> list[Pending]:
     """One active appointment per patient per schedule and per department per day; at most
     ``max_active_appointments`` in all (BK-8). Run-out holds no longer count."""
     t = _APPOINTMENT.c
@@ -369,7 +296,7 @@ def _within_limits(db: Session, pending: list[_Pending], out: list[Outcome | Non
     lapsed = {r.patient_id for r in rows if r.status == "held"
               and r.hold_expires_at is not None and r.hold_expires_at <= now}
     if lapsed:
-        expire_holds(db, now, patient_ids=lapsed)
+        claims.expire_holds(db, now, patient_ids=lapsed)
     active: dict[int, list[Any]] = defaultdict(list)
     for r in rows:
         if not (r.status == "held" and r.hold_expires_at is not None
@@ -392,38 +319,20 @@ def _within_limits(db: Session, pending: list[_Pending], out: list[Outcome | Non
     return kept
 
 
-def expire_holds(db: Session, now: datetime, *, patient_ids: set[int] | None = None,
-                 slot_ids: Sequence[int] | None = None) -> None:
-    """Turn run-out holds into ``expired`` so they no longer count or block."""
-    t = _APPOINTMENT.c
-    stmt = update(_APPOINTMENT).where(t.status == "held", t.hold_expires_at <= now)
-    if patient_ids is not None:
-        stmt = stmt.where(t.patient_id.in_(patient_ids))
-    if slot_ids is not None:
-        stmt = stmt.where(t.slot_id.in_(slot_ids))
-    db.connection().execute(stmt.values(status="expired"))
-
-
-def _claim_and_insert(db: Session, pending: list[_Pending], out: list[Outcome | None],
-                      now: datetime) -> list[tuple[_Pending, Booked]]:
-    by_slot: dict[tuple[frozenset[Pool], datetime | None], list[_Pending]] = defaultdict(list)
-    by_pools: dict[tuple[frozenset[Pool], datetime | None], list[_Pending]] = defaultdict(list)
-    for p in pending:
-        (by_slot if p.request.slot_id is not None else by_pools)[
-            (p.pools, p.hold_until)].append(p)
-    for (pools, _until), named in by_slot.items():
-        _claim_slots(db, named, pools, now)
-    for (pools, _until), earliest in by_pools.items():
-        _claim_earliest(db, earliest, pools, now)
+def _claim_and_insert(db: Session, pending: list[Pending], out: list[Outcome | None],
+                      now: datetime) -> list[tuple[Pending, Booked]]:
+    claims.claim(db, pending, now)
     claimed = [p for p in pending if p.slot is not None]
     if len(claimed) < len(pending):
-        _why_not(db, [p for p in pending if p.slot is None], now, out)
+        for index, refusal in claims.refusals(
+                db, [p for p in pending if p.slot is None], now).items():
+            out[index] = refusal
     if not claimed:
         return []
     rows = [{
         "slot_id": p.slot.id, "schedule_id": p.schedule.id, "patient_id": p.patient_id,
         "hospital_id": p.schedule.hospital_id, "department_id": p.schedule.department_id,
-        "day": p.schedule.day, "start_at": p.slot.start_at, "pool": _pool_now(p.slot, now),
+        "day": p.schedule.day, "start_at": p.slot.start_at, "pool": claims.pool_now(p.slot, now),
         "channel": p.request.channel.value, "status": "held" if p.request.hold else "booked",
         "hold_expires_at": p.hold_until, "booked_by": _who(p.request.principal),
         "booked_at": None if p.request.hold else now, "created_at": now,
@@ -453,174 +362,11 @@ def _claim_and_insert(db: Session, pending: list[_Pending], out: list[Outcome | 
     return booked
 
 
-def _pool_now(slot: Any, now: datetime) -> str:
-    timer = PoolTimer(slot.release_at, slot.return_at,
-                      Pool(slot.return_pool) if slot.return_pool else None)
-    pool = Pool(slot.pool)
-    return (effective_pool(pool, timer, now) or pool).value
-
-
-_RETURNING = (_SLOT.c.id, _SLOT.c.schedule_id, _SLOT.c.start_at, _SLOT.c.pool,
-              _SLOT.c.release_at, _SLOT.c.return_at, _SLOT.c.return_pool)
-
-
-def _claim_params(group: list[_Pending], pools: frozenset[Pool], now: datetime,
-                  ) -> dict[str, Any]:
-    hold_until = group[0].hold_until
-    return {"now": now, "pools": sorted(p.value for p in pools), "held_until": hold_until,
-            "claimed": "held" if hold_until else "booked"}
-
-
-@lru_cache(maxsize=512)
-def _claim_statement(dialect: str, *, named: bool, lapsed: bool, skip_locked: bool,
-                     schedules: int = 0) -> Any:
-    """The claim UPDATE, built once per shape (its values are bound parameters): the named
-    slots, or each schedule's earliest ones (on SQLite, for how many schedules); free
-    slots, or those whose hold ran out."""
-    t = _SLOT.c
-    now = bindparam("now", type_=_SLOT.c.start_at.type)
-    state = and_(t.status == "held", t.held_until <= now) if lapsed else t.status == "free"
-    conditions = [state, t.start_at > now,
-                  service.open_to(bindparam("pools", expanding=True), now, t)]
-    if named:
-        target = t.id.in_(bindparam("ids", expanding=True))
-    else:
-        pick = (_pick_locked(t, conditions, skip_locked) if dialect == "postgresql"
-                else _pick_each(t, conditions, schedules))
-        target = t.id == pick.c.id
-    return (update(_SLOT).where(target, *conditions)
-            .values(status=bindparam("claimed"), held_until=bindparam("held_until"))
-            .returning(*_RETURNING))
-
-
-def _claim_slots(db: Session, group: list[_Pending], pools: frozenset[Pool],
-                 now: datetime) -> None:
-    """Claim the named slots: free ones first, then those whose hold ran out."""
-    dialect = db.get_bind().dialect.name
-    wanted = {p.request.slot_id for p in group if p.request.slot_id is not None}
-    for lapsed in (False, True):
-        rows = db.connection().execute(
-            _claim_statement(dialect, named=True, lapsed=lapsed, skip_locked=False),
-            {**_claim_params(group, pools, now), "ids": sorted(wanted)}).all()
-        if lapsed and rows:
-            expire_holds(db, now, slot_ids=[r.id for r in rows])
-        got = {r.id: r for r in rows}
-        for p in group:  # the first request for a slot gets it; a second finds it taken
-            if p.slot is None and p.request.slot_id in got:
-                p.slot = got.pop(cast(int, p.request.slot_id))
-        wanted = {p.request.slot_id for p in group
-                  if p.slot is None and p.request.slot_id is not None}
-        if not wanted:
-            return
-
-
-def _claim_earliest(db: Session, group: list[_Pending], pools: frozenset[Pool],
-                    now: datetime) -> None:
-    """Claim each schedule's earliest free slots open to the pools, one per request, for
-    every schedule of the group in one statement.
-
-    Free slots are tried first and slots whose hold ran out second, each with a condition
-    the (schedule, status, start) index answers. On PostgreSQL the pick skips slots that
-    other bookings have locked; only for a schedule where that finds too few does it wait
-    for them, so a schedule is called full only once the bookings in flight have finished
-    (one of them may yet roll back).
-    """
-    dialect = db.get_bind().dialect.name
-    waiting: dict[int, list[_Pending]] = defaultdict(list)
-    for p in group:
-        waiting[p.schedule.id].append(p)
-    for lapsed in (False, True):
-        trying = set(waiting)
-        rounds = [True, False] * _WAIT_ROUNDS if dialect == "postgresql" else [False]
-        for skip_locked in rounds:
-            need = {sid: len(waiting[sid]) for sid in sorted(trying) if waiting[sid]}
-            if not need:
-                break
-            params = {**_claim_params(group, pools, now), "want_sids": list(need),
-                      "want_ns": list(need.values())}
-            for i, (sid, n) in enumerate(need.items()):
-                params |= {f"sid_{i}": sid, f"n_{i}": n}
-            rows = db.connection().execute(_claim_statement(
-                dialect, named=False, lapsed=lapsed, skip_locked=skip_locked,
-                schedules=0 if dialect == "postgresql" else len(need)), params).all()
-            if lapsed and rows:
-                expire_holds(db, now, slot_ids=[r.id for r in rows])
-            got = set()
-            for row in sorted(rows, key=lambda r: (r.start_at, r.id)):
-                waiting[row.schedule_id].pop(0).slot = row
-                got.add(row.schedule_id)
-            if not skip_locked:
-                # Waited, and nothing came free there: the slots in flight were booked.
-                trying &= got
-
-
-def _pick_locked(t: Any, conditions: list[Any], skip_locked: bool) -> Any:
-    """PostgreSQL: each schedule's earliest ``want_ns`` slots, locked, as a CTE. A CTE is
-    picked once; ``id IN (subquery)`` may be rescanned, and with SKIP LOCKED pick other
-    slots. The wanted counts travel as two arrays."""
-    want = select(
-        func.unnest(bindparam("want_sids", type_=ARRAY(Integer))).label("sid"),
-        func.unnest(bindparam("want_ns", type_=ARRAY(Integer))).label("n")).subquery("want")
-    per_schedule = (select(t.id).where(t.schedule_id == want.c.sid, *conditions)
-                    .order_by(t.start_at).limit(want.c.n)
-                    .with_for_update(skip_locked=skip_locked).lateral("per_schedule"))
-    return select(per_schedule.c.id).select_from(want.join(per_schedule, true())).cte("picked")
-
-
-def _pick_each(t: Any, conditions: list[Any], schedules: int) -> Any:
-    """SQLite (one writer at a time, nothing to lock): the earliest ``n_i`` slots of each
-    schedule ``sid_i``, one LIMIT query per schedule the index answers, as a CTE."""
-    picks = [select(t.id).where(t.schedule_id == bindparam(f"sid_{i}"), *conditions)
-             .order_by(t.start_at).limit(bindparam(f"n_{i}")).subquery() for i in range(schedules)]
-    return union_all(*(select(pick.c.id) for pick in picks)).cte("picked")
-
-
-def _why_not(db: Session, unclaimed: list[_Pending], now: datetime,
-             out: list[Outcome | None]) -> None:
-    """The refusal of each request that got no slot: one read for the named slots and one
-    per pool set for the schedules."""
-    t = _SLOT.c
-    named = {p.request.slot_id for p in unclaimed if p.request.slot_id is not None}
-    slots = {r.id: r for r in db.connection().execute(
-        select(t.id, t.start_at, t.status, t.pool).where(t.id.in_(named)))} if named else {}
-    by_pools: dict[frozenset[Pool], set[int]] = defaultdict(set)
-    for p in unclaimed:
-        if p.request.slot_id is None:
-            by_pools[p.pools].add(p.schedule.id)
-    free = {}  # (pool set, schedule) → (free slots, free slots open to the pools)
-    for pools, schedule_ids in by_pools.items():
-        mine = func.sum(case((service.open_to(pools, now, t), 1), else_=0))
-        for sid, n, n_mine in db.connection().execute(
-                select(t.schedule_id, func.count(), mine)
-                .where(t.schedule_id.in_(schedule_ids), service.claimable(now, t),
-                       t.start_at > now).group_by(t.schedule_id)):
-            free[(pools, sid)] = (n, n_mine)
-    for p in unclaimed:
-        slot_id = p.request.slot_id
-        if slot_id is not None:
-            slot = slots[slot_id]
-            if slot.start_at <= now:
-                out[p.index] = SlotInPast(detail={"slot_id": slot_id})
-            elif slot.status in ("booked", "held", "blocked"):
-                out[p.index] = SlotTaken(detail={"slot_id": slot_id})
-            else:
-                out[p.index] = PoolClosed(detail={"slot_id": slot_id, "pool": slot.pool})
-            continue
-        n, n_mine = free.get((p.pools, p.schedule.id), (0, 0))
-        if n and not n_mine:
-            out[p.index] = PoolClosed("该出诊剩余号源暂未向此渠道开放",
-                                      detail={"schedule_id": p.schedule.id})
-        else:
-            # Free slots this channel could take but did not get are held by bookings in
-            # flight (or by this batch's earlier requests).
-            out[p.index] = ScheduleFull(detail={"schedule_id": p.schedule.id})
-
-
 def _who(principal: Principal) -> str:
     return f"{principal.role.value}:{principal.token_id or '-'}:{principal.label}"[:100]
 
 
-def _record(db: Session, booked: list[tuple[_Pending, Booked]]) -> None:
+def _record(db: Session, booked: list[tuple[Pending, Booked]]) -> None:
     """One audit row per booking and the domain events for the outbox (after the inserts)."""
     if not booked:
         return

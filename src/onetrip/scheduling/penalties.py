@@ -1,4 +1,5 @@
-"""Penalty events that other domains record for the booking engine's rule (BK-6, EX-4).
+"""The history the penalty rule weighs (BK-6): the appointments' own events, and those other
+domains record for the booking engine's rule (EX-4).
 
 An outpatient appointment carries its own penalty event. A no-show elsewhere (an exam, EX-4)
 is recorded here by the domain it happened in, through :func:`record`, so the booking
@@ -9,7 +10,9 @@ it again changes nothing, so nothing is counted twice.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import (
     CheckConstraint,
@@ -17,13 +20,17 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     UniqueConstraint,
     select,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from onetrip.config import get_settings
 from onetrip.db import Base, UTCDateTime, utcnow
-from onetrip.scheduling.rules import PenaltyEvent
+from onetrip.org.models import Hospital
+from onetrip.scheduling.models import Appointment
+from onetrip.scheduling.rules import PenaltyEvent, PenaltyRule, Restriction, restriction_for
 
 _KINDS = ", ".join(f"'{k.value}'" for k in PenaltyEvent)
 
@@ -69,3 +76,46 @@ def recorded(db: Session, patient_ids: set[int],
                              PenaltyRecord.hospital_id)
                       .where(PenaltyRecord.patient_id.in_(patient_ids)))
     return [(pid, PenaltyEvent(kind), at, hospital_id) for pid, kind, at, hospital_id in rows]
+
+
+#: A patient's penalty events: (kind, when, at which hospital).
+History = list[tuple[PenaltyEvent, datetime, int]]
+
+
+def penalty_histories(db: Session, patient_ids: set[int]) -> dict[int, History]:
+    """Every penalty-counted event of these patients, wherever it happened (BK-6): their
+    appointments' own, and those other domains recorded (exam no-shows, EX-4)."""
+    t = cast(Table, Appointment.__table__).c
+    out: dict[int, History] = defaultdict(list)
+    for pid, hospital_id, kind, cancelled_at, noshow_at in db.connection().execute(
+            select(t.patient_id, t.hospital_id, t.penalty_event, t.cancelled_at, t.noshow_at)
+            .where(t.patient_id.in_(patient_ids), t.penalty_event.is_not(None))):
+        at = noshow_at or cancelled_at
+        if kind is not None and at is not None:
+            out[pid].append((PenaltyEvent(kind), at, hospital_id))
+    for pid, kind, at, hospital_id in recorded(db, patient_ids):
+        out[pid].append((kind, at, hospital_id))
+    return out
+
+
+def in_scope(db: Session, region_hospitals: dict[int, set[int]], history: History, *,
+             hospital_id: int, rule: PenaltyRule) -> list[tuple[PenaltyEvent, datetime]]:
+    """The events a hospital's rule weighs: its own, or every hospital's of its region."""
+    if rule.scope == "hospital":
+        scope = {hospital_id}
+    else:
+        if hospital_id not in region_hospitals:
+            region_id = db.get_one(Hospital, hospital_id).region_id
+            region_hospitals[hospital_id] = set(db.scalars(
+                select(Hospital.id).where(Hospital.region_id == region_id)))
+        scope = region_hospitals[hospital_id]
+    return [(kind, at) for kind, at, h in history if h in scope]
+
+
+def restriction_in(db: Session, region_hospitals: dict[int, set[int]], history: History, *,
+                   hospital_id: int, rule: PenaltyRule, now: datetime) -> Restriction | None:
+    """The restriction in force at a hospital from a patient's history (BK-6)."""
+    if not history:
+        return None
+    return restriction_for(in_scope(db, region_hospitals, history, hospital_id=hospital_id,
+                                    rule=rule), rule, now, get_settings().tz)
