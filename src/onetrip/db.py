@@ -11,7 +11,7 @@ import fcntl
 import json
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -28,6 +28,7 @@ from sqlalchemy import (
     Result,
     Row,
     Table,
+    any_,
     bindparam,
     create_engine,
     event,
@@ -38,6 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -151,6 +153,16 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
     return create_engine(
         url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
     )
+
+
+def among(db: Session | Connection, column: Any, values: Iterable[Any]) -> Any:
+    """SQL: ``column IN (values)``. On PostgreSQL ``column = ANY(:array)``, whose text stays
+    the same however many values: a statement that grows with a batch is parsed afresh by
+    the driver (and planned by the server) for every batch size."""
+    dialect = db.dialect.name if isinstance(db, Connection) else db.get_bind().dialect.name
+    if dialect == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(list(values))
 
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], *,

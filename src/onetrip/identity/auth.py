@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from onetrip.config import get_settings
-from onetrip.db import utcnow
+from onetrip.db import among, utcnow
 from onetrip.errors import InvalidInput, NotAuthenticated, OnetripError
 from onetrip.identity.crypto import keyring
 from onetrip.identity.errors import (
@@ -203,7 +203,7 @@ def authenticate_many(db: Session, requests: Sequence[tuple[str, str, str]],
     principal or the error that refused it."""
     hashes = {_hash(s) for s, _rid, _ip in requests if not s.startswith(SESSION_PREFIX)}
     tokens = {row.token_hash: row for row in db.scalars(
-        select(ApiToken).where(ApiToken.token_hash.in_(hashes)))} if hashes else {}
+        select(ApiToken).where(among(db, ApiToken.token_hash, hashes)))} if hashes else {}
     out: list[Principal | OnetripError] = []
     for secret, request_id, client_ip in requests:
         if secret.startswith(SESSION_PREFIX):

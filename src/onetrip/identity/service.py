@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from onetrip.config import get_settings
-from onetrip.db import utcnow
+from onetrip.db import among, utcnow
 from onetrip.errors import OnetripError, PermissionDenied
 from onetrip.identity import audit
 from onetrip.identity.auth import (
@@ -227,7 +227,7 @@ def master_ids(db: Session, patient_ids: set[int]) -> dict[int, int]:
     if not patient_ids:
         return {}
     rows = db.execute(select(Patient.id, Patient.merged_into_id)
-                      .where(Patient.id.in_(patient_ids))).all()
+                      .where(among(db, Patient.id, patient_ids))).all()
     return {pid: pid if merged is None else master_of(db, db.get_one(Patient, pid)).id
             for pid, merged in rows}
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from onetrip import events
 from onetrip.config import get_settings
-from onetrip.db import utcnow
+from onetrip.db import among, utcnow
 from onetrip.identity.empi import PatientsMerged, PatientsUnmerged
 from onetrip.notify import rules, service
 from onetrip.notify.service import Draft
@@ -59,7 +59,7 @@ def _queue_bookings(db: Session, appts: Sequence[Appointment]) -> None:
 @events.on_commit_many(AppointmentBooked)
 def on_booked(db: Session, evs: list[AppointmentBooked]) -> None:
     ids = [ev.appointment_id for ev in evs]
-    found = {a.id: a for a in db.scalars(select(Appointment).where(Appointment.id.in_(ids)))}
+    found = {a.id: a for a in db.scalars(select(Appointment).where(among(db, Appointment.id, ids)))}
     _queue_bookings(db, [found[i] for i in ids])
 
 

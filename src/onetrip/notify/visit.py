@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from onetrip.config import get_settings
+from onetrip.db import among
 from onetrip.org import calendar as org_calendar
 from onetrip.org.models import Department, Location, Practitioner
 from onetrip.scheduling import service as scheduling_service
@@ -31,48 +32,67 @@ def when(moment: datetime) -> str:
     return f"{local.month}月{local.day}日 {local:%H:%M}"
 
 
+class Spot(NamedTuple):
+    """One level of a place: campus, building, floor or room."""
+
+    id: int
+    parent_id: int | None
+    kind: str
+    name: str
+
+
 @dataclass(frozen=True)
 class SessionFacts:
     """What messages say of one session, looked up once for all its appointments."""
 
     department: str
     doctor: str
-    place: list[Location]
+    place: list[Spot]
     cancel_deadline: datetime
 
 
-def sessions(db: Session, schedules: Sequence[Schedule]) -> dict[int, SessionFacts]:
+#: The columns of a session that messages need (``sessions`` takes these rows or sessions).
+_SESSION = (Schedule.id, Schedule.department_id, Schedule.practitioner_id,
+            Schedule.substitute_practitioner_id, Schedule.location_id, Schedule.hospital_id,
+            Schedule.day)
+
+
+def sessions(db: Session, schedules: Sequence[Any]) -> dict[int, SessionFacts]:
     """Department, doctor (the substitute if one took over), place from the campus down and
-    the free-cancellation deadline (BK-6) of each session: one read per table for all."""
+    the free-cancellation deadline (BK-6) of each session: one read per table for all, of
+    the columns needed only (a batch of bookings may span a hundred sessions)."""
     if not schedules:
         return {}
-    depts = {d.id: d for d in db.scalars(select(Department).where(
-        Department.id.in_({s.department_id for s in schedules})))}
+    depts = {d.id: d for d in db.execute(
+        select(Department.id, Department.name, Department.location_id).where(
+            among(db, Department.id, {s.department_id for s in schedules})))}
     doctor_ids = {s.substitute_practitioner_id or s.practitioner_id for s in schedules} - {None}
-    doctors = {p.id: p for p in db.scalars(select(Practitioner).where(
-        Practitioner.id.in_(doctor_ids)))} if doctor_ids else {}
+    doctors = {p.id: p for p in db.execute(
+        select(Practitioner.id, Practitioner.name, Practitioner.title).where(
+            among(db, Practitioner.id, doctor_ids)))} if doctor_ids else {}
     hospital_ids = {s.hospital_id for s in schedules}
-    places = {loc.id: loc for loc in db.scalars(select(Location).where(
-        Location.hospital_id.in_(hospital_ids)))}
+    places = {row.id: Spot(*row) for row in db.execute(
+        select(Location.id, Location.parent_id, Location.kind, Location.name).where(
+            among(db, Location.hospital_id, hospital_ids)))}
     policies = scheduling_service.policies_for(db, hospital_ids)
     tz = get_settings().tz
     out = {}
     for s in schedules:
         dept = depts[s.department_id]
         doctor = doctors.get(s.substitute_practitioner_id or s.practitioner_id or 0)
-        chain: list[Location] = []
-        loc = places.get(s.location_id or dept.location_id or 0)
-        while loc is not None and len(chain) < 8:
-            chain.append(loc)
-            loc = places.get(loc.parent_id or 0)
+        chain: list[Spot] = []
+        spot = places.get(s.location_id or dept.location_id or 0)
+        while spot is not None and len(chain) < 8:
+            chain.append(spot)
+            spot = places.get(spot.parent_id or 0)
         deadline = cancel_deadline(org_calendar.previous_working_day(s.day),
                                    policies[s.hospital_id][0], tz)
         out[s.id] = SessionFacts(dept.name, f"{doctor.name}{TITLES.get(doctor.title, '')}"
-                             if doctor else "", chain[::-1], deadline)
+                                 if doctor else "", chain[::-1], deadline)
     return out
 
 
-def place_of(db: Session, schedule: Schedule) -> list[Location]:
+def place_of(db: Session, schedule: Schedule) -> list[Spot]:
     """The session's place from the campus down (campus, building, floor, room as known)."""
     return sessions(db, [schedule])[schedule.id].place
 
@@ -106,8 +126,8 @@ def appointment_vars(db: Session, appt: Appointment) -> dict[str, Any]:
 
 def appointments_vars(db: Session, appts: Sequence[Appointment]) -> list[dict[str, Any]]:
     """``appointment_vars`` of many appointments, each session looked up once."""
-    found = sessions(db, list(db.scalars(select(Schedule).where(
-        Schedule.id.in_({a.schedule_id for a in appts})))))
+    found = sessions(db, db.execute(select(*_SESSION).where(
+        among(db, Schedule.id, {a.schedule_id for a in appts}))).all())
     return [{**_vars(found[a.schedule_id], a.start_at),
              "cancel_deadline": when(found[a.schedule_id].cancel_deadline)} for a in appts]
 
@@ -122,6 +142,6 @@ class Place:
     room: str = ""
 
     @classmethod
-    def of(cls, chain: list[Location]) -> Place:
+    def of(cls, chain: Sequence[Spot]) -> Place:
         return cls(**{loc.kind: loc.name for loc in chain
                       if loc.kind in ("campus", "building", "floor", "room")})

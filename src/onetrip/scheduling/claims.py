@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from onetrip.db import among
 from onetrip.errors import OnetripError
 from onetrip.scheduling import service
 from onetrip.scheduling.errors import PoolClosed, ScheduleFull, SlotInPast, SlotTaken
@@ -81,9 +82,9 @@ def expire_holds(db: Session, now: datetime, *, patient_ids: set[int] | None = N
     t = _APPOINTMENT.c
     stmt = update(_APPOINTMENT).where(t.status == "held", t.hold_expires_at <= now)
     if patient_ids is not None:
-        stmt = stmt.where(t.patient_id.in_(patient_ids))
+        stmt = stmt.where(among(db, t.patient_id, patient_ids))
     if slot_ids is not None:
-        stmt = stmt.where(t.slot_id.in_(slot_ids))
+        stmt = stmt.where(among(db, t.slot_id, slot_ids))
     db.connection().execute(stmt.values(status="expired"))
 
 
@@ -217,7 +218,7 @@ def refusals(db: Session, unclaimed: list[Pending], now: datetime,
     t = _SLOT.c
     named = {p.request.slot_id for p in unclaimed if p.request.slot_id is not None}
     slots = {r.id: r for r in db.connection().execute(
-        select(t.id, t.start_at, t.status, t.pool).where(t.id.in_(named)))} if named else {}
+        select(t.id, t.start_at, t.status, t.pool).where(among(db, t.id, named)))} if named else {}
     by_pools: dict[frozenset[Pool], set[int]] = defaultdict(set)
     for p in unclaimed:
         if p.request.slot_id is None:
@@ -227,7 +228,7 @@ def refusals(db: Session, unclaimed: list[Pending], now: datetime,
         mine = func.sum(case((service.open_to(pools, now, t), 1), else_=0))
         for sid, n, n_mine in db.connection().execute(
                 select(t.schedule_id, func.count(), mine)
-                .where(t.schedule_id.in_(schedule_ids), service.claimable(now, t),
+                .where(among(db, t.schedule_id, schedule_ids), service.claimable(now, t),
                        t.start_at > now).group_by(t.schedule_id)):
             free[(pools, sid)] = (n, n_mine)
     for p in unclaimed:

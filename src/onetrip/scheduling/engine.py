@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 
 from onetrip import events
 from onetrip.config import get_settings
-from onetrip.db import insert_rows
+from onetrip.db import among, insert_rows
 from onetrip.errors import OnetripError
 from onetrip.identity import audit
 from onetrip.identity import service as identity_service
@@ -173,20 +173,20 @@ def _read_context(db: Session, requests: Sequence[BookingRequest]) -> _Context:
     slot_schedule: dict[int, int] = {}
     if slot_ids:
         slot_schedule = dict(conn.execute(
-            select(Slot.id, Slot.schedule_id).where(Slot.id.in_(slot_ids))).all())
+            select(Slot.id, Slot.schedule_id).where(among(db, Slot.id, slot_ids))).all())
     schedule_ids = {r.schedule_id for r in requests if r.slot_id is None and r.schedule_id}
     schedule_ids |= set(slot_schedule.values())
     s = cast(Table, Schedule.__table__).c
     schedules = {row.id: row for row in conn.execute(
         select(s.id, s.hospital_id, s.department_id, s.day, s.status)
-        .where(s.id.in_(schedule_ids)))} if schedule_ids else {}
+        .where(among(db, s.id, schedule_ids)))} if schedule_ids else {}
     # Only a referral needs the hospitals (the alliance of the referring clinic, BK-4).
     referrals = [r for r in requests if r.channel is Channel.referral]
     hospital_ids = {row.hospital_id for row in schedules.values()} if referrals else set()
     hospital_ids |= {r.principal.hospital_id for r in referrals if r.principal.hospital_id}
     h = cast(Table, Hospital.__table__).c
     hospitals = {row.id: row for row in conn.execute(
-        select(h.id, h.kind, h.alliance_id).where(h.id.in_(hospital_ids)))
+        select(h.id, h.kind, h.alliance_id).where(among(db, h.id, hospital_ids)))
     } if hospital_ids else {}
     policies = service.policies_for(db, {row.hospital_id for row in schedules.values()})
     masters = identity_service.access_patients(
@@ -291,7 +291,8 @@ def _within_limits(db: Session, pending: list[Pending], out: list[Outcome | None
     rows = db.connection().execute(
         select(t.patient_id, t.schedule_id, t.department_id, t.day, t.status,
                t.hold_expires_at)
-        .where(t.patient_id.in_({p.patient_id for p in pending}), t.status.in_(_ACTIVE),
+        .where(among(db, t.patient_id, {p.patient_id for p in pending}),
+               t.status.in_(_ACTIVE),
                t.start_at > now - timedelta(hours=12))).all()
     lapsed = {r.patient_id for r in rows if r.status == "held"
               and r.hold_expires_at is not None and r.hold_expires_at <= now}
@@ -344,7 +345,7 @@ def _claim_and_insert(db: Session, pending: list[Pending], out: list[Outcome | N
         db.connection(), _APPOINTMENT, rows, returning=("slot_id", "id"), skip_conflicts=True)}
     refused = {row["slot_id"] for row in rows} - set(ids)
     if refused:
-        db.connection().execute(update(_SLOT).where(_SLOT.c.id.in_(refused))
+        db.connection().execute(update(_SLOT).where(among(db, _SLOT.c.id, refused))
                                 .values(status="free", held_until=None))
     booked = []
     for p, row in zip(claimed, rows, strict=True):

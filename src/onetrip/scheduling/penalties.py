@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from onetrip.config import get_settings
-from onetrip.db import Base, UTCDateTime, utcnow
+from onetrip.db import Base, UTCDateTime, among, utcnow
 from onetrip.org.models import Hospital
 from onetrip.scheduling.models import Appointment
 from onetrip.scheduling.rules import PenaltyEvent, PenaltyRule, Restriction, restriction_for
@@ -74,7 +74,7 @@ def recorded(db: Session, patient_ids: set[int],
     """These patients' events recorded by other domains: (patient, kind, when, hospital)."""
     rows = db.execute(select(PenaltyRecord.patient_id, PenaltyRecord.kind, PenaltyRecord.at,
                              PenaltyRecord.hospital_id)
-                      .where(PenaltyRecord.patient_id.in_(patient_ids)))
+                      .where(among(db, PenaltyRecord.patient_id, patient_ids)))
     return [(pid, PenaltyEvent(kind), at, hospital_id) for pid, kind, at, hospital_id in rows]
 
 
@@ -89,7 +89,7 @@ def penalty_histories(db: Session, patient_ids: set[int]) -> dict[int, History]:
     out: dict[int, History] = defaultdict(list)
     for pid, hospital_id, kind, cancelled_at, noshow_at in db.connection().execute(
             select(t.patient_id, t.hospital_id, t.penalty_event, t.cancelled_at, t.noshow_at)
-            .where(t.patient_id.in_(patient_ids), t.penalty_event.is_not(None))):
+            .where(among(db, t.patient_id, patient_ids), t.penalty_event.is_not(None))):
         at = noshow_at or cancelled_at
         if kind is not None and at is not None:
             out[pid].append((PenaltyEvent(kind), at, hospital_id))

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from onetrip.config import get_settings
+from onetrip.db import among
 from onetrip.identity import audit
 from onetrip.identity.service import Principal
 from onetrip.org import calendar as org_calendar
@@ -69,7 +70,7 @@ def policies_for(db: Session, hospital_ids: set[int],
     """``policy_for`` for several hospitals with one read (a batch of bookings)."""
     stored = {hid: (pools, penalty) for hid, pools, penalty in db.execute(
         select(BookingPolicy.hospital_id, BookingPolicy.pools, BookingPolicy.penalty)
-        .where(BookingPolicy.hospital_id.in_(hospital_ids)))} if hospital_ids else {}
+        .where(among(db, BookingPolicy.hospital_id, hospital_ids)))} if hospital_ids else {}
     return {hid: _validated(*(json.dumps(part, sort_keys=True) for part in stored[hid]))
             if hid in stored else _validated("{}", "{}") for hid in hospital_ids}
 
