@@ -138,8 +138,7 @@ def _worker(url: str, mode: str, hospital_id: int, schedules: list[int],
     clerk = Principal(role=Role.window, hospital_id=hospital_id, label="bench")
     counts: Counter[str] = Counter()
     lock = threading.Lock()
-    committer = GroupCommitter(threads=1 if url.startswith("sqlite") else
-                               get_settings().booking_threads) if mode == "ours" else None
+    committer = GroupCommitter() if mode == "ours" else None
 
     def ours(patient: int, schedule: int) -> None:
         assert committer is not None

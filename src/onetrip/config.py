@@ -24,9 +24,6 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     sql_echo: bool = False
     # BK-8: booking attempts a minute per signed-in account (or token) and per client address.
-    # Booking threads per server process (PostgreSQL; SQLite books with one): each
-    # commits the bookings that queued while it was busy (docs/booking.md).
-    booking_threads: int = Field(default=2, ge=1, le=16)
     booking_rate_per_account: int = Field(default=30, ge=1)
     booking_rate_per_address: int = Field(default=300, ge=1)
     # Identity numbers and phones at rest (docs/identity.md, "Key management"): comma-separated

@@ -36,7 +36,6 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from onetrip.config import get_settings
 from onetrip.db import new_session, writer_turn
 from onetrip.errors import OnetripError
 from onetrip.identity import service as identity_service
@@ -291,24 +290,20 @@ def _with_retries(open_session: Sessions, work: Callable[[Session], Any]) -> Any
 
 
 class GroupCommitter:
-    """The process's booking threads: ``submit`` a command, get its answer after its commit.
+    """The process's booking thread: ``submit`` a command, get its answer after its commit.
 
-    Each thread takes what queued while it was busy. With two, one batch is being built
-    or answered while the other waits for the database (PostgreSQL); SQLite has one writer
-    at a time, so there one thread is enough.
+    One thread a process: a second one, committing beside it, measured slower on two cores
+    (smaller batches, and the two contend for the interpreter).
     """
 
-    def __init__(self, *, max_batch: int = 200, sessions: Sessions | None = None,
-                 threads: int = 1) -> None:
+    def __init__(self, *, max_batch: int = 200, sessions: Sessions | None = None) -> None:
         self.max_batch = max_batch
         self.sessions = sessions
         self._queue: queue.SimpleQueue[tuple[Command, Future[Answer]] | None] = \
             queue.SimpleQueue()
-        self._threads = [threading.Thread(target=self._loop, daemon=True,
-                                          name=f"onetrip-group-commit-{i}")
-                         for i in range(threads)]
-        for thread in self._threads:
-            thread.start()
+        self._thread = threading.Thread(target=self._loop, name="onetrip-group-commit",
+                                        daemon=True)
+        self._thread.start()
 
     def submit(self, command: Command) -> Answer:
         """Queue a command and wait for its answer (from any thread)."""
@@ -324,15 +319,13 @@ class GroupCommitter:
         return future
 
     def close(self) -> None:
-        self._queue.put(None)  # each thread passes it on to the next
-        for thread in self._threads:
-            thread.join(timeout=10)
+        self._queue.put(None)
+        self._thread.join(timeout=10)
 
     def _loop(self) -> None:
         while True:
             item = self._queue.get()
             if item is None:
-                self._queue.put(None)
                 return
             batch = [item]
             while len(batch) < self.max_batch:
@@ -362,9 +355,7 @@ def committer() -> GroupCommitter:
     global _committer
     with _lock:
         if _committer is None:
-            settings = get_settings()
-            sqlite = settings.database_url.startswith("sqlite")
-            _committer = GroupCommitter(threads=1 if sqlite else settings.booking_threads)
+            _committer = GroupCommitter()
         return _committer
 
 
