@@ -67,6 +67,7 @@ class World:
     hospital_id: int
     hot: int
     spread: list[int]
+    http: list[int]
     naive: int
     patients: list[int]
     token: str
@@ -74,7 +75,7 @@ class World:
 
 
 def build(engine: Engine, *, hot_capacity: int, spread_capacity: int,
-          patients: int) -> World:
+          patients: int, http_capacity: int = 100) -> World:
     """One hospital, every slot online, the sessions three days ahead, many patients."""
     day = utcnow().astimezone(get_settings().tz).date() + timedelta(days=3)
     created = utcnow() - timedelta(days=30)
@@ -93,6 +94,7 @@ def build(engine: Engine, *, hot_capacity: int, spread_capacity: int,
 
         hot = session(depts[0], hot_capacity)
         spread = [session(depts[i % 20], spread_capacity) for i in range(200)]
+        http = [session(depts[i % 20], http_capacity) for i in range(100)]
         naive = session(depts[0], 200)
         n = patients
         now = utcnow()
@@ -105,7 +107,7 @@ def build(engine: Engine, *, hot_capacity: int, spread_capacity: int,
         _row, token = identity_service.create_token(db, role=Role.window, hospital_code=h.code)
         db.commit()
         return World(str(engine.url.render_as_string(hide_password=False)), h.id, hot, spread,
-                     naive, patients, token, day)
+                     http, naive, patients, token, day)
 
 
 def overbooked(engine: Engine) -> int:
@@ -357,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes = {"hot": hot_n, "spread": 200 * spread_cap, "naive": 2000, "serial": hot_n,
                  "http": http_n, "fair": rounds * fair_clients}
         world = build(engine, hot_capacity=hot_n, spread_capacity=spread_cap,
+                      http_capacity=http_n // 50,
                       patients=sum(sizes.values()))
         share: dict[str, list[int]] = {}
         start = 0
@@ -385,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
             "serializable_retries": serial_counts.get("retry", 0),
             "hot_outcomes": dict(hot_counts),
         }
-        results.update(run_http(world, share["http"], world.spread, seconds))
+        results.update(run_http(world, share["http"], world.http, seconds))
         excess, excess_se = run_fairness(world, engine, share["fair"], rounds=rounds,
                                          clients=fair_clients)
         results["fast_client_excess_pts"] = excess

@@ -12,11 +12,13 @@ from __future__ import annotations
 import secrets
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
-from typing import Any
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Integer, String, Table, bindparam, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from onetrip.config import get_settings
@@ -69,13 +71,13 @@ def opening_clocks(db: Session) -> list[tuple[time, float]]:
                    for clock in (p.online_release_time, p.same_day_open_time)})
 
 
-def may_be_opening(clocks: list[tuple[time, float]], now: datetime) -> bool:
-    """Whether ``now`` falls in the fair window of any opening clock (a cheap first check:
-    outside these few seconds of the day no booking needs the draw)."""
+def opening_windows(clocks: list[tuple[time, float]], day: date,
+                    ) -> list[tuple[datetime, datetime]]:
+    """The fair windows of a local day: from each opening clock, for its seconds. Outside
+    these few seconds of the day no booking needs the draw."""
     tz = get_settings().tz
-    local = now.astimezone(tz)
-    return any(in_opening_rush(at_local(local.date(), clock, tz), now, seconds)
-               for clock, seconds in clocks)
+    return [(at_local(day, clock, tz), at_local(day, clock, tz) + timedelta(seconds=seconds))
+            for clock, seconds in clocks]
 
 
 def opening_for(db: Session, *, schedule_id: int | None, slot_id: int | None,
@@ -122,19 +124,35 @@ def count_attempt(db: Session, key: str, now: datetime, limit: int) -> None:
 
 
 def count_attempts(db: Session, attempts: Counter[str], now: datetime) -> dict[str, int]:
-    """Add attempts per key to this minute's windows (a batch of requests: one upsert a
-    key); the counts afterwards, by key."""
+    """Add attempts per key to this minute's windows, all keys with one upsert (a batch of
+    requests); the counts afterwards, by key."""
     window = now.replace(second=0, microsecond=0)
-    dialect = db.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    out: dict[str, int] = {}
-    for key in sorted(attempts):  # in key order: two batches never wait on each other
-        stmt = insert(RateCounter).values(key=key[:120], window_start=window,
-                                          count=attempts[key])
-        stmt = stmt.on_conflict_do_update(index_elements=["key", "window_start"],
-                                          set_={"count": RateCounter.count + attempts[key]})
-        out[key] = db.execute(stmt.returning(RateCounter.count)).scalar_one()
-    return out
+    keys = sorted(attempts)  # in key order: two batches never wait on each other
+    rows = db.connection().execute(_upsert(db.get_bind().dialect.name), {
+        "keys": [k[:120] for k in keys], "window": window,
+        "counts": [attempts[k] for k in keys]} if db.get_bind().dialect.name == "postgresql"
+        else [{"key": k[:120], "window_start": window, "count": attempts[k]} for k in keys])
+    counts = dict(rows.all())
+    return {k: counts[k[:120]] for k in keys}
+
+
+@lru_cache(maxsize=2)
+def _upsert(dialect: str) -> Any:
+    """The counters' upsert, built once: PostgreSQL takes every key of a batch in one
+    statement (the keys and counts as arrays); SQLite one key at a time in executemany."""
+    table = cast(Table, RateCounter.__table__)
+    if dialect == "postgresql":
+        given = select(func.unnest(bindparam("keys", type_=ARRAY(String))).label("key"),
+                       bindparam("window", type_=table.c.window_start.type).label("window"),
+                       func.unnest(bindparam("counts", type_=ARRAY(Integer))).label("n"))
+        stmt: Any = postgresql.insert(table).from_select(["key", "window_start", "count"],
+                                                         given)
+    else:
+        stmt = sqlite.insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=["key", "window_start"],
+        set_={"count": table.c.count + stmt.excluded.count}).returning(table.c.key,
+                                                                      table.c.count)
 
 
 def forget(db: Session, *, before: datetime) -> None:

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
 from time import monotonic
 from typing import Annotated, Any
 
@@ -47,9 +47,21 @@ def attempt_keys(request: Request) -> tuple[tuple[str, int], ...]:
 
 @dataclass
 class _Clocks:
+    """This process's copy of the opening clocks, and their fair windows by local day."""
+
     read_at: float = -1e9
     generation: int = -1
     clocks: tuple[tuple[time, float], ...] = ()
+    windows: dict[date, list[tuple[datetime, datetime]]] = field(default_factory=dict)
+
+    def rush(self, now: datetime) -> bool:
+        tz = get_settings().tz
+        day = now.astimezone(tz).date()
+        if day not in self.windows:  # with the day before's: a window may cross midnight
+            self.windows[day] = [*fairness.opening_windows(list(self.clocks), day),
+                                 *fairness.opening_windows(list(self.clocks),
+                                                           day - timedelta(days=1))]
+        return any(start <= now < end for start, end in self.windows[day])
 
 
 _clocks = _Clocks()
@@ -59,6 +71,8 @@ _reading = asyncio.Lock()
 async def _rush(units: Units, now: datetime) -> bool:
     """Whether ``now`` may fall in some pool's fair window. The clocks are read again after
     CLOCKS_TTL or a policy change in this process, by one request while the others wait."""
+    global _clocks
+
     def fresh() -> bool:
         return (_clocks.generation == service.policy_generation()
                 and monotonic() - _clocks.read_at <= fairness.CLOCKS_TTL)
@@ -68,9 +82,8 @@ async def _rush(units: Units, now: datetime) -> bool:
             if not fresh():
                 generation = service.policy_generation()
                 found = await units(fairness.opening_clocks, write=False)
-                _clocks.read_at, _clocks.generation = monotonic(), generation
-                _clocks.clocks = tuple(found)
-    return fairness.may_be_opening(list(_clocks.clocks), now)
+                _clocks = _Clocks(monotonic(), generation, tuple(found))
+    return _clocks.rush(now)
 
 
 def _until(moment: datetime, now: datetime) -> float:
