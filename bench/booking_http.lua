@@ -1,7 +1,7 @@
 -- wrk script for bench/booking.py: POST /api/v1/appointments, each request for another
 -- patient and a schedule picked from the list, with its own Idempotency-Key; the answer
 -- codes are counted per thread and printed with the latencies as one JSON line.
---   wrk -s booking_http.lua URL -- THREADS FIRST_PATIENT PATIENTS SCHEDULE,IDS TOKEN
+--   wrk -s booking_http.lua URL -- THREADS FIRST_PATIENT PATIENTS SCHEDULE,IDS TOKEN RUN
 local threads = {}
 local counter = 0
 
@@ -20,6 +20,7 @@ function init(args)
   schedules = {}
   for s in string.gmatch(args[4], "%d+") do table.insert(schedules, tonumber(s)) end
   token = args[5]
+  run = args[6]
 end
 
 function request()
@@ -30,7 +31,7 @@ function request()
   return wrk.format("POST", "/api/v1/appointments", {
     ["Content-Type"] = "application/json",
     ["Authorization"] = "Bearer " .. token,
-    ["Idempotency-Key"] = string.format("wrk-%d-%d", id, sent)}, body)
+    ["Idempotency-Key"] = string.format("wrk-%s-%d-%d", run, id, sent)}, body)
 end
 
 function response(status, headers, body)

@@ -132,7 +132,7 @@ def server(url: str, *, workers: int = 2, port: int | None = None,
     # The server's stderr goes to a file: a pipe nobody reads fills up and stalls the server.
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "onetrip.main:create_app", "--factory",
+            [sys.executable, "-m", "uvicorn", "onetrip.main:serve_app", "--factory",
              "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
              "--log-level", "warning", "--no-access-log"],
             env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)

@@ -34,7 +34,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
     import uvicorn
 
     logging.basicConfig(level=get_settings().log_level)
-    uvicorn.run("onetrip.main:create_app", factory=True, host=host, port=port,
+    uvicorn.run("onetrip.main:serve_app", factory=True, host=host, port=port,
                 workers=workers, reload=reload, log_level=get_settings().log_level.lower())
 
 
