@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 log = logging.getLogger(__name__)
 
 _KEY = "onetrip.pending_events"
+_DISPATCHED = "onetrip.dispatched_in_tx"  # how many of the queued events ran in the tx
 
 
 @dataclass(frozen=True)
@@ -76,15 +77,15 @@ def _handlers(table: dict[type[Event], list[Any]], ev: Event) -> list[Any]:
 
 @sa_event.listens_for(Session, "before_commit")
 def _run_in_transaction(db: Session) -> None:
-    done: list[Event] = db.info.setdefault("onetrip.dispatched_in_tx", [])
-    # Handlers may publish further events; keep going until the queue is drained.
-    while True:
-        pending = [e for e in db.info.get(_KEY, []) if not any(e is d for d in done)]
-        if not pending:
-            return
+    # The queue only grows until the transaction ends: what was dispatched is its first
+    # ``dispatched`` events. Handlers may publish further events; keep going until the
+    # queue is drained.
+    queue: list[Event] = db.info.setdefault(_KEY, [])
+    while db.info.get(_DISPATCHED, 0) < len(queue):
+        pending = queue[db.info.get(_DISPATCHED, 0):]
+        db.info[_DISPATCHED] = len(queue)
         grouped: dict[ManyHandler, list[Event]] = {}
         for ev in pending:
-            done.append(ev)
             for handler in _handlers(_in_tx, ev):
                 handler(db, ev)
             for many in _handlers(_in_tx_many, ev):
@@ -97,7 +98,7 @@ def _run_in_transaction(db: Session) -> None:
 @sa_event.listens_for(Session, "after_commit")
 def _run_after_commit(db: Session) -> None:
     pending = db.info.pop(_KEY, [])
-    db.info.pop("onetrip.dispatched_in_tx", None)
+    db.info.pop(_DISPATCHED, None)
     for ev in pending:
         for handler in _handlers(_after, ev):
             try:
@@ -109,4 +110,4 @@ def _run_after_commit(db: Session) -> None:
 @sa_event.listens_for(Session, "after_rollback")
 def _discard(db: Session) -> None:
     db.info.pop(_KEY, None)
-    db.info.pop("onetrip.dispatched_in_tx", None)
+    db.info.pop(_DISPATCHED, None)
