@@ -28,7 +28,11 @@ from onetrip.scheduling.models import IdempotencyRecord
 
 
 def principal_key(principal: Principal) -> str:
-    return f"{principal.role.value}:{principal.token_id}:{getattr(principal, 'account_id', '')}"
+    """Whose keys these are: the token, the phone account or the staff member (a signed-in
+    staff member has neither token nor account; without its id, every clerk of a role
+    would share one set of keys)."""
+    return (f"{principal.role.value}:{principal.token_id}:{principal.account_id}:"
+            f"{principal.staff_id}")
 
 
 def request_hash(path: str, body: Any) -> str:
