@@ -68,3 +68,18 @@ def test_an_api_booking_in_the_fair_window_is_answered_from_the_draw(
     assert again.headers["Idempotent-Replayed"] == "true"
     assert len(db.scalars(select(Appointment).where(
         Appointment.schedule_id == clinic.schedule.id)).all()) == 1
+
+
+def test_a_page_booking_in_the_same_opening_leaves_the_api_draw_alone(
+        db: Session, clinic: Clinic) -> None:
+    from onetrip.scheduling import fairness
+
+    opening = fairness.Opening("h:online:07:00", OPEN + timedelta(seconds=2))
+    fairness.take_ticket(db, opening, OPEN)  # a portal or FHIR booking: no request kept
+    patient, _ = clinic.patient(db)
+    command = groupcommit.Command(patient_id=patient.id, channel=Channel.window, now=OPEN,
+                                  schedule_id=clinic.schedule.id, principal=clinic.window)
+    kept = fairness.take_ticket(db, opening, OPEN, command=command.to_json())
+    groupcommit.book_drawn(db, opening.key, now=OPEN)
+    db.refresh(kept)
+    assert kept.status_code == 201, kept.answer

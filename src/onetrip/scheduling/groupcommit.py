@@ -211,13 +211,22 @@ def book_drawn(db: Session, opening: str, *, now: datetime) -> None:
     tickets = list(db.scalars(select(OpeningTicket).where(
         OpeningTicket.opening == opening, OpeningTicket.command.is_not(None),
         OpeningTicket.status_code.is_(None)).order_by(OpeningTicket.draw)))
-    if not tickets:
-        return
-    commands = [Command.from_json(t.command or {}, now=now) for t in tickets]
-    for ticket, answer in zip(tickets, run_batch(db, commands, now=now), strict=True):
-        ticket.status_code = answer.status_code
-        ticket.answer = {"body": answer.body, "replayed": answer.replayed}
+    readable: list[tuple[OpeningTicket, Command]] = []
+    for ticket in tickets:
+        try:
+            readable.append((ticket, Command.from_json(ticket.command or {}, now=now)))
+        except (KeyError, TypeError, ValueError):  # kept by another version of OneTrip
+            log.exception("opening ticket %s cannot be read; answered as failed", ticket.id)
+            _keep(ticket, INTERNAL)
+    answers = run_batch(db, [c for _t, c in readable], now=now) if readable else []
+    for (ticket, _c), answer in zip(readable, answers, strict=True):
+        _keep(ticket, answer)
     db.flush()
+
+
+def _keep(ticket: OpeningTicket, answer: Answer) -> None:
+    ticket.status_code = answer.status_code
+    ticket.answer = {"body": answer.body, "replayed": answer.replayed}
 
 
 def limited(db: Session, commands: Sequence[Command], *, now: datetime) -> list[Answer | None]:

@@ -255,9 +255,10 @@ class OpeningTicket(Base):
     opening: Mapped[str] = mapped_column(String(80))
     draw: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
-    command: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # none_as_null: a ticket without a request is SQL NULL, not the JSON text null.
+    command: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     status_code: Mapped[int | None] = mapped_column(Integer)
-    answer: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    answer: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
 
 
 class RateCounter(Base):
