@@ -21,7 +21,7 @@ from onetrip.org.models import Hospital
 from onetrip.scheduling import engine as booking_engine
 from onetrip.scheduling import groupcommit
 from onetrip.scheduling.groupcommit import Command, GroupCommitter
-from onetrip.scheduling.models import Appointment, IdempotencyRecord
+from onetrip.scheduling.models import Appointment, IdempotencyRecord, RateCounter
 from onetrip.scheduling.rules import Channel
 from tests import racekit
 
@@ -138,3 +138,52 @@ def test_attempts_past_the_rate_limit_are_refused_before_booking(
                     principal=clerk, rate_keys=limit)
     assert groupcommit.execute([later], sessions=sessions_for(race_engine, write=True))[
         0].status_code == 201
+
+
+def test_a_request_given_up_before_its_turn_is_not_booked_and_the_thread_lives_on(
+        race_engine: Engine, seeded: tuple[racekit.Seed, Principal],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    seed, clerk = seeded
+    busy, release = threading.Event(), threading.Event()
+    real = groupcommit.execute
+
+    def slow(commands: list[Command], **kw: object) -> list[groupcommit.Answer]:
+        busy.set()
+        release.wait(10)
+        return real(commands, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(groupcommit, "execute", slow)
+    committer = GroupCommitter(sessions=sessions_for(race_engine, write=True))
+    first = committer.submit_future(command(seed, clerk, seed.patient_ids[0]))
+    assert busy.wait(10)
+    gone = committer.submit_future(command(seed, clerk, seed.patient_ids[1]))
+    assert gone.cancel()  # its caller went away while the first batch was committing
+    release.set()
+    assert first.result(10).status_code == 201
+    assert committer.submit(command(seed, clerk, seed.patient_ids[2])).status_code == 201
+    committer.close()
+    with Session(race_engine) as db:
+        assert sorted(db.scalars(select(Appointment.patient_id))) == sorted(
+            [seed.patient_ids[0], seed.patient_ids[2]])
+
+
+def test_after_an_unexpected_error_attempts_are_not_counted_twice(
+        race_engine: Engine, seeded: tuple[racekit.Seed, Principal],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    seed, clerk = seeded
+    real = booking_engine.book_many
+
+    def failing_once(db: Session, requests: list[booking_engine.BookingRequest], *,
+                     now: datetime) -> list[booking_engine.Outcome]:
+        if len(requests) > 1:
+            raise RuntimeError("the batch fails; one by one it works")
+        return real(db, requests, now=now)
+
+    monkeypatch.setattr(booking_engine, "book_many", failing_once)
+    limit = (("account:desk", 10),)
+    answers = groupcommit.execute(
+        [command(seed, clerk, p, rate_keys=limit) for p in seed.patient_ids[:3]],
+        sessions=sessions_for(race_engine, write=True))
+    assert [a.status_code for a in answers] == [201, 201, 201]
+    with Session(race_engine) as db:
+        assert db.scalar(select(RateCounter.count).where(RateCounter.key == "account:desk")) == 3

@@ -13,9 +13,9 @@ one commit (one fsync) whether it books one patient or a hundred. Nobody waits f
 to fill: a lone request is committed at once, and a batch grows only while the database is
 busy with the one before.
 
-A database failure (a deadlock PostgreSQL broke, a lost connection) undoes the batch and it
-runs again; an unexpected error runs the batch's commands one by one, so that only the
-command at fault gets the error.
+A deadlock PostgreSQL broke (or a serialization failure) undoes the batch and it runs
+again; any other error runs the batch's commands one by one, so that only the command at
+fault gets the error.
 """
 
 from __future__ import annotations
@@ -256,10 +256,12 @@ def execute(commands: Sequence[Command], *, sessions: Sessions | None = None) ->
     database): the rate count, then the bookings; retried after a deadlock, split into
     single commands after an unexpected error."""
     open_session = sessions or (lambda: new_session(write=True))
-    now = max(c.now for c in commands)
+    counted = False
     try:
+        now = max(c.now for c in commands)
         answers = _with_retries(open_session, lambda db: limited(db, commands, now=now)) \
             if any(c.rate_keys for c in commands) else [None] * len(commands)
+        counted = True
         todo = [i for i, a in enumerate(answers) if a is None]
         if todo:
             booked = _with_retries(open_session, lambda db: run_batch(
@@ -273,7 +275,9 @@ def execute(commands: Sequence[Command], *, sessions: Sessions | None = None) ->
             return [INTERNAL]
         log.exception("booking batch of %d failed; running its commands one by one",
                       len(commands))
-        return [execute([c], sessions=sessions)[0] for c in commands]
+        # Their attempts were counted already (that count committed on its own).
+        return [execute([dataclasses.replace(c, rate_keys=()) if counted else c],
+                        sessions=sessions)[0] for c in commands]
 
 
 def _with_retries(open_session: Sessions, work: Callable[[Session], Any]) -> Any:
@@ -346,7 +350,16 @@ class GroupCommitter:
                     self._queue.put(None)
                     break
                 batch.append(more)
-            answers = execute([c for c, _f in batch], sessions=self.sessions)
+            # A request whose caller has gone (its future cancelled) is not booked; once
+            # taken, a request can no longer be cancelled and always gets its answer.
+            batch = [(c, f) for c, f in batch if f.set_running_or_notify_cancel()]
+            if not batch:
+                continue
+            try:
+                answers = execute([c for c, _f in batch], sessions=self.sessions)
+            except BaseException:  # execute answers its own failures; the thread must live
+                log.exception("booking batch of %d could not be answered", len(batch))
+                answers = [INTERNAL] * len(batch)
             for (_c, future), answer in zip(batch, answers, strict=True):
                 future.set_result(answer)
 
