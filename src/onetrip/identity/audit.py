@@ -89,6 +89,13 @@ def _take_chain(db: Session, preferred: int) -> int:
     return chain
 
 
+def hold_chain(db: Session, key: str) -> None:
+    """Take this transaction's chain now, before its other locks (a batch of bookings): a
+    chain taken last might wait for a transaction that waits for this one's locks.
+    ``key`` spreads the callers over the chains (a process's batches prefer one)."""
+    _take_chain(db, zlib.crc32(key.encode()) % CHAINS)
+
+
 def _last_hash(db: Session, chain: int) -> str:
     last = db.scalar(select(AuditEvent.hash).where(AuditEvent.chain == chain)
                      .order_by(AuditEvent.id.desc()).limit(1))
@@ -163,7 +170,14 @@ def record_many(db: Session, entries: Sequence[Entry]) -> None:
 @sa_event.listens_for(Session, "after_commit")
 def _forget_denials(db: Session) -> None:
     db.info.pop(_DENIED, None)
-    db.info.pop(_HELD, None)
+
+
+@sa_event.listens_for(Session, "after_transaction_end")
+def _release_chain(db: Session, transaction: SessionTransaction) -> None:
+    # The database released the chain lock with the transaction, however it ended
+    # (commit, rollback, or the session closed).
+    if transaction.parent is None:
+        db.info.pop(_HELD, None)
 
 
 @sa_event.listens_for(Session, "after_soft_rollback")

@@ -57,14 +57,6 @@ def restriction_of(db: Session, *, patient_id: int, hospital_id: int, rule: Pena
     return penalties.restriction_in(db, {}, history, hospital_id=hospital_id, rule=rule, now=now)
 
 
-def penalty_history(db: Session, *, patient_id: int, hospital_id: int,
-                    rule: PenaltyRule) -> list[tuple[PenaltyEvent, datetime]]:
-    """A patient's penalty events at a hospital (or its region, as the rule's scope says):
-    the appointments' own and those other domains recorded (exam no-shows, EX-4)."""
-    history = penalties.penalty_histories(db, {patient_id}).get(patient_id, [])
-    return penalties.in_scope(db, {}, history, hospital_id=hospital_id, rule=rule)
-
-
 def book(db: Session, *, principal: Principal, patient_id: int, channel: Channel,
          now: datetime, slot_id: int | None = None, schedule_id: int | None = None,
          hold: bool = False) -> Appointment:

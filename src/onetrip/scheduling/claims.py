@@ -3,9 +3,10 @@ hold has run out), released and in a pool open to the channel (BK-3, BK-8).
 
 Each statement is built once per shape, its values bound at execution, and claims the
 slots of a whole batch: the named slots of the requests that name one, and each schedule's
-earliest open slots for the others. On PostgreSQL the earliest slots are picked with
-``FOR UPDATE SKIP LOCKED`` so that concurrent batches spread over a schedule instead of
-queueing on one slot; on SQLite, with one writer at a time, nothing is locked.
+earliest open slots for the others. On PostgreSQL slots are picked with ``FOR UPDATE SKIP
+LOCKED``, so concurrent batches spread over a schedule and never wait for one another (two
+batches waiting for each other's slots would deadlock); on SQLite, with one writer at a
+time, nothing is locked.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Integer,
     Table,
     and_,
+    any_,
     bindparam,
     case,
     func,
@@ -44,8 +46,6 @@ if TYPE_CHECKING:
 
 _APPOINTMENT = cast(Table, Appointment.__table__)
 _SLOT = cast(Table, Slot.__table__)
-#: How often a PostgreSQL claim may wait for bookings in flight before calling a schedule full.
-_WAIT_ROUNDS = 20
 
 
 @dataclass
@@ -64,16 +64,30 @@ class Pending:
 
 def claim(db: Session, pending: list[Pending], now: datetime) -> None:
     """Give each request a slot where one can be had (``Pending.slot``): the named slots
-    first, then each schedule's earliest, grouped by pool set and hold."""
+    first, then each schedule's earliest, grouped by pool set and hold. A slot named by
+    several requests goes to the first of them (the lowest draw, after an opening)."""
+    named = sorted((p for p in pending if p.request.slot_id is not None),
+                   key=lambda p: p.index)
+    first: dict[int | None, Pending] = {}
+    again: list[Pending] = []
+    for p in named:
+        if p.request.slot_id in first:
+            again.append(p)
+        else:
+            first[p.request.slot_id] = p
     by_slot: dict[tuple[frozenset[Pool], datetime | None], list[Pending]] = defaultdict(list)
+    for p in first.values():
+        by_slot[(p.pools, p.hold_until)].append(p)
+    for (pools, _until), group in by_slot.items():
+        _claim_slots(db, group, pools, now)
+    for p in again:  # a slot another request named first: it goes to them, if it could
+        _claim_slots(db, [p], p.pools, now)
     by_pools: dict[tuple[frozenset[Pool], datetime | None], list[Pending]] = defaultdict(list)
     for p in pending:
-        (by_slot if p.request.slot_id is not None else by_pools)[
-            (p.pools, p.hold_until)].append(p)
-    for (pools, _until), named in by_slot.items():
-        _claim_slots(db, named, pools, now)
-    for (pools, _until), earliest in by_pools.items():
-        _claim_earliest(db, earliest, pools, now)
+        if p.request.slot_id is None:
+            by_pools[(p.pools, p.hold_until)].append(p)
+    for (pools, _until), group in by_pools.items():
+        _claim_earliest(db, group, pools, now)
 
 
 def expire_holds(db: Session, now: datetime, *, patient_ids: set[int] | None = None,
@@ -107,8 +121,7 @@ def _claim_params(group: list[Pending], pools: frozenset[Pool], now: datetime,
 
 
 @lru_cache(maxsize=512)
-def _claim_statement(dialect: str, *, named: bool, lapsed: bool, skip_locked: bool,
-                     schedules: int = 0) -> Any:
+def _claim_statement(dialect: str, *, named: bool, lapsed: bool, schedules: int = 0) -> Any:
     """The claim UPDATE, built once per shape (its values are bound parameters): the named
     slots, or each schedule's earliest ones (on SQLite, for how many schedules); free
     slots, or those whose hold ran out."""
@@ -117,11 +130,12 @@ def _claim_statement(dialect: str, *, named: bool, lapsed: bool, skip_locked: bo
     state = and_(t.status == "held", t.held_until <= now) if lapsed else t.status == "free"
     conditions = [state, t.start_at > now,
                   service.open_to(bindparam("pools", expanding=True), now, t)]
+    postgres = dialect == "postgresql"
     if named:
-        target = t.id.in_(bindparam("ids", expanding=True))
+        target = (t.id == _pick_named(t, conditions).c.id if postgres
+                  else t.id.in_(bindparam("ids", expanding=True)))
     else:
-        pick = (_pick_locked(t, conditions, skip_locked) if dialect == "postgresql"
-                else _pick_each(t, conditions, schedules))
+        pick = _pick_locked(t, conditions) if postgres else _pick_each(t, conditions, schedules)
         target = t.id == pick.c.id
     return (update(_SLOT).where(target, *conditions)
             .values(status=bindparam("claimed"), held_until=bindparam("held_until"))
@@ -135,12 +149,12 @@ def _claim_slots(db: Session, group: list[Pending], pools: frozenset[Pool],
     wanted = {p.request.slot_id for p in group if p.request.slot_id is not None}
     for lapsed in (False, True):
         rows = db.connection().execute(
-            _claim_statement(dialect, named=True, lapsed=lapsed, skip_locked=False),
+            _claim_statement(dialect, named=True, lapsed=lapsed),
             {**_claim_params(group, pools, now), "ids": sorted(wanted)}).all()
         if lapsed and rows:
             expire_holds(db, now, slot_ids=[r.id for r in rows])
         got = {r.id: r for r in rows}
-        for p in group:  # the first request for a slot gets it; a second finds it taken
+        for p in group:
             if p.slot is None and p.request.slot_id in got:
                 p.slot = got.pop(cast(int, p.request.slot_id))
         wanted = {p.request.slot_id for p in group
@@ -156,49 +170,49 @@ def _claim_earliest(db: Session, group: list[Pending], pools: frozenset[Pool],
 
     Free slots are tried first and slots whose hold ran out second, each with a condition
     the (schedule, status, start) index answers. On PostgreSQL the pick skips slots that
-    other bookings have locked; only for a schedule where that finds too few does it wait
-    for them, so a schedule is called full only once the bookings in flight have finished
-    (one of them may yet roll back).
+    other bookings have locked and never waits for them: a batch that waited for another's
+    slots while holding its own could deadlock with it. A slot another booking holds is
+    taken for this batch; if that booking rolls back, the slot is free for the next.
     """
     dialect = db.get_bind().dialect.name
     waiting: dict[int, list[Pending]] = defaultdict(list)
     for p in group:
         waiting[p.schedule.id].append(p)
     for lapsed in (False, True):
-        trying = set(waiting)
-        rounds = [True, False] * _WAIT_ROUNDS if dialect == "postgresql" else [False]
-        for skip_locked in rounds:
-            need = {sid: len(waiting[sid]) for sid in sorted(trying) if waiting[sid]}
-            if not need:
-                break
-            params = {**_claim_params(group, pools, now), "want_sids": list(need),
-                      "want_ns": list(need.values())}
-            for i, (sid, n) in enumerate(need.items()):
-                params |= {f"sid_{i}": sid, f"n_{i}": n}
-            rows = db.connection().execute(_claim_statement(
-                dialect, named=False, lapsed=lapsed, skip_locked=skip_locked,
-                schedules=0 if dialect == "postgresql" else len(need)), params).all()
-            if lapsed and rows:
-                expire_holds(db, now, slot_ids=[r.id for r in rows])
-            got = set()
-            for row in sorted(rows, key=lambda r: (r.start_at, r.id)):
-                waiting[row.schedule_id].pop(0).slot = row
-                got.add(row.schedule_id)
-            if not skip_locked:
-                # Waited, and nothing came free there: the slots in flight were booked.
-                trying &= got
+        need = {sid: len(waiting[sid]) for sid in sorted(waiting) if waiting[sid]}
+        if not need:
+            return
+        params = {**_claim_params(group, pools, now), "want_sids": list(need),
+                  "want_ns": list(need.values())}
+        for i, (sid, n) in enumerate(need.items()):
+            params |= {f"sid_{i}": sid, f"n_{i}": n}
+        rows = db.connection().execute(_claim_statement(
+            dialect, named=False, lapsed=lapsed,
+            schedules=0 if dialect == "postgresql" else len(need)), params).all()
+        if lapsed and rows:
+            expire_holds(db, now, slot_ids=[r.id for r in rows])
+        for row in sorted(rows, key=lambda r: (r.start_at, r.id)):
+            waiting[row.schedule_id].pop(0).slot = row
 
 
-def _pick_locked(t: Any, conditions: list[Any], skip_locked: bool) -> Any:
-    """PostgreSQL: each schedule's earliest ``want_ns`` slots, locked, as a CTE. A CTE is
-    picked once; ``id IN (subquery)`` may be rescanned, and with SKIP LOCKED pick other
-    slots. The wanted counts travel as two arrays."""
+def _pick_named(t: Any, conditions: list[Any]) -> Any:
+    """PostgreSQL: the named slots (``ids``, an array) that no other booking holds, locked,
+    as a CTE: a slot another batch holds is not waited for."""
+    return (select(t.id).where(t.id == any_(bindparam("ids", type_=ARRAY(Integer))),
+                               *conditions)
+            .with_for_update(skip_locked=True).cte("picked"))
+
+
+def _pick_locked(t: Any, conditions: list[Any]) -> Any:
+    """PostgreSQL: each schedule's earliest ``want_ns`` slots that no other booking holds,
+    locked, as a CTE. A CTE is picked once; ``id IN (subquery)`` may be rescanned, and with
+    SKIP LOCKED pick other slots. The wanted counts travel as two arrays."""
     want = select(
         func.unnest(bindparam("want_sids", type_=ARRAY(Integer))).label("sid"),
         func.unnest(bindparam("want_ns", type_=ARRAY(Integer))).label("n")).subquery("want")
     per_schedule = (select(t.id).where(t.schedule_id == want.c.sid, *conditions)
                     .order_by(t.start_at).limit(want.c.n)
-                    .with_for_update(skip_locked=skip_locked).lateral("per_schedule"))
+                    .with_for_update(skip_locked=True).lateral("per_schedule"))
     return select(per_schedule.c.id).select_from(want.join(per_schedule, true())).cte("picked")
 
 

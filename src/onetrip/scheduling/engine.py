@@ -8,17 +8,18 @@ hands it every request that arrived while the previous batch was committing.
 The invariants stay in the database (BK-3, BK-8):
 
 * a slot is claimed only by a conditional UPDATE that succeeds while it is free (or its hold
-  has run out), released, and in a pool open to the channel; on PostgreSQL the earliest free
-  slots of a schedule are picked with ``FOR UPDATE SKIP LOCKED``, so concurrent batches
-  spread over a schedule's slots instead of queueing on one;
+  has run out), released, and in a pool open to the channel (``claims``); on PostgreSQL
+  the slots are picked with ``FOR UPDATE SKIP LOCKED``, so concurrent batches spread over a
+  schedule's slots and never wait for each other's;
 * appointments enter under partial unique indexes (one active claim per slot, per patient per
   department per day, per patient per schedule);
 * a patient's limits are counted under a per-patient lock (an advisory lock on PostgreSQL,
   the write lock on SQLite), taken for the whole batch in patient order.
 
-A batch costs the same dozen statements whatever its size: the reads of schedules, policies,
-patients and histories, the locks, one claim per schedule, one insert of the appointments,
-one of their audit rows, and the notify domain's outbox rows through the events.
+A batch costs about the same dozen statements whatever its size: the reads of schedules,
+policies, patients and histories, the locks, one claim statement per pool set (for all its
+schedules), one insert of the appointments, one of their audit rows, and the notify
+domain's outbox rows through the events.
 """
 
 from __future__ import annotations
@@ -76,8 +77,6 @@ _ACTIVE = [s.value for s in ACTIVE_STATUSES]
 _PATIENT_LOCK = 7_301  # advisory-lock namespace for per-patient booking limits
 _APPOINTMENT = cast(Table, Appointment.__table__)
 _SLOT = cast(Table, Slot.__table__)
-#: How often a PostgreSQL claim may wait for bookings in flight before calling a schedule full.
-_WAIT_ROUNDS = 20
 
 
 @dataclass(frozen=True)
@@ -136,7 +135,7 @@ def book_many(db: Session, requests: Sequence[BookingRequest], *,
 
     Requests are served in the order given (a fair draw decides that order in the seconds
     after a pool opens). A refused request writes nothing, except the audit row of a denied
-    access to a patient. Raises only on a database failure, which leaves the batch undone.
+    access to a patient. Raises only on a database failure: the caller rolls back.
     """
     out: list[Outcome | None] = [None] * len(requests)
     if not requests:
@@ -161,7 +160,8 @@ def book_many(db: Session, requests: Sequence[BookingRequest], *,
             seen.add(p.patient_id)
         _book_round(db, this_round, out, now)
         pending = later
-    return [o if o is not None else SlotNotFound() for o in out]
+    assert all(o is not None for o in out), "every request is answered"
+    return [o for o in out if o is not None]
 
 
 # --- reads ---------------------------------------------------------------------------------

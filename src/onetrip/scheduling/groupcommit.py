@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
 import queue
 import threading
 from collections import Counter
@@ -38,6 +39,7 @@ from sqlalchemy.orm import Session
 
 from onetrip.db import new_session, writer_turn
 from onetrip.errors import OnetripError
+from onetrip.identity import audit
 from onetrip.identity import service as identity_service
 from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
@@ -135,6 +137,7 @@ def run_batch(db: Session, commands: Sequence[Command], *, now: datetime) -> lis
     """Authenticate, claim keys, book and store the answers of a batch, in one transaction
     (the caller commits). A command's refusal never touches another command's booking."""
     answers: list[Answer | None] = [None] * len(commands)
+    audit.hold_chain(db, f"batch:{os.getpid()}")
     principals = _principals(db, commands)
     for i, p in enumerate(principals):
         if isinstance(p, OnetripError):
