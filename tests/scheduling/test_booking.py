@@ -285,3 +285,37 @@ def test_created_before_release_is_not_bookable_from_any_online_channel(
     with pytest.raises(PoolClosed):
         booking.book(db, principal=pa, patient_id=a.id, channel=Channel.wechat,
                      schedule_id=clinic.schedule.id, now=CREATED)
+
+
+def test_a_claim_the_unique_indexes_refuse_is_answered_alone_and_leaves_the_slot_right(
+        db: Session, clinic: Clinic) -> None:
+    from sqlalchemy import update
+
+    from onetrip.scheduling.models import Slot
+
+    # An active appointment on a slot marked free (the slot was freed by hand): claiming it
+    # is refused by the one-claim-per-slot index, and the slot stays taken.
+    holder, _ = clinic.patient(db)
+    held = clinic.book(db, holder.id)
+    db.execute(update(Slot).where(Slot.id == held.slot_id).values(status="free"))
+    other, _ = clinic.patient(db)
+    with pytest.raises(SlotTaken):
+        booking.book(db, principal=clinic.window, patient_id=other.id, channel=Channel.window,
+                     slot_id=held.slot_id, now=OPEN)
+    assert db.get_one(Slot, held.slot_id).status == "booked"
+    # An active appointment the limit check cannot see (its start is long past, its day
+    # the session's): the patient's index refuses it, and the slot goes back to free.
+    patient, _ = clinic.patient(db)
+    stale_slot = next(s for s in clinic.schedule.slots if s.status == "free")
+    db.add(Appointment(slot_id=stale_slot.id, schedule_id=clinic.schedule.id,
+                       patient_id=patient.id, hospital_id=clinic.hospital.id,
+                       department_id=clinic.department.id, day=DAY,
+                       start_at=OPEN - timedelta(days=30), pool="online", channel="app",
+                       status="booked"))
+    db.flush()
+    free = next(s for s in clinic.schedule.slots if s.status == "free" and s.id != stale_slot.id)
+    with pytest.raises(LimitReached):
+        booking.book(db, principal=clinic.window, patient_id=patient.id,
+                     channel=Channel.window, slot_id=free.id, now=OPEN)
+    db.refresh(free)
+    assert free.status == "free"

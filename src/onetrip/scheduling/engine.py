@@ -57,6 +57,7 @@ from onetrip.scheduling.errors import (
     ScheduleNotFound,
     ScheduleNotOpen,
     SlotNotFound,
+    SlotTaken,
 )
 from onetrip.scheduling.events import AppointmentBooked, AppointmentHeld
 from onetrip.scheduling.models import Appointment, Schedule, Slot
@@ -340,15 +341,22 @@ def _claim_and_insert(db: Session, pending: list[Pending], out: list[Outcome | N
         "cancel_reason": "",
     } for p in claimed if p.slot is not None]
     # A unique index may still refuse one (a writer that skipped the patient lock): that
-    # one alone is refused, and its slot goes back.
+    # one alone is refused. Its slot goes back unless an active appointment already holds
+    # it (then the slot was never free: it stays taken).
     ids: dict[int, int] = {r.slot_id: r.id for r in insert_rows(
         db.connection(), _APPOINTMENT, rows, returning=("slot_id", "id"), skip_conflicts=True)}
     refused = {row["slot_id"] for row in rows} - set(ids)
-    if refused:
-        db.connection().execute(update(_SLOT).where(among(db, _SLOT.c.id, refused))
+    held = set(db.connection().execute(select(_APPOINTMENT.c.slot_id).where(
+        among(db, _APPOINTMENT.c.slot_id, refused),
+        _APPOINTMENT.c.status.in_(_ACTIVE))).scalars()) if refused else set()
+    if refused - held:
+        db.connection().execute(update(_SLOT).where(among(db, _SLOT.c.id, refused - held))
                                 .values(status="free", held_until=None))
     booked = []
     for p, row in zip(claimed, rows, strict=True):
+        if row["slot_id"] in held:
+            out[p.index] = SlotTaken(detail={"slot_id": row["slot_id"]})
+            continue
         if row["slot_id"] in refused:
             out[p.index] = LimitReached("已有同科室同日或同一出诊的有效预约")
             continue
