@@ -83,3 +83,22 @@ def test_a_page_booking_in_the_same_opening_leaves_the_api_draw_alone(
     groupcommit.book_drawn(db, opening.key, now=OPEN)
     db.refresh(kept)
     assert kept.status_code == 201, kept.answer
+
+
+def test_bk8_more_requests_buy_no_more_chances_and_late_ones_queue_behind_the_draw() -> None:
+    from onetrip.scheduling import fairness
+
+    opening = fairness.Opening("h:online:07:00", OPEN + timedelta(seconds=2))
+    # One draw per patient and opening, however many requests (and accounts) they send.
+    mine = {fairness.draw_of(opening, OPEN + timedelta(seconds=s), patient_id=7)
+            for s in (0, 0.5, 1.9)}
+    assert len(mine) == 1
+    others = {fairness.draw_of(opening, OPEN, patient_id=p) for p in range(100, 200)}
+    assert len(others) == 100 and len(mine & others) == 0
+    # Another opening draws afresh.
+    later = fairness.Opening("h:online:07:00+1d", OPEN + timedelta(days=1, seconds=2))
+    assert fairness.draw_of(later, OPEN + timedelta(days=1), patient_id=7) not in mine
+    # After the window: behind every draw, in order of arrival.
+    late = [fairness.draw_of(opening, opening.closes_at + timedelta(milliseconds=ms),
+                             patient_id=7) for ms in (1, 5, 900)]
+    assert late == sorted(late) and min(late) > max(others | mine)

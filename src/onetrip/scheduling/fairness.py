@@ -9,6 +9,8 @@ address; past the limit a request is refused before it reaches the booking engin
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from collections import Counter
 from dataclasses import dataclass
@@ -32,12 +34,14 @@ from onetrip.scheduling.rules import (
     Pool,
     PoolPolicy,
     at_local,
-    in_opening_rush,
     pool_timer,
 )
 
 #: Wait after the window closes before ranking, so tickets written at its last moment count.
 GRACE = timedelta(milliseconds=300)
+#: Requests this long after the window join the draw, behind it, in order of arrival.
+LATE = timedelta(seconds=2)
+_LATE_DRAWS = 1 << 62  # above every random draw (62 bits)
 #: The step between consecutive draws once the window has closed.
 STEP = timedelta(milliseconds=3)
 
@@ -73,16 +77,19 @@ def opening_clocks(db: Session) -> list[tuple[time, float]]:
 
 def opening_windows(clocks: list[tuple[time, float]], day: date,
                     ) -> list[tuple[datetime, datetime]]:
-    """The fair windows of a local day: from each opening clock, for its seconds. Outside
-    these few seconds of the day no booking needs the draw."""
+    """When a local day's bookings may need the draw: from each opening clock, for its fair
+    window and the LATE seconds after. Outside these few seconds of the day none does."""
     tz = get_settings().tz
-    return [(at_local(day, clock, tz), at_local(day, clock, tz) + timedelta(seconds=seconds))
+    return [(at_local(day, clock, tz),
+             at_local(day, clock, tz) + timedelta(seconds=seconds) + LATE)
             for clock, seconds in clocks]
 
 
 def opening_for(db: Session, *, schedule_id: int | None, slot_id: int | None,
                 channel: Channel, now: datetime) -> Opening | None:
-    """The pool opening this request falls into the fair window of, if any."""
+    """The pool opening this request falls into the fair window of, if any, or joins late:
+    a request in the LATE seconds after the window goes into the draw behind it (else a bot
+    firing just after the window would be served before every drawn request)."""
     if slot_id is not None:
         schedule_id = db.scalar(select(Slot.schedule_id).where(Slot.id == slot_id))
     schedule = db.get(Schedule, schedule_id) if schedule_id is not None else None
@@ -94,18 +101,33 @@ def opening_for(db: Session, *, schedule_id: int | None, slot_id: int | None,
     tz = get_settings().tz
     for pool in sorted(CHANNEL_POOLS[channel] & _RUSHED):
         release = pool_timer(pool, schedule.day, policy, tz, created_at=now).release_at
-        if in_opening_rush(release, now, policy.fair_window_seconds):
+        closes = release + timedelta(seconds=policy.fair_window_seconds)
+        if release <= now < closes + LATE:
             hospital = db.get_one(Hospital, schedule.hospital_id)
-            return Opening(f"{hospital.code}:{pool.value}:{release.isoformat()}",
-                           release + timedelta(seconds=policy.fair_window_seconds))
+            return Opening(f"{hospital.code}:{pool.value}:{release.isoformat()}", closes)
     return None
+
+
+def draw_of(opening: Opening, now: datetime, patient_id: int | None = None) -> int:
+    """A ticket's draw: random, the same for every request of one patient in one opening
+    (more requests buy no more chances: a keyed hash of the opening and the patient,
+    unpredictable without the server's secret key), and behind every drawn one, in order
+    of arrival, for a request that came after the window closed."""
+    if now >= opening.closes_at:
+        return _LATE_DRAWS + int((now - opening.closes_at) / timedelta(microseconds=1))
+    if patient_id is None:
+        return secrets.randbits(62)
+    digest = hmac.new(get_settings().secret_key.encode(),
+                      f"draw:{opening.key}:{patient_id}".encode(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:8], "big") >> 2
 
 
 def take_ticket(db: Session, opening: Opening, now: datetime,
                 command: dict[str, Any] | None = None) -> OpeningTicket:
-    """A ticket with a random draw; an API booking leaves its request on it (``command``)."""
-    ticket = OpeningTicket(opening=opening.key, draw=secrets.randbits(62), created_at=now,
-                           command=command)
+    """A ticket with its draw; an API booking leaves its request on it (``command``)."""
+    ticket = OpeningTicket(
+        opening=opening.key, created_at=now, command=command,
+        draw=draw_of(opening, now, command["patient_id"] if command else None))
     db.add(ticket)
     db.flush()
     return ticket

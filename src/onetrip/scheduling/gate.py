@@ -2,14 +2,17 @@
 seconds after a pool opens it is served by a random draw, not by arrival (``fairness``).
 
 An API booking (``POST /api/v1/appointments``, ``/holds``) that arrives in an opening's fair
-window leaves its whole request on a ticket with its draw. Once the window has closed, the
-first of them to get there books every ticket of the opening in one batch, lowest draw
-first, and each ticket keeps its answer: the order is the draw's, exactly, whichever server
-process or connection a request came through. A page or FHIR booking (booked in its own
-request's transaction) waits instead for its turn: one short step after the draw before it.
+window leaves its whole request on a ticket with its draw (one draw per patient: more
+requests buy no more chances). Once the window has closed, the first of them to get the
+draw's lock books the opening's tickets lowest draw first, a batch at a time, and each
+ticket keeps its answer: the order is the draw's, whichever server process or connection a
+request came through. A request in the LATE seconds after the window joins the draw behind
+it, so firing just after the window gains nothing either. A page or FHIR booking (booked in
+its own request's transaction) waits instead for its turn: one short step after the draw
+before it.
 
-Outside those few seconds of the day nothing here touches the database: the clocks at which
-pools open are read once every few seconds per process.
+Outside those few seconds of the day nothing here touches the database: each process reads
+the clocks at which pools open once a second.
 """
 
 from __future__ import annotations
@@ -86,6 +89,10 @@ async def _rush(units: Units, now: datetime) -> bool:
     return _clocks.rush(now)
 
 
+#: How long a request of the draw waits for its answer before it gives up (500).
+DRAW_PATIENCE = 60.0
+
+
 def _until(moment: datetime, now: datetime) -> float:
     """Seconds to wait for ``moment``, by the wall clock: a request goes at its moment
     however long it took to get its draw written (a burst of fast clients waits longest
@@ -124,14 +131,22 @@ async def drawn(command: groupcommit.Command, units: Units) -> groupcommit.Answe
         return None
     opening, ticket_id = ticket
     await asyncio.sleep(_until(opening.closes_at + fairness.GRACE, now))
-    # The draw is booked with the clock advanced by the time this request waited.
-    booked_at = now + timedelta(seconds=monotonic() - arrived)
+    give_up = monotonic() + DRAW_PATIENCE
 
-    def book_the_draw(db: Session) -> groupcommit.Answer:
-        groupcommit.book_drawn(db, opening.key, now=booked_at)
-        return groupcommit.Answer.kept(db.get_one(OpeningTicket, ticket_id))
+    def book_some(db: Session) -> tuple[bool, groupcommit.Answer | None]:
+        # The draw is booked with the clock advanced by the time this request waited.
+        booked = groupcommit.book_drawn(
+            db, opening.key, now=now + timedelta(seconds=monotonic() - arrived))
+        mine = db.get_one(OpeningTicket, ticket_id)
+        return booked, groupcommit.Answer.kept(mine) if mine.status_code else None
 
-    return await units(book_the_draw)
+    while monotonic() < give_up:
+        booked, answer = await units(book_some)
+        if answer is not None:
+            return answer
+        if not booked:  # another request is booking the draw: look again shortly
+            await asyncio.sleep(0.02)
+    return groupcommit.INTERNAL
 
 
 async def admit_booking(request: Request, now: Any, units: Units, *, schedule_id: int | None,

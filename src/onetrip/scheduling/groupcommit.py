@@ -202,18 +202,22 @@ def _claim_keys(db: Session, commands: Sequence[Command],
 
 
 _DRAW_LOCK = 7_302  # advisory-lock namespace: one booker of an opening's draw at a time
+#: How many tickets of a draw one transaction books (lowest draws first).
+DRAW_CHUNK = 200
 
 
-def book_drawn(db: Session, opening: str, *, now: datetime) -> None:
-    """BK-8: book every API request of an opening's draw that has no answer yet, lowest
-    draw first, in one batch; each ticket keeps its answer. Whichever request gets here
-    first does it; the others, waiting for its lock, find their answers."""
-    if db.get_bind().dialect.name == "postgresql":
-        db.execute(text("SELECT pg_advisory_xact_lock(:ns, hashtext(:opening))"),
-                   {"ns": _DRAW_LOCK, "opening": opening})
+def book_drawn(db: Session, opening: str, *, now: datetime) -> bool:
+    """BK-8: book the API requests of an opening's draw that have no answer yet, lowest
+    draw first, up to DRAW_CHUNK of them in one batch; each ticket keeps its answer.
+    Whichever request gets the draw's lock does it; the others (False: not booked here)
+    wait for their answers without holding a connection."""
+    if db.get_bind().dialect.name == "postgresql" and not db.execute(
+            text("SELECT pg_try_advisory_xact_lock(:ns, hashtext(:opening))"),
+            {"ns": _DRAW_LOCK, "opening": opening}).scalar():
+        return False
     tickets = list(db.scalars(select(OpeningTicket).where(
         OpeningTicket.opening == opening, OpeningTicket.command.is_not(None),
-        OpeningTicket.status_code.is_(None)).order_by(OpeningTicket.draw)))
+        OpeningTicket.status_code.is_(None)).order_by(OpeningTicket.draw).limit(DRAW_CHUNK)))
     readable: list[tuple[OpeningTicket, Command]] = []
     for ticket in tickets:
         try:
@@ -225,6 +229,7 @@ def book_drawn(db: Session, opening: str, *, now: datetime) -> None:
     for (ticket, _c), answer in zip(readable, answers, strict=True):
         _keep(ticket, answer)
     db.flush()
+    return bool(tickets)
 
 
 def _keep(ticket: OpeningTicket, answer: Answer) -> None:
