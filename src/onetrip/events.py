@@ -44,31 +44,29 @@ def publish(db: Session, event: Event) -> None:
     db.info.setdefault(_KEY, []).append(event)
 
 
-def on_commit(event_type: type[E]) -> Callable[[InTxHandler], InTxHandler]:
-    def register(fn: InTxHandler) -> InTxHandler:
-        if fn not in _in_tx[event_type]:
-            _in_tx[event_type].append(fn)
+H = TypeVar("H", bound=Callable[..., None])
+
+
+def _registrar(table: dict[type[Event], list[H]], event_type: type[Event],
+               ) -> Callable[[H], H]:
+    def register(fn: H) -> H:
+        if fn not in table[event_type]:
+            table[event_type].append(fn)
         return fn
 
     return register
+
+
+def on_commit(event_type: type[E]) -> Callable[[InTxHandler], InTxHandler]:
+    return _registrar(_in_tx, event_type)
 
 
 def on_commit_many(event_type: type[E]) -> Callable[[ManyHandler], ManyHandler]:
-    def register(fn: ManyHandler) -> ManyHandler:
-        if fn not in _in_tx_many[event_type]:
-            _in_tx_many[event_type].append(fn)
-        return fn
-
-    return register
+    return _registrar(_in_tx_many, event_type)
 
 
 def after_commit(event_type: type[E]) -> Callable[[AfterHandler], AfterHandler]:
-    def register(fn: AfterHandler) -> AfterHandler:
-        if fn not in _after[event_type]:
-            _after[event_type].append(fn)
-        return fn
-
-    return register
+    return _registrar(_after, event_type)
 
 
 def _handlers(table: dict[type[Event], list[Any]], ev: Event) -> list[Any]:
