@@ -3,6 +3,7 @@ commit, none undone by another's failure (BK-3, BK-8). Against a committed datab
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -19,7 +20,8 @@ from onetrip.identity.service import Principal
 from onetrip.notify.models import Notification
 from onetrip.org.models import Hospital
 from onetrip.scheduling import engine as booking_engine
-from onetrip.scheduling import groupcommit
+from onetrip.scheduling import groupcommit, idempotency
+from onetrip.scheduling.errors import IdempotencyKeyReused
 from onetrip.scheduling.groupcommit import Command, GroupCommitter
 from onetrip.scheduling.models import Appointment, IdempotencyRecord, RateCounter
 from onetrip.scheduling.rules import Channel
@@ -187,3 +189,77 @@ def test_after_an_unexpected_error_attempts_are_not_counted_twice(
     assert [a.status_code for a in answers] == [201, 201, 201]
     with Session(race_engine) as db:
         assert db.scalar(select(RateCounter.count).where(RateCounter.key == "account:desk")) == 3
+
+
+
+def test_a_key_sent_to_two_processes_at_once_books_once_and_both_get_its_answer(
+        race_engine: Engine, seeded: tuple[racekit.Seed, Principal],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A client retries while its first attempt is still in flight, and the retry reaches
+    # the other server process: both batches come to the key at the same moment.
+    seed, clerk = seeded
+    both_here = threading.Barrier(2, timeout=1)
+    real = idempotency.stored_many
+
+    def together(db: Session, wanted: list[idempotency.Wanted],
+                 ) -> list[idempotency.Stored | IdempotencyKeyReused | None]:
+        # SQLite: one writer at a time, so the second only starts after the first
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_here.wait()
+        return real(db, wanted)
+
+    monkeypatch.setattr(idempotency, "stored_many", together)
+    retried = command(seed, clerk, seed.patient_ids[0], key="retry-1")
+    answers: list[groupcommit.Answer] = []
+
+    def send() -> None:
+        answers.extend(groupcommit.execute([retried],
+                                           sessions=sessions_for(race_engine, write=True)))
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [a.status_code for a in answers] == [201, 201]
+    assert answers[0].body == answers[1].body
+    assert sorted(a.replayed for a in answers) == [False, True]
+    with Session(race_engine) as db:
+        assert db.scalar(select(func.count()).select_from(Appointment)) == 1
+        assert db.scalar(select(func.count()).select_from(IdempotencyRecord)) == 1
+
+
+def test_a_key_claimed_meanwhile_by_a_single_request_undoes_the_batch_and_runs_it_again(
+        race_engine: Engine, seeded: tuple[racekit.Seed, Principal],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A single-request endpoint (``idempotency.claim``) takes no key lock: the unique index
+    # catches it when the batch stores its answers, and the batch runs again. (SQLite has
+    # one writer at a time: nothing can commit in the middle of a batch.)
+    if race_engine.dialect.name != "postgresql":
+        pytest.skip("needs a second writer in the middle of a transaction (PostgreSQL)")
+    seed, clerk = seeded
+    real = booking_engine.book_many
+    sessions = sessions_for(race_engine, write=True)
+    runs = []
+
+    def claimed_elsewhere(db: Session, requests: list[booking_engine.BookingRequest], *,
+                          now: datetime) -> list[booking_engine.Outcome]:
+        runs.append(len(requests))
+        if len(runs) == 1:
+            with sessions() as other:
+                record = idempotency.claim(other, owner=idempotency.principal_key(clerk),
+                                           key="desk-9", digest="another body", now=now)
+                idempotency.remember(other, record, 200, {"cancelled": True})
+                other.commit()
+        return real(db, requests, now=now)
+
+    monkeypatch.setattr(booking_engine, "book_many", claimed_elsewhere)
+    mine = command(seed, clerk, seed.patient_ids[0], key="desk-9")
+    other = command(seed, clerk, seed.patient_ids[1])
+    answers = groupcommit.execute([mine, other], sessions=sessions)
+    assert answers[0].status_code == 422
+    assert answers[0].body["code"] == "idempotency_key_reused"
+    assert answers[1].status_code == 201
+    assert runs == [2, 1]  # the second run books only the command without a stored key
+    with Session(race_engine) as db:
+        assert list(db.scalars(select(Appointment.patient_id))) == [seed.patient_ids[1]]

@@ -3,8 +3,8 @@
 Every booking-like POST of the API (``/appointments``, ``/holds``) becomes a ``Command``
 queued here. One thread per process takes every command that queued while it committed the
 previous batch and runs them together in one transaction: it counts the attempts against
-the rate limits, authenticates the requests, claims their idempotency keys, books them with
-``engine.book_many`` in the order they arrived, stores the answers for the keys and
+the rate limits, authenticates the requests, looks up their idempotency keys, books them
+with ``engine.book_many`` in the order they arrived, stores the answers for the keys and
 commits. Only then is each request answered: an answer is never given for a booking that
 could still roll back, and a crash before the commit leaves nothing behind.
 
@@ -13,9 +13,9 @@ one commit (one fsync) whether it books one patient or a hundred. Nobody waits f
 to fill: a lone request is committed at once, and a batch grows only while the database is
 busy with the one before.
 
-A deadlock PostgreSQL broke (or a serialization failure) undoes the batch and it runs
-again; any other error runs the batch's commands one by one, so that only the command at
-fault gets the error.
+A deadlock PostgreSQL broke (or a serialization failure), or an idempotency key another
+process answered meanwhile, undoes the batch and it runs again; any other error runs the
+batch's commands one by one, so that only the command at fault gets the error.
 """
 
 from __future__ import annotations
@@ -133,16 +133,22 @@ INTERNAL = Answer(500, {"code": "internal_error", "message": "系统繁忙，请
                         "detail": None})
 
 
+class KeyStoredMeanwhile(Exception):
+    """Another transaction stored the answer to one of the batch's idempotency keys while
+    this batch booked it too: the batch rolls back and runs again (and replays it)."""
+
+
 def run_batch(db: Session, commands: Sequence[Command], *, now: datetime) -> list[Answer]:
-    """Authenticate, claim keys, book and store the answers of a batch, in one transaction
-    (the caller commits). A command's refusal never touches another command's booking."""
+    """Authenticate, look up keys, book and store the answers of a batch, in one transaction
+    (the caller commits). A command's refusal never touches another command's booking.
+    Raises KeyStoredMeanwhile when a key was answered elsewhere meanwhile."""
     answers: list[Answer | None] = [None] * len(commands)
     audit.hold_chain(db, f"batch:{os.getpid()}")
     principals = _principals(db, commands)
     for i, p in enumerate(principals):
         if isinstance(p, OnetripError):
             answers[i] = Answer.of(p)
-    fresh, leader = _claim_keys(db, commands, principals, answers, now)
+    fresh, leader = _look_up_keys(db, commands, principals, answers)
     to_book = [i for i, a in enumerate(answers) if a is None and i not in leader]
     outcomes = engine.book_many(db, [engine.BookingRequest(
         principal=principals[i], patient_id=commands[i].patient_id,  # type: ignore[arg-type]
@@ -155,9 +161,9 @@ def run_batch(db: Session, commands: Sequence[Command], *, now: datetime) -> lis
         assert first is not None
         answers[i] = Answer(first.status_code, first.body, replayed=first.ok)
     done = [a if a is not None else INTERNAL for a in answers]
-    idempotency.remember_many(db, [(rid, done[i].status_code, done[i].body)
-                                   for i, rid in fresh.items() if done[i].ok])
-    idempotency.release_many(db, [rid for i, rid in fresh.items() if not done[i].ok])
+    if not idempotency.store_many(db, [(wanted, done[i].status_code, done[i].body)
+                                       for i, wanted in fresh.items() if done[i].ok], now=now):
+        raise KeyStoredMeanwhile()
     return done
 
 
@@ -172,12 +178,12 @@ def _principals(db: Session, commands: Sequence[Command]) -> list[Principal | On
     return out
 
 
-def _claim_keys(db: Session, commands: Sequence[Command],
-                principals: Sequence[Principal | OnetripError], answers: list[Answer | None],
-                now: datetime) -> tuple[dict[int, int], dict[int, int]]:
-    """Claim the commands' idempotency keys: a stored answer is replayed, another body under
-    a used key refused. Returns the fresh claims (command → record) and the repeats of a key
-    earlier in the batch (command → that command)."""
+def _look_up_keys(db: Session, commands: Sequence[Command],
+                  principals: Sequence[Principal | OnetripError], answers: list[Answer | None],
+                  ) -> tuple[dict[int, idempotency.Wanted], dict[int, int]]:
+    """Answer the commands whose idempotency key has a stored answer (replayed) or was used
+    for another body (refused). Returns the fresh keys (command → key, to store its answer)
+    and the repeats of a key earlier in the batch (command → that command)."""
     keyed = [i for i, c in enumerate(commands) if c.idempotency_key and answers[i] is None]
     wanted = []
     for i in keyed:
@@ -185,19 +191,23 @@ def _claim_keys(db: Session, commands: Sequence[Command],
         assert isinstance(p, Principal) and c.idempotency_key is not None
         wanted.append(idempotency.Wanted(idempotency.principal_key(p), c.idempotency_key,
                                          idempotency.request_hash(c.path, c.body())))
-    fresh: dict[int, int] = {}
+    fresh: dict[int, idempotency.Wanted] = {}
     leader: dict[int, int] = {}
-    first: dict[int, int] = {}  # record → the command that claimed it
-    for i, claim in zip(keyed, idempotency.claim_many(db, wanted, now=now), strict=True):
-        if isinstance(claim, IdempotencyKeyReused):
-            answers[i] = Answer.of(claim)
-        elif claim.status_code:
-            answers[i] = Answer(claim.status_code, claim.body or {}, replayed=True)
-        elif claim.record_id in first:
-            leader[i] = first[claim.record_id]
+    first: dict[tuple[str, str], int] = {}  # (owner, key) → the command that has it
+    for i, w, stored in zip(keyed, wanted, idempotency.stored_many(db, wanted), strict=True):
+        if isinstance(stored, IdempotencyKeyReused):
+            answers[i] = Answer.of(stored)
+        elif stored is not None:
+            answers[i] = Answer(stored.status_code, stored.body, replayed=True)
+        elif (w.owner, w.key) in first:
+            j = first[(w.owner, w.key)]
+            if fresh[j].digest == w.digest:
+                leader[i] = j
+            else:
+                answers[i] = Answer.of(IdempotencyKeyReused(detail={"key": w.key}))
         else:
-            first[claim.record_id] = i
-            fresh[i] = claim.record_id
+            first[(w.owner, w.key)] = i
+            fresh[i] = w
     return fresh, leader
 
 
@@ -302,6 +312,11 @@ def _with_retries(open_session: Sessions, work: Callable[[Session], Any]) -> Any
                 if state not in _RETRY_STATES or attempt == _ATTEMPTS - 1:
                     raise
                 log.warning("booking batch retried after %s", state)
+            except KeyStoredMeanwhile:
+                db.rollback()
+                if attempt == _ATTEMPTS - 1:
+                    raise
+                log.info("booking batch run again: a key was answered by another process")
             except BaseException:
                 db.rollback()
                 raise
