@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -39,10 +40,16 @@ from onetrip.scheduling.models import (
     WaitlistEntry,
 )
 
+#: What the booking messages need of an appointment (a batch reads just these columns).
+_BOOKED = (Appointment.id, Appointment.patient_id, Appointment.schedule_id,
+           Appointment.hospital_id, Appointment.day, Appointment.start_at,
+           Appointment.booked_at)
 
-def _queue_bookings(db: Session, appts: Sequence[Appointment]) -> None:
+
+def _queue_bookings(db: Session, appts: Sequence[Any]) -> None:
     """RM-1 confirmation now, RM-2 reminders the day before and one hour before, for every
-    appointment at once (a batch of bookings: one lookup and one insert)."""
+    appointment at once (a batch of bookings: one lookup and one insert). ``appts`` are
+    appointments or rows of their ``_BOOKED`` columns."""
     policy, tz = service.reminder_policy(), get_settings().tz
     drafts = []
     for appt, variables in zip(appts, appointments_vars(db, appts), strict=True):
@@ -59,7 +66,7 @@ def _queue_bookings(db: Session, appts: Sequence[Appointment]) -> None:
 @events.on_commit_many(AppointmentBooked)
 def on_booked(db: Session, evs: list[AppointmentBooked]) -> None:
     ids = [ev.appointment_id for ev in evs]
-    found = {a.id: a for a in db.scalars(select(Appointment).where(among(db, Appointment.id, ids)))}
+    found = {a.id: a for a in db.execute(select(*_BOOKED).where(among(db, Appointment.id, ids)))}
     _queue_bookings(db, [found[i] for i in ids])
 
 

@@ -124,8 +124,9 @@ def appointment_vars(db: Session, appt: Appointment) -> dict[str, Any]:
     return appointments_vars(db, [appt])[0]
 
 
-def appointments_vars(db: Session, appts: Sequence[Appointment]) -> list[dict[str, Any]]:
-    """``appointment_vars`` of many appointments, each session looked up once."""
+def appointments_vars(db: Session, appts: Sequence[Any]) -> list[dict[str, Any]]:
+    """``appointment_vars`` of many appointments (or rows with their ``schedule_id`` and
+    ``start_at``), each session looked up once."""
     found = sessions(db, db.execute(select(*_SESSION).where(
         among(db, Schedule.id, {a.schedule_id for a in appts}))).all())
     return [{**_vars(found[a.schedule_id], a.start_at),

@@ -13,6 +13,7 @@ import csv
 import io
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 
 import chinese_calendar
 from chinese_calendar.constants import Holiday
@@ -63,8 +64,10 @@ def statutory_day(day: date) -> StatutoryDay | None:
     return StatutoryDay(is_holiday=is_holiday, is_adjusted_workday=not is_holiday, name=zh)
 
 
+@lru_cache(maxsize=1024)
 def previous_working_day(day: date) -> date:
-    """The last statutory working day before ``day`` (Monday to Friday where no data)."""
+    """The last statutory working day before ``day`` (Monday to Friday where no data).
+    Remembered per day: every message of a booking asks it for its cancellation deadline."""
     d = day - timedelta(days=1)
     for _ in range(30):
         statutory = statutory_day(d)

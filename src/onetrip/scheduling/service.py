@@ -11,7 +11,8 @@ from typing import Any, cast
 
 from pydantic import ValidationError
 from sqlalchemy import Table, and_, case, func, insert, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.sql.elements import ColumnElement
 
 from onetrip.config import get_settings
@@ -65,14 +66,29 @@ def policy_for(db: Session, hospital_id: int) -> tuple[PoolPolicy, PenaltyRule]:
     return policies_for(db, {hospital_id})[hospital_id]
 
 
+_POLICIES = "onetrip.scheduling.policies"  # session info: the policies this transaction read
+
+
 def policies_for(db: Session, hospital_ids: set[int],
                  ) -> dict[int, tuple[PoolPolicy, PenaltyRule]]:
-    """``policy_for`` for several hospitals with one read (a batch of bookings)."""
-    stored = {hid: (pools, penalty) for hid, pools, penalty in db.execute(
-        select(BookingPolicy.hospital_id, BookingPolicy.pools, BookingPolicy.penalty)
-        .where(among(db, BookingPolicy.hospital_id, hospital_ids)))} if hospital_ids else {}
-    return {hid: _validated(*(json.dumps(part, sort_keys=True) for part in stored[hid]))
-            if hid in stored else _validated("{}", "{}") for hid in hospital_ids}
+    """``policy_for`` for several hospitals with one read (a batch of bookings). Each is
+    read once a transaction: the engine and the messages of a batch both need them."""
+    known: dict[int, tuple[PoolPolicy, PenaltyRule]] = db.info.setdefault(_POLICIES, {})
+    missing = hospital_ids - known.keys()
+    if missing:
+        stored = {hid: (pools, penalty) for hid, pools, penalty in db.execute(
+            select(BookingPolicy.hospital_id, BookingPolicy.pools, BookingPolicy.penalty)
+            .where(among(db, BookingPolicy.hospital_id, missing)))}
+        known.update({hid: _validated(*(json.dumps(part, sort_keys=True)
+                                        for part in stored[hid]))
+                      if hid in stored else _validated("{}", "{}") for hid in missing})
+    return {hid: known[hid] for hid in hospital_ids}
+
+
+@sa_event.listens_for(Session, "after_transaction_end")
+def _forget_policies(db: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        db.info.pop(_POLICIES, None)
 
 
 @lru_cache(maxsize=256)
@@ -98,6 +114,7 @@ def set_policy(db: Session, *, hospital: Hospital, pools: dict[str, object],
         rule = PenaltyRule.model_validate(penalty or {})
     except (ValidationError, PolicyInvalid) as exc:
         raise PolicyRejected(_errors_text(exc)) from exc
+    db.info.pop(_POLICIES, None)
     row = db.get(BookingPolicy, hospital.id) or BookingPolicy(hospital_id=hospital.id)
     row.pools = pool_policy.model_dump(mode="json")
     row.penalty = rule.model_dump(mode="json")
@@ -244,18 +261,20 @@ def access_schedule(db: Session, schedule_id: int) -> Schedule:
     return schedule
 
 
-def open_to(pools: frozenset[Pool] | Any, now: datetime | Any,
+def open_to(pools: frozenset[Pool], now: datetime | Any,
             cols: Any = None) -> ColumnElement[bool]:
     """SQL: the slot's pool at ``now`` is one of ``pools`` and released (BK-4 timers).
 
     ``cols`` is the slot table's column collection for Core statements (default: ORM);
-    ``pools`` and ``now`` may be bound parameters of a statement built once."""
+    ``now`` may be a bound parameter of a statement built once. The pools are compared one
+    by one, not with IN: an IN list is expanded into the text at every execution, which a
+    statement built once for a batch's hot path would pay each time."""
     c = cols if cols is not None else Slot
-    names = [p.value for p in pools] if isinstance(pools, frozenset) else pools
+    names = sorted(p.value for p in pools)
     returned = and_(c.return_at.is_not(None), c.return_at <= now)
     return or_(
-        and_(returned, c.return_pool.in_(names)),
-        and_(~returned, c.pool.in_(names), c.release_at <= now),
+        and_(returned, or_(*(c.return_pool == name for name in names))),
+        and_(~returned, or_(*(c.pool == name for name in names)), c.release_at <= now),
     )
 
 
