@@ -113,23 +113,22 @@ _RETURNING = (_SLOT.c.id, _SLOT.c.schedule_id, _SLOT.c.start_at, _SLOT.c.pool,
               _SLOT.c.release_at, _SLOT.c.return_at, _SLOT.c.return_pool)
 
 
-def _claim_params(group: list[Pending], pools: frozenset[Pool], now: datetime,
-                  ) -> dict[str, Any]:
+def _claim_params(group: list[Pending], now: datetime) -> dict[str, Any]:
     hold_until = group[0].hold_until
-    return {"now": now, "pools": sorted(p.value for p in pools), "held_until": hold_until,
-            "claimed": "held" if hold_until else "booked"}
+    return {"now": now, "held_until": hold_until, "claimed": "held" if hold_until else "booked"}
 
 
 @lru_cache(maxsize=512)
-def _claim_statement(dialect: str, *, named: bool, lapsed: bool, schedules: int = 0) -> Any:
+def _claim_statement(dialect: str, pools: frozenset[Pool], *, named: bool, lapsed: bool,
+                     schedules: int = 0) -> Any:
     """The claim UPDATE, built once per shape (its values are bound parameters): the named
-    slots, or each schedule's earliest ones (on SQLite, for how many schedules); free
-    slots, or those whose hold ran out."""
+    slots, or each schedule's earliest ones (on SQLite, for how many schedules), open to
+    ``pools``; free slots, or those whose hold ran out."""
     t = _SLOT.c
     now = bindparam("now", type_=_SLOT.c.start_at.type)
     state = and_(t.status == "held", t.held_until <= now) if lapsed else t.status == "free"
     conditions = [state, t.start_at > now,
-                  service.open_to(bindparam("pools", expanding=True), now, t)]
+                  service.open_to(pools, now, t)]
     postgres = dialect == "postgresql"
     if named:
         target = (t.id == _pick_named(t, conditions).c.id if postgres
@@ -149,8 +148,8 @@ def _claim_slots(db: Session, group: list[Pending], pools: frozenset[Pool],
     wanted = {p.request.slot_id for p in group if p.request.slot_id is not None}
     for lapsed in (False, True):
         rows = db.connection().execute(
-            _claim_statement(dialect, named=True, lapsed=lapsed),
-            {**_claim_params(group, pools, now), "ids": sorted(wanted)}).all()
+            _claim_statement(dialect, pools, named=True, lapsed=lapsed),
+            {**_claim_params(group, now), "ids": sorted(wanted)}).all()
         if lapsed and rows:
             expire_holds(db, now, slot_ids=[r.id for r in rows])
         got = {r.id: r for r in rows}
@@ -182,12 +181,12 @@ def _claim_earliest(db: Session, group: list[Pending], pools: frozenset[Pool],
         need = {sid: len(waiting[sid]) for sid in sorted(waiting) if waiting[sid]}
         if not need:
             return
-        params = {**_claim_params(group, pools, now), "want_sids": list(need),
+        params = {**_claim_params(group, now), "want_sids": list(need),
                   "want_ns": list(need.values())}
         for i, (sid, n) in enumerate(need.items()):
             params |= {f"sid_{i}": sid, f"n_{i}": n}
         rows = db.connection().execute(_claim_statement(
-            dialect, named=False, lapsed=lapsed,
+            dialect, pools, named=False, lapsed=lapsed,
             schedules=0 if dialect == "postgresql" else len(need)), params).all()
         if lapsed and rows:
             expire_holds(db, now, slot_ids=[r.id for r in rows])
