@@ -6,12 +6,12 @@ queue messages and by the paper slip (RM-1).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from onetrip.config import get_settings
@@ -51,55 +51,51 @@ class SessionFacts:
     cancel_deadline: datetime
 
 
-#: The columns of a session that messages need (``sessions`` takes these rows or sessions).
-_SESSION = (Schedule.id, Schedule.department_id, Schedule.practitioner_id,
-            Schedule.substitute_practitioner_id, Schedule.location_id, Schedule.hospital_id,
-            Schedule.day)
-
-
-def sessions(db: Session, schedules: Sequence[Any]) -> dict[int, SessionFacts]:
+def sessions(db: Session, schedule_ids: Iterable[int]) -> dict[int, SessionFacts]:
     """Department, doctor (the substitute if one took over), place from the campus down and
-    the free-cancellation deadline (BK-6) of each session: one read per table for all, of
-    the columns needed only (a batch of bookings may span a hundred sessions)."""
-    if not schedules:
+    the free-cancellation deadline (BK-6) of each session: one read of the sessions with
+    their department and doctor, one of their hospitals' places (a batch of bookings may
+    span a hundred sessions)."""
+    ids = set(schedule_ids)
+    if not ids:
         return {}
-    depts = {d.id: d for d in db.execute(
-        select(Department.id, Department.name, Department.location_id).where(
-            among(db, Department.id, {s.department_id for s in schedules})))}
-    doctor_ids = {s.substitute_practitioner_id or s.practitioner_id for s in schedules} - {None}
-    doctors = {p.id: p for p in db.execute(
-        select(Practitioner.id, Practitioner.name, Practitioner.title).where(
-            among(db, Practitioner.id, doctor_ids)))} if doctor_ids else {}
-    hospital_ids = {s.hospital_id for s in schedules}
+    doctor_id = func.coalesce(Schedule.substitute_practitioner_id, Schedule.practitioner_id)
+    rows = db.execute(
+        select(Schedule.id, Schedule.hospital_id, Schedule.day, Schedule.location_id,
+               Department.name.label("department"),
+               Department.location_id.label("department_location_id"),
+               Practitioner.name.label("doctor"), Practitioner.title)
+        .join(Department, Department.id == Schedule.department_id)
+        .outerjoin(Practitioner, Practitioner.id == doctor_id)
+        .where(among(db, Schedule.id, ids))).all()
+    hospital_ids = {s.hospital_id for s in rows}
     places = {row.id: Spot(*row) for row in db.execute(
         select(Location.id, Location.parent_id, Location.kind, Location.name).where(
             among(db, Location.hospital_id, hospital_ids)))}
     policies = scheduling_service.policies_for(db, hospital_ids)
     tz = get_settings().tz
     out = {}
-    for s in schedules:
-        dept = depts[s.department_id]
-        doctor = doctors.get(s.substitute_practitioner_id or s.practitioner_id or 0)
+    for s in rows:
         chain: list[Spot] = []
-        spot = places.get(s.location_id or dept.location_id or 0)
+        spot = places.get(s.location_id or s.department_location_id or 0)
         while spot is not None and len(chain) < 8:
             chain.append(spot)
             spot = places.get(spot.parent_id or 0)
         deadline = cancel_deadline(org_calendar.previous_working_day(s.day),
                                    policies[s.hospital_id][0], tz)
-        out[s.id] = SessionFacts(dept.name, f"{doctor.name}{TITLES.get(doctor.title, '')}"
-                                 if doctor else "", chain[::-1], deadline)
+        doctor = f"{s.doctor}{TITLES.get(s.title, '')}" if s.doctor is not None else ""
+        out[s.id] = SessionFacts(s.department, doctor, chain[::-1], deadline)
     return out
 
 
 def place_of(db: Session, schedule: Schedule) -> list[Spot]:
     """The session's place from the campus down (campus, building, floor, room as known)."""
-    return sessions(db, [schedule])[schedule.id].place
+    return sessions(db, [schedule.id])[schedule.id].place
 
 
 def doctor_of(db: Session, schedule: Schedule) -> str:
     """``王明主任医师``: the substitute if one took the session, else the scheduled doctor."""
-    return sessions(db, [schedule])[schedule.id].doctor
+    return sessions(db, [schedule.id])[schedule.id].doctor
 
 
 def _vars(session: SessionFacts, start_at: datetime) -> dict[str, Any]:
@@ -111,13 +107,12 @@ def _vars(session: SessionFacts, start_at: datetime) -> dict[str, Any]:
 
 def visit_vars(db: Session, schedule: Schedule, start_at: datetime) -> dict[str, Any]:
     """What every appointment message shows: time, department, doctor and place."""
-    return _vars(sessions(db, [schedule])[schedule.id], start_at)
+    return _vars(sessions(db, [schedule.id])[schedule.id], start_at)
 
 
 def deadline_of(db: Session, appt: Appointment) -> datetime:
     """BK-6: the moment a patient can still cancel without penalty."""
-    return sessions(db, [db.get_one(Schedule, appt.schedule_id)])[appt.schedule_id] \
-        .cancel_deadline
+    return sessions(db, [appt.schedule_id])[appt.schedule_id].cancel_deadline
 
 
 def appointment_vars(db: Session, appt: Appointment) -> dict[str, Any]:
@@ -127,8 +122,7 @@ def appointment_vars(db: Session, appt: Appointment) -> dict[str, Any]:
 def appointments_vars(db: Session, appts: Sequence[Any]) -> list[dict[str, Any]]:
     """``appointment_vars`` of many appointments (or rows with their ``schedule_id`` and
     ``start_at``), each session looked up once."""
-    found = sessions(db, db.execute(select(*_SESSION).where(
-        among(db, Schedule.id, {a.schedule_id for a in appts}))).all())
+    found = sessions(db, {a.schedule_id for a in appts})
     return [{**_vars(found[a.schedule_id], a.start_at),
              "cancel_deadline": when(found[a.schedule_id].cancel_deadline)} for a in appts]
 
