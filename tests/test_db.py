@@ -1,0 +1,41 @@
+"""Many rows in one statement (``db.insert_rows``): times keep their instant, a naive time is
+refused, on SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import cast
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import Table, select
+from sqlalchemy.orm import Session
+
+from onetrip.db import insert_rows
+from onetrip.scheduling.models import IdempotencyRecord
+
+_TABLE = cast(Table, IdempotencyRecord.__table__)
+
+
+def _row(key: str, at: datetime) -> dict[str, object]:
+    return {"principal_key": "test", "key": key, "request_hash": "-", "status_code": 201,
+            "body": {"说明": "中文", "n": 1}, "created_at": at}
+
+
+def test_rows_keep_the_instant_of_a_time_given_in_any_zone(db: Session) -> None:
+    shanghai = datetime(2026, 12, 5, 8, 0, 0, 123456, tzinfo=ZoneInfo("Asia/Shanghai"))
+    insert_rows(db.connection(), _TABLE, [_row("a", shanghai),
+                                          _row("b", shanghai + timedelta(hours=1))])
+    stored = dict(db.execute(select(IdempotencyRecord.key, IdempotencyRecord.created_at)
+                             .where(IdempotencyRecord.principal_key == "test")).all())
+    assert stored["a"] == shanghai and stored["a"].utcoffset() == timedelta(0)
+    assert stored["b"] - stored["a"] == timedelta(hours=1)
+    body = db.scalar(select(IdempotencyRecord.body).where(IdempotencyRecord.key == "a"))
+    assert body == {"说明": "中文", "n": 1}
+
+
+def test_a_naive_time_is_refused_and_nothing_is_written(db: Session) -> None:
+    with pytest.raises(Exception, match="naive datetime"):
+        insert_rows(db.connection(), _TABLE, [_row("c", datetime(2026, 12, 5, 8, 0))])
+    db.rollback()
+    assert db.scalar(select(IdempotencyRecord.id).where(IdempotencyRecord.key == "c")) is None
