@@ -3,15 +3,16 @@ refused, on SQLite and PostgreSQL alike."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import cast
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Table, select
+from sqlalchemy import Engine, Table, select
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
-from onetrip.db import insert_rows
+from onetrip.db import UTCDateTime, insert_rows
 from onetrip.scheduling.models import IdempotencyRecord
 
 _TABLE = cast(Table, IdempotencyRecord.__table__)
@@ -39,3 +40,15 @@ def test_a_naive_time_is_refused_and_nothing_is_written(db: Session) -> None:
         insert_rows(db.connection(), _TABLE, [_row("c", datetime(2026, 12, 5, 8, 0))])
     db.rollback()
     assert db.scalar(select(IdempotencyRecord.id).where(IdempotencyRecord.key == "c")) is None
+
+
+def test_sqlite_stores_times_in_sqlalchemys_text_form(engine: Engine) -> None:
+    # Stored times are compared as text on SQLite: the fast writer must write exactly what
+    # SQLAlchemy's own writer did, or old and new rows would no longer sort together.
+    reference = sqlite.DATETIME().bind_processor(sqlite.dialect())
+    ours = UTCDateTime().dialect_impl(sqlite.dialect()).bind_processor(sqlite.dialect())
+    assert reference is not None and ours is not None
+    for moment in (datetime(2026, 12, 5, 0, 0, tzinfo=UTC),
+                   datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+                   datetime(999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)):
+        assert ours(moment) == reference(moment.replace(tzinfo=None))
