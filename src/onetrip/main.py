@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-import uuid
+import os
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -28,7 +28,7 @@ class RequestId:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = (Headers(scope=scope).get("x-request-id") or uuid.uuid4().hex)[:64]
+        rid = (Headers(scope=scope).get("x-request-id") or os.urandom(16).hex())[:64]
         scope.setdefault("state", {})["request_id"] = rid
 
         async def with_id(message: Message) -> None:
@@ -69,6 +69,9 @@ def create_app() -> FastAPI:
         title="OneTrip 最多跑一次",
         version=__version__,
         description="Real-name, minute-precise booking and one-trip care for a region.",
+        # No OpenTelemetry here: FastAPI's own would look up three providers (and the
+        # environment) on every request to find none configured.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_handlers(app)
