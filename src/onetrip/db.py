@@ -164,8 +164,10 @@ def _writer_fd(conn: Any) -> int | None:
 def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
     """Create an engine for ``url`` with OneTrip's per-backend settings."""
     if url.startswith("sqlite"):
+        # Named parameters: a value a statement uses in many places (the time of a booking
+        # batch's claim, in every schedule's part) is passed and processed once.
         engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False},
-                               json_serializer=json_text,
+                               json_serializer=json_text, paramstyle="named",
                                pool_size=pool_size, max_overflow=4 * pool_size)
         _configure_sqlite(engine)
         return engine

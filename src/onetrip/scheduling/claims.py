@@ -126,7 +126,8 @@ def _claim_statement(dialect: str, pools: frozenset[Pool], *, named: bool, lapse
     ``pools``; free slots, or those whose hold ran out."""
     t = _SLOT.c
     now = bindparam("now", type_=_SLOT.c.start_at.type)
-    state = and_(t.status == "held", t.held_until <= now) if lapsed else t.status == "free"
+    held, free = service.constant("held"), service.constant("free")
+    state = and_(t.status == held, t.held_until <= now) if lapsed else t.status == free
     conditions = [state, t.start_at > now,
                   service.open_to(pools, now, t)]
     postgres = dialect == "postgresql"

@@ -10,7 +10,7 @@ from functools import lru_cache
 from typing import Any, cast
 
 from pydantic import ValidationError
-from sqlalchemy import Table, and_, case, func, insert, or_, select
+from sqlalchemy import String, Table, and_, case, func, insert, literal_column, or_, select
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.sql.elements import ColumnElement
@@ -270,12 +270,20 @@ def open_to(pools: frozenset[Pool], now: datetime | Any,
     by one, not with IN: an IN list is expanded into the text at every execution, which a
     statement built once for a batch's hot path would pay each time."""
     c = cols if cols is not None else Slot
-    names = sorted(p.value for p in pools)
+    names = [constant(p.value) for p in sorted(pools)]
     returned = and_(c.return_at.is_not(None), c.return_at <= now)
     return or_(
         and_(returned, or_(*(c.return_pool == name for name in names))),
         and_(~returned, or_(*(c.pool == name for name in names)), c.release_at <= now),
     )
+
+
+def constant(word: str) -> ColumnElement[str]:
+    """A fixed word of ours (a pool, a status) written into a statement's text rather than
+    bound: a statement built once then carries no value to process at every execution."""
+    if not word.isidentifier() or not word.isascii():
+        raise ValueError(f"not a plain word: {word!r}")
+    return literal_column(f"'{word}'", String)
 
 
 def claimable(now: datetime, cols: Any = None) -> ColumnElement[bool]:
