@@ -12,6 +12,10 @@
   free slot, then write it): it must overbook, or the harness could not see overbooking;
 * ``serializable_per_s``: the read-check-write booking in SERIALIZABLE transactions with
   retries (on SQLite: transactions that take the write lock first), on the hot schedule;
+* ``hot_cpu_us_per_booking`` / ``serializable_cpu_us_per_booking``: processor time per
+  booking of the booking processes and (PostgreSQL) the database server on the hot
+  schedule: what one booking costs the machine's cores, whose number divided by it bounds
+  the rate;
 * ``http_per_s`` / ``http_p99_ms``: bookings over HTTP against 2 uvicorn workers, the load
   from wrk (``apt-get install wrk``) on 64 connections;
 * ``fast_client_excess_pts``: in the fair opening window, the share of slots won by clients
@@ -130,7 +134,7 @@ def overbooked(engine: Engine) -> int:
 
 def _worker(url: str, mode: str, hospital_id: int, schedules: list[int],
             chunks: list[list[int]], start_at: float, seconds: float,
-            out: Any) -> None:
+            out: Any, counted: Any) -> None:
     os.environ["ONETRIP_DATABASE_URL"] = url
     from onetrip.identity.service import Principal
     from onetrip.scheduling.groupcommit import Command, GroupCommitter
@@ -207,35 +211,46 @@ def _worker(url: str, mode: str, hospital_id: int, schedules: list[int],
                 counts[outcome] += 1
 
     time.sleep(max(0.0, start_at - time.time()))
+    cpu = time.process_time()
     threads = [threading.Thread(target=client, args=(c,)) for c in chunks]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    out.put((dict(counts), time.time()))
+    out.put((dict(counts), time.time(), time.process_time() - cpu))
+    counted.wait(60)  # keep the connections (their server processes) until CPU is counted
 
 
 def run_engine(world: World, mode: str, schedules: list[int], patients: list[int],
-               seconds: float) -> tuple[float, Counter[str]]:
-    """Bookings a second by CLIENTS threads over PROCESSES processes, and their outcomes."""
+               seconds: float) -> tuple[float, Counter[str], float]:
+    """Bookings a second by CLIENTS threads over PROCESSES processes, their outcomes, and
+    the processor time per booking (µs) of the booking processes and, on a local
+    PostgreSQL, the database server."""
     ctx = mp.get_context("spawn")
-    out = ctx.Queue()
+    out, counted = ctx.Queue(), ctx.Event()
     per_client = [patients[i::CLIENTS] for i in range(CLIENTS)]
     start_at = time.time() + 4
     procs = [ctx.Process(target=_worker, args=(
         world.url, mode, world.hospital_id, schedules,
-        per_client[i::PROCESSES], start_at, seconds, out)) for i in range(PROCESSES)]
+        per_client[i::PROCESSES], start_at, seconds, out, counted))
+        for i in range(PROCESSES)]
     for p in procs:
         p.start()
     totals: Counter[str] = Counter()
     ended = start_at
+    server = server_ticks()
+    cpu = 0.0
     for _ in procs:
-        counts, finished = out.get()
+        counts, finished, used = out.get()
         totals.update(counts)
         ended = max(ended, finished)
+        cpu += used
+    cpu += server_seconds_since(server)
+    counted.set()
     for p in procs:
         p.join()
-    return totals["ok"] / max(1e-9, ended - start_at), totals
+    return (totals["ok"] / max(1e-9, ended - start_at), totals,
+            1e6 * cpu / max(1, totals["ok"]))
 
 
 # --- HTTP ---------------------------------------------------------------------------------
@@ -378,11 +393,12 @@ def main(argv: list[str] | None = None) -> int:
         settle(engine)
         http = run_http(world, share["http"], world.http, seconds)
         settle(engine)
-        hot, hot_counts = run_engine(world, "ours", [world.hot], share["hot"], seconds)
+        hot, hot_counts, hot_cpu = run_engine(world, "ours", [world.hot], share["hot"],
+                                              seconds)
         settle(engine)
-        spread, _ = run_engine(world, "ours", world.spread, share["spread"], seconds)
+        spread, _, _ = run_engine(world, "ours", world.spread, share["spread"], seconds)
         settle(engine)
-        naive_rate, _ = run_engine(world, "naive", [world.naive], share["naive"], 3.0)
+        naive_rate, _, _ = run_engine(world, "naive", [world.naive], share["naive"], 3.0)
         with engine.connect() as conn:
             naive_over = conn.execute(text(
                 "SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT slot_id, COUNT(*) AS n "
@@ -391,8 +407,8 @@ def main(argv: list[str] | None = None) -> int:
             conn.commit()
         serial_schedule = big_schedule(engine, world, hot_n)
         settle(engine)
-        serial, serial_counts = run_engine(world, "serializable", [serial_schedule],
-                                           share["serial"], seconds)
+        serial, serial_counts, serial_cpu = run_engine(
+            world, "serializable", [serial_schedule], share["serial"], seconds)
         results: dict[str, Any] = {
             "db": args.db,
             "overbooked": 0,
@@ -402,6 +418,10 @@ def main(argv: list[str] | None = None) -> int:
             "serializable_per_s": round(serial, 1),
             "serializable_retries": serial_counts.get("retry", 0),
             "hot_outcomes": dict(hot_counts),
+            # Where the two cores go: processor time (the booking processes and, on
+            # PostgreSQL, the database server) per booking made.
+            "hot_cpu_us_per_booking": round(hot_cpu),
+            "serializable_cpu_us_per_booking": round(serial_cpu),
         }
         results.update(http)
         excess, excess_se = run_fairness(world, engine, share["fair"], rounds=rounds,
@@ -418,6 +438,30 @@ def main(argv: list[str] | None = None) -> int:
           else json.dumps(results, ensure_ascii=False, indent=2))
     record(results, quick=args.quick)
     return 0
+
+
+def server_ticks() -> dict[str, int]:
+    """Processor time so far (clock ticks) of each PostgreSQL server process on this
+    machine; none for SQLite, which runs inside the booking processes."""
+    ticks: dict[str, int] = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if not f.read().startswith(("postgres", "postmaster")):
+                    continue
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        ticks[pid] = int(fields[11]) + int(fields[12])  # utime + stime
+    return ticks
+
+
+def server_seconds_since(before: dict[str, int]) -> float:
+    """Processor seconds the server spent since ``before`` (a process started meanwhile
+    counts whole)."""
+    return sum(t - before.get(pid, 0) for pid, t in server_ticks().items()) / os.sysconf(
+        "SC_CLK_TCK")
 
 
 def settle(engine: Engine) -> None:
