@@ -70,7 +70,7 @@ def test_rm1_the_same_event_handled_twice_queues_once(db: Session, clinic: Clini
     from onetrip.scheduling.events import AppointmentBooked
 
     appt = book(db, clinic)
-    again = AppointmentBooked(appointment_id=appt.id, patient_id=appt.patient_id)
+    again = AppointmentBooked.of(appt)
     subscribers.on_booked(db, [again, again])  # twice more, twice in one batch
     db.flush()
     assert len(db.scalars(select(Notification).where(

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from onetrip import events
 from onetrip.config import get_settings
-from onetrip.db import among, utcnow
+from onetrip.db import utcnow
 from onetrip.identity.empi import PatientsMerged, PatientsUnmerged
 from onetrip.notify import rules, service
 from onetrip.notify.service import Draft
@@ -40,24 +39,18 @@ from onetrip.scheduling.models import (
     WaitlistEntry,
 )
 
-#: What the booking messages need of an appointment (a batch reads just these columns).
-_BOOKED = (Appointment.id, Appointment.patient_id, Appointment.schedule_id,
-           Appointment.hospital_id, Appointment.day, Appointment.start_at,
-           Appointment.booked_at)
 
-
-def _queue_bookings(db: Session, appts: Sequence[Any]) -> None:
+def _queue_bookings(db: Session, booked: Sequence[AppointmentBooked]) -> None:
     """RM-1 confirmation now, RM-2 reminders the day before and one hour before, for every
-    appointment at once (a batch of bookings: one lookup and one insert). ``appts`` are
-    appointments or rows of their ``_BOOKED`` columns."""
+    booking at once (a batch of bookings: one lookup and one insert)."""
     policy, tz = service.reminder_policy(), get_settings().tz
     drafts = []
-    for appt, variables in zip(appts, appointments_vars(db, appts), strict=True):
+    for appt, variables in zip(booked, appointments_vars(db, booked), strict=True):
         booked_at = appt.booked_at or utcnow()
         due = {"booking_confirmed": booked_at, **rules.scheduled_reminders(
             start_at=appt.start_at, booked_at=booked_at, policy=policy, tz=tz)}
         drafts += [Draft(appt.patient_id, template, variables, send_at,
-                         f"{template}:{appt.id}", appt.id, appt.day,
+                         f"{template}:{appt.appointment_id}", appt.appointment_id, appt.day,
                          hospital_id=appt.hospital_id)
                    for template, send_at in due.items()]
     service.queue(db, drafts)
@@ -65,9 +58,7 @@ def _queue_bookings(db: Session, appts: Sequence[Any]) -> None:
 
 @events.on_commit_many(AppointmentBooked)
 def on_booked(db: Session, evs: list[AppointmentBooked]) -> None:
-    ids = [ev.appointment_id for ev in evs]
-    found = {a.id: a for a in db.execute(select(*_BOOKED).where(among(db, Appointment.id, ids)))}
-    _queue_bookings(db, [found[i] for i in ids])
+    _queue_bookings(db, evs)
 
 
 @events.on_commit(AppointmentRebooked)
@@ -76,7 +67,7 @@ def on_rebooked(db: Session, ev: AppointmentRebooked) -> None:
     old one goes, the stop-clinic notice too: the patient has already answered it."""
     if ev.previous_id:
         service.cancel_queued(db, appointment_id=ev.previous_id)
-    _queue_bookings(db, [db.get_one(Appointment, ev.appointment_id)])
+    _queue_bookings(db, [AppointmentBooked.of(db.get_one(Appointment, ev.appointment_id))])
 
 
 @events.on_commit(AppointmentCancelled)

@@ -104,7 +104,7 @@ def confirm(db: Session, *, principal: Principal, appointment_id: int,
                .values(status="booked", held_until=None),
                execution_options={"synchronize_session": False})
     db.refresh(appt)
-    events.publish(db, AppointmentBooked(appointment_id=appt.id, patient_id=appt.patient_id))
+    events.publish(db, AppointmentBooked.of(appt))
     return appt
 
 

@@ -382,5 +382,5 @@ def _record(db: Session, booked: list[tuple[Pending, Booked]]) -> None:
     audit.record_many(db, [audit.Entry(p.request.principal, "appointment.book", b.patient_id)
                            for p, b in booked])
     for _p, b in booked:
-        event = AppointmentHeld if b.status == "held" else AppointmentBooked
-        events.publish(db, event(appointment_id=b.id, patient_id=b.patient_id))
+        events.publish(db, AppointmentHeld(appointment_id=b.id, patient_id=b.patient_id)
+                       if b.status == "held" else AppointmentBooked.of(b))

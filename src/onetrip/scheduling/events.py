@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
 from onetrip.events import Event
 
@@ -21,7 +22,21 @@ class AppointmentHeld(AppointmentEvent):
 
 @dataclass(frozen=True)
 class AppointmentBooked(AppointmentEvent):
-    pass
+    """Booked (or a hold confirmed), with what the messages about it need: a batch of
+    bookings is announced without reading its appointments back."""
+
+    schedule_id: int
+    hospital_id: int
+    day: date
+    start_at: datetime
+    booked_at: datetime | None
+
+    @classmethod
+    def of(cls, appt: Any) -> AppointmentBooked:
+        """The event of an appointment (or of anything with its columns)."""
+        return cls(appointment_id=appt.id, patient_id=appt.patient_id,
+                   schedule_id=appt.schedule_id, hospital_id=appt.hospital_id, day=appt.day,
+                   start_at=appt.start_at, booked_at=appt.booked_at)
 
 
 @dataclass(frozen=True)

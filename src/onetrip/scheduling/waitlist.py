@@ -106,7 +106,7 @@ def accept(db: Session, *, principal: Principal, entry_id: int, now: datetime) -
     db.add(appt)
     db.flush()
     entry.status, entry.appointment_id = "accepted", appt.id
-    events.publish(db, AppointmentBooked(appointment_id=appt.id, patient_id=appt.patient_id))
+    events.publish(db, AppointmentBooked.of(appt))
     return appt
 
 
