@@ -13,6 +13,8 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from onetrip.db import UTCDateTime, insert_rows
+from onetrip.identity.models import Patient
+from onetrip.notify.models import Notification
 from onetrip.scheduling.models import IdempotencyRecord
 
 _TABLE = cast(Table, IdempotencyRecord.__table__)
@@ -52,3 +54,16 @@ def test_sqlite_stores_times_in_sqlalchemys_text_form(engine: Engine) -> None:
                    datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
                    datetime(999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)):
         assert ours(moment) == reference(moment.replace(tzinfo=None))
+
+
+def test_columns_left_out_take_their_defaults(db: Session) -> None:
+    patient_id = db.scalar(select(Patient.id).limit(1))
+    at = datetime(2026, 12, 5, 8, 0, tzinfo=UTC)
+    insert_rows(db.connection(), cast(Table, Notification.__table__), [{
+        "patient_id": patient_id, "channel": "sms", "template": "booking_confirmed",
+        "variables": {"time": "12月5日 16:00"}, "attempts": 0, "send_at": at,
+        "next_attempt_at": at, "dedupe_key": "test-defaults", "last_error": "",
+        "created_at": at}])
+    row = db.execute(select(Notification.status, Notification.resends, Notification.read_at)
+                     .where(Notification.dedupe_key == "test-defaults")).one()
+    assert tuple(row) == ("queued", 0, None)

@@ -198,17 +198,53 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], 
     the table's type (``json_populate_recordset``): the statement's text is the same however
     many rows go in, so the driver and the server parse and plan it once, and the driver
     passes one string instead of quoting every value. SQLite takes the rows in the driver's
-    executemany (or one multi-row INSERT when rows are returned).
+    executemany, their values converted here once per column (``_sqlite_plain_insert``), or
+    in one multi-row INSERT when rows are returned.
     """
     if not rows:
         return []
-    stmt = _insert_statement(conn.dialect.name, table, tuple(rows[0]), tuple(returning),
+    names = tuple(rows[0])
+    if conn.dialect.name == "sqlite" and not returning:
+        plain = _sqlite_plain_insert(conn.dialect, table, names, skip_conflicts)
+        if plain is not None:
+            sql, convert, defaults = plain
+            conn.exec_driver_sql(sql, [
+                {**defaults, **{n: f(row[n]) if f else row[n] for n, f in convert}}
+                for row in rows])
+            return []
+    stmt = _insert_statement(conn.dialect.name, table, names, tuple(returning),
                              skip_conflicts)
     if conn.dialect.name == "postgresql":
         result = conn.execute(stmt, {"rows": _json_rows(rows)})
     else:
         result = conn.execute(stmt, list(rows))
     return list(result) if returning else []
+
+
+@lru_cache(maxsize=64)
+def _sqlite_plain_insert(dialect: Any, table: Table, names: tuple[str, ...],
+                         skip_conflicts: bool | tuple[str, ...]) -> Any:
+    """SQLite: the INSERT's text with named parameters, each given column's conversion (its
+    type's bind processor) and the constant defaults of the columns not given; None when a
+    column not given has a computed default (the statement then goes through SQLAlchemy).
+
+    SQLAlchemy would build and convert every row's parameters on its own (about 9 µs a row
+    here); the booking path inserts four such rows for every booking."""
+    defaults: dict[str, Any] = {}
+    for column in table.c:
+        if column.name in names or column.default is None:
+            continue
+        if not column.default.is_scalar:
+            return None
+        defaults[column.name] = column.default.arg  # type: ignore[attr-defined]
+    stmt = _insert_statement("sqlite", table, names, (), skip_conflicts)
+    sql = str(stmt.compile(dialect=dialect, column_keys=[*names, *defaults]))
+    convert = tuple((n, table.c[n].type.dialect_impl(dialect).bind_processor(dialect))
+                    for n in names)
+    for name in list(defaults):
+        f = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        defaults[name] = f(defaults[name]) if f else defaults[name]
+    return sql, convert, defaults
 
 
 def update_rows(conn: Connection, table: Table, key: str,
