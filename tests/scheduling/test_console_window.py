@@ -178,3 +178,15 @@ def test_bk6_clerk_cancels_at_the_window_free_before_the_deadline_counted_after(
     assert counted.status_code == 200 and "计入失约记录" in counted.text
     db.refresh(late)
     assert late.penalty_event == "same_day_refund"
+
+
+def test_before_the_same_day_opening_the_window_is_told_when_booking_opens(
+        client: TestClient, db: Session, clinic: Clinic) -> None:
+    patient, _ = clinic.patient(db)
+    as_staff(client, db, Role.window, clinic.hospital, local(DAY, 6, 40))
+    path = f"/console/window/schedules/{clinic.schedule.id}"
+    page = client.get(path, params={"patient": patient.id})
+    assert page.status_code == 200 and not _slot_ids(page.text)
+    assert "07:00" in page.text and "已无可预约号源" not in page.text
+    at(client, local(DAY, 7))
+    assert _slot_ids(client.get(path, params={"patient": patient.id}).text)

@@ -177,3 +177,19 @@ def test_a_patient_cookie_only_works_on_its_own_kiosk_and_unaltered() -> None:
     assert patient_from_cookie(value, two, MORNING) is None
     assert patient_from_cookie(value.replace("42.", "43.", 1), one, MORNING) is None
     assert patient_from_cookie("", one, MORNING) is None
+
+
+def test_before_the_same_day_opening_the_kiosk_offers_no_time_it_would_refuse(
+        kiosk: TestClient, clock: Clock, clinic: Clinic, db: Session) -> None:
+    _p, number = person(db)
+    clock.now = local(DAY, 6, 30)  # the hall opens before registration does
+    identify(kiosk, number)
+    register = kiosk.get("/kiosk/register")
+    tile = re.search(rf'data-dept="{clinic.department.code}">(.*?)</a>', register.text, re.S)
+    assert tile is not None and "07:00放号" in tile.group(1)
+    times = kiosk.get(f"/kiosk/schedules/{clinic.schedule.id}")
+    assert "data-slot=" not in times.text and "07:00" in times.text
+    assert "已无号源" not in times.text
+    clock.now = local(DAY, 7)
+    identify(kiosk, number)  # half an hour later the kiosk has long forgotten the patient
+    assert "data-slot=" in kiosk.get(f"/kiosk/schedules/{clinic.schedule.id}").text

@@ -303,3 +303,22 @@ def test_bk6_a_substituted_session_books_under_the_substitute_a_stopped_one_offe
     stopped = client.get(f"/book/schedules/{later.id}")
     assert "data-slot=" not in stopped.text and "已停诊" in stopped.text
     assert "加入候补" not in stopped.text
+
+
+def test_overnight_the_portal_says_when_booking_reopens_instead_of_offering_times(
+        client: TestClient, clock: Clock, clinic: Clinic, db: Session) -> None:
+    """From the next-day cutoff (20:00 the evening before) to the same-day opening (07:00)
+    every booking of the day is refused, so the pages offer no time that would be refused."""
+    sign_in_family(client, db)
+    clock.now = local(DAY - timedelta(days=1), 21)
+    day = client.get(f"/book/hospitals/{clinic.hospital.code}/{clinic.department.code}",
+                     params={"day": DAY.isoformat()})
+    strip = re.search(rf'data-day="{DAY.isoformat()}">(.*?)</a>', day.text, re.S)
+    assert strip is not None and "07:00放号" in strip.group(1) and "余" not in strip.group(1)
+    row = re.search(rf'data-schedule="{clinic.schedule.id}">(.*?)</a>', day.text, re.S)
+    assert row is not None and "07:00放号" in row.group(1)
+    times = client.get(f"/book/schedules/{clinic.schedule.id}")
+    assert "data-slot=" not in times.text and "07:00" in times.text
+    assert "加入候补" not in times.text and "已约满" not in times.text
+    clock.now = local(DAY, 7)
+    assert "data-slot=" in client.get(f"/book/schedules/{clinic.schedule.id}").text

@@ -251,19 +251,26 @@ def register(request: Request, db: DbSession, kiosk: Kiosk, now: Now,
     chosen = next((d for d in days if d.isoformat() == day), days[1] if ahead else today)
     schedules = [s for s in service.list_schedules(db, hospital=here.hospital, day=chosen)
                  if s.status in BOOKABLE_SCHEDULE_STATUSES and s.end_at > now]
+    reopens = _reopens(db, here, chosen, now)
     avail = service.availability(db, [s.id for s in schedules], now)
     departments: dict[int, dict[str, Any]] = {}
     for s in schedules:
+        left = 0 if reopens else _left(avail[s.id])
         row = departments.setdefault(s.department_id, {
             "dept": db.get_one(Department, s.department_id), "left": 0, "schedules": []})
-        row["left"] += _left(avail[s.id])
+        row["left"] += left
         doc_id = s.substitute_practitioner_id or s.practitioner_id
-        row["schedules"].append({"schedule": s, "left": _left(avail[s.id]),
+        row["schedules"].append({"schedule": s, "left": left,
                                  "doctor": db.get(Practitioner, doc_id) if doc_id else None})
     picked = next((r for r in departments.values() if r["dept"].code == dept), None)
     return patient_page(request, here, now, "kiosk_register.html", {
         "days": days, "day": chosen, "today": today, "departments": list(departments.values()),
-        "picked": picked, "sessions": SESSION_LABELS})
+        "picked": picked, "sessions": SESSION_LABELS, "reopens": reopens})
+
+
+def _reopens(db: Session, here: AtKiosk, day: date, now: datetime) -> datetime | None:
+    policy, _rule = service.policy_for(db, here.hospital.id)
+    return page_booking.reopens_at(policy, day, now)
 
 
 def _slot_ctx(db: Session, schedule: Schedule) -> dict[str, Any]:
@@ -285,9 +292,12 @@ def times(schedule_id: int, request: Request, db: DbSession, kiosk: Kiosk,
           now: Now) -> Response:
     here = at_kiosk(request, db, kiosk, now)
     schedule = _own_schedule(db, here, schedule_id)
-    slots = service.free_slots(db, schedule=schedule, channel=_CHANNEL, now=now)
+    reopens = _reopens(db, here, schedule.day, now)
+    slots = [] if reopens else service.free_slots(db, schedule=schedule, channel=_CHANNEL,
+                                                  now=now)
     return patient_page(request, here, now, "kiosk_times.html", {
-        **_slot_ctx(db, schedule), "groups": page_booking.time_groups(slots)})
+        **_slot_ctx(db, schedule), "groups": page_booking.time_groups(slots),
+        "reopens": reopens})
 
 
 def _confirm(request: Request, db: Session, here: AtKiosk, now: datetime, slot_id: int,

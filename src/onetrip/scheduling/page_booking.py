@@ -27,7 +27,13 @@ from onetrip.org import calendar as org_calendar
 from onetrip.org.models import Department, Hospital, Location, Practitioner
 from onetrip.scheduling import booking, gate, idempotency, service
 from onetrip.scheduling.models import Appointment, Schedule, Slot
-from onetrip.scheduling.rules import Channel, cancel_deadline
+from onetrip.scheduling.rules import (
+    Channel,
+    PoolPolicy,
+    booking_paused,
+    booking_window,
+    cancel_deadline,
+)
 
 STATUS_LABELS = {"held": "锁号中", "booked": "已预约", "arrived": "已报到", "fulfilled": "已就诊",
                  "cancelled": "已取消", "noshow": "爽约", "expired": "已失效"}
@@ -120,6 +126,14 @@ def visit_of(db: Session, appt: Appointment, now: datetime) -> Visit:
         cancellable=appt.status == "held" or (appt.status == "booked" and now <= deadline),
         check_in_open=(appt.status == "booked" and schedule.status != "stopped"
                        and opens <= now < schedule.end_at))
+
+
+def reopens_at(policy: PoolPolicy, day: date, now: datetime) -> datetime | None:
+    """When booking for ``day`` reopens, if ``now`` falls in the overnight pause before it
+    (from the next-day cutoff to the same-day opening the engine refuses every booking of
+    that day, so the pages offer none); None while it is open."""
+    window = booking_window(day, policy, get_settings().tz)
+    return window.same_day_opens_at if booking_paused(window, now) else None
 
 
 def booking_gate(channel_of: Callable[[Request], Channel],
