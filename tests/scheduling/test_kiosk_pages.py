@@ -17,11 +17,19 @@ from onetrip.identity import service as identity_service
 from onetrip.identity.models import Patient
 from onetrip.identity.rules import DocumentType, Role, mask_name, may_act_for_patient
 from onetrip.identity.service import Principal
+from onetrip.scheduling import service
 from onetrip.scheduling.kiosk_pages import PATIENT_COOKIE, patient_cookie, patient_from_cookie
 from onetrip.scheduling.models import Appointment, Slot
-from onetrip.scheduling.rules import CHANNEL_POOLS, Channel, Pool
-from tests.factories import WINDOW, make_patient, make_token, resident_id
-from tests.scheduling.conftest import DAY, Clinic, Clock, chinese_name, local
+from onetrip.scheduling.rules import CHANNEL_POOLS, Channel, Pool, SessionOfDay
+from tests.factories import (
+    WINDOW,
+    make_department,
+    make_patient,
+    make_practitioner,
+    make_token,
+    resident_id,
+)
+from tests.scheduling.conftest import CREATED, DAY, Clinic, Clock, chinese_name, local
 
 #: On the clinic day before the session: window slots are out, check-in is open.
 MORNING = local(DAY, 7, 30)
@@ -193,3 +201,18 @@ def test_before_the_same_day_opening_the_kiosk_offers_no_time_it_would_refuse(
     clock.now = local(DAY, 7)
     identify(kiosk, number)  # half an hour later the kiosk has long forgotten the patient
     assert "data-slot=" in kiosk.get(f"/kiosk/schedules/{clinic.schedule.id}").text
+
+
+def test_departments_keep_the_hospitals_order_whatever_the_days_sessions(
+        kiosk: TestClient, clinic: Clinic, db: Session) -> None:
+    """A kiosk user finds a department where it was yesterday: the tiles follow the
+    hospital's department order, not the start times of the day's sessions."""
+    first = make_department(db, clinic.hospital, name="儿科", sort_order=-1)
+    doctor = make_practitioner(db, clinic.hospital, first)
+    service.create_schedule(db, hospital=clinic.hospital, department=first, day=DAY,
+                            session=SessionOfDay.pm, practitioner=doctor, capacity=10,
+                            slot_minutes=6, now=CREATED)
+    _p, number = person(db)
+    identify(kiosk, number)
+    tiles = re.findall(r'data-dept="([^"]+)"', kiosk.get("/kiosk/register").text)
+    assert tiles[:2] == [first.code, clinic.department.code]

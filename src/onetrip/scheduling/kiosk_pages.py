@@ -262,9 +262,11 @@ def register(request: Request, db: DbSession, kiosk: Kiosk, now: Now,
         doc_id = s.substitute_practitioner_id or s.practitioner_id
         row["schedules"].append({"schedule": s, "left": left,
                                  "doctor": db.get(Practitioner, doc_id) if doc_id else None})
-    picked = next((r for r in departments.values() if r["dept"].code == dept), None)
+    # The hospital's department order, so that a tile is where it was on another day.
+    tiles = sorted(departments.values(), key=lambda r: (r["dept"].sort_order, r["dept"].id))
+    picked = next((r for r in tiles if r["dept"].code == dept), None)
     return patient_page(request, here, now, "kiosk_register.html", {
-        "days": days, "day": chosen, "today": today, "departments": list(departments.values()),
+        "days": days, "day": chosen, "today": today, "departments": tiles,
         "picked": picked, "sessions": SESSION_LABELS, "reopens": reopens})
 
 
