@@ -86,6 +86,9 @@ def test_portal_sign_in_book_for_a_child_see_it_and_cancel(browser: Any, live_se
     page.get_by_role("link", name="预约挂号").first.click()
     page.wait_for_url("**/book")
     page.screenshot(path=str(artifacts / "portal-hospitals-phone.png"), full_page=True)
+    card = page.locator("[data-list=hospitals]").bounding_box()
+    entry = page.locator(f'[data-hospital="{hospital}"]').bounding_box()
+    assert entry["x"] - card["x"] >= 8  # the names do not touch the card's border
     page.locator(f'[data-hospital="{hospital}"]').click()
     page.wait_for_url(f"**/book/hospitals/{hospital}")
     page.screenshot(path=str(artifacts / "portal-departments-phone.png"), full_page=True)
@@ -102,8 +105,11 @@ def test_portal_sign_in_book_for_a_child_see_it_and_cancel(browser: Any, live_se
     page.locator("[data-list=times] a").first.click()
     page.wait_for_url("**/book/slots/*")
 
-    child = page.locator("label.choice", has_text="严小一").locator("input")
+    choice = page.locator("label.choice", has_text="严小一")
+    child = choice.locator("input")
     child.check()
+    radio, label = child.bounding_box(), choice.bounding_box()
+    assert radio["width"] <= 32 and label["height"] <= 80  # a radio beside the name, one line
     kid_id = int(child.get_attribute("value"))
     token = page.locator("input[name=form_token]").get_attribute("value")
     form_url = page.url
