@@ -145,6 +145,14 @@ def test_bk2_bk4_policy_floors_are_shown_beside_their_fields_and_nothing_is_save
     typed = client.post("/console/policy", data=values(hold_minutes="五", next_day_cutoff="25"))
     assert 'data-field="hold_minutes"' in typed.text
     assert 'data-field="next_day_cutoff"' in typed.text
+    both = client.post("/console/policy", data=values(online_share="70",
+                                                      referral_share_of_online="30"))
+    assert both.status_code == 422  # every broken floor at once, each beside its field
+    assert 'data-field="online_share"' in both.text
+    assert 'data-field="referral_share_of_online"' in both.text
+    for odd in ("nan", "inf", "-inf"):
+        r = client.post("/console/policy", data=values(online_share=odd))
+        assert r.status_code == 422 and "请填写0到100之间的数字" in r.text, odd
     bound = client.post("/console/policy", data=values(online_release_days="200"))
     assert 'data-field="online_release_days"' in bound.text and "不能大于90" in bound.text
     assert service.policy_for(db, clinic.hospital.id)[0].online_share == 0.85
