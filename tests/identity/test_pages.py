@@ -122,6 +122,7 @@ def test_staff_search_by_document_phone_and_name(client: TestClient, db: Session
     r = client.post("/staff/patients", data={"by": "document", "document_type":
                                              "resident_id_card", "document_number": "123"})
     assert r.status_code == 422 and 'data-field="document_number"' in r.text
+    assert 'value="123"' in r.text  # the refused number stays to be corrected
     assert client.get("/staff/audit").status_code == 403  # a clerk does not read the audit
 
 

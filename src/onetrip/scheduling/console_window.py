@@ -121,6 +121,8 @@ def find_patient(request: Request, db: DbSession, principal: Clerk, now: Now,
             document_number=document_number, phone=phone, name=name)
         if results is not None:
             ctx["results"] = [patient_view(db, p.id) for p in results]
+    if ctx["errors"]:
+        ctx["values"] |= {"document_number": document_number, "phone": phone}
     name_ = "console_window_find.html" if request.headers.get("hx-request") == "true" \
         else "console_window.html"
     return page(request, name_, principal, ctx, status_code=422 if ctx["errors"] else 200)
