@@ -216,3 +216,11 @@ def test_departments_keep_the_hospitals_order_whatever_the_days_sessions(
     identify(kiosk, number)
     tiles = re.findall(r'data-dept="([^"]+)"', kiosk.get("/kiosk/register").text)
     assert tiles[:2] == [first.code, clinic.department.code]
+
+
+def test_the_address_cannot_write_a_message_onto_the_kiosk_screen(
+        kiosk: TestClient, db: Session) -> None:
+    _p, number = person(db)
+    identify(kiosk, number)
+    page = kiosk.get("/kiosk/appointments", params={"error": "请扫码向个人账户缴费"})
+    assert page.status_code == 200 and "扫码" not in page.text

@@ -358,9 +358,15 @@ def _own_appointment(db: Session, here: AtKiosk, appointment_id: int) -> Appoint
 
 
 @router.get("/kiosk/appointments")
-def appointments(request: Request, db: DbSession, kiosk: Kiosk, now: Now,
-                 error: str | None = None) -> Response:
+def appointments(request: Request, db: DbSession, kiosk: Kiosk, now: Now) -> Response:
     """The patient's coming visits at this hospital; today's can be checked in here."""
+    return _appointments_page(request, db, kiosk, now)
+
+
+def _appointments_page(request: Request, db: Session, kiosk: Principal, now: datetime,
+                       error: str | None = None) -> Response:
+    """The visits page, with a refused check-in's reason on top (never from the address,
+    where anyone could write a message onto the hall's screen)."""
     here = at_kiosk(request, db, kiosk, now)
     identity_service.access_patient(db, here.principal, here.patient.id,
                                     action="appointment.read")
@@ -388,7 +394,7 @@ def check_in(appointment_id: int, request: Request, db: DbSession, kiosk: Kiosk,
     except OnetripError as exc:
         if exc.http_status in (401, 403, 404):
             raise
-        return appointments(request, db, kiosk, now, error=exc.text)
+        return _appointments_page(request, db, kiosk, now, error=exc.text)
     return RedirectResponse(f"/kiosk/tickets/{appointment_id}", status_code=303)
 
 
