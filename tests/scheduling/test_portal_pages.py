@@ -86,6 +86,10 @@ def test_book_confirm_and_a_double_submit_books_once(client: TestClient, clock: 
                          client.get(f"/book/schedules/{clinic.schedule.id}").text)[0]
     form = client.get(f"/book/slots/{slot_id}")
     assert form.status_code == 200 and fam.me.name in form.text and fam.kid.name in form.text
+    # the terms before the tap: check-in from 06:00 (two hours ahead), free to cancel until
+    # Friday 16:00 for a Monday visit
+    assert re.search(r'data-fact="check-in">当天 0[67]:\d\d 起', form.text)
+    assert f'data-fact="deadline">{DAY - timedelta(days=3):%m-%d} 16:00' in form.text
     data = {"patient_id": str(fam.kid.id), "form_token": form_token(form.text)}
     first = client.post(f"/book/slots/{slot_id}", data=data, follow_redirects=False)
     again = client.post(f"/book/slots/{slot_id}", data=data, follow_redirects=False)

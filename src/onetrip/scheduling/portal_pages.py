@@ -36,6 +36,7 @@ from onetrip.scheduling.page_booking import (
     new_form_token,
     place_of,
     reopens_at,
+    terms_of,
     time_groups,
 )
 from onetrip.scheduling.rules import (
@@ -212,6 +213,7 @@ def _form_page(request: Request, db: Session, me: Principal, slot_id: int, now: 
     return render_page(request, "portal_book.html", {
         **schedule_context(db, slot.schedule), "slot": slot, "members": members,
         "restricted": restricted, "labels": RELATIONSHIP_LABELS, "values": values,
+        "terms": terms_of(db, slot),
         "errors": errors, "form_token": new_form_token()}, status_code=status_code)
 
 
