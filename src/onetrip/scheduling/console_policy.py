@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from datetime import time
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -24,7 +23,7 @@ from onetrip.identity.service import Principal
 from onetrip.org import service as org_service
 from onetrip.org.models import Hospital
 from onetrip.scheduling import service
-from onetrip.scheduling.console_pages import PolicyAdmin, console_hospital, page
+from onetrip.scheduling.console_pages import PolicyAdmin, console_hospital, page, parse_clock
 from onetrip.scheduling.rules import (
     POOL_LABELS,
     PolicyInvalid,
@@ -76,10 +75,11 @@ def read_policy_form(values: dict[str, str]) -> tuple[dict[str, Any], dict[str, 
         else:
             errors[k] = "请填写整数"
     for k in CLOCK:
-        try:
-            typed[k] = time.fromisoformat(values.get(k, "").strip())
-        except ValueError:
-            errors[k] = "时间格式应为 时:分，如 07:00"
+        clock = parse_clock(values.get(k, ""))
+        if clock is None:
+            errors[k] = "时间格式应为 时:分（24小时制），如 07:00"
+        else:
+            typed[k] = clock
     return typed, errors
 
 
