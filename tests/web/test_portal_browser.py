@@ -1,6 +1,7 @@
 """The patient portal walk in a real headless Chromium at a phone viewport (BK-1, BK-3, BK-6):
-SMS sign-in, register 本人 and a child, hospital → department → date → doctor → time, book
-for the child, a double submit that books once, my appointments, cancel; large-font mode."""
+SMS sign-in with the code read from the outbox, register 本人 and a child (resident IDs),
+hospital → department → date → doctor → time, book for the child, a double submit that books
+once, my appointments, cancel; large-font mode."""
 
 from __future__ import annotations
 
@@ -52,13 +53,10 @@ def _appointments_of(patient_id: int) -> int:
             Appointment.patient_id == patient_id)) or 0
 
 
-def _register(page: Any, name: str, number: str, relationship: str | None = None,
-              document_type: str | None = None) -> None:
+def _register(page: Any, name: str, number: str, relationship: str | None = None) -> None:
     if relationship:
         page.get_by_label("与本人关系").select_option(relationship)
     page.get_by_label("姓名").fill(name)
-    if document_type:
-        page.get_by_label("证件类型").select_option(document_type)
     page.get_by_label("证件号码").fill(number)
     page.get_by_role("button", name="保存").click()
     page.wait_for_url("**/me/family?flash=added")
@@ -71,7 +69,7 @@ def test_portal_sign_in_book_for_a_child_see_it_and_cancel(browser: Any, live_se
     page = context.new_page()
     page.goto(live_server + "/me/appointments")
     page.wait_for_url("**/sign-in?next=/me/appointments")
-    sign_in_by_sms(page, PHONE)
+    sign_in_by_sms(page, PHONE, screenshot=artifacts / "portal-sign-in-phone.png")
     page.wait_for_url("**/me/appointments")
     assert "还没有登记就诊人" in page.content()
     page.screenshot(path=str(artifacts / "portal-my-appointments-empty-phone.png"),
@@ -80,8 +78,10 @@ def test_portal_sign_in_book_for_a_child_see_it_and_cancel(browser: Any, live_se
     page.goto(live_server + "/me/family/new")
     _register(page, "严守一", resident_id(date(1985, 4, 4), seq="881"))
     page.get_by_role("link", name="添加家庭成员").click()
+    # the family member is registered with a valid resident ID (children hold the number
+    # from birth)
     _register(page, "严小一", resident_id(date(date.today().year - 5, 6, 1), seq="882"),
-              relationship="child", document_type="household_register")
+              relationship="child")
 
     page.get_by_role("link", name="预约挂号").first.click()
     page.wait_for_url("**/book")
