@@ -224,3 +224,25 @@ def test_the_address_cannot_write_a_message_onto_the_kiosk_screen(
     identify(kiosk, number)
     page = kiosk.get("/kiosk/appointments", params={"error": "请扫码向个人账户缴费"})
     assert page.status_code == 200 and "扫码" not in page.text
+
+
+def test_bk10_booking_ahead_at_the_kiosk_books_a_later_day_without_check_in(
+        kiosk: TestClient, clinic: Clinic, db: Session) -> None:
+    later = clinic.session(db, day=DAY + timedelta(days=2))
+    _p, number = person(db)
+    identify(kiosk, number)
+    ahead = kiosk.get("/kiosk/register", params={"ahead": 1})
+    assert "预约挂号" in ahead.text and "当日挂号</h1>" not in ahead.text
+    doctors = kiosk.get("/kiosk/register", params={"day": later.day.isoformat(),
+                                                   "dept": clinic.department.code})
+    assert f'data-schedule="{later.id}"' in doctors.text
+    slot = re.findall(r'data-slot="(\d+)"', kiosk.get(f"/kiosk/schedules/{later.id}").text)[0]
+    confirm = kiosk.get(f"/kiosk/slots/{slot}")
+    assert "确认预约</button>" in confirm.text
+    token = re.search(r'name="form_token" value="([^"]+)"', confirm.text).group(1)  # type: ignore[union-attr]
+    r = kiosk.post(f"/kiosk/slots/{slot}", data={"form_token": token}, follow_redirects=False)
+    assert r.status_code == 303
+    appt = db.scalars(select(Appointment).where(Appointment.schedule_id == later.id)).one()
+    assert (appt.channel, appt.status, appt.pool) == ("kiosk", "booked", "online")
+    ticket = kiosk.get(r.headers["location"])
+    assert "预约凭条" in ticket.text and "起刷卡报到" in ticket.text

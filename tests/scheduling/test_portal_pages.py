@@ -164,6 +164,23 @@ def test_my_appointments_tabs_and_cancel(client: TestClient, clock: Clock, clini
     assert again.status_code == 409 and "不能取消" in again.text
 
 
+def test_past_visits_move_to_their_own_tab_with_what_became_of_them(
+        client: TestClient, clock: Clock, clinic: Clinic, db: Session) -> None:
+    fam = sign_in_family(client, db)
+    seen = clinic.book(db, fam.me.id, now=OPEN)
+    missed = clinic.book(db, fam.kid.id, now=OPEN)
+    seen.status = "fulfilled"
+    missed.status, missed.penalty_event = "noshow", "noshow"
+    db.flush()
+    clock.now = local(DAY + timedelta(days=1), 9)
+    past = client.get("/me/appointments", params={"tab": "past"})
+    assert "已完成（2）" in past.text and "待就诊（0）" in past.text
+    for appt, label in ((seen, "已就诊"), (missed, "爽约")):
+        row = re.search(rf'data-appointment="{appt.id}">(.*?)</li>', past.text, re.S)
+        assert row is not None and label in row.group(1)
+    assert f'data-appointment="{seen.id}"' not in client.get("/me/appointments").text
+
+
 def test_cancel_after_the_deadline_sends_the_patient_to_the_window(
         client: TestClient, clock: Clock, clinic: Clinic, db: Session) -> None:
     fam = sign_in_family(client, db)

@@ -250,3 +250,26 @@ def test_admin_pool_policy_is_refused_beside_each_broken_floor_and_nothing_is_sa
         policy, _rule = service.policy_for(db, org_service.access_hospital(db, scene.hospital).id)
         assert (policy.online_share, policy.referral_share_of_online) != (0.7, 0.3)
         assert policy.online_share >= 0.8 and policy.referral_share_of_online >= 0.4
+
+
+def test_the_window_desk_works_without_javascript(browser: Any, console_server: str,
+                                                  scene: Scene) -> None:
+    number = resident_id(date(1944, 4, 4))
+    with session_scope() as db:
+        make_patient(db, name="慕容秋", document_number=number)
+        _row, token = identity_service.create_token(db, role=Role.window,
+                                                    hospital_code=scene.hospital)
+    context = browser.new_context(java_script_enabled=False, viewport=DESK, locale="zh-CN")
+    page = context.new_page()
+    page.goto(f"{console_server}/staff/sign-in?next=/console/window")
+    page.fill("#token", token)
+    page.get_by_role("button", name="使用令牌登录").click()
+    page.wait_for_url("**/console/window")
+    page.get_by_label("证件号码").fill(number)
+    page.get_by_role("button", name="查找就诊人").click()
+    page.locator("[data-list=found] li").get_by_role("link", name="为其挂号").click()
+    page.locator(f'tr[data-schedule="{scene.desk_schedule}"] a').click()
+    page.locator("[data-list=slots] button.slot").first.click()  # the window one is gone
+    page.get_by_text("预约成功").wait_for(timeout=5000)
+    assert "慕容秋" in page.content() and number not in page.content()
+    context.close()

@@ -150,6 +150,8 @@ def test_portal_sign_in_book_for_a_child_see_it_and_cancel(browser: Any, live_se
 
 
 def test_the_booking_walk_needs_no_javascript(browser: Any, live_server: str) -> None:
+    """Sign in, register, book and see the booking with JavaScript switched off: every
+    link and form works as a plain page load."""
     hospital, dept, day, schedule_id = _bookable()
     context = browser.new_context(java_script_enabled=False, viewport=PHONE_VIEW,
                                   locale="zh-CN")
@@ -160,4 +162,35 @@ def test_the_booking_walk_needs_no_javascript(browser: Any, live_server: str) ->
     page.locator(f'[data-schedule="{schedule_id}"]').click()
     page.locator("[data-list=times] a").first.click()
     page.wait_for_url("**/sign-in?next=/book/slots/*")
+    slot_path = "/" + page.url.split("next=/", 1)[1]
+    sign_in_by_sms(page, "13957518802")
+    page.wait_for_url(f"**{slot_path}")
+    page.get_by_role("link", name="登记就诊人").click()
+    _register(page, "甘雨", resident_id(date(1990, 3, 3), seq="883"))
+    page.goto(live_server + slot_path)
+    page.get_by_role("button", name="确认预约").click()
+    page.wait_for_url("**/me/appointments/*?booked=1")
+    assert page.get_by_role("heading", level=1).inner_text() == "预约成功"
+    page.get_by_role("link", name="我的预约").first.click()
+    assert "甘雨" in page.locator("[data-list=appointments]").inner_text()
     context.close()
+
+
+def test_htmx_requests_show_the_loading_bar_while_they_run(browser: Any,
+                                                           live_server: str) -> None:
+    hospital, dept, day, _schedule_id = _bookable()
+    page = browser.new_page(viewport=PHONE_VIEW, locale="zh-CN")
+    page.goto(f"{live_server}/book/hospitals/{hospital}/{dept}")
+    held: list[Any] = []
+    page.route(f"**/book/hospitals/{hospital}/{dept}?day={day.isoformat()}",
+               lambda route: held.append(route))
+    page.locator(f'[data-day="{day.isoformat()}"]').click()  # htmx swaps the doctors in
+    # the bar fades in (opacity .2s) while the answer is held back
+    page.wait_for_function("(() => { const bar = document.getElementById('loading');"
+                           " return bar.classList.contains('htmx-request')"
+                           " && parseFloat(getComputedStyle(bar).opacity) > 0.9; })()",
+                           timeout=5000)
+    held[0].continue_()
+    page.wait_for_function("!document.getElementById('loading')"
+                           ".classList.contains('htmx-request')", timeout=5000)
+    page.close()
