@@ -250,6 +250,7 @@ def test_bk6_stop_clinic_offer_accepted_in_one_tap(client: TestClient, clock: Cl
     offer = result.offers[0]
     page = client.get("/me/appointments")
     assert f'data-offer="{offer.id}"' in page.text and "已为您保留" in page.text
+    assert "原因：医生外出会诊" in page.text  # the patient is told why
     r = client.post(f"/me/offers/{offer.id}/accept", data={"slot_id": offer.held_slot_id},
                     follow_redirects=False)
     assert r.status_code == 303 and "flash=rebooked" in r.headers["location"]
