@@ -124,6 +124,12 @@ def install_handlers(app: Any) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         detail = describe_validation_errors(exc.errors())
+        if not wants_json(request):
+            # A page's own forms answer beside their fields; this is a link or form a
+            # person cannot mend, so no parameter names, only what to do.
+            return render(request, 422, {
+                "code": "invalid_request", "detail": None,
+                "message": "提交的内容不完整或格式不正确，请返回上一页重新操作"})
         fields = "、".join(d["field"] for d in detail if d["field"]) or "请求"
         body = {"code": "invalid_request", "message": f"请求参数有误：{fields}",
                 "detail": detail}

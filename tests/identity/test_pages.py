@@ -33,6 +33,16 @@ def test_sms_sign_in_page_shows_field_errors_in_chinese(client: TestClient,
     assert r.status_code == 401 and 'data-field="code"' in r.text and "验证码错误" in r.text
 
 
+def test_sign_in_sent_empty_is_answered_beside_the_phone_field(client: TestClient) -> None:
+    for action in ("sign_in", "send"):
+        r = client.post("/sign-in", data={"phone": "", "code": "", "action": action})
+        assert r.status_code == 422 and 'data-field="phone"' in r.text, action
+        assert "请输入手机号码" in r.text and "手机验证码登录" in r.text
+    no_code = client.post("/sign-in", data={"phone": mobile(), "action": "sign_in"})
+    assert no_code.status_code == 422 and 'data-field="code"' in no_code.text
+    assert "请输入短信验证码" in no_code.text
+
+
 def test_my_family_requires_sign_in(client: TestClient) -> None:
     r = client.get("/me/family", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].startswith("/sign-in")
@@ -112,6 +122,7 @@ def test_staff_search_by_document_phone_and_name(client: TestClient, db: Session
     r = client.post("/staff/patients", data={"by": "document", "document_type":
                                              "resident_id_card", "document_number": "123"})
     assert r.status_code == 422 and 'data-field="document_number"' in r.text
+    assert 'value="123"' in r.text  # the refused number stays to be corrected
     assert client.get("/staff/audit").status_code == 403  # a clerk does not read the audit
 
 

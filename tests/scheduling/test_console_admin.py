@@ -4,7 +4,7 @@ the pool policy with its floors shown beside the fields (BK-2, BK-4)."""
 from __future__ import annotations
 
 import io
-from datetime import timedelta
+from datetime import time, timedelta
 
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
@@ -54,11 +54,15 @@ def test_admin_adds_changes_and_retires_a_template_row_with_field_errors(
 
     form = client.get(f"/console/templates/{row.id}/edit")
     assert form.status_code == 200 and 'value="24"' in form.text
-    changed = client.post(f"/console/templates/{row.id}", data=_row(clinic, capacity="30",
-                                                                    weekday="4"))
+    assert 'type="time"' not in form.text  # a 24-hour text field, the same in every browser
+    odd = client.post(f"/console/templates/{row.id}", data=_row(clinic, start_time="25:00"))
+    assert odd.status_code == 422 and 'data-field="start_time"' in odd.text
+    assert 'value="25:00"' in odd.text
+    changed = client.post(f"/console/templates/{row.id}", data=_row(
+        clinic, capacity="30", weekday="4", start_time="8：30"))  # a Chinese IME's colon
     assert changed.status_code == 200 and "已修改出诊模板" in changed.text
     db.refresh(row)
-    assert (row.weekday, row.capacity) == (4, 30)
+    assert (row.weekday, row.capacity, row.start_time) == (4, 30, time(8, 30))
     gone = client.post(f"/console/templates/{row.id}/delete")
     assert gone.status_code == 200 and "已停用" in gone.text
     assert templates.templates_of(db, clinic.hospital) == []
@@ -145,12 +149,24 @@ def test_bk2_bk4_policy_floors_are_shown_beside_their_fields_and_nothing_is_save
     typed = client.post("/console/policy", data=values(hold_minutes="五", next_day_cutoff="25"))
     assert 'data-field="hold_minutes"' in typed.text
     assert 'data-field="next_day_cutoff"' in typed.text
+    both = client.post("/console/policy", data=values(online_share="70",
+                                                      referral_share_of_online="30"))
+    assert both.status_code == 422  # every broken floor at once, each beside its field
+    assert 'data-field="online_share"' in both.text
+    assert 'data-field="referral_share_of_online"' in both.text
+    for odd in ("nan", "inf", "-inf"):
+        r = client.post("/console/policy", data=values(online_share=odd))
+        assert r.status_code == 422 and "请填写0到100之间的数字" in r.text, odd
     bound = client.post("/console/policy", data=values(online_release_days="200"))
     assert 'data-field="online_release_days"' in bound.text and "不能大于90" in bound.text
     assert service.policy_for(db, clinic.hospital.id)[0].online_share == 0.85
 
+    assert 'type="time"' not in form.text and 'name="next_day_cutoff"' in form.text
     ok = client.post("/console/policy", data=values(online_share="90",
-                                                    referral_share_of_online="50"))
+                                                    referral_share_of_online="50",
+                                                    same_day_open_time="7:30",
+                                                    next_day_cutoff="20：30"))
     assert ok.status_code == 200 and "号池设置已保存" in ok.text
     stored = service.policy_for(db, clinic.hospital.id)[0]
     assert (stored.online_share, stored.referral_share_of_online) == (0.9, 0.5)
+    assert (stored.same_day_open_time, stored.next_day_cutoff) == (time(7, 30), time(20, 30))

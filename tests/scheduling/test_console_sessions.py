@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
@@ -42,6 +43,9 @@ def test_bk6_admin_stops_a_clinic_and_sees_each_affected_patient_and_the_offer(
     assert r.text.count("data-offer=") == 2
     assert "钱明" in r.text and "已保留至" in r.text  # the held equivalent slot
     assert "无同级别号源" in r.text and "待退挂号费" in r.text  # the other patient's notice
+    # the status column: one patient has a slot to confirm, the other nothing but a refund
+    states = re.findall(r'<td data-offer-status="(\w+)">([^<]+)</td>', r.text)
+    assert sorted(label for _, label in states) == ["待患者确认", "待退费"]
     twice = client.post(f"/console/sessions/{clinic.schedule.id}/stop", data={"reason": "再停"})
     assert twice.status_code == 409 and "已停诊或已替诊" in twice.text
 

@@ -106,11 +106,19 @@ def test_find_form_shows_each_problem_beside_its_field(client: TestClient, db: S
     as_staff(client, db, Role.window, clinic.hospital, MORNING)
     empty = client.post("/console/window/find", data={"by": "document"})
     assert empty.status_code == 422 and 'data-field="document_number"' in empty.text
+    typo = resident_id(date(1950, 1, 1))[:-1] + "Y"  # one wrong key of eighteen
     bad = client.post("/console/window/find", data={
-        "by": "document", "document_type": "resident_id_card", "document_number": "1234"})
+        "by": "document", "document_type": "resident_id_card", "document_number": typo})
     assert bad.status_code == 422 and 'data-field="document_number"' in bad.text
+    assert f'value="{typo}"' in bad.text  # corrected in place, not typed again
     phone = client.post("/console/window/find", data={"by": "phone", "phone": "12"})
     assert phone.status_code == 422 and 'data-field="phone"' in phone.text
+    assert 'value="12"' in phone.text
+    number = resident_id(date(1951, 2, 2))
+    clinic.patient(db, document_number=number)
+    found = client.post("/console/window/find", data={
+        "by": "document", "document_type": "resident_id_card", "document_number": number})
+    assert found.status_code == 200 and number not in found.text  # found: masked only
     none = client.post("/console/window/find", data={"by": "name", "name": chinese_name()})
     assert none.status_code == 200 and 'data-empty="found"' in none.text
     day = client.get("/console/window", params={"day": "2026-13-40"})
@@ -178,3 +186,15 @@ def test_bk6_clerk_cancels_at_the_window_free_before_the_deadline_counted_after(
     assert counted.status_code == 200 and "计入失约记录" in counted.text
     db.refresh(late)
     assert late.penalty_event == "same_day_refund"
+
+
+def test_before_the_same_day_opening_the_window_is_told_when_booking_opens(
+        client: TestClient, db: Session, clinic: Clinic) -> None:
+    patient, _ = clinic.patient(db)
+    as_staff(client, db, Role.window, clinic.hospital, local(DAY, 6, 40))
+    path = f"/console/window/schedules/{clinic.schedule.id}"
+    page = client.get(path, params={"patient": patient.id})
+    assert page.status_code == 200 and not _slot_ids(page.text)
+    assert "07:00" in page.text and "已无可预约号源" not in page.text
+    at(client, local(DAY, 7))
+    assert _slot_ids(client.get(path, params={"patient": patient.id}).text)

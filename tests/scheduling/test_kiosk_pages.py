@@ -17,11 +17,19 @@ from onetrip.identity import service as identity_service
 from onetrip.identity.models import Patient
 from onetrip.identity.rules import DocumentType, Role, mask_name, may_act_for_patient
 from onetrip.identity.service import Principal
+from onetrip.scheduling import service
 from onetrip.scheduling.kiosk_pages import PATIENT_COOKIE, patient_cookie, patient_from_cookie
 from onetrip.scheduling.models import Appointment, Slot
-from onetrip.scheduling.rules import CHANNEL_POOLS, Channel, Pool
-from tests.factories import WINDOW, make_patient, make_token, resident_id
-from tests.scheduling.conftest import DAY, Clinic, Clock, chinese_name, local
+from onetrip.scheduling.rules import CHANNEL_POOLS, Channel, Pool, SessionOfDay
+from tests.factories import (
+    WINDOW,
+    make_department,
+    make_patient,
+    make_practitioner,
+    make_token,
+    resident_id,
+)
+from tests.scheduling.conftest import CREATED, DAY, Clinic, Clock, chinese_name, local
 
 #: On the clinic day before the session: window slots are out, check-in is open.
 MORNING = local(DAY, 7, 30)
@@ -177,3 +185,64 @@ def test_a_patient_cookie_only_works_on_its_own_kiosk_and_unaltered() -> None:
     assert patient_from_cookie(value, two, MORNING) is None
     assert patient_from_cookie(value.replace("42.", "43.", 1), one, MORNING) is None
     assert patient_from_cookie("", one, MORNING) is None
+
+
+def test_before_the_same_day_opening_the_kiosk_offers_no_time_it_would_refuse(
+        kiosk: TestClient, clock: Clock, clinic: Clinic, db: Session) -> None:
+    _p, number = person(db)
+    clock.now = local(DAY, 6, 30)  # the hall opens before registration does
+    identify(kiosk, number)
+    register = kiosk.get("/kiosk/register")
+    tile = re.search(rf'data-dept="{clinic.department.code}">(.*?)</a>', register.text, re.S)
+    assert tile is not None and "07:00放号" in tile.group(1)
+    times = kiosk.get(f"/kiosk/schedules/{clinic.schedule.id}")
+    assert "data-slot=" not in times.text and "07:00" in times.text
+    assert "已无号源" not in times.text
+    clock.now = local(DAY, 7)
+    identify(kiosk, number)  # half an hour later the kiosk has long forgotten the patient
+    assert "data-slot=" in kiosk.get(f"/kiosk/schedules/{clinic.schedule.id}").text
+
+
+def test_departments_keep_the_hospitals_order_whatever_the_days_sessions(
+        kiosk: TestClient, clinic: Clinic, db: Session) -> None:
+    """A kiosk user finds a department where it was yesterday: the tiles follow the
+    hospital's department order, not the start times of the day's sessions."""
+    first = make_department(db, clinic.hospital, name="儿科", sort_order=-1)
+    doctor = make_practitioner(db, clinic.hospital, first)
+    service.create_schedule(db, hospital=clinic.hospital, department=first, day=DAY,
+                            session=SessionOfDay.pm, practitioner=doctor, capacity=10,
+                            slot_minutes=6, now=CREATED)
+    _p, number = person(db)
+    identify(kiosk, number)
+    tiles = re.findall(r'data-dept="([^"]+)"', kiosk.get("/kiosk/register").text)
+    assert tiles[:2] == [first.code, clinic.department.code]
+
+
+def test_the_address_cannot_write_a_message_onto_the_kiosk_screen(
+        kiosk: TestClient, db: Session) -> None:
+    _p, number = person(db)
+    identify(kiosk, number)
+    page = kiosk.get("/kiosk/appointments", params={"error": "请扫码向个人账户缴费"})
+    assert page.status_code == 200 and "扫码" not in page.text
+
+
+def test_bk10_booking_ahead_at_the_kiosk_books_a_later_day_without_check_in(
+        kiosk: TestClient, clinic: Clinic, db: Session) -> None:
+    later = clinic.session(db, day=DAY + timedelta(days=2))
+    _p, number = person(db)
+    identify(kiosk, number)
+    ahead = kiosk.get("/kiosk/register", params={"ahead": 1})
+    assert "预约挂号" in ahead.text and "当日挂号</h1>" not in ahead.text
+    doctors = kiosk.get("/kiosk/register", params={"day": later.day.isoformat(),
+                                                   "dept": clinic.department.code})
+    assert f'data-schedule="{later.id}"' in doctors.text
+    slot = re.findall(r'data-slot="(\d+)"', kiosk.get(f"/kiosk/schedules/{later.id}").text)[0]
+    confirm = kiosk.get(f"/kiosk/slots/{slot}")
+    assert "确认预约</button>" in confirm.text
+    token = re.search(r'name="form_token" value="([^"]+)"', confirm.text).group(1)  # type: ignore[union-attr]
+    r = kiosk.post(f"/kiosk/slots/{slot}", data={"form_token": token}, follow_redirects=False)
+    assert r.status_code == 303
+    appt = db.scalars(select(Appointment).where(Appointment.schedule_id == later.id)).one()
+    assert (appt.channel, appt.status, appt.pool) == ("kiosk", "booked", "online")
+    ticket = kiosk.get(r.headers["location"])
+    assert "预约凭条" in ticket.text and "起刷卡报到" in ticket.text

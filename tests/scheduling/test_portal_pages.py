@@ -86,6 +86,10 @@ def test_book_confirm_and_a_double_submit_books_once(client: TestClient, clock: 
                          client.get(f"/book/schedules/{clinic.schedule.id}").text)[0]
     form = client.get(f"/book/slots/{slot_id}")
     assert form.status_code == 200 and fam.me.name in form.text and fam.kid.name in form.text
+    # the terms before the tap: check-in from 06:00 (two hours ahead), free to cancel until
+    # Friday 16:00 for a Monday visit
+    assert re.search(r'data-fact="check-in">当天 0[67]:\d\d 起', form.text)
+    assert f'data-fact="deadline">{DAY - timedelta(days=3):%m-%d} 16:00' in form.text
     data = {"patient_id": str(fam.kid.id), "form_token": form_token(form.text)}
     first = client.post(f"/book/slots/{slot_id}", data=data, follow_redirects=False)
     again = client.post(f"/book/slots/{slot_id}", data=data, follow_redirects=False)
@@ -160,6 +164,23 @@ def test_my_appointments_tabs_and_cancel(client: TestClient, clock: Clock, clini
     assert again.status_code == 409 and "不能取消" in again.text
 
 
+def test_past_visits_move_to_their_own_tab_with_what_became_of_them(
+        client: TestClient, clock: Clock, clinic: Clinic, db: Session) -> None:
+    fam = sign_in_family(client, db)
+    seen = clinic.book(db, fam.me.id, now=OPEN)
+    missed = clinic.book(db, fam.kid.id, now=OPEN)
+    seen.status = "fulfilled"
+    missed.status, missed.penalty_event = "noshow", "noshow"
+    db.flush()
+    clock.now = local(DAY + timedelta(days=1), 9)
+    past = client.get("/me/appointments", params={"tab": "past"})
+    assert "已完成（2）" in past.text and "待就诊（0）" in past.text
+    for appt, label in ((seen, "已就诊"), (missed, "爽约")):
+        row = re.search(rf'data-appointment="{appt.id}">(.*?)</li>', past.text, re.S)
+        assert row is not None and label in row.group(1)
+    assert f'data-appointment="{seen.id}"' not in client.get("/me/appointments").text
+
+
 def test_cancel_after_the_deadline_sends_the_patient_to_the_window(
         client: TestClient, clock: Clock, clinic: Clinic, db: Session) -> None:
     fam = sign_in_family(client, db)
@@ -229,6 +250,7 @@ def test_bk6_stop_clinic_offer_accepted_in_one_tap(client: TestClient, clock: Cl
     offer = result.offers[0]
     page = client.get("/me/appointments")
     assert f'data-offer="{offer.id}"' in page.text and "已为您保留" in page.text
+    assert "原因：医生外出会诊" in page.text  # the patient is told why
     r = client.post(f"/me/offers/{offer.id}/accept", data={"slot_id": offer.held_slot_id},
                     follow_redirects=False)
     assert r.status_code == 303 and "flash=rebooked" in r.headers["location"]
@@ -303,3 +325,22 @@ def test_bk6_a_substituted_session_books_under_the_substitute_a_stopped_one_offe
     stopped = client.get(f"/book/schedules/{later.id}")
     assert "data-slot=" not in stopped.text and "已停诊" in stopped.text
     assert "加入候补" not in stopped.text
+
+
+def test_overnight_the_portal_says_when_booking_reopens_instead_of_offering_times(
+        client: TestClient, clock: Clock, clinic: Clinic, db: Session) -> None:
+    """From the next-day cutoff (20:00 the evening before) to the same-day opening (07:00)
+    every booking of the day is refused, so the pages offer no time that would be refused."""
+    sign_in_family(client, db)
+    clock.now = local(DAY - timedelta(days=1), 21)
+    day = client.get(f"/book/hospitals/{clinic.hospital.code}/{clinic.department.code}",
+                     params={"day": DAY.isoformat()})
+    strip = re.search(rf'data-day="{DAY.isoformat()}">(.*?)</a>', day.text, re.S)
+    assert strip is not None and "07:00放号" in strip.group(1) and "余" not in strip.group(1)
+    row = re.search(rf'data-schedule="{clinic.schedule.id}">(.*?)</a>', day.text, re.S)
+    assert row is not None and "07:00放号" in row.group(1)
+    times = client.get(f"/book/schedules/{clinic.schedule.id}")
+    assert "data-slot=" not in times.text and "07:00" in times.text
+    assert "加入候补" not in times.text and "已约满" not in times.text
+    clock.now = local(DAY, 7)
+    assert "data-slot=" in client.get(f"/book/schedules/{clinic.schedule.id}").text

@@ -1,9 +1,10 @@
 """The staff console in a real headless Chromium, on a server whose clock is pinned.
 
 Walks: a clerk books a window slot for a patient and checks them in (BK-5); an admin
-imports an Excel sheet with a bad row, reads the error report, then imports a good one; an
-admin stops a clinic and sees every affected patient with their offer (BK-6); a doctor
-calls the next patient (BK-11). Screens at 1440×900 go to tests/artifacts/.
+imports an Excel sheet with a bad row, reads the error report, then imports a good one; a
+clerk stops a clinic and sees every affected patient with their offer (BK-6); a doctor
+calls the next patient (BK-11); an admin's pool policy is refused beside each broken floor
+(BK-2, BK-4). Screens at 1440×900 go to tests/artifacts/.
 """
 
 from __future__ import annotations
@@ -191,11 +192,12 @@ def test_admin_imports_a_sheet_with_a_bad_row_then_a_good_one(
     page.close()
 
 
-def test_admin_stops_a_clinic_and_sees_the_affected_patients_with_their_offers(
+def test_clerk_stops_a_clinic_and_sees_the_affected_patients_with_their_offers(
         browser: Any, console_server: str, scene: Scene, artifacts: Path) -> None:
+    """A doctor calls in sick at 7:30: the window clerk stops the clinic (BK-6)."""
     day = (DAY + timedelta(days=1)).isoformat()
-    page = _signed_in(browser, console_server, Role.hospital_admin,
-                      f"/console/sessions?day={day}")
+    page = _signed_in(browser, console_server, Role.window, f"/console/sessions?day={day}")
+    page.screenshot(path=str(artifacts / "console-sessions.png"), full_page=True)
     page.locator(f'tr[data-schedule="{scene.stop_schedule}"] a').click()
     page.get_by_role("button", name="确认停诊并通知患者").click()
     page.locator('[data-field="reason"]').wait_for(timeout=5000)  # a reason is required
@@ -227,3 +229,47 @@ def test_doctor_calls_the_next_patient(browser: Any, console_server: str, scene:
         called = db.scalar(select(queue.Appointment.called_at).where(
             queue.Appointment.id == scene.queued[0]))
         assert called is not None
+
+
+def test_admin_pool_policy_is_refused_beside_each_broken_floor_and_nothing_is_saved(
+        browser: Any, console_server: str, scene: Scene, artifacts: Path) -> None:
+    page = _signed_in(browser, console_server, Role.hospital_admin, "/console")
+    page.screenshot(path=str(artifacts / "console-home.png"), full_page=True)
+    page.get_by_role("link", name="号池设置").first.click()
+    page.wait_for_url("**/console/policy")
+    page.get_by_label("线上号源（含转诊）占比").fill("70")
+    page.get_by_label("转诊预留占线上号源").fill("30")
+    page.get_by_role("button", name="保存").click()
+    page.locator('[data-field="referral_share_of_online"]').wait_for(timeout=5000)
+    assert "80%" in page.locator('[data-field="online_share"]').inner_text()
+    assert "40%" in page.locator('[data-field="referral_share_of_online"]').inner_text()
+    assert page.get_by_label("线上号源（含转诊）占比").input_value() == "70"
+    page.screenshot(path=str(artifacts / "console-policy-refused.png"), full_page=True)
+    page.close()
+    with session_scope() as db:
+        policy, _rule = service.policy_for(db, org_service.access_hospital(db, scene.hospital).id)
+        assert (policy.online_share, policy.referral_share_of_online) != (0.7, 0.3)
+        assert policy.online_share >= 0.8 and policy.referral_share_of_online >= 0.4
+
+
+def test_the_window_desk_works_without_javascript(browser: Any, console_server: str,
+                                                  scene: Scene) -> None:
+    number = resident_id(date(1944, 4, 4))
+    with session_scope() as db:
+        make_patient(db, name="慕容秋", document_number=number)
+        _row, token = identity_service.create_token(db, role=Role.window,
+                                                    hospital_code=scene.hospital)
+    context = browser.new_context(java_script_enabled=False, viewport=DESK, locale="zh-CN")
+    page = context.new_page()
+    page.goto(f"{console_server}/staff/sign-in?next=/console/window")
+    page.fill("#token", token)
+    page.get_by_role("button", name="使用令牌登录").click()
+    page.wait_for_url("**/console/window")
+    page.get_by_label("证件号码").fill(number)
+    page.get_by_role("button", name="查找就诊人").click()
+    page.locator("[data-list=found] li").get_by_role("link", name="为其挂号").click()
+    page.locator(f'tr[data-schedule="{scene.desk_schedule}"] a').click()
+    page.locator("[data-list=slots] button.slot").first.click()  # the window one is gone
+    page.get_by_text("预约成功").wait_for(timeout=5000)
+    assert "慕容秋" in page.content() and number not in page.content()
+    context.close()

@@ -1,6 +1,7 @@
 """The patient portal walk in a real headless Chromium at a phone viewport (BK-1, BK-3, BK-6):
-SMS sign-in, register 本人 and a child, hospital → department → date → doctor → time, book
-for the child, a double submit that books once, my appointments, cancel; large-font mode."""
+SMS sign-in with the code read from the outbox, register 本人 and a child (resident IDs),
+hospital → department → date → doctor → time, book for the child, a double submit that books
+once, my appointments, cancel; large-font mode."""
 
 from __future__ import annotations
 
@@ -52,13 +53,10 @@ def _appointments_of(patient_id: int) -> int:
             Appointment.patient_id == patient_id)) or 0
 
 
-def _register(page: Any, name: str, number: str, relationship: str | None = None,
-              document_type: str | None = None) -> None:
+def _register(page: Any, name: str, number: str, relationship: str | None = None) -> None:
     if relationship:
         page.get_by_label("与本人关系").select_option(relationship)
     page.get_by_label("姓名").fill(name)
-    if document_type:
-        page.get_by_label("证件类型").select_option(document_type)
     page.get_by_label("证件号码").fill(number)
     page.get_by_role("button", name="保存").click()
     page.wait_for_url("**/me/family?flash=added")
@@ -71,7 +69,7 @@ def test_portal_sign_in_book_for_a_child_see_it_and_cancel(browser: Any, live_se
     page = context.new_page()
     page.goto(live_server + "/me/appointments")
     page.wait_for_url("**/sign-in?next=/me/appointments")
-    sign_in_by_sms(page, PHONE)
+    sign_in_by_sms(page, PHONE, screenshot=artifacts / "portal-sign-in-phone.png")
     page.wait_for_url("**/me/appointments")
     assert "还没有登记就诊人" in page.content()
     page.screenshot(path=str(artifacts / "portal-my-appointments-empty-phone.png"),
@@ -80,12 +78,17 @@ def test_portal_sign_in_book_for_a_child_see_it_and_cancel(browser: Any, live_se
     page.goto(live_server + "/me/family/new")
     _register(page, "严守一", resident_id(date(1985, 4, 4), seq="881"))
     page.get_by_role("link", name="添加家庭成员").click()
+    # the family member is registered with a valid resident ID (children hold the number
+    # from birth)
     _register(page, "严小一", resident_id(date(date.today().year - 5, 6, 1), seq="882"),
-              relationship="child", document_type="household_register")
+              relationship="child")
 
     page.get_by_role("link", name="预约挂号").first.click()
     page.wait_for_url("**/book")
     page.screenshot(path=str(artifacts / "portal-hospitals-phone.png"), full_page=True)
+    card = page.locator("[data-list=hospitals]").bounding_box()
+    entry = page.locator(f'[data-hospital="{hospital}"]').bounding_box()
+    assert entry["x"] - card["x"] >= 8  # the names do not touch the card's border
     page.locator(f'[data-hospital="{hospital}"]').click()
     page.wait_for_url(f"**/book/hospitals/{hospital}")
     page.screenshot(path=str(artifacts / "portal-departments-phone.png"), full_page=True)
@@ -102,8 +105,11 @@ def test_portal_sign_in_book_for_a_child_see_it_and_cancel(browser: Any, live_se
     page.locator("[data-list=times] a").first.click()
     page.wait_for_url("**/book/slots/*")
 
-    child = page.locator("label.choice", has_text="严小一").locator("input")
+    choice = page.locator("label.choice", has_text="严小一")
+    child = choice.locator("input")
     child.check()
+    radio, label = child.bounding_box(), choice.bounding_box()
+    assert radio["width"] <= 32 and label["height"] <= 80  # a radio beside the name, one line
     kid_id = int(child.get_attribute("value"))
     token = page.locator("input[name=form_token]").get_attribute("value")
     form_url = page.url
@@ -144,6 +150,8 @@ def test_portal_sign_in_book_for_a_child_see_it_and_cancel(browser: Any, live_se
 
 
 def test_the_booking_walk_needs_no_javascript(browser: Any, live_server: str) -> None:
+    """Sign in, register, book and see the booking with JavaScript switched off: every
+    link and form works as a plain page load."""
     hospital, dept, day, schedule_id = _bookable()
     context = browser.new_context(java_script_enabled=False, viewport=PHONE_VIEW,
                                   locale="zh-CN")
@@ -154,4 +162,35 @@ def test_the_booking_walk_needs_no_javascript(browser: Any, live_server: str) ->
     page.locator(f'[data-schedule="{schedule_id}"]').click()
     page.locator("[data-list=times] a").first.click()
     page.wait_for_url("**/sign-in?next=/book/slots/*")
+    slot_path = "/" + page.url.split("next=/", 1)[1]
+    sign_in_by_sms(page, "13957518802")
+    page.wait_for_url(f"**{slot_path}")
+    page.get_by_role("link", name="登记就诊人").click()
+    _register(page, "甘雨", resident_id(date(1990, 3, 3), seq="883"))
+    page.goto(live_server + slot_path)
+    page.get_by_role("button", name="确认预约").click()
+    page.wait_for_url("**/me/appointments/*?booked=1")
+    assert page.get_by_role("heading", level=1).inner_text() == "预约成功"
+    page.get_by_role("link", name="我的预约").first.click()
+    assert "甘雨" in page.locator("[data-list=appointments]").inner_text()
     context.close()
+
+
+def test_htmx_requests_show_the_loading_bar_while_they_run(browser: Any,
+                                                           live_server: str) -> None:
+    hospital, dept, day, _schedule_id = _bookable()
+    page = browser.new_page(viewport=PHONE_VIEW, locale="zh-CN")
+    page.goto(f"{live_server}/book/hospitals/{hospital}/{dept}")
+    held: list[Any] = []
+    page.route(f"**/book/hospitals/{hospital}/{dept}?day={day.isoformat()}",
+               lambda route: held.append(route))
+    page.locator(f'[data-day="{day.isoformat()}"]').click()  # htmx swaps the doctors in
+    # the bar fades in (opacity .2s) while the answer is held back
+    page.wait_for_function("(() => { const bar = document.getElementById('loading');"
+                           " return bar.classList.contains('htmx-request')"
+                           " && parseFloat(getComputedStyle(bar).opacity) > 0.9; })()",
+                           timeout=5000)
+    held[0].continue_()
+    page.wait_for_function("!document.getElementById('loading')"
+                           ".classList.contains('htmx-request')", timeout=5000)
+    page.close()

@@ -35,6 +35,16 @@ def test_unknown_pages_get_a_chinese_error_without_a_stack_trace(client: TestCli
     assert "Traceback" not in missing.text
 
 
+def test_a_malformed_address_gets_a_chinese_page_without_parameter_names(
+        client: TestClient) -> None:
+    page = client.get("/book/slots/abc")
+    assert page.status_code == 422 and "格式不正确" in page.text
+    assert "slot_id" not in page.text and "Traceback" not in page.text
+    api = client.get("/api/v1/schedules", params={"hospital": "sfsrmyy", "date": "x"})
+    # the API keeps naming the field for the programs that call it
+    assert api.status_code == 422 and api.json()["detail"][0]["field"]
+
+
 def test_htmx_swaps_validation_refusals_in_place_and_nothing_else_of_4xx(
         client: TestClient) -> None:
     """Every page tells htmx to swap 409 and 422 answers (a refusal shown beside the field,

@@ -135,11 +135,13 @@ def search_patients(request: Request, db: DbSession, principal: CareStaff,
     """By document number or phone (exact, blind index) or by name; the form is a POST so
     that numbers never reach a URL or an access log."""
     ctx = _search_ctx(principal)
-    ctx["values"] = {"by": by, "document_type": document_type, "name": name}
+    values = {"by": by, "document_type": document_type, "name": name}
+    ctx["values"] = values
     results, errors = search_by_form(db, principal, by=by, document_type=document_type,
                                      document_number=document_number, phone=phone, name=name)
     if errors:
         ctx["errors"] = errors
+        values |= {"document_number": document_number, "phone": phone}
         return render_page(request, "staff_patients.html", ctx, status_code=422)
     ctx["results"] = results
     return render_page(request, "staff_patients.html", ctx)

@@ -72,13 +72,22 @@ def sign_in_page(request: Request, next: str = "/me/family") -> Response:
 
 
 @router.post("/sign-in")
-def sign_in(request: Request, db: DbSession, phone: Annotated[str, Form(max_length=24)],
+def sign_in(request: Request, db: DbSession,
+            phone: Annotated[str, Form(max_length=24)] = "",
             action: Annotated[str, Form(pattern="^(send|sign_in)$")] = "sign_in",
             code: Annotated[str, Form(max_length=8)] = "",
             next: Annotated[str, Form()] = "/me/family") -> Response:
     """``action=send`` sends a code (htmx gets the status line only); else signs in."""
     target = _safe_next(next)
     ctx: dict[str, object] = {"next": target, "phone": phone, "errors": {}, "sent": False}
+    if not phone.strip():
+        ctx["errors"] = {"phone": "请输入手机号码"}
+        name = "patient_sign_in_status.html" if action == "send" and \
+            request.headers.get("hx-request") == "true" else "patient_sign_in.html"
+        return render_page(request, name, ctx, status_code=422)
+    if action == "sign_in" and not code.strip():
+        return render_page(request, "patient_sign_in.html",
+                           {**ctx, "errors": {"code": "请输入短信验证码"}}, status_code=422)
     if action == "send":
         try:
             sms.request_code(db, phone)

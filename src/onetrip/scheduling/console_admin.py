@@ -30,6 +30,7 @@ from onetrip.scheduling.console_pages import (
     console_hospital,
     local_today,
     page,
+    parse_clock,
     parse_day,
     pickable_departments,
     scope_ctx,
@@ -104,10 +105,9 @@ def read_fields(values: dict[str, str]) -> tuple[TemplateFields, dict[str, str]]
     errors = {}
     start: time | None = None
     if values.get("start_time", "").strip():
-        try:
-            start = time.fromisoformat(values["start_time"].strip())
-        except ValueError:
-            errors["start_time"] = "开始时间格式应为 时:分，如 08:00"
+        start = parse_clock(values["start_time"])
+        if start is None:
+            errors["start_time"] = "开始时间格式应为 时:分（24小时制），如 08:00"
     for name in ("capacity", "slot_minutes"):
         if _int(values.get(name, "")) is None:
             errors[name] = "请填写整数"

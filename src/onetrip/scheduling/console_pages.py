@@ -10,8 +10,9 @@ it did not exist. Department admins and linked doctors also keep to their depart
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -89,6 +90,16 @@ def parse_day(value: str, default: date) -> tuple[date, str | None]:
         return date.fromisoformat(value.strip()), None
     except ValueError:
         return default, "日期格式应为 年-月-日，如 2026-12-01"
+
+
+_CLOCK = re.compile(r"^([01]?\d|2[0-3])[:：]([0-5]\d)$")
+
+
+def parse_clock(value: str) -> time | None:
+    """A 24-hour wall-clock time typed as 7:30, 07:30 or 7：30 (the colon of a Chinese
+    IME); None when it is not one."""
+    match = _CLOCK.match(value.strip())
+    return time(int(match.group(1)), int(match.group(2))) if match else None
 
 
 def console_hospital(db: Session, principal: Principal, code: str | None = None) -> Hospital:

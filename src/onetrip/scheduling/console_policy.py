@@ -8,8 +8,8 @@ setting at fault, so each message is shown beside its field. Shares are typed in
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from datetime import time
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -23,8 +23,14 @@ from onetrip.identity.service import Principal
 from onetrip.org import service as org_service
 from onetrip.org.models import Hospital
 from onetrip.scheduling import service
-from onetrip.scheduling.console_pages import PolicyAdmin, console_hospital, page
-from onetrip.scheduling.rules import POOL_LABELS, PolicyInvalid, PoolPolicy, allocate_pools
+from onetrip.scheduling.console_pages import PolicyAdmin, console_hospital, page, parse_clock
+from onetrip.scheduling.rules import (
+    POOL_LABELS,
+    PolicyInvalid,
+    PoolPolicy,
+    allocate_pools,
+    floor_problems,
+)
 
 router = APIRouter(prefix="/console/policy", include_in_schema=False)
 
@@ -55,8 +61,12 @@ def read_policy_form(values: dict[str, str]) -> tuple[dict[str, Any], dict[str, 
     errors: dict[str, str] = {}
     for k in PERCENT:
         try:
-            typed[k] = float(values.get(k, "").strip().rstrip("%")) / 100
+            share = float(values.get(k, "").strip().rstrip("%")) / 100
         except ValueError:
+            share = math.nan
+        if math.isfinite(share):
+            typed[k] = share
+        else:
             errors[k] = "请填写0到100之间的数字"
     for k in INTEGER:
         raw = values.get(k, "").strip()
@@ -65,10 +75,11 @@ def read_policy_form(values: dict[str, str]) -> tuple[dict[str, Any], dict[str, 
         else:
             errors[k] = "请填写整数"
     for k in CLOCK:
-        try:
-            typed[k] = time.fromisoformat(values.get(k, "").strip())
-        except ValueError:
-            errors[k] = "时间格式应为 时:分，如 07:00"
+        clock = parse_clock(values.get(k, ""))
+        if clock is None:
+            errors[k] = "时间格式应为 时:分（24小时制），如 07:00"
+        else:
+            typed[k] = clock
     return typed, errors
 
 
@@ -87,11 +98,13 @@ def policy_problems(typed: dict[str, Any]) -> dict[str, str]:
     try:
         PoolPolicy.model_validate(typed)
     except ValidationError as exc:
-        problems = {}
+        # Every broken floor, not only the first the model stops at; a bound beside its
+        # field wins over a floor computed from the same out-of-range value.
+        problems = floor_problems(PoolPolicy.model_construct(**typed))
         for err in exc.errors():
             cause = (err.get("ctx") or {}).get("error")
             if isinstance(cause, PolicyInvalid):
-                problems[cause.field or "online_share"] = str(cause)
+                problems.setdefault(cause.field or "online_share", str(cause))
             elif err["loc"]:
                 problems[str(err["loc"][0])] = _bound(err, str(err["loc"][0]))
         return problems

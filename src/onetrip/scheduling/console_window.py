@@ -38,6 +38,7 @@ from onetrip.scheduling.console_pages import (
 )
 from onetrip.scheduling.errors import NotCancellable
 from onetrip.scheduling.models import Appointment, Slot
+from onetrip.scheduling.page_booking import reopens_at
 from onetrip.scheduling.rules import Channel, Pool, PoolTimer, effective_pool
 
 router = APIRouter(prefix="/console/window", include_in_schema=False)
@@ -120,6 +121,8 @@ def find_patient(request: Request, db: DbSession, principal: Clerk, now: Now,
             document_number=document_number, phone=phone, name=name)
         if results is not None:
             ctx["results"] = [patient_view(db, p.id) for p in results]
+    if ctx["errors"]:
+        ctx["values"] |= {"document_number": document_number, "phone": phone}
     name_ = "console_window_find.html" if request.headers.get("hx-request") == "true" \
         else "console_window.html"
     return page(request, name_, principal, ctx, status_code=422 if ctx["errors"] else 200)
@@ -136,11 +139,13 @@ def _session_ctx(db: Session, principal: Principal, schedule_id: int, now: datet
                  patient: int | None) -> dict[str, Any]:
     schedule = access_console_schedule(db, principal, schedule_id)
     hospital = db.get_one(Hospital, schedule.hospital_id)
+    policy, _rule = service.policy_for(db, hospital.id)
+    reopens = reopens_at(policy, schedule.day, now)
     slots = service.free_slots(db, schedule=schedule, channel=Channel.window, now=now) \
-        if schedule.status != "stopped" else []
+        if schedule.status != "stopped" and reopens is None else []
     roster = queue.roster(db, schedule_id=schedule.id)
     ctx: dict[str, Any] = {
-        "hospital": hospital, "view": session_view(db, schedule, now),
+        "hospital": hospital, "view": session_view(db, schedule, now), "reopens": reopens,
         "slots": [(s, _slot_pool(s, now)) for s in slots], "roster": roster,
         "people": patient_views(db, {a.patient_id for a in roster}),
         "patient": None, "now": now,

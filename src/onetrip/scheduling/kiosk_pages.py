@@ -251,19 +251,28 @@ def register(request: Request, db: DbSession, kiosk: Kiosk, now: Now,
     chosen = next((d for d in days if d.isoformat() == day), days[1] if ahead else today)
     schedules = [s for s in service.list_schedules(db, hospital=here.hospital, day=chosen)
                  if s.status in BOOKABLE_SCHEDULE_STATUSES and s.end_at > now]
+    reopens = _reopens(db, here, chosen, now)
     avail = service.availability(db, [s.id for s in schedules], now)
     departments: dict[int, dict[str, Any]] = {}
     for s in schedules:
+        left = 0 if reopens else _left(avail[s.id])
         row = departments.setdefault(s.department_id, {
             "dept": db.get_one(Department, s.department_id), "left": 0, "schedules": []})
-        row["left"] += _left(avail[s.id])
+        row["left"] += left
         doc_id = s.substitute_practitioner_id or s.practitioner_id
-        row["schedules"].append({"schedule": s, "left": _left(avail[s.id]),
+        row["schedules"].append({"schedule": s, "left": left,
                                  "doctor": db.get(Practitioner, doc_id) if doc_id else None})
-    picked = next((r for r in departments.values() if r["dept"].code == dept), None)
+    # The hospital's department order, so that a tile is where it was on another day.
+    tiles = sorted(departments.values(), key=lambda r: (r["dept"].sort_order, r["dept"].id))
+    picked = next((r for r in tiles if r["dept"].code == dept), None)
     return patient_page(request, here, now, "kiosk_register.html", {
-        "days": days, "day": chosen, "today": today, "departments": list(departments.values()),
-        "picked": picked, "sessions": SESSION_LABELS})
+        "days": days, "day": chosen, "today": today, "departments": tiles,
+        "picked": picked, "sessions": SESSION_LABELS, "reopens": reopens})
+
+
+def _reopens(db: Session, here: AtKiosk, day: date, now: datetime) -> datetime | None:
+    policy, _rule = service.policy_for(db, here.hospital.id)
+    return page_booking.reopens_at(policy, day, now)
 
 
 def _slot_ctx(db: Session, schedule: Schedule) -> dict[str, Any]:
@@ -285,9 +294,12 @@ def times(schedule_id: int, request: Request, db: DbSession, kiosk: Kiosk,
           now: Now) -> Response:
     here = at_kiosk(request, db, kiosk, now)
     schedule = _own_schedule(db, here, schedule_id)
-    slots = service.free_slots(db, schedule=schedule, channel=_CHANNEL, now=now)
+    reopens = _reopens(db, here, schedule.day, now)
+    slots = [] if reopens else service.free_slots(db, schedule=schedule, channel=_CHANNEL,
+                                                  now=now)
     return patient_page(request, here, now, "kiosk_times.html", {
-        **_slot_ctx(db, schedule), "groups": page_booking.time_groups(slots)})
+        **_slot_ctx(db, schedule), "groups": page_booking.time_groups(slots),
+        "reopens": reopens})
 
 
 def _confirm(request: Request, db: Session, here: AtKiosk, now: datetime, slot_id: int,
@@ -346,9 +358,15 @@ def _own_appointment(db: Session, here: AtKiosk, appointment_id: int) -> Appoint
 
 
 @router.get("/kiosk/appointments")
-def appointments(request: Request, db: DbSession, kiosk: Kiosk, now: Now,
-                 error: str | None = None) -> Response:
+def appointments(request: Request, db: DbSession, kiosk: Kiosk, now: Now) -> Response:
     """The patient's coming visits at this hospital; today's can be checked in here."""
+    return _appointments_page(request, db, kiosk, now)
+
+
+def _appointments_page(request: Request, db: Session, kiosk: Principal, now: datetime,
+                       error: str | None = None) -> Response:
+    """The visits page, with a refused check-in's reason on top (never from the address,
+    where anyone could write a message onto the hall's screen)."""
     here = at_kiosk(request, db, kiosk, now)
     identity_service.access_patient(db, here.principal, here.patient.id,
                                     action="appointment.read")
@@ -376,7 +394,7 @@ def check_in(appointment_id: int, request: Request, db: DbSession, kiosk: Kiosk,
     except OnetripError as exc:
         if exc.http_status in (401, 403, 404):
             raise
-        return appointments(request, db, kiosk, now, error=exc.text)
+        return _appointments_page(request, db, kiosk, now, error=exc.text)
     return RedirectResponse(f"/kiosk/tickets/{appointment_id}", status_code=303)
 
 

@@ -27,7 +27,13 @@ from onetrip.org import calendar as org_calendar
 from onetrip.org.models import Department, Hospital, Location, Practitioner
 from onetrip.scheduling import booking, gate, idempotency, service
 from onetrip.scheduling.models import Appointment, Schedule, Slot
-from onetrip.scheduling.rules import Channel, cancel_deadline
+from onetrip.scheduling.rules import (
+    Channel,
+    PoolPolicy,
+    booking_paused,
+    booking_window,
+    cancel_deadline,
+)
 
 STATUS_LABELS = {"held": "锁号中", "booked": "已预约", "arrived": "已报到", "fulfilled": "已就诊",
                  "cancelled": "已取消", "noshow": "爽约", "expired": "已失效"}
@@ -97,29 +103,57 @@ class Visit:
     number: int
     cancel_deadline: datetime
     check_in_opens: datetime
+    late_after_minutes: int
     status_label: str
     cancellable: bool
     check_in_open: bool
 
 
+@dataclass(frozen=True)
+class Terms:
+    """What a booking of one slot commits the patient to, said before and after booking."""
+
+    cancel_deadline: datetime
+    check_in_opens: datetime
+    late_after_minutes: int
+
+
+def terms_of(db: Session, slot: Slot) -> Terms:
+    """BK-6: the free-cancellation deadline (the working day before, 16:00 by default) and
+    when check-in opens for a slot, by its hospital's policy."""
+    schedule = db.get_one(Schedule, slot.schedule_id)
+    policy, _rule = service.policy_for(db, schedule.hospital_id)
+    deadline = cancel_deadline(org_calendar.previous_working_day(schedule.day), policy,
+                               get_settings().tz)
+    return Terms(deadline, slot.start_at - timedelta(minutes=policy.check_in_opens_minutes),
+                 policy.late_after_minutes)
+
+
 def visit_of(db: Session, appt: Appointment, now: datetime) -> Visit:
     schedule = db.get_one(Schedule, appt.schedule_id)
     doctor_id = schedule.substitute_practitioner_id or schedule.practitioner_id
-    policy, _rule = service.policy_for(db, appt.hospital_id)
-    tz = get_settings().tz
-    deadline = cancel_deadline(org_calendar.previous_working_day(appt.day), policy, tz)
-    opens = appt.start_at - timedelta(minutes=policy.check_in_opens_minutes)
     slot = db.get_one(Slot, appt.slot_id)
+    terms = terms_of(db, slot)
+    deadline, opens = terms.cancel_deadline, terms.check_in_opens
     return Visit(
         appointment=appt, schedule=schedule, hospital=db.get_one(Hospital, appt.hospital_id),
         department=db.get_one(Department, appt.department_id),
         doctor=db.get(Practitioner, doctor_id) if doctor_id else None,
         place=place_of(db, schedule), fee=schedule.fee, number=slot.seq + 1,
         cancel_deadline=deadline, check_in_opens=opens,
+        late_after_minutes=terms.late_after_minutes,
         status_label=STATUS_LABELS.get(appt.status, appt.status),
         cancellable=appt.status == "held" or (appt.status == "booked" and now <= deadline),
         check_in_open=(appt.status == "booked" and schedule.status != "stopped"
                        and opens <= now < schedule.end_at))
+
+
+def reopens_at(policy: PoolPolicy, day: date, now: datetime) -> datetime | None:
+    """When booking for ``day`` reopens, if ``now`` falls in the overnight pause before it
+    (from the next-day cutoff to the same-day opening the engine refuses every booking of
+    that day, so the pages offer none); None while it is open."""
+    window = booking_window(day, policy, get_settings().tz)
+    return window.same_day_opens_at if booking_paused(window, now) else None
 
 
 def booking_gate(channel_of: Callable[[Request], Channel],

@@ -35,6 +35,8 @@ from onetrip.scheduling.page_booking import (
     local_day,
     new_form_token,
     place_of,
+    reopens_at,
+    terms_of,
     time_groups,
 )
 from onetrip.scheduling.rules import (
@@ -123,8 +125,13 @@ def choose_doctor(code: str, dept_code: str, request: Request, db: DbSession, no
     by_day: dict[date, list[Schedule]] = {
         d: service.list_schedules(db, hospital=hospital, day=d, department=dept) for d in days}
     avail = service.availability(db, [s.id for ss in by_day.values() for s in ss], now)
-    strip = [{"day": d, "left": sum(_remaining(avail[s.id], channel) for s in by_day[d]
-                                    if s.status in BOOKABLE_SCHEDULE_STATUSES),
+    reopens = {d: reopens_at(policy, d, now) for d in days}
+
+    def left(s: Schedule) -> int:
+        bookable = s.status in BOOKABLE_SCHEDULE_STATUSES and reopens[s.day] is None
+        return _remaining(avail[s.id], channel) if bookable else 0
+
+    strip = [{"day": d, "left": sum(left(s) for s in by_day[d]), "reopens": reopens[d],
               "sessions": len(by_day[d])} for d in days]
     chosen = _parse_day(day, days) or next(
         (d for d, x in zip(days, strip, strict=True) if x["left"]), today)
@@ -132,11 +139,10 @@ def choose_doctor(code: str, dept_code: str, request: Request, db: DbSession, no
     for s in by_day[chosen]:
         doc_id = s.substitute_practitioner_id or s.practitioner_id
         rows.append({"schedule": s, "doctor": db.get(Practitioner, doc_id) if doc_id else None,
-                     "left": _remaining(avail[s.id], channel)
-                     if s.status in BOOKABLE_SCHEDULE_STATUSES else 0,
-                     "over": s.end_at <= now})
+                     "left": left(s), "over": s.end_at <= now})
     ctx = {"hospital": hospital, "dept": dept, "strip": strip, "day": chosen, "rows": rows,
-           "sessions": SESSION_LABELS, "bad_day": bool(day) and _parse_day(day, days) is None}
+           "reopens": reopens[chosen], "sessions": SESSION_LABELS,
+           "bad_day": bool(day) and _parse_day(day, days) is None}
     name = "portal_doctors.html" if request.headers.get("hx-request") == "true" \
         else "portal_dates.html"
     return render_page(request, name, ctx)
@@ -156,14 +162,16 @@ def times_page(request: Request, db: Session, now: datetime, principal: Principa
                status_code: int = 200) -> Response:
     """The free minutes of one session (BK-3); a full session offers the waitlist."""
     schedule = service.access_schedule(db, schedule_id)
+    policy, _rule = service.policy_for(db, schedule.hospital_id)
+    reopens = reopens_at(policy, schedule.day, now)
+    bookable = schedule.status in BOOKABLE_SCHEDULE_STATUSES and reopens is None
     slots = service.free_slots(db, schedule=schedule, channel=portal_channel(request), now=now) \
-        if schedule.status in BOOKABLE_SCHEDULE_STATUSES else []
+        if bookable else []
     me = account_of(principal)
     members = identity_service.family_of(db, me.account_id) if me and me.account_id else []
     return render_page(request, "portal_times.html", {
-        **schedule_context(db, schedule), "groups": time_groups(slots),
-        "can_wait": schedule.status in BOOKABLE_SCHEDULE_STATUSES and schedule.end_at > now
-        and not slots,
+        **schedule_context(db, schedule), "groups": time_groups(slots), "reopens": reopens,
+        "can_wait": bookable and schedule.end_at > now and not slots,
         "members": members, "labels": RELATIONSHIP_LABELS, "signed_in": me is not None,
         "errors": errors or {}}, status_code=status_code)
 
@@ -205,6 +213,7 @@ def _form_page(request: Request, db: Session, me: Principal, slot_id: int, now: 
     return render_page(request, "portal_book.html", {
         **schedule_context(db, slot.schedule), "slot": slot, "members": members,
         "restricted": restricted, "labels": RELATIONSHIP_LABELS, "values": values,
+        "terms": terms_of(db, slot),
         "errors": errors, "form_token": new_form_token()}, status_code=status_code)
 
 

@@ -138,16 +138,26 @@ class PoolPolicy(BaseModel):
 
     @model_validator(mode="after")
     def _floors(self) -> PoolPolicy:
-        if self.online_share < 0.8:
-            raise PolicyInvalid("线上可预约号源不得少于80%（BK-2）", "online_share")
-        if self.referral_share_of_online < 0.4:
-            raise PolicyInvalid("转诊预留号源不得少于线上号源的40%（BK-4）",
-                                "referral_share_of_online")
-        if self.online_share + self.priority_share + self.clinic_share > 1 + 1e-9:
-            raise PolicyInvalid("各号池比例之和不得超过100%", "priority_share")
-        if self.referral_return_days > self.referral_release_days:
-            raise PolicyInvalid("转诊号回收天数不得超过提前放号天数", "referral_return_days")
+        problems = floor_problems(self)
+        if problems:
+            setting, message = next(iter(problems.items()))
+            raise PolicyInvalid(message, setting)
         return self
+
+
+def floor_problems(policy: PoolPolicy) -> dict[str, str]:
+    """Every policy floor the shares and timers break, by the setting at fault (empty when
+    none), so that a form can show each one beside its field at once."""
+    out = {}
+    if policy.online_share < 0.8:
+        out["online_share"] = "线上可预约号源不得少于80%（BK-2）"
+    if policy.referral_share_of_online < 0.4:
+        out["referral_share_of_online"] = "转诊预留号源不得少于线上号源的40%（BK-4）"
+    if policy.online_share + policy.priority_share + policy.clinic_share > 1 + 1e-9:
+        out["priority_share"] = "各号池比例之和不得超过100%"
+    if policy.referral_return_days > policy.referral_release_days:
+        out["referral_return_days"] = "转诊号回收天数不得超过提前放号天数"
+    return out
 
 
 def at_local(day: date, clock: time, tz: ZoneInfo) -> datetime:
