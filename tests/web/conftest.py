@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import threading
@@ -68,11 +69,14 @@ def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
+        # The browser's own controls (date picker, file chooser) in Chinese, as patients
+        # see them: needs Debian's chromium-l10n, which .ci/run installs.
         b = pw.chromium.launch(
             executable_path=CHROMIUM, headless=True,
             args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync"],
+                  "--disable-sync", "--lang=zh-CN"],
+            env={**os.environ, "LANGUAGE": "zh_CN"},
         )
         yield b
         b.close()
