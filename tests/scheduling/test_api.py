@@ -36,6 +36,20 @@ def test_schedules_list_shows_available_per_pool(client: TestClient, clock: Cloc
     assert s["available"] == {"referral": 4}
 
 
+def test_schedules_list_shows_nothing_bookable_during_the_overnight_pause(
+        client: TestClient, clock: Clock, clinic: Clinic) -> None:
+    # From the next-day cutoff (20:00) to the same-day opening (07:00) the engine refuses
+    # every booking of the day: the list says so instead of offering slots.
+    params = {"hospital": clinic.hospital.code, "date": DAY.isoformat()}
+    clock.now = local(DAY - timedelta(days=1), 21)
+    s = client.get("/api/v1/schedules", params=params).json()[0]
+    assert s["available"] == {}
+    assert s["booking_reopens_at"].startswith(f"{DAY.isoformat()}T07:00:00")
+    clock.now = local(DAY, 7)
+    s = client.get("/api/v1/schedules", params=params).json()[0]
+    assert s["available"] and s["booking_reopens_at"] is None
+
+
 def test_window_books_with_idempotency_key(client: TestClient, clock: Clock, clinic: Clinic,
                                            window: dict[str, str], db: Session) -> None:
     patient, _ = clinic.patient(db)

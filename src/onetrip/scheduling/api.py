@@ -53,6 +53,7 @@ IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 def _schedule_reads(db: Session, schedules: list[Schedule], now: Any) -> list[ScheduleRead]:
     avail = service.availability(db, [s.id for s in schedules], now)
+    policies = service.policies_for(db, {s.hospital_id for s in schedules})
     out = []
     for s in schedules:
         dept = db.get_one(Department, s.department_id)
@@ -61,7 +62,9 @@ def _schedule_reads(db: Session, schedules: list[Schedule], now: Any) -> list[Sc
         out.append(ScheduleRead.of(s, hospital=dept.hospital.code,
                                    department=(dept.code, dept.name),
                                    practitioner=(doc.code, doc.name) if doc else None,
-                                   available=avail[s.id]))
+                                   available=avail[s.id],
+                                   reopens_at=service.reopens_at(policies[s.hospital_id][0],
+                                                                 s.day, now)))
     return out
 
 

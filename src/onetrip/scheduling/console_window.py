@@ -38,7 +38,6 @@ from onetrip.scheduling.console_pages import (
 )
 from onetrip.scheduling.errors import NotCancellable
 from onetrip.scheduling.models import Appointment, Slot
-from onetrip.scheduling.page_booking import reopens_at
 from onetrip.scheduling.rules import Channel, Pool, PoolTimer, effective_pool
 
 router = APIRouter(prefix="/console/window", include_in_schema=False)
@@ -140,7 +139,7 @@ def _session_ctx(db: Session, principal: Principal, schedule_id: int, now: datet
     schedule = access_console_schedule(db, principal, schedule_id)
     hospital = db.get_one(Hospital, schedule.hospital_id)
     policy, _rule = service.policy_for(db, hospital.id)
-    reopens = reopens_at(policy, schedule.day, now)
+    reopens = service.reopens_at(policy, schedule.day, now)
     slots = service.free_slots(db, schedule=schedule, channel=Channel.window, now=now) \
         if schedule.status != "stopped" and reopens is None else []
     roster = queue.roster(db, schedule_id=schedule.id)

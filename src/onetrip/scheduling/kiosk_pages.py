@@ -272,7 +272,7 @@ def register(request: Request, db: DbSession, kiosk: Kiosk, now: Now,
 
 def _reopens(db: Session, here: AtKiosk, day: date, now: datetime) -> datetime | None:
     policy, _rule = service.policy_for(db, here.hospital.id)
-    return page_booking.reopens_at(policy, day, now)
+    return service.reopens_at(policy, day, now)
 
 
 def _slot_ctx(db: Session, schedule: Schedule) -> dict[str, Any]:

@@ -29,9 +29,6 @@ from onetrip.scheduling import booking, gate, idempotency, service
 from onetrip.scheduling.models import Appointment, Schedule, Slot
 from onetrip.scheduling.rules import (
     Channel,
-    PoolPolicy,
-    booking_paused,
-    booking_window,
     cancel_deadline,
 )
 
@@ -146,14 +143,6 @@ def visit_of(db: Session, appt: Appointment, now: datetime) -> Visit:
         cancellable=appt.status == "held" or (appt.status == "booked" and now <= deadline),
         check_in_open=(appt.status == "booked" and schedule.status != "stopped"
                        and opens <= now < schedule.end_at))
-
-
-def reopens_at(policy: PoolPolicy, day: date, now: datetime) -> datetime | None:
-    """When booking for ``day`` reopens, if ``now`` falls in the overnight pause before it
-    (from the next-day cutoff to the same-day opening the engine refuses every booking of
-    that day, so the pages offer none); None while it is open."""
-    window = booking_window(day, policy, get_settings().tz)
-    return window.same_day_opens_at if booking_paused(window, now) else None
 
 
 def booking_gate(channel_of: Callable[[Request], Channel],

@@ -35,7 +35,6 @@ from onetrip.scheduling.page_booking import (
     local_day,
     new_form_token,
     place_of,
-    reopens_at,
     terms_of,
     time_groups,
 )
@@ -125,7 +124,7 @@ def choose_doctor(code: str, dept_code: str, request: Request, db: DbSession, no
     by_day: dict[date, list[Schedule]] = {
         d: service.list_schedules(db, hospital=hospital, day=d, department=dept) for d in days}
     avail = service.availability(db, [s.id for ss in by_day.values() for s in ss], now)
-    reopens = {d: reopens_at(policy, d, now) for d in days}
+    reopens = {d: service.reopens_at(policy, d, now) for d in days}
 
     def left(s: Schedule) -> int:
         bookable = s.status in BOOKABLE_SCHEDULE_STATUSES and reopens[s.day] is None
@@ -163,7 +162,7 @@ def times_page(request: Request, db: Session, now: datetime, principal: Principa
     """The free minutes of one session (BK-3); a full session offers the waitlist."""
     schedule = service.access_schedule(db, schedule_id)
     policy, _rule = service.policy_for(db, schedule.hospital_id)
-    reopens = reopens_at(policy, schedule.day, now)
+    reopens = service.reopens_at(policy, schedule.day, now)
     bookable = schedule.status in BOOKABLE_SCHEDULE_STATUSES and reopens is None
     slots = service.free_slots(db, schedule=schedule, channel=portal_channel(request), now=now) \
         if bookable else []

@@ -35,18 +35,23 @@ class ScheduleRead(BaseModel):
     service_level: str
     fee: Decimal
     status: str
+    #: Free slots per pool bookable now: none while booking is paused overnight.
     available: dict[str, int]
+    #: Set between the next-day cutoff and the same-day opening: when booking reopens.
+    booking_reopens_at: datetime | None = None
 
     @classmethod
     def of(cls, s: Schedule, *, hospital: str, department: tuple[str, str],
-           practitioner: tuple[str, str] | None, available: dict[str, int]) -> ScheduleRead:
+           practitioner: tuple[str, str] | None, available: dict[str, int],
+           reopens_at: datetime | None = None) -> ScheduleRead:
         return cls(id=s.id, hospital=hospital, department=department[0],
                    department_name=department[1],
                    practitioner=practitioner[0] if practitioner else None,
                    practitioner_name=practitioner[1] if practitioner else None,
                    date=s.day, session=SessionOfDay(s.session), start=_local(s.start_at),
                    end=_local(s.end_at), service_level=s.service_level, fee=s.fee,
-                   status=s.status, available=available)
+                   status=s.status, available={} if reopens_at else available,
+                   booking_reopens_at=_local(reopens_at) if reopens_at else None)
 
 
 class SlotRead(BaseModel):

@@ -36,6 +36,8 @@ from onetrip.scheduling.rules import (
     SessionOfDay,
     allocate_pools,
     at_local,
+    booking_paused,
+    booking_window,
     pool_timer,
 )
 from onetrip.scheduling.scope import managed_departments
@@ -259,6 +261,14 @@ def access_schedule(db: Session, schedule_id: int) -> Schedule:
     if schedule is None:
         raise ScheduleNotFound(detail={"schedule_id": schedule_id})
     return schedule
+
+
+def reopens_at(policy: PoolPolicy, day: date, now: datetime) -> datetime | None:
+    """When booking for ``day`` reopens, if ``now`` falls in the overnight pause before it
+    (from the next-day cutoff to the same-day opening the engine refuses every booking of
+    that day, so the pages offer none); None while it is open."""
+    window = booking_window(day, policy, get_settings().tz)
+    return window.same_day_opens_at if booking_paused(window, now) else None
 
 
 def open_to(pools: frozenset[Pool], now: datetime | Any,
