@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 
 from bench.report import write_section
 from onetrip.exams import batch, planner, rules, sample, validate
+from onetrip.exams.catalogue import default_catalogue_data, parse_catalogue
 from onetrip.exams.rules import FOLLOWUP_MINUTES, Catalogue, Itinerary, PatientRequest
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -40,7 +41,7 @@ BATCH_WORK_LIMIT = 0.1
 
 
 def world(days: int = 3) -> tuple[Catalogue, rules.Site, list[rules.FreeSlot]]:
-    cat = rules.parse_catalogue(rules.default_catalogue_data())
+    cat = parse_catalogue(default_catalogue_data())
     slots = [s for k in range(days) for s in sample.slots_for(
         sample.RESOURCES, DAY + timedelta(days=k), TZ, first_id=1 + 10_000 * k)]
     return cat, sample.site(), slots

@@ -11,7 +11,13 @@ from datetime import timedelta
 import pytest
 
 from onetrip.exams import rules, validate
-from onetrip.exams.rules import CatalogueInvalid, Itinerary, PatientFacts, PatientRequest, Visit
+from onetrip.exams.catalogue import (
+    CatalogueInvalid,
+    catalogue_as_data,
+    default_catalogue_data,
+    parse_catalogue,
+)
+from onetrip.exams.rules import Itinerary, PatientFacts, PatientRequest, Visit
 from tests.exams.world import CAT, DAY, SITE, SLOTS, TZ, at, request, visit
 
 
@@ -26,14 +32,14 @@ def pair_fits(a: Visit, b: Visit) -> bool:
 
 
 def test_packaged_catalogue_cites_a_source_for_every_exam_and_rule() -> None:
-    data = rules.default_catalogue_data()
+    data = default_catalogue_data()
     assert {e["code"] for e in data["exam"]} >= {
         "us_abdomen", "us_urinary", "us_gyn", "us_early_pregnancy", "us_thyroid", "ct_plain",
         "ct_contrast", "mri", "gastroscopy", "colonoscopy", "barium_meal", "barium_enema",
         "nm_thyroid", "nm_bone", "xray_chest", "ecg", "blood_fasting"}
     for row in data["exam"] + data["order"] + data["not_same_day"]:
         assert row["source"].strip()
-    assert rules.parse_catalogue(rules.catalogue_as_data(CAT)) == CAT
+    assert parse_catalogue(catalogue_as_data(CAT)) == CAT
 
 
 @pytest.mark.parametrize(("change", "words"), [
@@ -48,10 +54,10 @@ def test_packaged_catalogue_cites_a_source_for_every_exam_and_rule() -> None:
                                          "source": "y"}), "不能相同"),
 ])
 def test_a_broken_catalogue_is_refused_with_a_chinese_reason(change, words) -> None:  # type: ignore[no-untyped-def]
-    data = rules.default_catalogue_data()
+    data = default_catalogue_data()
     change(data)
     with pytest.raises(CatalogueInvalid, match=words):
-        rules.parse_catalogue(data)
+        parse_catalogue(data)
 
 
 @pytest.mark.parametrize(("facts", "creatinine_age_days", "allowed"), [

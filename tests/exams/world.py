@@ -8,6 +8,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from onetrip.exams import rules, sample
+from onetrip.exams.catalogue import default_catalogue_data, parse_catalogue
 from onetrip.exams.rules import (
     FollowUp,
     FreeSlot,
@@ -19,7 +20,7 @@ from onetrip.exams.rules import (
 
 TZ = ZoneInfo("Asia/Shanghai")
 DAY = date(2026, 11, 24)
-CAT = rules.parse_catalogue(rules.default_catalogue_data())
+CAT = parse_catalogue(default_catalogue_data())
 SITE = sample.site()
 SLOTS: list[FreeSlot] = [s for k in range(4) for s in sample.slots_for(
     sample.RESOURCES, DAY + timedelta(days=k), TZ, first_id=1 + 10_000 * k)]

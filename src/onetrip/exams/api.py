@@ -11,7 +11,7 @@ from onetrip.config import get_settings
 from onetrip.deps import CurrentPrincipal, DbSession, Now, require_role
 from onetrip.errors import PermissionDenied
 from onetrip.exams import booking, service
-from onetrip.exams import rules as R
+from onetrip.exams.catalogue import catalogue_as_data
 from onetrip.exams.schemas import (
     BookingRead,
     ItineraryRead,
@@ -39,7 +39,7 @@ def _hospital(principal: Principal) -> int:
 @router.get("/catalogue")
 def read_catalogue(db: DbSession, principal: Planner) -> dict[str, Any]:
     """The hospital's exams and rules, each with its source."""
-    return R.catalogue_as_data(service.catalogue(db, _hospital(principal)))
+    return catalogue_as_data(service.catalogue(db, _hospital(principal)))
 
 
 @router.put("/catalogue")
@@ -47,7 +47,7 @@ def replace_catalogue(body: dict[str, Any], db: DbSession, principal: Centre) ->
     """Replace the catalogue; one the planner could not use is refused (catalogue_invalid)."""
     cat = service.install_catalogue(db, hospital_id=_hospital(principal), data=body,
                                     by=principal)
-    return R.catalogue_as_data(cat)
+    return catalogue_as_data(cat)
 
 
 @router.post("/orders", status_code=201, response_model=OrderRead)

@@ -26,11 +26,12 @@ def _hospital_id(db: Session, code: str) -> int:
 def catalogue_export(hospital: str, out: Path) -> None:
     """Write the hospital's catalogue (exams, preparation, rules, sources) as JSON."""
     from onetrip.db import session_scope
-    from onetrip.exams import rules, service
+    from onetrip.exams import service
+    from onetrip.exams.catalogue import catalogue_as_data
 
     with session_scope(write=False) as db:
         cat = service.catalogue(db, _hospital_id(db, hospital))
-    out.write_text(json.dumps(rules.catalogue_as_data(cat), ensure_ascii=False, indent=2),
+    out.write_text(json.dumps(catalogue_as_data(cat), ensure_ascii=False, indent=2),
                    encoding="utf-8")
     typer.echo(f"{len(cat.exams)} exams, {len(cat.orders) + len(cat.bans)} rules -> {out}")
 

@@ -17,6 +17,12 @@ from sqlalchemy.orm import Session
 from onetrip.config import get_settings
 from onetrip.exams import batch, followup, planner
 from onetrip.exams import rules as R
+from onetrip.exams.catalogue import (
+    CatalogueInvalid,
+    catalogue_as_data,
+    default_catalogue_data,
+    parse_catalogue,
+)
 from onetrip.exams.errors import (
     CalendarOverlap,
     CatalogueRejected,
@@ -80,7 +86,7 @@ def _rows_data(db: Session, hospital_id: int) -> dict[str, Any] | None:
 def catalogue(db: Session, hospital_id: int) -> R.Catalogue:
     """The hospital's catalogue as edited by its exam centre (the packaged one until then)."""
     data = _rows_data(db, hospital_id)
-    return R.parse_catalogue(data if data is not None else R.default_catalogue_data())
+    return parse_catalogue(data if data is not None else default_catalogue_data())
 
 
 def install_catalogue(db: Session, *, hospital_id: int, data: dict[str, Any] | None = None,
@@ -88,12 +94,12 @@ def install_catalogue(db: Session, *, hospital_id: int, data: dict[str, Any] | N
     """Replace the hospital's catalogue (exams and rules) with ``data``, the packaged one by
     default; a catalogue the planner could not use is refused and nothing changes."""
     try:
-        cat = R.parse_catalogue(data if data is not None else R.default_catalogue_data())
-    except R.CatalogueInvalid as exc:
+        cat = parse_catalogue(data if data is not None else default_catalogue_data())
+    except CatalogueInvalid as exc:
         raise CatalogueRejected(str(exc)) from exc
     db.execute(delete(CatalogueRule).where(CatalogueRule.hospital_id == hospital_id))
     db.execute(delete(CatalogueExam).where(CatalogueExam.hospital_id == hospital_id))
-    as_data = R.catalogue_as_data(cat)
+    as_data = catalogue_as_data(cat)
     for e in as_data["exam"]:
         spec = {k: v for k, v in e.items() if k not in ("code", "name", "modality")}
         db.add(CatalogueExam(hospital_id=hospital_id, code=e["code"], name=e["name"],
@@ -117,7 +123,7 @@ def edit_catalogue(db: Session, *, hospital_id: int, exam: dict[str, Any] | None
                    by: Principal | None = None) -> R.Catalogue:
     """Change one exam's preparation, add or replace one rule, or remove one; the whole
     catalogue is checked again (unknown exams, a cycle of orders) before it is stored."""
-    data = R.catalogue_as_data(catalogue(db, hospital_id))
+    data = catalogue_as_data(catalogue(db, hospital_id))
     if exam is not None:
         others = [e for e in data["exam"] if e["code"] != exam.get("code")]
         data["exam"] = [*others, exam]
