@@ -7,7 +7,7 @@ planner, the greedy baseline and the service apply them through the functions he
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -109,11 +109,15 @@ class FollowUp:
 
 @dataclass(frozen=True)
 class PatientRequest:
+    """One patient's orders to plan. ``held``: the exams the patient has booked already
+    (at a kiosk, say): they stay, and every new exam keeps the rules with them."""
+
     patient_id: int
     facts: PatientFacts
     orders: tuple[OrderItem, ...]
     not_before: datetime
     followup: FollowUp | None = None
+    held: tuple[Visit, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -176,6 +180,43 @@ def slot_allowed(exam: ExamType, slot: FreeSlot, facts: PatientFacts, not_before
             and slot.minutes >= exam.minutes
             and (exam.latest_start is None or local.time() <= exam.latest_start)
             and creatinine_ok(exam, facts, local.date()))
+
+
+def usable(cat: Catalogue, site: Site, tz: ZoneInfo, req: PatientRequest, item: OrderItem,
+           slot: FreeSlot) -> bool:
+    """Whether ``item`` may take ``slot``: the unary rules, and every pairwise rule with the
+    exams the patient has booked already (they are fixed, so this depends on the slot
+    alone)."""
+    exam = cat.exams[item.exam_code]
+    return slot_allowed(exam, slot, req.facts, req.not_before, tz) and (
+        not req.held or fits_with(cat, site, tz, req.held, visit_for(slot, item, exam)))
+
+
+def clear_of_held(f: FollowUp, held: Sequence[Visit], site: Site) -> FollowUp:
+    """The follow-up at the times of its window that no booked exam (and the walk to or
+    from it) takes; every five minutes when any time of the window would do."""
+    if not held:
+        return f
+    times = f.times()
+    if times is None:
+        steps = int((f.closes - f.opens).total_seconds() // 300)
+        times = tuple(f.opens + timedelta(minutes=5 * k) for k in range(steps + 1))
+    length = timedelta(minutes=FOLLOWUP_MINUTES)
+
+    def clear(t: datetime) -> bool:
+        return all(v.busy_until + timedelta(minutes=site.walk_minutes(v.building, f.building))
+                   <= t or t + length + timedelta(
+                       minutes=site.walk_minutes(v.building, f.building)) <= v.start
+                   for v in held)
+
+    return FollowUp(f.opens, f.closes, f.building, tuple(t for t in times if clear(t)))
+
+
+def clear_followup(req: PatientRequest, site: Site) -> PatientRequest:
+    """The request with its follow-up kept clear of the exams booked already."""
+    if req.followup is None or not req.held:
+        return req
+    return replace(req, followup=clear_of_held(req.followup, req.held, site))
 
 
 def fits_with(cat: Catalogue, site: Site, tz: ZoneInfo, placed: Iterable[Visit],

@@ -345,7 +345,34 @@ def request_for(db: Session, orders: Sequence[ExamOrder], now: datetime,
         visit = R.FollowUp(w.followup_opens, w.followup_closes,
                            w.followup_building or "门诊楼", starts)
     items = tuple(R.OrderItem(o.id, o.exam_code, o.needed_for_followup) for o in orders)
-    return R.PatientRequest(patient.id, facts, items, now, visit)
+    return R.PatientRequest(patient.id, facts, items, now, visit,
+                            held_visits(db, patient_id=patient.id,
+                                        hospital_id=orders[0].hospital_id, now=now))
+
+
+#: Booked exams this far back still bear on new ones (barium waits up to 7 days).
+HELD_DAYS = 8
+
+
+def held_visits(db: Session, *, patient_id: int, hospital_id: int, now: datetime
+                ) -> tuple[R.Visit, ...]:
+    """The patient's exams booked (or done) at the hospital from ``HELD_DAYS`` ago on, as
+    fixed visits the planner and the validator keep the rules with."""
+    cat = catalogue(db, hospital_id)
+    rows = db.scalars(select(ExamBooking).where(
+        ExamBooking.patient_id == patient_id, ExamBooking.hospital_id == hospital_id,
+        ExamBooking.status.in_(("booked", "arrived", "done")),
+        ExamBooking.start_at > now - timedelta(days=HELD_DAYS))
+        .order_by(ExamBooking.start_at))
+    out = []
+    for b in rows:
+        exam = cat.exams.get(b.exam_code)
+        if exam is None:  # taken out of the catalogue since: no rule to keep with it
+            continue
+        after = timedelta(minutes=exam.after_minutes)
+        out.append(R.Visit(b.order_id, b.exam_code, b.slot_id, b.resource_id,
+                           b.resource.building, b.start_at, b.end_at, b.end_at + after))
+    return tuple(out)
 
 
 def propose(db: Session, *, hospital_id: int, patient_id: int, now: datetime,
