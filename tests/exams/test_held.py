@@ -73,9 +73,9 @@ def test_the_rest_of_the_orders_stay_bookable_after_one_was_booked_alone(
     us = order(db, doctor, hospital, p, "us_abdomen", now)
     for code in ("gastroscopy", "blood_fasting"):
         order(db, doctor, hospital, p, code, now)
-    day = now.astimezone(TZ).date()
+    day = now.astimezone(TZ).date() + timedelta(days=1)
     late = next(s for s in service.free_slots(db, hospital_id=hospital.id, start=now,
-                                              end=now + timedelta(days=1))
+                                              end=now + timedelta(days=2))
                 if "us_abdomen" in s.exam_codes
                 and s.start == datetime.combine(day, time(11, 30), tzinfo=TZ))
     window = Principal(role=Role.window, hospital_id=hospital.id, label="tests")

@@ -184,7 +184,7 @@ def test_a_single_exam_that_clashes_with_a_booked_one_is_refused(
     us = order(db, doctor, hospital, p, "us_abdomen", now)
     gastro = order(db, doctor, hospital, p, "gastroscopy", now)
     free = service.free_slots(db, hospital_id=hospital.id, start=now,
-                              end=now + timedelta(hours=8))
+                              end=now + timedelta(days=1))
     endo = next(s for s in free if "gastroscopy" in s.exam_codes)
     booking.book_single(db, principal=doctor, order_id=gastro.id, slot_id=endo.slot_id,
                         now=now)

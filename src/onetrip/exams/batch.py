@@ -111,9 +111,12 @@ def plan_batch(cat: Catalogue, site: Site, tz: ZoneInfo, requests: Sequence[Pati
         return []
     deadline = time.monotonic() + seconds
     requests = [clear_followup(r, site) for r in requests]
+    # Later days cost more from the first day with a free slot (patients are often told
+    # the evening before: that evening is no day of theirs).
+    told = min(r.not_before for r in requests)
+    first = min((s.start for s in slots if s.start >= told), default=told)
     batch = Batch(cat, site, tz, {r.patient_id: r for r in requests},
-                  {s.slot_id: s for s in slots},
-                  min(r.not_before.astimezone(tz).date() for r in requests))
+                  {s.slot_id: s for s in slots}, first.astimezone(tz).date())
     in_turn(batch, work_limit=work_limit)
     improve(batch, work_limit=work_limit, deadline=deadline)
     return [batch.plans[r.patient_id] for r in requests]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -172,11 +172,26 @@ class Itinerary:
         return sum(int((hi - lo).total_seconds() // 60) for lo, hi in spans.values())
 
 
+def ready_at(exam: ExamType, told: datetime, tz: ZoneInfo) -> datetime:
+    """The earliest start that leaves the patient, told of the exam at ``told``, the time
+    its preparation takes: the fasting hours (whoever is told in the morning may have had
+    breakfast), the drinking before a full bladder, and bowel preparation, which takes the
+    day before (never the day the patient is told)."""
+    at = max(told + timedelta(hours=exam.fasting_hours),
+             told + timedelta(minutes=exam.drink_before_minutes))
+    if exam.bowel_prep:
+        next_day = told.astimezone(tz).date() + timedelta(days=1)
+        at = max(at, datetime.combine(next_day, time(0, 0), tzinfo=tz))
+    return at
+
+
 def slot_allowed(exam: ExamType, slot: FreeSlot, facts: PatientFacts, not_before: datetime,
                  tz: ZoneInfo) -> bool:
-    """The unary rules: the resource does the exam, in time, mornings only, creatinine."""
+    """The unary rules: the resource does the exam, after the time its preparation takes
+    from ``not_before`` (when the patient is told), mornings only, creatinine."""
     local = slot.start.astimezone(tz)
-    return (exam.code in slot.exam_codes and slot.free > 0 and slot.start >= not_before
+    return (exam.code in slot.exam_codes and slot.free > 0
+            and slot.start >= ready_at(exam, not_before, tz)
             and slot.minutes >= exam.minutes
             and (exam.latest_start is None or local.time() <= exam.latest_start)
             and creatinine_ok(exam, facts, local.date()))

@@ -107,6 +107,16 @@ def _unary(cat: Catalogue, tz: ZoneInfo, req: PatientRequest, v: Visit, slot: Fr
     if v.start < req.not_before:
         flag("past", f"{exam.name}安排在可预约时间之前")
     local = v.start.astimezone(tz)
+    told = req.not_before.astimezone(tz)
+    needs = []
+    if _minutes(told, v.start) < exam.fasting_hours * 60:
+        needs.append(f"禁食{exam.fasting_hours}小时")
+    if _minutes(told, v.start) < exam.drink_before_minutes:
+        needs.append(f"提前{exam.drink_before_minutes}分钟饮水")
+    if exam.bowel_prep and local.date() <= told.date():
+        needs.append("前一天肠道准备")
+    if needs:
+        flag("preparation", f"{exam.name}距预约时间太近，来不及{'、'.join(needs)}")
     if exam.latest_start is not None and (local.hour, local.minute) > (
             exam.latest_start.hour, exam.latest_start.minute):
         flag("latest_start", f"{exam.name}须在{exam.latest_start:%H:%M}前开始")
