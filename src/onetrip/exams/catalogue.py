@@ -200,3 +200,52 @@ def catalogue_as_data(cat: Catalogue) -> dict[str, Any]:
             "order": [order(r) for r in cat.orders],
             "not_same_day": [{"first": b.first, "second": b.second, "reason": b.reason,
                               "source": b.source} for b in cat.bans]}
+
+
+# --- the rules table, as the exam centre reads it ---------------------------------------
+
+
+def _span(minutes: int) -> str:
+    if minutes % (24 * 60) == 0:
+        return f"{minutes // (24 * 60)}天"
+    return f"{minutes // 60}小时" if minutes % 60 == 0 else f"{minutes}分钟"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "｜").replace("\n", " ")
+
+
+def rules_table(cat: Catalogue) -> str:
+    """The catalogue's exams, order rules and pairs kept apart as Markdown tables (the ones
+    in docs/exams.md, and ``onetrip exams rules-table`` for a hospital's own copy)."""
+    def name(code: str) -> str:
+        return cat.exams[code].name
+
+    out = ["| 检查 | 编码 | 每人（分钟） | 空腹（小时） | 最晚开始 | 饮水憋尿 | 检查后留观 "
+           "| 出报告 | 其他 | 依据 |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for e in cat.exams.values():
+        other = [label for flag, label in (
+            (e.creatinine,
+             f"{e.creatinine_age}岁及以上、肾病或糖尿病须{e.creatinine_days}天内肌酐"),
+            (e.sedation, "镇静"), (e.bowel_prep, "肠道准备（前一天）"), (e.escort, "须陪同"),
+            (e.last_of_day, "当日最后一项"), (e.breaks_fast and not e.drink_before_minutes,
+                                         "结束空腹")) if flag]
+        out.append("| " + " | ".join(_cell(x) for x in (
+            e.name, f"`{e.code}`", str(e.minutes), str(e.fasting_hours or "—"),
+            e.latest_start.strftime("%H:%M") if e.latest_start else "—",
+            f"检查前{e.drink_before_minutes}分钟" if e.drink_before_minutes else "—",
+            f"{e.after_minutes}分钟" if e.after_minutes else "—", _span(e.result_minutes),
+            "；".join(other) or "—", e.source)) + " |")
+    out += ["", "| 先做 | 后做 | 至少间隔 | 顺序颠倒时 | 理由 | 依据 |",
+            "|---|---|---|---|---|---|"]
+    for r in cat.orders:
+        reverse = ("不可颠倒" if r.reverse_minutes is None else
+                   f"须在{name(r.second)}{_span(r.reverse_minutes)}后再做{name(r.first)}")
+        out.append("| " + " | ".join(_cell(x) for x in (
+            name(r.first), name(r.second), _span(r.gap_minutes) if r.gap_minutes else "—",
+            reverse, r.reason, r.source)) + " |")
+    out += ["", "| 不能同日 | 不能同日 | 理由 | 依据 |", "|---|---|---|---|"]
+    for b in cat.bans:
+        out.append("| " + " | ".join(_cell(x) for x in (
+            name(b.first), name(b.second), b.reason, b.source)) + " |")
+    return "\n".join(out) + "\n"

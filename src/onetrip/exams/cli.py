@@ -36,6 +36,17 @@ def catalogue_export(hospital: str, out: Path) -> None:
     typer.echo(f"{len(cat.exams)} exams, {len(cat.orders) + len(cat.bans)} rules -> {out}")
 
 
+@app.command("rules-table")
+def rules_table(hospital: str) -> None:
+    """Print the hospital's exams, order rules and pairs kept apart as Markdown tables."""
+    from onetrip.db import session_scope
+    from onetrip.exams import catalogue, service
+
+    with session_scope(write=False) as db:
+        cat = service.catalogue(db, _hospital_id(db, hospital))
+    typer.echo(catalogue.rules_table(cat), nl=False)
+
+
 @app.command("catalogue-import")
 def catalogue_import(hospital: str, file: Path) -> None:
     """Replace the hospital's catalogue from a JSON or TOML file; a broken one changes
