@@ -163,14 +163,12 @@ def add_resource(db: Session, *, hospital_id: int, code: str, name: str, buildin
     missing = [c for c in exam_codes if c not in cat.exams]
     if missing:
         raise UnknownExam(detail={"exam_codes": missing})
-    if not exam_codes or slot_minutes < 1 or capacity < 1:
+    if not exam_codes or capacity < 1:
         raise ResourceInvalid("须指定可做的检查、正的号源时长和容量")
-    for c in exam_codes:
-        exam = cat.exams[c]
-        if exam.modality in R.EX3_MODALITIES and slot_minutes > R.EX3_MAX_SLOT_MINUTES:
-            raise ResourceInvalid(f"{exam.name}须按30分钟或更短的时段预约（EX-3）")
-        if exam.minutes > slot_minutes:
-            raise ResourceInvalid(f"{exam.name}需要{exam.minutes}分钟，长于号源时长")
+    _check_slot_length(cat, exam_codes, slot_minutes)
+    if db.scalar(select(ExamResource.id).where(ExamResource.hospital_id == hospital_id,
+                                               ExamResource.code == code)) is not None:
+        raise ResourceInvalid(f"设备编码{code}已存在", detail={"code": code})
     spans = _hours(hours)
     row = ExamResource(hospital_id=hospital_id, code=code, name=name, building=building,
                        room=room, exam_codes=list(exam_codes), slot_minutes=slot_minutes,
@@ -180,6 +178,21 @@ def add_resource(db: Session, *, hospital_id: int, code: str, name: str, buildin
     db.flush()
     _record(db, by, "exam_resource.add", code=code, exams=list(exam_codes))
     return row
+
+
+def _check_slot_length(cat: R.Catalogue, exam_codes: Sequence[str], minutes: int) -> None:
+    """EX-3: ultrasound, CT, MRI and endoscopy in slots of 30 minutes or finer; no slot
+    shorter than an exam the room does."""
+    if minutes < 1:
+        raise ResourceInvalid("号源时长须为正整数（分钟）")
+    for c in exam_codes:
+        exam = cat.exams.get(c)
+        if exam is None:
+            continue  # taken out of the catalogue since: the room no longer does it
+        if exam.modality in R.EX3_MODALITIES and minutes > R.EX3_MAX_SLOT_MINUTES:
+            raise ResourceInvalid(f"{exam.name}须按30分钟或更短的时段预约（EX-3）")
+        if exam.minutes > minutes:
+            raise ResourceInvalid(f"{exam.name}需要{exam.minutes}分钟，长于号源时长")
 
 
 def set_walk(db: Session, *, hospital_id: int, a: str, b: str, minutes: int) -> None:
@@ -207,9 +220,14 @@ def access_resource(db: Session, resource_id: int, hospital_id: int) -> ExamReso
 
 def add_slots(db: Session, *, resource: ExamResource, starts: Sequence[datetime],
               minutes: int | None = None, capacity: int | None = None) -> list[ExamSlot]:
-    """Slots on a resource's calendar; any two overlapping (new or with existing ones) are
-    refused and nothing is added."""
+    """Slots on a resource's calendar; any two overlapping (new or with existing ones), a
+    slot too long for EX-3 or too short for an exam of the room, are refused and nothing
+    is added."""
     tz = get_settings().tz
+    if minutes is not None:
+        _check_slot_length(catalogue(db, resource.hospital_id), resource.exam_codes, minutes)
+    if capacity is not None and capacity < 1:
+        raise ResourceInvalid("号源容量须为正整数")
     length = timedelta(minutes=minutes or resource.slot_minutes)
     new = sorted(starts)
     if not new:
@@ -220,8 +238,9 @@ def add_slots(db: Session, *, resource: ExamResource, starts: Sequence[datetime]
     spans = sorted([(s, s + length) for s in new] + [(a, b) for a, b in existing])
     for (_a, b), (c, _d) in pairwise(spans):
         if c < b:
-            raise CalendarOverlap(detail={"resource": resource.code,
-                                          "at": c.astimezone(tz).isoformat()})
+            raise CalendarOverlap(
+                f"{resource.name}{c.astimezone(tz):%m-%d %H:%M}的号源与其他号源时段重叠",
+                detail={"resource": resource.code, "at": c.astimezone(tz).isoformat()})
     rows = [ExamSlot(resource_id=resource.id, hospital_id=resource.hospital_id,
                      day=s.astimezone(tz).date(), start_at=s, end_at=s + length,
                      capacity=capacity or resource.capacity) for s in new]
