@@ -122,6 +122,27 @@ def test_ex2_the_follow_up_is_booked_as_an_outpatient_appointment_after_the_resu
     assert {o.status for o in placed} == {"booked"}
 
 
+def test_exams_booked_one_at_a_time_share_the_follow_up_appointment(
+        db: Session, hospital: Hospital, doctor: Principal, centre: Principal,
+        now: datetime, clinic: Clinic) -> None:
+    """The ECG is booked first at its place in the plan, with the follow-up appointment (as
+    the kiosk does); the ultrasound booked later keeps that appointment rather than ask the
+    booking engine for a second one in the same department that day, which it refuses."""
+    p, _placed, it = planned(db, hospital, doctor, centre, now, clinic)
+    ecg = next(v for v in it.visits if v.exam_code == "ecg")
+    booking.book_plan(db, principal=centre, hospital_id=hospital.id, patient_id=p.id,
+                      itinerary=Itinerary(p.id, [ecg], it.followup_at), now=now)
+    (appt,) = appointments(db, p)
+    rest = service.propose(db, hospital_id=hospital.id, patient_id=p.id, now=now,
+                           principal=centre)
+    assert [v.exam_code for v in rest.visits] == ["us_abdomen"]
+    assert rest.followup_at == appt.start_at
+    rows = booking.book_plan(db, principal=centre, hospital_id=hospital.id, patient_id=p.id,
+                             itinerary=rest, now=now)
+    assert appointments(db, p) == [appt] and appt.status == "booked"
+    assert rows[0].followup_appointment_id == appt.id
+
+
 def test_a_follow_up_slot_taken_meanwhile_gives_way_to_the_next_one_that_keeps_the_rules(
         db: Session, hospital: Hospital, doctor: Principal, centre: Principal,
         now: datetime, clinic: Clinic) -> None:

@@ -122,7 +122,11 @@ def book_plan(db: Session, *, principal: Principal, hospital_id: int, patient_id
                 raise ExamSlotFull(detail={"slot_id": v.slot_id})
         followup_at, appointment_id = itinerary.followup_at, None
         session = followup.session_order(orders)
-        if followup_at is not None and session is not None:
+        kept = None if followup_at is None or session is None else followup.booked(
+            db, patient_id=patient_id, opens=followup_at, closes=followup_at)
+        if kept is not None:  # the appointment an exam booked earlier has
+            followup_at, appointment_id = kept
+        elif followup_at is not None and session is not None:
             appt, followup_at = followup.book(db, principal=principal, order=session,
                                               patient_id=patient_id, itinerary=itinerary,
                                               now=now, keeps_rules=keeps_rules)

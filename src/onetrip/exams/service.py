@@ -361,6 +361,10 @@ def request_for(db: Session, orders: Sequence[ExamOrder], now: datetime,
         assert w.followup_opens is not None and w.followup_closes is not None
         starts = None if session is None else tuple(sorted({
             s.start_at for s in followup.free_slots(db, session, channel=channel, now=now)}))
+        kept = followup.booked(db, patient_id=patient.id, opens=w.followup_opens,
+                               closes=w.followup_closes)
+        if kept is not None:  # the follow-up an exam booked earlier has
+            starts = (kept[0],)
         visit = R.FollowUp(w.followup_opens, w.followup_closes,
                            w.followup_building or "门诊楼", starts)
     items = tuple(R.OrderItem(o.id, o.exam_code, o.needed_for_followup) for o in orders)
