@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from onetrip.exams import booking, service
+from onetrip.exams import booking, resources, service
 from onetrip.exams.errors import (
     CalendarOverlap,
     CatalogueRejected,
@@ -79,20 +79,20 @@ def test_ex3_resources_refuse_overlaps_long_ultrasound_slots_and_unknown_exams(
         db: Session, hospital: Hospital) -> None:
     args = dict(hospital_id=hospital.id, name="超声9室", building="医技楼", capacity=1)
     with pytest.raises(CalendarOverlap):
-        service.add_resource(db, code="US9", exam_codes=["us_thyroid"], slot_minutes=15,
+        resources.add_resource(db, code="US9", exam_codes=["us_thyroid"], slot_minutes=15,
                              hours=[["08:00", "12:00"], ["11:00", "14:00"]], **args)  # type: ignore[arg-type]
     with pytest.raises(ResourceInvalid, match="30分钟"):
-        service.add_resource(db, code="US9", exam_codes=["us_thyroid"], slot_minutes=60,
+        resources.add_resource(db, code="US9", exam_codes=["us_thyroid"], slot_minutes=60,
                              hours=[["08:00", "12:00"]], **args)  # type: ignore[arg-type]
     with pytest.raises(UnknownExam):
-        service.add_resource(db, code="US9", exam_codes=["us_heart"], slot_minutes=15,
+        resources.add_resource(db, code="US9", exam_codes=["us_heart"], slot_minutes=15,
                              hours=[["08:00", "12:00"]], **args)  # type: ignore[arg-type]
-    res = service.add_resource(db, code="US9", exam_codes=["us_thyroid"], slot_minutes=15,
+    res = resources.add_resource(db, code="US9", exam_codes=["us_thyroid"], slot_minutes=15,
                                hours=[["08:00", "12:00"]], **args)  # type: ignore[arg-type]
     start = datetime.fromisoformat("2030-01-07T08:00:00+08:00")
-    service.add_slots(db, resource=res, starts=[start])
+    resources.add_slots(db, resource=res, starts=[start])
     with pytest.raises(CalendarOverlap):
-        service.add_slots(db, resource=res, starts=[start + timedelta(minutes=30),
+        resources.add_slots(db, resource=res, starts=[start + timedelta(minutes=30),
                                                     start + timedelta(minutes=10)])
     n = db.scalar(select(func.count(ExamSlot.id)).where(ExamSlot.resource_id == res.id))
     assert n == 1

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from onetrip.config import get_settings
 from onetrip.deps import CurrentPrincipal, DbSession, Now, require_role
 from onetrip.errors import PermissionDenied
-from onetrip.exams import booking, service
+from onetrip.exams import booking, resources, service
 from onetrip.exams.catalogue import catalogue_as_data
 from onetrip.exams.errors import ResourceInvalid
 from onetrip.exams.models import ExamResource
@@ -70,7 +70,7 @@ def list_resources(db: DbSession, principal: Planner) -> list[ResourceRead]:
 @router.post("/resources", status_code=201, response_model=ResourceRead)
 def create_resource(body: ResourceCreate, db: DbSession, principal: Centre) -> ResourceRead:
     """EX-3: a room or device (unknown_exam, resource_invalid, calendar_overlap)."""
-    return ResourceRead.of(service.add_resource(
+    return ResourceRead.of(resources.add_resource(
         db, hospital_id=_hospital(principal), by=principal, **body.model_dump()))
 
 
@@ -81,23 +81,23 @@ def open_calendar(resource_id: int, body: CalendarOpen, db: DbSession,
     slots are left as they are)."""
     if not 0 <= (body.end - body.start).days < 90:
         raise ResourceInvalid("开放日期须从开始到结束，且不超过90天")
-    res = service.access_resource(db, resource_id, _hospital(principal))
-    return {"added": service.open_calendar(db, resource=res, start=body.start, end=body.end)}
+    res = resources.access_resource(db, resource_id, _hospital(principal))
+    return {"added": resources.open_calendar(db, resource=res, start=body.start, end=body.end)}
 
 
 @router.post("/resources/{resource_id}/slots", status_code=201, response_model=list[SlotRead])
 def add_slots(resource_id: int, body: SlotsCreate, db: DbSession,
               principal: Centre) -> list[SlotRead]:
     """Single slots; any overlapping another refuses them all (calendar_overlap)."""
-    res = service.access_resource(db, resource_id, _hospital(principal))
-    return [SlotRead.of(s) for s in service.add_slots(
+    res = resources.access_resource(db, resource_id, _hospital(principal))
+    return [SlotRead.of(s) for s in resources.add_slots(
         db, resource=res, starts=body.starts, minutes=body.minutes, capacity=body.capacity)]
 
 
 @router.put("/walks", status_code=204)
 def set_walk(body: WalkSet, db: DbSession, principal: Centre) -> None:
     """Walking minutes between two buildings, either way."""
-    service.set_walk(db, hospital_id=_hospital(principal), a=body.a, b=body.b,
+    resources.set_walk(db, hospital_id=_hospital(principal), a=body.a, b=body.b,
                      minutes=body.minutes)
 
 

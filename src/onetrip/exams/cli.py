@@ -72,13 +72,13 @@ def open_calendars(hospital: str, days: int = typer.Option(7, min=1, max=90)) ->
     """Slots for the coming days of every active resource (days with slots are kept)."""
     from onetrip.config import get_settings
     from onetrip.db import session_scope, utcnow
-    from onetrip.exams import service
+    from onetrip.exams import resources
     from onetrip.exams.models import ExamResource
 
     start = utcnow().astimezone(get_settings().tz).date()
     with session_scope() as db:
         hid = _hospital_id(db, hospital)
-        added = sum(service.open_calendar(db, resource=r, start=start,
+        added = sum(resources.open_calendar(db, resource=r, start=start,
                                           end=start + timedelta(days=days - 1))
                     for r in db.scalars(select(ExamResource).where(
                         ExamResource.hospital_id == hid, ExamResource.active)))

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from onetrip.config import get_settings
 from onetrip.db import utcnow
-from onetrip.exams import sample, service
+from onetrip.exams import resources, sample, service
 from onetrip.exams.models import ExamOrder
 from onetrip.identity.models import Patient
 from onetrip.org.models import Hospital, Region
@@ -24,17 +24,17 @@ def set_up_hospital(db: Session, hospital: Hospital, *, start: datetime, days: i
     """Catalogue, resources, walking times and ``days`` of calendar; returns slots added."""
     service.install_catalogue(db, hospital_id=hospital.id)
     for (a, b), minutes in sample.WALKS.items():
-        service.set_walk(db, hospital_id=hospital.id, a=a, b=b, minutes=minutes)
+        resources.set_walk(db, hospital_id=hospital.id, a=a, b=b, minutes=minutes)
     tz = get_settings().tz
     first = start.astimezone(tz).date()
     added = 0
     for spec in sample.RESOURCES:
-        res = service.add_resource(
+        res = resources.add_resource(
             db, hospital_id=hospital.id, code=spec.code, name=spec.name,
             building=spec.building, room=spec.room, exam_codes=spec.exam_codes,
             slot_minutes=spec.slot_minutes, capacity=spec.capacity,
             hours=[[a.strftime("%H:%M"), b.strftime("%H:%M")] for a, b in spec.hours])
-        added += service.open_calendar(db, resource=res, start=first,
+        added += resources.open_calendar(db, resource=res, start=first,
                                        end=first + timedelta(days=days - 1))
     return added
 

@@ -23,7 +23,7 @@ from starlette.responses import Response
 from onetrip.config import get_settings
 from onetrip.deps import DbSession, Now
 from onetrip.errors import OnetripError
-from onetrip.exams import booking, service
+from onetrip.exams import booking, resources, service
 from onetrip.exams import rules as R
 from onetrip.exams.errors import ExamBookingNotFound, OrderNotFound, OrderNotPending
 from onetrip.exams.models import ExamBooking, ExamOrder
@@ -94,7 +94,7 @@ def _slots_page(request: Request, db: Session, here: AtKiosk, now: datetime,
 
 
 def _room(db: Session, here: AtKiosk, resource_id: int) -> str:
-    r = service.access_resource(db, resource_id, here.hospital.id)
+    r = resources.access_resource(db, resource_id, here.hospital.id)
     return f"{r.building}{r.room} {r.name}"
 
 
