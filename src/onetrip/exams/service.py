@@ -1,5 +1,6 @@
-"""Exam use cases: the catalogue an exam centre edits, resources and their calendars,
-doctors' orders, and the planner's proposals. Booking a plan lives in ``booking``.
+"""Exam use cases: the catalogue an exam centre edits, the free slots and walks the
+planner reads, doctors' orders, and the planner's proposals. Rooms and their calendars
+are kept in ``resources``; booking a plan lives in ``booking``.
 
 Services take the session and never commit; the request or CLI edge does.
 """
