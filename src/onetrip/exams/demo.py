@@ -13,10 +13,12 @@ from onetrip.config import get_settings
 from onetrip.db import utcnow
 from onetrip.exams import resources, sample, service
 from onetrip.exams.models import ExamOrder
+from onetrip.exams.rules import age_on
 from onetrip.identity.models import Patient
 from onetrip.org.models import Hospital, Region
 
 DAYS = 7
+WOMEN_ONLY = frozenset({"us_gyn", "us_early_pregnancy"})
 ORDERED_BY = "doctor:demo:门诊医生"
 
 
@@ -51,11 +53,17 @@ def load_exams(db: Session, region: Region, seed: int) -> dict[str, int]:
     lead = next((h for h in tertiary if h.code == "sfsrmyy"), None)
     orders = 0
     if lead is not None:
-        patients = list(db.scalars(select(Patient.id).order_by(Patient.id).limit(12)))
         tz = get_settings().tz
-        tomorrow = now.astimezone(tz).date() + timedelta(days=1)
-        for pid in patients:
-            bundle = rng.choice(sample.BUNDLES)
+        today = now.astimezone(tz).date()
+        tomorrow = today + timedelta(days=1)
+        adults = [p for p in db.scalars(select(Patient).order_by(Patient.id).limit(60))
+                  if 18 <= age_on(p.birth_date, today) <= 85][:12]
+        for patient in adults:
+            pid = patient.id
+            # the pelvic and early-pregnancy ultrasounds for women of child-bearing age only
+            women = patient.gender == "female" and age_on(patient.birth_date, today) <= 49
+            bundle = rng.choice([b for b in sample.BUNDLES
+                                 if women or WOMEN_ONLY.isdisjoint(b)])
             followup = rng.random() < 0.5
             for code in bundle:
                 db.add(ExamOrder(
