@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -25,6 +25,7 @@ from onetrip.identity.models import Patient
 from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
 from onetrip.notify.models import Notification
+from onetrip.notify.templates import render
 from onetrip.org.models import Hospital
 from onetrip.scheduling import booking as scheduling_booking
 from onetrip.scheduling import service as scheduling_service
@@ -136,6 +137,27 @@ def test_ex2_a_proposed_one_trip_plan_books_every_slot_and_queues_the_preparatio
     lines = service.itinerary_lines(db, patient_id=p.id, day=rows[0].start_at.astimezone(
         now.tzinfo).date())
     assert len(lines) == 3 and "腹部超声" in lines[0] and "胃镜" in lines[-1]
+
+
+@pytest.mark.parametrize(("code", "words"), [
+    ("us_abdomen", "从今晚22:00起禁食"), ("us_urinary", "检查前1小时饮水800ml")])
+def test_rm1_the_preparation_reminder_reaches_the_outbox_for_the_evening_before(
+        db: Session, hospital: Hospital, doctor: Principal, centre: Principal, now: datetime,
+        code: str, words: str) -> None:
+    p = make_patient(db)
+    o = order(db, doctor, hospital, p, code, now)
+    slot = next(s for s in service.free_slots(db, hospital_id=hospital.id, start=now,
+                                              end=now + timedelta(days=2))
+                if code in s.exam_codes and s.start.astimezone(now.tzinfo).hour == 9)
+    b = booking.book_single(db, principal=centre, order_id=o.id, slot_id=slot.slot_id, now=now)
+    (note,) = db.scalars(select(Notification).where(Notification.patient_id == p.id))
+    text = render(note.template, note.variables)
+    assert note.template == "exam_preparation" and note.status == "queued"
+    assert words in text and b.resource.room in text and "09:" in text
+    local = slot.start.astimezone(now.tzinfo)  # type: ignore[arg-type]
+    evening = datetime.combine(local.date() - timedelta(days=1), time(18, 0),
+                               tzinfo=now.tzinfo)
+    assert note.send_at == evening
 
 
 def test_a_plan_whose_slot_filled_meanwhile_books_nothing(
