@@ -284,3 +284,25 @@ def test_batch_proposals_cover_every_waiting_patient(
     plans = service.propose_batch(db, hospital_id=hospital.id, now=now)
     assert {req.patient_id for req, _ in plans} == waiting and waiting
     assert all(it.visits for _req, it in plans)
+
+
+def test_the_batch_books_every_waiting_patients_plan_or_says_why_not(
+        db: Session, hospital: Hospital, centre: Principal, now: datetime) -> None:
+    """EX-2 batch mode, booked: each patient's plan of the joint re-plan becomes bookings
+    (all of that patient's or none); a plan whose slot went since it was made keeps its
+    orders waiting, with the reason."""
+    plans = service.propose_batch(db, hospital_id=hospital.id, now=now)
+    taken = plans[0][1].visits[0].slot_id  # the first patient's slot goes meanwhile
+    db.execute(ExamSlot.__table__.update().where(ExamSlot.id == taken)  # type: ignore[attr-defined]
+               .values(booked=ExamSlot.capacity))
+    booked, failed = booking.book_batch(db, principal=centre, hospital_id=hospital.id,
+                                        plans=plans, now=now)
+    first = plans[0][0].patient_id
+    assert set(failed) == {first} and "约满" in failed[first]
+    assert set(booked) == {req.patient_id for req, _ in plans} - {first}
+    for req, it in plans:
+        rows = booking.bookings_of(db, patient_id=req.patient_id)
+        expected = set() if req.patient_id == first else {v.slot_id for v in it.visits}
+        assert {b.slot_id for b in rows} == expected
+    assert {o.patient_id for o in service.pending_orders(db, hospital_id=hospital.id)} == {
+        first}

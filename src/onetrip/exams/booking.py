@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from onetrip.config import get_settings
 from onetrip.db import rowcount
+from onetrip.errors import OnetripError
 from onetrip.exams import followup, service, validate
 from onetrip.exams import rules as R
 from onetrip.exams.errors import (
@@ -146,6 +147,30 @@ def book_plan(db: Session, *, principal: Principal, hospital_id: int, patient_id
         db.refresh(o)
     _queue_reminders(db, cat, rows, now)
     return rows
+
+
+def book_batch(db: Session, *, principal: Principal, hospital_id: int,
+               plans: Sequence[tuple[R.PatientRequest, R.Itinerary]], now: datetime
+               ) -> tuple[list[int], dict[int, str]]:
+    """EX-2 batch mode, booked: each patient's plan of the joint re-plan
+    (``service.propose_batch``) becomes bookings, that patient's all or none. Returns the
+    patients booked, and those whose orders stay waiting with the reason (no slot within
+    the planning days, a slot taken since, a follow-up gone)."""
+    booked: list[int] = []
+    failed: dict[int, str] = {}
+    for req, it in plans:
+        if not it.visits:
+            failed[req.patient_id] = "近期无法按规则安排"
+            continue
+        try:
+            with db.begin_nested():
+                book_plan(db, principal=principal, hospital_id=hospital_id,
+                          patient_id=req.patient_id, itinerary=it, now=now)
+        except OnetripError as exc:
+            failed[req.patient_id] = exc.text
+            continue
+        booked.append(req.patient_id)
+    return booked, failed
 
 
 def book_single(db: Session, *, principal: Principal, order_id: int, slot_id: int,

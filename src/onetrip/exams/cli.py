@@ -86,19 +86,32 @@ def open_calendars(hospital: str, days: int = typer.Option(7, min=1, max=90)) ->
 
 
 @app.command("plan-batch")
-def plan_batch(hospital: str) -> None:
-    """Propose itineraries for every patient's waiting orders together (nothing booked)."""
+def plan_batch(hospital: str, book: bool = typer.Option(
+        False, "--book", help="book each patient's plan (all of it or none)")) -> None:
+    """Plan every patient's waiting orders together; with --book, book the plans."""
     from onetrip.config import get_settings
     from onetrip.db import session_scope, utcnow
-    from onetrip.exams import service
+    from onetrip.exams import booking, service
+    from onetrip.identity.rules import Role
+    from onetrip.identity.service import Principal
 
     tz = get_settings().tz
-    with session_scope(write=False) as db:
-        plans = service.propose_batch(db, hospital_id=_hospital_id(db, hospital), now=utcnow())
-    for req, it in plans:
-        days = ", ".join(d.isoformat() for d in it.days(tz))
-        typer.echo(f"patient {req.patient_id}: {it.trips(tz)} trip(s) {days}, "
-                   f"{it.hospital_minutes(tz)} min, unplanned {it.unplanned or '-'}")
+    with session_scope(write=book) as db:
+        hospital_id = _hospital_id(db, hospital)
+        now = utcnow()
+        plans = service.propose_batch(db, hospital_id=hospital_id, now=now)
+        for req, it in plans:
+            days = ", ".join(d.isoformat() for d in it.days(tz))
+            typer.echo(f"patient {req.patient_id}: {it.trips(tz)} trip(s) {days}, "
+                       f"{it.hospital_minutes(tz)} min, unplanned {it.unplanned or '-'}")
+        if book:
+            centre = Principal(role=Role.exam_centre, hospital_id=hospital_id,
+                               label="onetrip exams plan-batch --book")
+            booked, failed = booking.book_batch(db, principal=centre, hospital_id=hospital_id,
+                                                plans=plans, now=now)
+            for pid, reason in failed.items():
+                typer.echo(f"patient {pid}: 未预约：{reason}")
+            typer.echo(f"{len(booked)} patients booked, {len(failed)} left waiting")
 
 
 @app.command("sweep-noshows")
