@@ -5,9 +5,11 @@ rule. For each one the test plans it twice: once in a world without that one rul
 the plan must break it and the independent validator must say so (so the case really
 tests the rule, and a validator blind to it fails here), and once with every rule, where
 the CP-SAT planner, the first-come-first-served baseline and the batch must all keep it (so
-a planner blind to it fails here). Every order rule and every pair kept apart in the
-packaged catalogue gets its case from the catalogue itself: a rule added there is tested
-too.
+a planner blind to it fails here). Every preparation rule of every exam row, every order
+rule and every pair kept apart in the packaged catalogue gets its case from the catalogue
+itself: a rule added there is tested too. The rules of the planner itself (walking, slot
+length, results before the follow-up, the follow-up's bookable times, nothing before the
+moment of planning) have a case each below.
 """
 
 from __future__ import annotations
@@ -101,37 +103,6 @@ ELDERLY = PatientFacts(age=65, creatinine_on=DAY - timedelta(days=40))
 
 
 CASES = [
-    Case("空腹8小时：告知后留足禁食时间", request("us_abdomen", not_before=told("01:00")),
-         (slot("us_abdomen", 0, "08:00"), slot("us_abdomen", 0, "09:00")),
-         exam("us_abdomen", fasting_hours=0), "preparation"),
-    Case("仅限上午（最晚开始时间）", request("us_abdomen"),
-         (slot("us_abdomen", 0, "13:30"), slot("us_abdomen", 1, "08:00")),
-         exam("us_abdomen", latest_start=None), "latest_start"),
-    Case("憋尿：检查前1小时饮水", request("us_urinary", not_before=told("07:30")),
-         (slot("us_urinary", 0, "08:00"), slot("us_urinary", 0, "08:30")),
-         exam("us_urinary", drink_before_minutes=0), "preparation"),
-    Case("肠道准备：前一天开始", request("colonoscopy", not_before=told("00:00")),
-         (slot("colonoscopy", 0, "09:00"), slot("colonoscopy", 1, "09:00")),
-         exam("colonoscopy", bowel_prep=False), "preparation"),
-    Case("碘对比剂：60岁以上须30天内肌酐", request("ct_contrast", facts=ELDERLY),
-         (slot("ct_contrast", 0, "09:00"),), exam("ct_contrast", creatinine=False),
-         "creatinine", unplanned=(1,)),
-    Case("空腹检查在前，饮水憋尿在后", request("us_abdomen", "us_urinary"),
-         (slot("us_urinary", 0, "08:00"), slot("us_abdomen", 0, "08:30"),
-          slot("us_abdomen", 1, "08:00"), slot("us_urinary", 1, "09:30")),
-         exam("us_urinary", breaks_fast=False), "fasting"),
-    Case("饮水须在空腹检查结束后开始", request("us_abdomen", "us_urinary"),
-         (slot("us_abdomen", 0, "08:00"), slot("us_urinary", 0, "08:30"),
-          slot("us_abdomen", 1, "08:00"), slot("us_urinary", 1, "09:30")),
-         exam("us_urinary", drink_before_minutes=0), "fasting"),
-    Case("镇静内镜当日最后", request("gastroscopy", "ecg"),
-         (slot("gastroscopy", 0, "08:00"), slot("ecg", 0, "10:00"),
-          slot("ecg", 1, "08:00"), slot("gastroscopy", 1, "09:00")),
-         exam("gastroscopy", last_of_day=False), "last_of_day"),
-    Case("增强CT后留观30分钟", request("ct_contrast", "ecg"),
-         (slot("ct_contrast", 0, "08:00"), slot("ecg", 0, "08:30"),
-          slot("ct_contrast", 1, "08:00"), slot("ecg", 1, "09:00")),
-         exam("ct_contrast", after_minutes=0), "aftercare"),
     Case("楼宇间步行时间", request("blood_routine", "xray_chest"),
          (slot("blood_routine", 0, "08:00"), slot("xray_chest", 0, "08:05"),
           slot("blood_routine", 1, "08:00"), slot("xray_chest", 1, "08:10")),
@@ -148,6 +119,66 @@ CASES = [
          (slot("ecg", 0, "08:00"), slot("ecg", 0, "10:00")),
          lambda w: replace(w, req=replace(w.req, not_before=told("07:00"))), "past"),
 ]
+
+
+def hhmm(t: datetime) -> str:
+    return f"{t:%H:%M}"
+
+
+def exam_cases(code: str) -> list[Case]:
+    """A case for each rule the exam's row of the catalogue carries."""
+    e, name, out = CAT.exams[code], CAT.exams[code].name, []
+    if e.fasting_hours:  # told half an hour too late for 08:00, in time for 09:00
+        told_at = at("08:00") - timedelta(hours=e.fasting_hours) + timedelta(minutes=30)
+        out.append(Case(f"{name}：告知后禁食{e.fasting_hours}小时",
+                        request(code, not_before=told_at),
+                        (slot(code, 0, "08:00"), slot(code, 0, "09:00")),
+                        exam(code, fasting_hours=0), "preparation",
+                        before=exam(code, bowel_prep=False)))
+    if e.drink_before_minutes:
+        out.append(Case(f"{name}：检查前{e.drink_before_minutes}分钟饮水",
+                        request(code, not_before=at("08:30") - timedelta(
+                            minutes=e.drink_before_minutes)),  # time for 08:30, not 08:00
+                        (slot(code, 0, "08:00"), slot(code, 0, "08:30")),
+                        exam(code, drink_before_minutes=0), "preparation"))
+        out.append(Case(f"{name}：空腹检查结束后才开始饮水",
+                        request("blood_fasting", code),
+                        (slot("blood_fasting", 0, "08:00"), slot(code, 0, "08:30"),
+                         slot("blood_fasting", 1, "08:00"), slot(code, 1, "09:30")),
+                        exam(code, drink_before_minutes=0), "fasting"))
+    if e.breaks_fast:  # the fast broken first, the fasting blood draw after it
+        out.append(Case(f"{name}：空腹检查在前", request("blood_fasting", code),
+                        (slot(code, 0, "08:00"), slot("blood_fasting", 0, "09:00"),
+                         slot("blood_fasting", 1, "08:00"), slot(code, 1, "09:30")),
+                        exam(code, breaks_fast=False), "fasting"))
+    if e.bowel_prep:
+        out.append(Case(f"{name}：肠道准备须前一天", request(code, not_before=told("00:00")),
+                        (slot(code, 0, "09:00"), slot(code, 1, "09:00")),
+                        exam(code, bowel_prep=False), "preparation"))
+    if e.latest_start is not None:
+        late = hhmm(at(f"{e.latest_start:%H:%M}") + timedelta(minutes=30))
+        out.append(Case(f"{name}：{e.latest_start:%H:%M}前开始", request(code),
+                        (slot(code, 0, late), slot(code, 1, "08:00")),
+                        exam(code, latest_start=None), "latest_start"))
+    if e.last_of_day:
+        out.append(Case(f"{name}：当日最后一项", request(code, "ecg"),
+                        (slot(code, 0, "08:00"), slot("ecg", 0, clock_after(code, "08:00")),
+                         slot("ecg", 1, "08:00"), slot(code, 1, "09:00")),
+                        exam(code, last_of_day=False), "last_of_day"))
+    if e.after_minutes:  # the ECG while the patient is still observed
+        during = at("08:00") + timedelta(minutes=e.minutes + 10 + 5)
+        out.append(Case(f"{name}：检查后留观{e.after_minutes}分钟", request(code, "ecg"),
+                        (slot(code, 0, "08:00"), slot("ecg", 0, hhmm(during)),
+                         slot(code, 1, "08:00"), slot("ecg", 1, clock_after(code, "08:00"))),
+                        exam(code, after_minutes=0), "aftercare",
+                        before=exam(code, last_of_day=False)))
+    if e.creatinine:
+        elderly = PatientFacts(age=e.creatinine_age,
+                               creatinine_on=DAY - timedelta(days=e.creatinine_days + 10))
+        out.append(Case(f"{name}：{e.creatinine_age}岁以上须{e.creatinine_days}天内肌酐",
+                        request(code, facts=elderly), (slot(code, 0, "09:00"),),
+                        exam(code, creatinine=False), "creatinine", unplanned=(1,)))
+    return out
 
 
 def without_order(rule: OrderRule) -> Change:
@@ -188,7 +219,8 @@ def ban_case(a: str, b: str) -> Case:
                 before=both(exam(a, last_of_day=False), exam(b, last_of_day=False)))
 
 
-CATALOGUE_CASES = ([c for r in CAT.orders for c in order_cases(r)]
+CATALOGUE_CASES = ([c for code in CAT.exams for c in exam_cases(code)]
+                   + [c for r in CAT.orders for c in order_cases(r)]
                    + [ban_case(x.first, x.second) for x in CAT.bans])
 
 
@@ -215,7 +247,12 @@ def test_each_rule_has_a_case_that_breaks_it(case: Case) -> None:
 
 
 def test_every_rule_of_the_catalogue_has_its_case() -> None:
-    named = {c.rule for c in CATALOGUE_CASES}
-    assert len(named) == len(CATALOGUE_CASES)
+    named = [c.rule for c in CASES + CATALOGUE_CASES]
+    assert len(set(named)) == len(named)
     assert len([c for c in CATALOGUE_CASES if c.flag in ("order", "same_day")]) == (
         len(CAT.orders) + len(CAT.bans))
+    with_rules = {code for code, e in CAT.exams.items() if e.fasting_hours or e.breaks_fast
+                  or e.drink_before_minutes or e.bowel_prep or e.latest_start or e.last_of_day
+                  or e.after_minutes or e.creatinine}
+    assert with_rules <= {c.req.orders[-1].exam_code for c in CATALOGUE_CASES} | {
+        c.req.orders[0].exam_code for c in CATALOGUE_CASES}
