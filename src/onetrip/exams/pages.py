@@ -18,6 +18,7 @@ from onetrip.errors import NotAuthenticated, OnetripError, PermissionDenied
 from onetrip.exams import booking, followup, kiosk_pages, service
 from onetrip.exams import rules as R
 from onetrip.exams.models import ExamBooking, ExamResource
+from onetrip.identity import patient_pages
 from onetrip.identity import service as identity_service
 from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
@@ -139,6 +140,23 @@ async def book(patient_id: int, request: Request, db: DbSession, principal: Cent
                             status_code=303)
 
 
+@router.get("/me/exams")
+def my_exams(request: Request, db: DbSession, principal: OptionalPrincipal,
+             now: Now) -> Response:
+    """The phone account's family members with exams booked, each to their timeline."""
+    me = patient_pages.account_principal(principal)
+    if me is None or me.account_id is None:
+        return patient_pages.to_sign_in("/me/exams")
+    rows = []
+    for m in identity_service.family_of(db, me.account_id):
+        identity_service.access_patient(db, me, m.patient_id, action="exam.read")
+        ahead = [b for b in booking.bookings_of(db, patient_id=m.patient_id)
+                 if b.start_at > now - timedelta(hours=12)]
+        rows.append({"member": m, "count": len(ahead),
+                     "next": ahead[0].start_at if ahead else None})
+    return render_page(request, "exams_mine.html", {"rows": rows})
+
+
 @router.get("/exams/patients/{patient_id}/itinerary")
 def itinerary_page(patient_id: int, request: Request, db: DbSession,
                    principal: OptionalPrincipal, booked: int = 0) -> Response:
@@ -172,6 +190,7 @@ def itinerary_page(patient_id: int, request: Request, db: DbSession,
     return render_page(request, "exams_itinerary.html", {
         "patient": patient, "timeline": timeline,
         "centre": principal.role in (Role.exam_centre, Role.hospital_admin),
+        "patient_view": principal.role in (Role.patient, Role.proxy),
         "flash": "预约成功，检查准备提醒已发送" if booked else None})
 
 
