@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 
 from bench.report import write_section
 from onetrip.exams import batch, planner, rules, sample, validate
+from onetrip.exams.catalogue import default_catalogue_data, parse_catalogue
 from onetrip.exams.rules import FOLLOWUP_MINUTES, Catalogue, Itinerary, PatientRequest
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -40,7 +41,7 @@ BATCH_WORK_LIMIT = 0.1
 
 
 def world(days: int = 3) -> tuple[Catalogue, rules.Site, list[rules.FreeSlot]]:
-    cat = rules.parse_catalogue(rules.default_catalogue_data())
+    cat = parse_catalogue(default_catalogue_data())
     slots = [s for k in range(days) for s in sample.slots_for(
         sample.RESOURCES, DAY + timedelta(days=k), TZ, first_id=1 + 10_000 * k)]
     return cat, sample.site(), slots
@@ -136,7 +137,8 @@ def record(r: dict[str, Any], *, quick: bool) -> None:
 The one-trip planner (CP-SAT, one worker) against first-come-first-served on the same day:
 the sample tertiary hospital's 13 exam resources over three days, {r['patients']} patients
 with 2 to 5 orders each from typical clinic bundles, half of them with an afternoon
-follow-up that needs their results. Per-patient times plan one patient on an open day;
+follow-up that needs their results, all planned the evening before (the night to fast, the
+day for bowel preparation). Per-patient times plan one patient on an open day;
 `fcfs_*_ms` time the baseline on the same patients in the same run, so their ratio holds on
 a shared machine (`load_average_1min`: the machine's load as the run began). The batch
 plans the patients in turn, then re-plans jointly those who would make fewer trips alone

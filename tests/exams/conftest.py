@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
 
 import pytest
 from sqlalchemy import select
@@ -21,10 +21,10 @@ def hospital(db: Session) -> Hospital:
 
 @pytest.fixture
 def now() -> datetime:
-    """07:00 tomorrow: a whole day of free slots lies ahead (the demo calendar starts today)."""
+    """17:00 today: the centre plans the evening before, so tomorrow's whole day of free
+    slots lies ahead with the night to fast (the demo calendar starts today)."""
     tz = get_settings().tz
-    return datetime.combine(utcnow().astimezone(tz).date() + timedelta(days=1), time(7, 0),
-                            tzinfo=tz)
+    return datetime.combine(utcnow().astimezone(tz).date(), time(17, 0), tzinfo=tz)
 
 
 @pytest.fixture

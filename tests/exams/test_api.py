@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import re
+from datetime import date, datetime, time, timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from onetrip.deps import get_now
-from onetrip.exams.models import ExamBooking, ExamOrder
+from onetrip.exams import service
+from onetrip.exams.models import ExamBooking, ExamOrder, ExamResource
 from onetrip.identity.rules import Role
 from onetrip.org.models import Hospital
 from tests.factories import auth, make_patient, make_token
@@ -65,6 +67,9 @@ def test_the_console_books_an_adjusted_plan_and_shows_the_timeline(
     assert plan.status_code == 200 and "确认预约" in plan.text
     proposal = client.post("/api/v1/exams/plans", headers=centre,
                            json={"patient_id": p.id}).json()
+    for v in proposal["visits"]:  # where to go: the room, not the building alone
+        room = db.get_one(ExamResource, v["resource_id"])
+        assert f"{room.building}{room.room} {room.name}" in plan.text
     slot = {v["order_id"]: v["slot_id"] for v in proposal["visits"]}
     # an adjustment that puts the ultrasound into the endoscopy room is refused: nothing booked
     bad = client.post(f"/exams/centre/patients/{p.id}/book", headers=centre,
@@ -79,3 +84,41 @@ def test_the_console_books_an_adjusted_plan_and_shows_the_timeline(
     timeline = client.get(ok.headers["location"], headers=centre)
     assert timeline.status_code == 200
     assert timeline.text.index("腹部超声") < timeline.text.index("胃镜")
+    assert meal(timeline.text) == "可以进食早餐"  # the fasting exams done early
+    assert "打印行程单" in timeline.text and 'href="/exams/centre"' in timeline.text
+
+
+def meal(page: str) -> str | None:
+    found = re.search(r'data-kind="meal"><time>[\d:]+</time>\s*<strong>([^<]+)', page)
+    return found.group(1) if found else None
+
+
+def test_the_plan_page_lists_the_exams_booked_already(
+        client: TestClient, db: Session, hospital: Hospital, now: datetime) -> None:
+    client.app.dependency_overrides[get_now] = lambda: now  # type: ignore[attr-defined]
+    doctor = auth(make_token(db, Role.doctor, hospital))
+    centre = auth(make_token(db, Role.exam_centre, hospital))
+    p = make_patient(db)
+    ecg, _us, abdomen = [client.post("/api/v1/exams/orders", headers=doctor,
+                                     json={"patient_id": p.id, "exam_code": c}).json()["id"]
+                         for c in ("ecg", "us_thyroid", "us_abdomen")]
+    plan = client.post("/api/v1/exams/plans", headers=centre,
+                       json={"patient_id": p.id, "order_ids": [ecg]}).json()
+    r = client.post("/api/v1/exams/bookings", headers=centre, json={
+        "patient_id": p.id, "visits": [{"order_id": ecg,
+                                        "slot_id": plan["visits"][0]["slot_id"]}]})
+    assert r.status_code == 201
+    page = client.get(f"/exams/centre/patients/{p.id}", headers=centre)
+    booked = re.search(r'<tr data-booked="ecg"[^>]*>(.*?)</tr>', page.text, re.S)
+    assert booked is not None and "已预约" in booked.group(1)
+    assert 'data-exam="us_thyroid"' in page.text and 'data-exam="ecg"' not in page.text
+    # the fasting ultrasound at 11:30: the patient eats after it, lunch rather than breakfast
+    late = next(x for x in service.free_slots(db, hospital_id=hospital.id, start=now,
+                                              end=now + timedelta(days=2))
+                if "us_abdomen" in x.exam_codes and x.start.astimezone(now.tzinfo).time()
+                == time(11, 30))
+    r = client.post("/api/v1/exams/bookings", headers=centre, json={
+        "patient_id": p.id, "visits": [{"order_id": abdomen, "slot_id": late.slot_id}]})
+    assert r.status_code == 201, r.text
+    assert meal(client.get(f"/exams/patients/{p.id}/itinerary", headers=centre).text) == (
+        "可以进食")

@@ -5,7 +5,7 @@ at all."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -36,20 +36,25 @@ from tests.factories import (
 )
 
 
-def afternoon(day: datetime, clock: str) -> datetime:
-    return datetime.combine(day.astimezone(TZ).date(), time.fromisoformat(clock), tzinfo=TZ)
+def exam_day(now: datetime) -> date:
+    """The day of the exams: the day after ``now``, when the centre plans them."""
+    return now.astimezone(TZ).date() + timedelta(days=1)
+
+
+def afternoon(now: datetime, clock: str) -> datetime:
+    return datetime.combine(exam_day(now), time.fromisoformat(clock), tzinfo=TZ)
 
 
 class Clinic:
-    """An afternoon clinic of one doctor on the day of the exams: six slots of ten minutes
-    from 14:00."""
+    """An afternoon clinic of one doctor on the day of the exams (tomorrow): six slots of
+    ten minutes from 14:00."""
 
     def __init__(self, db: Session, hospital: Hospital, now: datetime) -> None:
         self.department: Department = make_department(db, hospital, name="消化内科门诊")
         self.doctor: Practitioner = make_practitioner(db, hospital, self.department)
         self.schedule: Schedule = scheduling_service.create_schedule(
             db, hospital=hospital, department=self.department,
-            day=now.astimezone(TZ).date(), session=SessionOfDay.pm, practitioner=self.doctor,
+            day=exam_day(now), session=SessionOfDay.pm, practitioner=self.doctor,
             start_time=time(14, 0), slot_minutes=10, capacity=6, now=now - timedelta(days=30))
         self.window = Principal(role=Role.window, hospital_id=hospital.id, label="窗口")
 
@@ -111,10 +116,31 @@ def test_ex2_the_follow_up_is_booked_as_an_outpatient_appointment_after_the_resu
     for r in rows:  # the results are out before the doctor sees the patient
         assert r.end_at + timedelta(minutes=cat.exams[r.exam_code].result_minutes) <= (
             appt.start_at)
-    lines = service.itinerary_lines(db, patient_id=p.id, day=now.astimezone(TZ).date())
+    lines = service.itinerary_lines(db, patient_id=p.id, day=exam_day(now))
     clock = f"{appt.start_at.astimezone(TZ):%H:%M}"
     assert lines[-1].startswith(f"{clock} 门诊复诊（已预约 消化内科门诊")
     assert {o.status for o in placed} == {"booked"}
+
+
+def test_exams_booked_one_at_a_time_share_the_follow_up_appointment(
+        db: Session, hospital: Hospital, doctor: Principal, centre: Principal,
+        now: datetime, clinic: Clinic) -> None:
+    """The ECG is booked first at its place in the plan, with the follow-up appointment (as
+    the kiosk does); the ultrasound booked later keeps that appointment rather than ask the
+    booking engine for a second one in the same department that day, which it refuses."""
+    p, _placed, it = planned(db, hospital, doctor, centre, now, clinic)
+    ecg = next(v for v in it.visits if v.exam_code == "ecg")
+    booking.book_plan(db, principal=centre, hospital_id=hospital.id, patient_id=p.id,
+                      itinerary=Itinerary(p.id, [ecg], it.followup_at), now=now)
+    (appt,) = appointments(db, p)
+    rest = service.propose(db, hospital_id=hospital.id, patient_id=p.id, now=now,
+                           principal=centre)
+    assert [v.exam_code for v in rest.visits] == ["us_abdomen"]
+    assert rest.followup_at == appt.start_at
+    rows = booking.book_plan(db, principal=centre, hospital_id=hospital.id, patient_id=p.id,
+                             itinerary=rest, now=now)
+    assert appointments(db, p) == [appt] and appt.status == "booked"
+    assert rows[0].followup_appointment_id == appt.id
 
 
 def test_a_follow_up_slot_taken_meanwhile_gives_way_to_the_next_one_that_keeps_the_rules(
@@ -161,7 +187,7 @@ def test_a_follow_up_without_a_named_session_is_a_return_visit_not_an_appointmen
     rows = booking.book_plan(db, principal=centre, hospital_id=hospital.id, patient_id=p.id,
                              itinerary=it, now=now)
     assert appointments(db, p) == [] and rows[0].followup_appointment_id is None
-    lines = service.itinerary_lines(db, patient_id=p.id, day=now.astimezone(TZ).date())
+    lines = service.itinerary_lines(db, patient_id=p.id, day=exam_day(now))
     assert lines[-1].endswith("门诊复诊（带检查结果，凭当日挂号）")
 
 

@@ -5,7 +5,7 @@ exams sent to the centre; a second tap books nothing more; others' orders stay h
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -30,11 +30,13 @@ def kiosk(client: TestClient, db: Session, hospital: Hospital, now: datetime) ->
 
 
 def patient_with(db: Session, doctor: Principal, hospital: Hospital, now: datetime,
-                 *codes: str) -> tuple[Patient, str, list[ExamOrder]]:
+                 *codes: str, **order: object) -> tuple[Patient, str, list[ExamOrder]]:
     number = resident_id(date(1971, 3, 9))
     p = make_patient(db, document_number=number)
     orders = [service.place_order(db, principal=doctor, hospital_id=hospital.id,
-                                  patient_id=p.id, exam_code=c, now=now) for c in codes]
+                                  patient_id=p.id, exam_code=c, now=now,
+                                  **order)  # type: ignore[arg-type]
+              for c in codes]
     return p, number, orders
 
 
@@ -124,3 +126,30 @@ def test_the_kiosk_shows_and_books_only_the_presented_patients_orders(
     kiosk.cookies.clear()  # no device token, no patient: nothing shown
     kiosk.cookies.set(TOKEN_COOKIE, make_token(db, Role.kiosk, hospital))
     assert kiosk.get("/kiosk/exams", follow_redirects=False).status_code == 401
+
+
+def test_one_exam_booked_at_the_kiosk_leaves_room_for_the_rest_of_the_trip(
+        kiosk: TestClient, db: Session, doctor: Principal, hospital: Hospital,
+        now: datetime) -> None:
+    """The kiosk's proposal for the ultrasound is its place in the plan of all the patient's
+    orders: booked there, the centre can still fit the gastroscopy (which must follow it,
+    in the morning) and the blood draw into the same trip, before tomorrow's follow-up.
+    Proposed alone, the ultrasound went as near the follow-up as it could, at 11:30, and
+    the gastroscopy then needed another day."""
+    tz = now.tzinfo
+    tomorrow = (now + timedelta(days=1)).date()
+    window = {"needed_for_followup": True, "followup_building": "门诊楼",
+              "followup_opens": datetime.combine(tomorrow, time(13, 30), tzinfo=tz),
+              "followup_closes": datetime.combine(tomorrow, time(16, 45), tzinfo=tz)}
+    p, number, (us, _gastro, _blood) = patient_with(
+        db, doctor, hospital, now, "us_abdomen", "gastroscopy", "blood_fasting", **window)
+    identify(kiosk, number)
+    slots = kiosk.get(f"/kiosk/exams/orders/{us.id}")
+    suggested = int(re.search(r'data-suggested="(\d+)"', slots.text).group(1))  # type: ignore[union-attr]
+    r = kiosk.post(f"/kiosk/exams/orders/{us.id}",
+                   data={"slot_id": suggested, "suggested": suggested}, follow_redirects=False)
+    assert r.status_code == 303
+    (first,) = bookings(db, p)
+    rest = service.propose(db, hospital_id=hospital.id, patient_id=p.id, now=now)
+    assert rest.unplanned == [] and rest.followup_at is not None
+    assert set(rest.days(tz)) == {first.start_at.astimezone(tz).date()}  # type: ignore[arg-type]

@@ -113,7 +113,7 @@ def test_ex2_days_apart_are_planned_by_the_model_not_left_to_the_baseline() -> N
     model must see the days as three apart (not as neighbours) to place them at all."""
     slots = [s for s in SLOTS if s.start.astimezone(TZ).date() in (DAY, DAY + timedelta(3))]
     req = request("gastroscopy", "barium_meal", "us_abdomen")
-    candidates = planner.candidates_for(CAT, TZ, req, slots, Counter())
+    candidates = planner.candidates_for(CAT, SITE, TZ, req, slots, Counter())
     found = model.solve(CAT, SITE, TZ, req, [DAY, DAY + timedelta(3)], candidates, Counter(),
                         keep_followup=False, work_limit=1.0)
     assert found is not None
@@ -128,6 +128,6 @@ def test_ex2_days_apart_are_planned_by_the_model_not_left_to_the_baseline() -> N
 def test_a_day_without_every_order_is_no_plan() -> None:
     req = request("us_thyroid", "mri")
     slots = [s for s in window("08:00", "12:00") if "mri" not in s.exam_codes]
-    candidates = planner.candidates_for(CAT, TZ, req, slots, Counter())
+    candidates = planner.candidates_for(CAT, SITE, TZ, req, slots, Counter())
     assert model.solve(CAT, SITE, TZ, req, [DAY], candidates, Counter(),
                        keep_followup=False, work_limit=1.0) is None

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from onetrip.config import get_settings
 from onetrip.db import utcnow
-from onetrip.exams import service
+from onetrip.exams import resources, service
 from onetrip.exams.models import ExamBooking, ExamOrder, ExamSlot
 from onetrip.identity import service as identity_service
 from onetrip.identity.rules import DocumentType, Role
@@ -33,14 +33,14 @@ def seed(engine: Engine) -> tuple[str, list[dict[str, object]], list[int]]:
     with Session(engine) as db:
         h = make_hospital(db, level="tertiary", clinic_weekdays=[1, 2, 3, 4, 5, 6, 7])
         service.install_catalogue(db, hospital_id=h.id)
-        ecg = service.add_resource(db, hospital_id=h.id, code="EC1", name="心电图室",
+        ecg = resources.add_resource(db, hospital_id=h.id, code="EC1", name="心电图室",
                                    building="门诊楼", exam_codes=["ecg"], slot_minutes=10,
                                    capacity=2, hours=[["08:00", "08:10"]])
-        dr = service.add_resource(db, hospital_id=h.id, code="DR1", name="DR室",
+        dr = resources.add_resource(db, hospital_id=h.id, code="DR1", name="DR室",
                                   building="门诊楼", exam_codes=["xray_chest"],
                                   slot_minutes=10, capacity=1, hours=[["09:00", "09:10"]])
-        ecg_slot = service.add_slots(db, resource=ecg, starts=[_at(day, 8, tz)])[0]
-        dr_slot = service.add_slots(db, resource=dr, starts=[_at(day, 9, tz)])[0]
+        ecg_slot = resources.add_slots(db, resource=ecg, starts=[_at(day, 8, tz)])[0]
+        dr_slot = resources.add_slots(db, resource=dr, starts=[_at(day, 9, tz)])[0]
         doctor = Principal(role=Role.doctor, hospital_id=h.id, label="seed")
         clerk = Principal(role=Role.window, hospital_id=h.id, label="seed")
         plans = []

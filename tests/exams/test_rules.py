@@ -11,7 +11,13 @@ from datetime import timedelta
 import pytest
 
 from onetrip.exams import rules, validate
-from onetrip.exams.rules import CatalogueInvalid, Itinerary, PatientFacts, PatientRequest, Visit
+from onetrip.exams.catalogue import (
+    CatalogueInvalid,
+    catalogue_as_data,
+    default_catalogue_data,
+    parse_catalogue,
+)
+from onetrip.exams.rules import Itinerary, PatientFacts, PatientRequest, Visit
 from tests.exams.world import CAT, DAY, SITE, SLOTS, TZ, at, request, visit
 
 
@@ -26,14 +32,14 @@ def pair_fits(a: Visit, b: Visit) -> bool:
 
 
 def test_packaged_catalogue_cites_a_source_for_every_exam_and_rule() -> None:
-    data = rules.default_catalogue_data()
+    data = default_catalogue_data()
     assert {e["code"] for e in data["exam"]} >= {
         "us_abdomen", "us_urinary", "us_gyn", "us_early_pregnancy", "us_thyroid", "ct_plain",
         "ct_contrast", "mri", "gastroscopy", "colonoscopy", "barium_meal", "barium_enema",
         "nm_thyroid", "nm_bone", "xray_chest", "ecg", "blood_fasting"}
     for row in data["exam"] + data["order"] + data["not_same_day"]:
         assert row["source"].strip()
-    assert rules.parse_catalogue(rules.catalogue_as_data(CAT)) == CAT
+    assert parse_catalogue(catalogue_as_data(CAT)) == CAT
 
 
 @pytest.mark.parametrize(("change", "words"), [
@@ -48,10 +54,10 @@ def test_packaged_catalogue_cites_a_source_for_every_exam_and_rule() -> None:
                                          "source": "y"}), "不能相同"),
 ])
 def test_a_broken_catalogue_is_refused_with_a_chinese_reason(change, words) -> None:  # type: ignore[no-untyped-def]
-    data = rules.default_catalogue_data()
+    data = default_catalogue_data()
     change(data)
     with pytest.raises(CatalogueInvalid, match=words):
-        rules.parse_catalogue(data)
+        parse_catalogue(data)
 
 
 @pytest.mark.parametrize(("facts", "creatinine_age_days", "allowed"), [
@@ -70,7 +76,8 @@ def test_iodine_contrast_needs_creatinine_within_30_days_for_the_elderly_renal_a
     req = request("ct_contrast", facts=facts)
     v = visit(req, 0, "09:00")
     slot = next(s for s in SLOTS if s.slot_id == v.slot_id)
-    assert rules.slot_allowed(CAT.exams["ct_contrast"], slot, facts, at("07:00"), TZ) is allowed
+    assert rules.slot_allowed(CAT.exams["ct_contrast"], slot, facts, req.not_before,
+                              TZ) is allowed
     assert ("creatinine" not in broken(req, [v])) is allowed
 
 
@@ -79,7 +86,34 @@ def test_abdominal_ultrasound_is_mornings_only() -> None:
     assert broken(req, [visit(req, 0, "11:30")]) == set()
     assert broken(req, [visit(req, 0, "13:30")]) == {"latest_start"}
     afternoon = next(s for s in SLOTS if s.start == at("13:30") and "us_abdomen" in s.exam_codes)
-    assert not rules.slot_allowed(CAT.exams["us_abdomen"], afternoon, req.facts, at("07:00"), TZ)
+    assert not rules.slot_allowed(CAT.exams["us_abdomen"], afternoon, req.facts,
+                                  req.not_before, TZ)
+
+
+@pytest.mark.parametrize(("code", "told", "start", "ready"), [
+    # 8 hours of fasting: told the evening before, fasting from 22:00, fine in the morning;
+    # told at 07:00 that morning, the patient may have had breakfast: not before 15:00.
+    ("us_abdomen", ("17:00", -1), "08:00", True),
+    ("us_abdomen", ("07:00", 0), "08:00", False),
+    ("blood_fasting", ("01:00", 0), "09:00", True),
+    ("blood_fasting", ("01:30", 0), "09:00", False),
+    ("ct_contrast", ("07:00", 0), "11:00", True),  # 4 hours
+    ("ct_contrast", ("07:00", 0), "10:30", False),
+    # a full bladder: an hour to drink 800 ml
+    ("us_urinary", ("08:00", 0), "09:00", True),
+    ("us_urinary", ("08:00", 0), "08:45", False),
+    # bowel preparation takes the day before: never the day the patient is told
+    ("colonoscopy", ("07:00", 0), "13:30", False),
+    ("colonoscopy", ("17:00", -1), "08:00", True),
+    ("barium_enema", ("07:00", 0), "15:00", False),
+])
+def test_preparation_needs_its_time_between_booking_and_the_exam(
+        code: str, told: tuple[str, int], start: str, ready: bool) -> None:
+    req = request(code, not_before=at(told[0], DAY + timedelta(days=told[1])))
+    v = visit(req, 0, start)
+    slot = next(s for s in SLOTS if s.slot_id == v.slot_id)
+    assert rules.slot_allowed(CAT.exams[code], slot, req.facts, req.not_before, TZ) is ready
+    assert ("preparation" not in broken(req, [v])) is ready
 
 
 def test_ultrasound_before_gastroscopy() -> None:

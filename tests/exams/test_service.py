@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from onetrip.exams import booking, service
+from onetrip.exams import booking, resources, service
 from onetrip.exams.errors import (
     CalendarOverlap,
     CatalogueRejected,
@@ -25,6 +25,7 @@ from onetrip.identity.models import Patient
 from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
 from onetrip.notify.models import Notification
+from onetrip.notify.templates import render
 from onetrip.org.models import Hospital
 from onetrip.scheduling import booking as scheduling_booking
 from onetrip.scheduling import service as scheduling_service
@@ -79,20 +80,20 @@ def test_ex3_resources_refuse_overlaps_long_ultrasound_slots_and_unknown_exams(
         db: Session, hospital: Hospital) -> None:
     args = dict(hospital_id=hospital.id, name="超声9室", building="医技楼", capacity=1)
     with pytest.raises(CalendarOverlap):
-        service.add_resource(db, code="US9", exam_codes=["us_thyroid"], slot_minutes=15,
+        resources.add_resource(db, code="US9", exam_codes=["us_thyroid"], slot_minutes=15,
                              hours=[["08:00", "12:00"], ["11:00", "14:00"]], **args)  # type: ignore[arg-type]
     with pytest.raises(ResourceInvalid, match="30分钟"):
-        service.add_resource(db, code="US9", exam_codes=["us_thyroid"], slot_minutes=60,
+        resources.add_resource(db, code="US9", exam_codes=["us_thyroid"], slot_minutes=60,
                              hours=[["08:00", "12:00"]], **args)  # type: ignore[arg-type]
     with pytest.raises(UnknownExam):
-        service.add_resource(db, code="US9", exam_codes=["us_heart"], slot_minutes=15,
+        resources.add_resource(db, code="US9", exam_codes=["us_heart"], slot_minutes=15,
                              hours=[["08:00", "12:00"]], **args)  # type: ignore[arg-type]
-    res = service.add_resource(db, code="US9", exam_codes=["us_thyroid"], slot_minutes=15,
+    res = resources.add_resource(db, code="US9", exam_codes=["us_thyroid"], slot_minutes=15,
                                hours=[["08:00", "12:00"]], **args)  # type: ignore[arg-type]
     start = datetime.fromisoformat("2030-01-07T08:00:00+08:00")
-    service.add_slots(db, resource=res, starts=[start])
+    resources.add_slots(db, resource=res, starts=[start])
     with pytest.raises(CalendarOverlap):
-        service.add_slots(db, resource=res, starts=[start + timedelta(minutes=30),
+        resources.add_slots(db, resource=res, starts=[start + timedelta(minutes=30),
                                                     start + timedelta(minutes=10)])
     n = db.scalar(select(func.count(ExamSlot.id)).where(ExamSlot.resource_id == res.id))
     assert n == 1
@@ -136,6 +137,27 @@ def test_ex2_a_proposed_one_trip_plan_books_every_slot_and_queues_the_preparatio
     lines = service.itinerary_lines(db, patient_id=p.id, day=rows[0].start_at.astimezone(
         now.tzinfo).date())
     assert len(lines) == 3 and "腹部超声" in lines[0] and "胃镜" in lines[-1]
+
+
+@pytest.mark.parametrize(("code", "words"), [
+    ("us_abdomen", "从今晚22:00起禁食"), ("us_urinary", "检查前1小时饮水800ml")])
+def test_rm1_the_preparation_reminder_reaches_the_outbox_for_the_evening_before(
+        db: Session, hospital: Hospital, doctor: Principal, centre: Principal, now: datetime,
+        code: str, words: str) -> None:
+    p = make_patient(db)
+    o = order(db, doctor, hospital, p, code, now)
+    slot = next(s for s in service.free_slots(db, hospital_id=hospital.id, start=now,
+                                              end=now + timedelta(days=2))
+                if code in s.exam_codes and s.start.astimezone(now.tzinfo).hour == 9)
+    b = booking.book_single(db, principal=centre, order_id=o.id, slot_id=slot.slot_id, now=now)
+    (note,) = db.scalars(select(Notification).where(Notification.patient_id == p.id))
+    text = render(note.template, note.variables)
+    assert note.template == "exam_preparation" and note.status == "queued"
+    assert words in text and b.resource.room in text and "09:" in text
+    local = slot.start.astimezone(now.tzinfo)  # type: ignore[arg-type]
+    evening = datetime.combine(local.date() - timedelta(days=1), time(18, 0),
+                               tzinfo=now.tzinfo)
+    assert note.send_at == evening
 
 
 def test_a_plan_whose_slot_filled_meanwhile_books_nothing(
@@ -184,7 +206,7 @@ def test_a_single_exam_that_clashes_with_a_booked_one_is_refused(
     us = order(db, doctor, hospital, p, "us_abdomen", now)
     gastro = order(db, doctor, hospital, p, "gastroscopy", now)
     free = service.free_slots(db, hospital_id=hospital.id, start=now,
-                              end=now + timedelta(hours=8))
+                              end=now + timedelta(days=1))
     endo = next(s for s in free if "gastroscopy" in s.exam_codes)
     booking.book_single(db, principal=doctor, order_id=gastro.id, slot_id=endo.slot_id,
                         now=now)
@@ -262,3 +284,25 @@ def test_batch_proposals_cover_every_waiting_patient(
     plans = service.propose_batch(db, hospital_id=hospital.id, now=now)
     assert {req.patient_id for req, _ in plans} == waiting and waiting
     assert all(it.visits for _req, it in plans)
+
+
+def test_the_batch_books_every_waiting_patients_plan_or_says_why_not(
+        db: Session, hospital: Hospital, centre: Principal, now: datetime) -> None:
+    """EX-2 batch mode, booked: each patient's plan of the joint re-plan becomes bookings
+    (all of that patient's or none); a plan whose slot went since it was made keeps its
+    orders waiting, with the reason."""
+    plans = service.propose_batch(db, hospital_id=hospital.id, now=now)
+    taken = plans[0][1].visits[0].slot_id  # the first patient's slot goes meanwhile
+    db.execute(ExamSlot.__table__.update().where(ExamSlot.id == taken)  # type: ignore[attr-defined]
+               .values(booked=ExamSlot.capacity))
+    booked, failed = booking.book_batch(db, principal=centre, hospital_id=hospital.id,
+                                        plans=plans, now=now)
+    first = plans[0][0].patient_id
+    assert set(failed) == {first} and "约满" in failed[first]
+    assert set(booked) == {req.patient_id for req, _ in plans} - {first}
+    for req, it in plans:
+        rows = booking.bookings_of(db, patient_id=req.patient_id)
+        expected = set() if req.patient_id == first else {v.slot_id for v in it.visits}
+        assert {b.slot_id for b in rows} == expected
+    assert {o.patient_id for o in service.pending_orders(db, hospital_id=hospital.id)} == {
+        first}

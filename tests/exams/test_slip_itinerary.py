@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -28,16 +28,17 @@ def test_ex2_the_visit_slip_prints_the_days_exams_before_the_preparation(
     slot = first_free(db, hospital, "ecg", now)
     exam_booking.book_single(db, principal=centre, order_id=ecg.id, slot_id=slot.slot_id,
                              now=now)
+    day = now.date() + timedelta(days=1)  # the centre books the evening before
     dept = db.scalars(select(Department).where(Department.hospital_id == hospital.id)).first()
     assert dept is not None
     session = scheduling_service.create_schedule(
-        db, hospital=hospital, department=dept, day=now.date(), session=SessionOfDay.pm,
+        db, hospital=hospital, department=dept, day=day, session=SessionOfDay.pm,
         capacity=5, now=now)
     window = Principal(role=Role.window, hospital_id=hospital.id, label="tests")
     appt = booking.book(db, principal=window, patient_id=p.id, channel=Channel.window,
                         now=now, schedule_id=session.id)
     slip = slip_for(db, appt, now=now)
-    assert slip.exams == service.itinerary_lines(db, patient_id=p.id, day=now.date())
+    assert slip.exams == service.itinerary_lines(db, patient_id=p.id, day=day)
     assert len(slip.exams) == 1 and "心电图" in slip.exams[0]
     texts = [text for text, _size, _align in _blocks(slip)]
     exams_at = texts.index("【当日检查】（按时间顺序，一次跑完）")

@@ -8,6 +8,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from onetrip.exams import rules, sample
+from onetrip.exams.catalogue import default_catalogue_data, parse_catalogue
 from onetrip.exams.rules import (
     FollowUp,
     FreeSlot,
@@ -19,7 +20,7 @@ from onetrip.exams.rules import (
 
 TZ = ZoneInfo("Asia/Shanghai")
 DAY = date(2026, 11, 24)
-CAT = rules.parse_catalogue(rules.default_catalogue_data())
+CAT = parse_catalogue(default_catalogue_data())
 SITE = sample.site()
 SLOTS: list[FreeSlot] = [s for k in range(4) for s in sample.slots_for(
     sample.RESOURCES, DAY + timedelta(days=k), TZ, first_id=1 + 10_000 * k)]
@@ -30,11 +31,16 @@ def at(clock: str, day: date = DAY) -> datetime:
     return datetime.combine(day, time.fromisoformat(clock), tzinfo=TZ)
 
 
+#: When the patients of these tests are told of their exams: the evening before ``DAY``,
+#: with the night to fast and the day for bowel preparation.
+EVENING_BEFORE = datetime.combine(DAY - timedelta(days=1), time(17, 0), tzinfo=TZ)
+
+
 def request(*codes: str, facts: PatientFacts = ADULT, followup: bool = False,
             not_before: datetime | None = None, patient_id: int = 1) -> PatientRequest:
     items = tuple(OrderItem(i + 1, c, needed_for_followup=True) for i, c in enumerate(codes))
     f = FollowUp(at("13:30"), at("16:45"), sample.OUTPATIENT) if followup else None
-    return PatientRequest(patient_id, facts, items, not_before or at("07:00"), f)
+    return PatientRequest(patient_id, facts, items, not_before or EVENING_BEFORE, f)
 
 
 def slot_of(code: str, clock: str, day: date = DAY) -> FreeSlot:

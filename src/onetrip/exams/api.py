@@ -6,19 +6,28 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
+from sqlalchemy import select
 
 from onetrip.config import get_settings
 from onetrip.deps import CurrentPrincipal, DbSession, Now, require_role
 from onetrip.errors import PermissionDenied
-from onetrip.exams import booking, service
-from onetrip.exams import rules as R
+from onetrip.exams import booking, resources, service
+from onetrip.exams.catalogue import catalogue_as_data
+from onetrip.exams.errors import ResourceInvalid
+from onetrip.exams.models import ExamResource
 from onetrip.exams.schemas import (
     BookingRead,
+    CalendarOpen,
     ItineraryRead,
     OrderCreate,
     OrderRead,
     PlanBook,
     PlanRequest,
+    ResourceCreate,
+    ResourceRead,
+    SlotRead,
+    SlotsCreate,
+    WalkSet,
 )
 from onetrip.identity import service as identity_service
 from onetrip.identity.rules import Role
@@ -39,7 +48,7 @@ def _hospital(principal: Principal) -> int:
 @router.get("/catalogue")
 def read_catalogue(db: DbSession, principal: Planner) -> dict[str, Any]:
     """The hospital's exams and rules, each with its source."""
-    return R.catalogue_as_data(service.catalogue(db, _hospital(principal)))
+    return catalogue_as_data(service.catalogue(db, _hospital(principal)))
 
 
 @router.put("/catalogue")
@@ -47,7 +56,49 @@ def replace_catalogue(body: dict[str, Any], db: DbSession, principal: Centre) ->
     """Replace the catalogue; one the planner could not use is refused (catalogue_invalid)."""
     cat = service.install_catalogue(db, hospital_id=_hospital(principal), data=body,
                                     by=principal)
-    return R.catalogue_as_data(cat)
+    return catalogue_as_data(cat)
+
+
+@router.get("/resources", response_model=list[ResourceRead])
+def list_resources(db: DbSession, principal: Planner) -> list[ResourceRead]:
+    """The hospital's exam rooms and devices."""
+    rows = db.scalars(select(ExamResource).where(
+        ExamResource.hospital_id == _hospital(principal)).order_by(ExamResource.code))
+    return [ResourceRead.of(r) for r in rows]
+
+
+@router.post("/resources", status_code=201, response_model=ResourceRead)
+def create_resource(body: ResourceCreate, db: DbSession, principal: Centre) -> ResourceRead:
+    """EX-3: a room or device (unknown_exam, resource_invalid, calendar_overlap)."""
+    return ResourceRead.of(resources.add_resource(
+        db, hospital_id=_hospital(principal), by=principal, **body.model_dump()))
+
+
+@router.post("/resources/{resource_id}/calendar")
+def open_calendar(resource_id: int, body: CalendarOpen, db: DbSession,
+                  principal: Centre) -> dict[str, int]:
+    """Slots in the opening hours of every clinic day from start to end (days that have
+    slots are left as they are)."""
+    if not 0 <= (body.end - body.start).days < 90:
+        raise ResourceInvalid("开放日期须从开始到结束，且不超过90天")
+    res = resources.access_resource(db, resource_id, _hospital(principal))
+    return {"added": resources.open_calendar(db, resource=res, start=body.start, end=body.end)}
+
+
+@router.post("/resources/{resource_id}/slots", status_code=201, response_model=list[SlotRead])
+def add_slots(resource_id: int, body: SlotsCreate, db: DbSession,
+              principal: Centre) -> list[SlotRead]:
+    """Single slots; any overlapping another refuses them all (calendar_overlap)."""
+    res = resources.access_resource(db, resource_id, _hospital(principal))
+    return [SlotRead.of(s) for s in resources.add_slots(
+        db, resource=res, starts=body.starts, minutes=body.minutes, capacity=body.capacity)]
+
+
+@router.put("/walks", status_code=204)
+def set_walk(body: WalkSet, db: DbSession, principal: Centre) -> None:
+    """Walking minutes between two buildings, either way."""
+    resources.set_walk(db, hospital_id=_hospital(principal), a=body.a, b=body.b,
+                     minutes=body.minutes)
 
 
 @router.post("/orders", status_code=201, response_model=OrderRead)

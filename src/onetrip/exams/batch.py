@@ -33,7 +33,8 @@ from onetrip.exams.rules import (
     Itinerary,
     PatientRequest,
     Site,
-    slot_allowed,
+    clear_followup,
+    usable,
 )
 
 W_UNPLANNED = 10 * W_TRIP
@@ -109,9 +110,13 @@ def plan_batch(cat: Catalogue, site: Site, tz: ZoneInfo, requests: Sequence[Pati
     if not requests:
         return []
     deadline = time.monotonic() + seconds
+    requests = [clear_followup(r, site) for r in requests]
+    # Later days cost more from the first day with a free slot (patients are often told
+    # the evening before: that evening is no day of theirs).
+    told = min(r.not_before for r in requests)
+    first = min((s.start for s in slots if s.start >= told), default=told)
     batch = Batch(cat, site, tz, {r.patient_id: r for r in requests},
-                  {s.slot_id: s for s in slots},
-                  min(r.not_before.astimezone(tz).date() for r in requests))
+                  {s.slot_id: s for s in slots}, first.astimezone(tz).date())
     in_turn(batch, work_limit=work_limit)
     improve(batch, work_limit=work_limit, deadline=deadline)
     return [batch.plans[r.patient_id] for r in requests]
@@ -250,9 +255,8 @@ def _day_option(m: cp_model.CpModel, batch: Batch, req: PatientRequest, day: dat
                 on_day: Sequence[FreeSlot], work_limit: float) -> _Option | None:
     """A new one-day plan for ``req`` on ``day`` in the joint model, its places as
     booleans; None when the day could not take every order even with its slots free."""
-    pool = {o.order_id: [s for s in on_day if slot_allowed(
-        batch.cat.exams[o.exam_code], s, req.facts, req.not_before, batch.tz)]
-        for o in req.orders}
+    pool = {o.order_id: [s for s in on_day if usable(batch.cat, batch.site, batch.tz, req, o, s)]
+            for o in req.orders}
     chosen = m.new_bool_var("fresh")
     plan = model.add_day(m, batch.cat, batch.site, batch.tz, req, day, pool,
                          followup="optional", shortest_only=False, active=chosen)

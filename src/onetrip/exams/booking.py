@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from onetrip.config import get_settings
 from onetrip.db import rowcount
+from onetrip.errors import OnetripError
 from onetrip.exams import followup, service, validate
 from onetrip.exams import rules as R
 from onetrip.exams.errors import (
@@ -96,17 +97,15 @@ def book_plan(db: Session, *, principal: Principal, hospital_id: int, patient_id
     channel = _check_channel(db, principal, cat, orders, now)
     tz = get_settings().tz
     site = service.site(db, hospital_id)
+    # The patient's booked exams are in the request: the new ones keep the rules with them.
     req = service.request_for(db, orders, now)
     # The follow-up's window is checked here; its appointment is booked below.
-    req = R.PatientRequest(req.patient_id, req.facts, req.orders, now,
-                           replace(req.followup, starts=None)
-                           if itinerary.followup_at and req.followup else None)
+    req = replace(req, followup=replace(req.followup, starts=None)
+                  if itinerary.followup_at and req.followup else None)
     lo = min(v.start for v in itinerary.visits)
     hi = max(v.start for v in itinerary.visits) + timedelta(minutes=1)
     free = service.free_slots(db, hospital_id=hospital_id, start=lo, end=hi)
     broken = validate.validate(cat, site, tz, [req], [itinerary], free)
-    # An existing booking of the patient's that day must not clash either.
-    broken += _clashes_with_booked(db, cat, site, tz, req, itinerary)
     if broken:
         if all(b.rule == "slot" for b in broken):
             raise ExamSlotFull(detail={"rules": [b.message for b in broken]})
@@ -115,8 +114,7 @@ def book_plan(db: Session, *, principal: Principal, hospital_id: int, patient_id
 
     def keeps_rules(at: datetime) -> bool:
         moved = replace(itinerary, followup_at=at)
-        return not validate.validate(cat, site, tz, [req], [moved], free) and not (
-            _clashes_with_booked(db, cat, site, tz, req, moved))
+        return not validate.validate(cat, site, tz, [req], [moved], free)
 
     rows = []
     with db.begin_nested():
@@ -125,7 +123,11 @@ def book_plan(db: Session, *, principal: Principal, hospital_id: int, patient_id
                 raise ExamSlotFull(detail={"slot_id": v.slot_id})
         followup_at, appointment_id = itinerary.followup_at, None
         session = followup.session_order(orders)
-        if followup_at is not None and session is not None:
+        kept = None if followup_at is None or session is None else followup.booked(
+            db, patient_id=patient_id, opens=followup_at, closes=followup_at)
+        if kept is not None:  # the appointment an exam booked earlier has
+            followup_at, appointment_id = kept
+        elif followup_at is not None and session is not None:
             appt, followup_at = followup.book(db, principal=principal, order=session,
                                               patient_id=patient_id, itinerary=itinerary,
                                               now=now, keeps_rules=keeps_rules)
@@ -147,32 +149,28 @@ def book_plan(db: Session, *, principal: Principal, hospital_id: int, patient_id
     return rows
 
 
-def _clashes_with_booked(db: Session, cat: R.Catalogue, site: R.Site, tz: object,
-                         req: R.PatientRequest, it: R.Itinerary) -> list[validate.Violation]:
-    """The validator over the new visits together with the patient's active bookings."""
-    held = list(db.scalars(select(ExamBooking).where(
-        ExamBooking.patient_id == req.patient_id, ExamBooking.status.in_(("booked", "arrived")),
-        ExamBooking.start_at > req.not_before - timedelta(days=service.PLAN_DAYS + 7))))
-    if not held:
-        return []
-    visits = [R.Visit(b.order_id, b.exam_code, b.slot_id, b.resource_id, b.resource.building,
-                      b.start_at, b.end_at, b.end_at + timedelta(
-                          minutes=cat.exams[b.exam_code].after_minutes
-                          if b.exam_code in cat.exams else 0)) for b in held]
-    slots = [R.FreeSlot(b.slot_id, b.resource_id, frozenset(b.resource.exam_codes),
-                        b.resource.building, b.start_at,
-                        int((b.slot.end_at - b.slot.start_at).total_seconds() // 60), 1)
-             for b in held]
-    slots += [R.FreeSlot(v.slot_id, v.resource_id, frozenset({v.exam_code}), v.building,
-                         v.start, int((v.end - v.start).total_seconds() // 60), 1)
-              for v in it.visits]
-    items = req.orders + tuple(R.OrderItem(b.order_id, b.exam_code) for b in held)
-    both = R.PatientRequest(req.patient_id, req.facts, items,
-                            min([req.not_before, *(b.start_at for b in held)]), None)
-    joined = R.Itinerary(req.patient_id, [*visits, *it.visits])
-    tzinfo = get_settings().tz
-    return [v for v in validate.validate(cat, site, tzinfo, [both], [joined], slots)
-            if v.rule not in ("slot", "duration", "capacity")]
+def book_batch(db: Session, *, principal: Principal, hospital_id: int,
+               plans: Sequence[tuple[R.PatientRequest, R.Itinerary]], now: datetime
+               ) -> tuple[list[int], dict[int, str]]:
+    """EX-2 batch mode, booked: each patient's plan of the joint re-plan
+    (``service.propose_batch``) becomes bookings, that patient's all or none. Returns the
+    patients booked, and those whose orders stay waiting with the reason (no slot within
+    the planning days, a slot taken since, a follow-up gone)."""
+    booked: list[int] = []
+    failed: dict[int, str] = {}
+    for req, it in plans:
+        if not it.visits:
+            failed[req.patient_id] = "近期无法按规则安排"
+            continue
+        try:
+            with db.begin_nested():
+                book_plan(db, principal=principal, hospital_id=hospital_id,
+                          patient_id=req.patient_id, itinerary=it, now=now)
+        except OnetripError as exc:
+            failed[req.patient_id] = exc.text
+            continue
+        booked.append(req.patient_id)
+    return booked, failed
 
 
 def book_single(db: Session, *, principal: Principal, order_id: int, slot_id: int,

@@ -26,13 +26,25 @@ def _hospital_id(db: Session, code: str) -> int:
 def catalogue_export(hospital: str, out: Path) -> None:
     """Write the hospital's catalogue (exams, preparation, rules, sources) as JSON."""
     from onetrip.db import session_scope
-    from onetrip.exams import rules, service
+    from onetrip.exams import service
+    from onetrip.exams.catalogue import catalogue_as_data
 
     with session_scope(write=False) as db:
         cat = service.catalogue(db, _hospital_id(db, hospital))
-    out.write_text(json.dumps(rules.catalogue_as_data(cat), ensure_ascii=False, indent=2),
+    out.write_text(json.dumps(catalogue_as_data(cat), ensure_ascii=False, indent=2),
                    encoding="utf-8")
     typer.echo(f"{len(cat.exams)} exams, {len(cat.orders) + len(cat.bans)} rules -> {out}")
+
+
+@app.command("rules-table")
+def rules_table(hospital: str) -> None:
+    """Print the hospital's exams, order rules and pairs kept apart as Markdown tables."""
+    from onetrip.db import session_scope
+    from onetrip.exams import catalogue, service
+
+    with session_scope(write=False) as db:
+        cat = service.catalogue(db, _hospital_id(db, hospital))
+    typer.echo(catalogue.rules_table(cat), nl=False)
 
 
 @app.command("catalogue-import")
@@ -60,13 +72,13 @@ def open_calendars(hospital: str, days: int = typer.Option(7, min=1, max=90)) ->
     """Slots for the coming days of every active resource (days with slots are kept)."""
     from onetrip.config import get_settings
     from onetrip.db import session_scope, utcnow
-    from onetrip.exams import service
+    from onetrip.exams import resources
     from onetrip.exams.models import ExamResource
 
     start = utcnow().astimezone(get_settings().tz).date()
     with session_scope() as db:
         hid = _hospital_id(db, hospital)
-        added = sum(service.open_calendar(db, resource=r, start=start,
+        added = sum(resources.open_calendar(db, resource=r, start=start,
                                           end=start + timedelta(days=days - 1))
                     for r in db.scalars(select(ExamResource).where(
                         ExamResource.hospital_id == hid, ExamResource.active)))
@@ -74,19 +86,32 @@ def open_calendars(hospital: str, days: int = typer.Option(7, min=1, max=90)) ->
 
 
 @app.command("plan-batch")
-def plan_batch(hospital: str) -> None:
-    """Propose itineraries for every patient's waiting orders together (nothing booked)."""
+def plan_batch(hospital: str, book: bool = typer.Option(
+        False, "--book", help="book each patient's plan (all of it or none)")) -> None:
+    """Plan every patient's waiting orders together; with --book, book the plans."""
     from onetrip.config import get_settings
     from onetrip.db import session_scope, utcnow
-    from onetrip.exams import service
+    from onetrip.exams import booking, service
+    from onetrip.identity.rules import Role
+    from onetrip.identity.service import Principal
 
     tz = get_settings().tz
-    with session_scope(write=False) as db:
-        plans = service.propose_batch(db, hospital_id=_hospital_id(db, hospital), now=utcnow())
-    for req, it in plans:
-        days = ", ".join(d.isoformat() for d in it.days(tz))
-        typer.echo(f"patient {req.patient_id}: {it.trips(tz)} trip(s) {days}, "
-                   f"{it.hospital_minutes(tz)} min, unplanned {it.unplanned or '-'}")
+    with session_scope(write=book) as db:
+        hospital_id = _hospital_id(db, hospital)
+        now = utcnow()
+        plans = service.propose_batch(db, hospital_id=hospital_id, now=now)
+        for req, it in plans:
+            days = ", ".join(d.isoformat() for d in it.days(tz))
+            typer.echo(f"patient {req.patient_id}: {it.trips(tz)} trip(s) {days}, "
+                       f"{it.hospital_minutes(tz)} min, unplanned {it.unplanned or '-'}")
+        if book:
+            centre = Principal(role=Role.exam_centre, hospital_id=hospital_id,
+                               label="onetrip exams plan-batch --book")
+            booked, failed = booking.book_batch(db, principal=centre, hospital_id=hospital_id,
+                                                plans=plans, now=now)
+            for pid, reason in failed.items():
+                typer.echo(f"patient {pid}: 未预约：{reason}")
+            typer.echo(f"{len(booked)} patients booked, {len(failed)} left waiting")
 
 
 @app.command("sweep-noshows")

@@ -11,12 +11,14 @@ from sqlalchemy.orm import Session
 
 from onetrip.config import get_settings
 from onetrip.db import utcnow
-from onetrip.exams import sample, service
+from onetrip.exams import resources, sample, service
 from onetrip.exams.models import ExamOrder
+from onetrip.exams.rules import age_on
 from onetrip.identity.models import Patient
 from onetrip.org.models import Hospital, Region
 
 DAYS = 7
+WOMEN_ONLY = frozenset({"us_gyn", "us_early_pregnancy"})
 ORDERED_BY = "doctor:demo:门诊医生"
 
 
@@ -24,17 +26,17 @@ def set_up_hospital(db: Session, hospital: Hospital, *, start: datetime, days: i
     """Catalogue, resources, walking times and ``days`` of calendar; returns slots added."""
     service.install_catalogue(db, hospital_id=hospital.id)
     for (a, b), minutes in sample.WALKS.items():
-        service.set_walk(db, hospital_id=hospital.id, a=a, b=b, minutes=minutes)
+        resources.set_walk(db, hospital_id=hospital.id, a=a, b=b, minutes=minutes)
     tz = get_settings().tz
     first = start.astimezone(tz).date()
     added = 0
     for spec in sample.RESOURCES:
-        res = service.add_resource(
+        res = resources.add_resource(
             db, hospital_id=hospital.id, code=spec.code, name=spec.name,
             building=spec.building, room=spec.room, exam_codes=spec.exam_codes,
             slot_minutes=spec.slot_minutes, capacity=spec.capacity,
             hours=[[a.strftime("%H:%M"), b.strftime("%H:%M")] for a, b in spec.hours])
-        added += service.open_calendar(db, resource=res, start=first,
+        added += resources.open_calendar(db, resource=res, start=first,
                                        end=first + timedelta(days=days - 1))
     return added
 
@@ -51,11 +53,17 @@ def load_exams(db: Session, region: Region, seed: int) -> dict[str, int]:
     lead = next((h for h in tertiary if h.code == "sfsrmyy"), None)
     orders = 0
     if lead is not None:
-        patients = list(db.scalars(select(Patient.id).order_by(Patient.id).limit(12)))
         tz = get_settings().tz
-        tomorrow = now.astimezone(tz).date() + timedelta(days=1)
-        for pid in patients:
-            bundle = rng.choice(sample.BUNDLES)
+        today = now.astimezone(tz).date()
+        tomorrow = today + timedelta(days=1)
+        adults = [p for p in db.scalars(select(Patient).order_by(Patient.id).limit(60))
+                  if 18 <= age_on(p.birth_date, today) <= 85][:12]
+        for patient in adults:
+            pid = patient.id
+            # the pelvic and early-pregnancy ultrasounds for women of child-bearing age only
+            women = patient.gender == "female" and age_on(patient.birth_date, today) <= 49
+            bundle = rng.choice([b for b in sample.BUNDLES
+                                 if women or WOMEN_ONLY.isdisjoint(b)])
             followup = rng.random() < 0.5
             for code in bundle:
                 db.add(ExamOrder(

@@ -15,19 +15,20 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from onetrip.config import get_settings
 from onetrip.exams import rules as R
 from onetrip.exams.errors import FollowupUnavailable, ResourceInvalid
-from onetrip.exams.models import ExamOrder
+from onetrip.exams.models import ExamBooking, ExamOrder
 from onetrip.identity.service import Principal
 from onetrip.org.models import Department, Hospital, Practitioner
 from onetrip.scheduling import booking as scheduling_booking
 from onetrip.scheduling import service as scheduling_service
 from onetrip.scheduling.errors import SlotTaken
 from onetrip.scheduling.models import Appointment, Slot
-from onetrip.scheduling.rules import BOOKABLE_SCHEDULE_STATUSES, Channel
+from onetrip.scheduling.rules import ACTIVE_STATUSES, BOOKABLE_SCHEDULE_STATUSES, Channel
 
 #: The booking engine's channel for a follow-up booked by each role (scheduling/rules.py
 #: ROLE_CHANNELS): the doctor's and the booking centre's in the clinic pool, as a follow-up
@@ -95,6 +96,27 @@ def free_slots(db: Session, order: ExamOrder, *, channel: Channel, now: datetime
                                                          channel=channel, now=now)
                 if opens <= s.start_at <= closes]
     return sorted(out, key=lambda s: (s.start_at, s.id))
+
+
+def booked(db: Session, *, patient_id: int, opens: datetime, closes: datetime
+           ) -> tuple[datetime, int | None] | None:
+    """The follow-up the patient's exams booked earlier already have in this window (the
+    kiosk books one exam at a time): its time, and its appointment while that is still
+    active. Exams booked later keep it: one follow-up, and no second appointment for the
+    booking engine to refuse."""
+    rows = db.execute(select(ExamBooking.followup_at, ExamBooking.followup_appointment_id)
+                      .where(ExamBooking.patient_id == patient_id,
+                             ExamBooking.status.in_(("booked", "arrived")),
+                             ExamBooking.followup_at >= opens, ExamBooking.followup_at <= closes)
+                      .order_by(ExamBooking.id)).all()
+    if not rows:
+        return None
+    active = {a.id for a in scheduling_booking.list_appointments(
+        db, patient_id=patient_id, statuses=[s.value for s in ACTIVE_STATUSES])}
+    for at, appointment_id in rows:
+        if at is not None and (appointment_id is None or appointment_id in active):
+            return at, appointment_id
+    return None
 
 
 def book(db: Session, *, principal: Principal, order: ExamOrder, patient_id: int,

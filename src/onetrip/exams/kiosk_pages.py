@@ -23,7 +23,7 @@ from starlette.responses import Response
 from onetrip.config import get_settings
 from onetrip.deps import DbSession, Now
 from onetrip.errors import OnetripError
-from onetrip.exams import booking, service
+from onetrip.exams import booking, resources, service
 from onetrip.exams import rules as R
 from onetrip.exams.errors import ExamBookingNotFound, OrderNotFound, OrderNotPending
 from onetrip.exams.models import ExamBooking, ExamOrder
@@ -76,9 +76,11 @@ def _slots_page(request: Request, db: Session, here: AtKiosk, now: datetime,
                            "here": exam is not None and _kiosk_may_book(exam)}
     if ctx["here"] and order.status == "pending":
         assert exam is not None
+        # Its place in the plan of all the patient's waiting orders, so that the others
+        # still fit into the same trip when the centre books them.
         it = service.propose(db, hospital_id=here.hospital.id, patient_id=here.patient.id,
-                             now=now, order_ids=[order.id], principal=here.principal)
-        suggested = it.visits[0] if it.visits else None
+                             now=now, principal=here.principal)
+        suggested = next((v for v in it.visits if v.order_id == order.id), None)
         facts = service.request_for(db, [order], now).facts
         free = service.free_slots(db, hospital_id=here.hospital.id, start=now,
                                   end=now + timedelta(days=service.PLAN_DAYS))
@@ -92,7 +94,7 @@ def _slots_page(request: Request, db: Session, here: AtKiosk, now: datetime,
 
 
 def _room(db: Session, here: AtKiosk, resource_id: int) -> str:
-    r = service.access_resource(db, resource_id, here.hospital.id)
+    r = resources.access_resource(db, resource_id, here.hospital.id)
     return f"{r.building}{r.room} {r.name}"
 
 

@@ -4,11 +4,12 @@ the patient's itinerary as a timeline; the kiosk's exam pages ride along (kiosk_
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
+from sqlalchemy import select
 from starlette.responses import Response
 
 from onetrip.config import get_settings
@@ -16,7 +17,8 @@ from onetrip.deps import DbSession, Now, OptionalPrincipal
 from onetrip.errors import NotAuthenticated, OnetripError, PermissionDenied
 from onetrip.exams import booking, followup, kiosk_pages, service
 from onetrip.exams import rules as R
-from onetrip.exams.models import ExamBooking
+from onetrip.exams.models import ExamBooking, ExamResource
+from onetrip.identity import patient_pages
 from onetrip.identity import service as identity_service
 from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
@@ -25,6 +27,8 @@ from onetrip.web import render_page
 router = APIRouter(include_in_schema=False)
 router.include_router(kiosk_pages.router)
 ALTERNATIVES = 12  # other slots offered per exam when the centre adjusts a plan
+#: After a fasting exam that ends later than this, the patient's meal is not breakfast.
+BREAKFAST_UNTIL = time(10, 0)
 
 
 def _centre(principal: OptionalPrincipal) -> Principal:
@@ -65,6 +69,8 @@ def _plan_context(db: DbSession, hospital_id: int, patient_id: int, it: R.Itiner
                               end=now + timedelta(days=service.PLAN_DAYS))
     orders = {o.id: o for o in service.pending_orders(db, hospital_id=hospital_id,
                                                       patient_id=patient_id)}
+    rooms = {r.id: r for r in db.scalars(select(ExamResource).where(
+        ExamResource.hospital_id == hospital_id))}
     facts = service.request_for(db, list(orders.values()), now).facts if orders else None
     visits = []
     for v in it.visits:
@@ -73,14 +79,23 @@ def _plan_context(db: DbSession, hospital_id: int, patient_id: int, it: R.Itiner
                    and facts is not None and R.slot_allowed(exam, s, facts, now, tz)
                    and s.start.astimezone(tz).date() == v.start.astimezone(tz).date()
                    and s.slot_id != v.slot_id][:ALTERNATIVES]
-        visits.append({"v": v, "exam": exam, "options": options})
+        visits.append({"v": v, "exam": exam, "place": _place(rooms.get(v.resource_id)),
+                       "options": [(s, rooms[s.resource_id].name) for s in options]})
+    booked = [{"b": b, "exam": cat.exams.get(b.exam_code), "place": _place(b.resource)}
+              for b in booking.bookings_of(db, patient_id=patient_id)
+              if b.hospital_id == hospital_id and b.start_at > now]
     patient = identity_service.get_patient(db, patient_id)
     session = followup.session_order(list(orders.values()))
-    return {"patient": patient, "it": it, "visits": visits, "trips": it.trips(tz),
+    return {"patient": patient, "it": it, "visits": visits, "booked": booked,
+            "trips": it.trips(tz),
             "minutes": it.hospital_minutes(tz),
             "followup_session": followup.session_label(db, session) if session else None,
             "unplanned": [cat.exams[orders[i].exam_code].name for i in it.unplanned
                           if i in orders]}
+
+
+def _place(room: ExamResource | None) -> str:
+    return f"{room.building}{room.room} {room.name}" if room is not None else ""
 
 
 @router.get("/exams/centre/patients/{patient_id}")
@@ -125,6 +140,23 @@ async def book(patient_id: int, request: Request, db: DbSession, principal: Cent
                             status_code=303)
 
 
+@router.get("/me/exams")
+def my_exams(request: Request, db: DbSession, principal: OptionalPrincipal,
+             now: Now) -> Response:
+    """The phone account's family members with exams booked, each to their timeline."""
+    me = patient_pages.account_principal(principal)
+    if me is None or me.account_id is None:
+        return patient_pages.to_sign_in("/me/exams")
+    rows = []
+    for m in identity_service.family_of(db, me.account_id):
+        identity_service.access_patient(db, me, m.patient_id, action="exam.read")
+        ahead = [b for b in booking.bookings_of(db, patient_id=m.patient_id)
+                 if b.start_at > now - timedelta(hours=12)]
+        rows.append({"member": m, "count": len(ahead),
+                     "next": ahead[0].start_at if ahead else None})
+    return render_page(request, "exams_mine.html", {"rows": rows})
+
+
 @router.get("/exams/patients/{patient_id}/itinerary")
 def itinerary_page(patient_id: int, request: Request, db: DbSession,
                    principal: OptionalPrincipal, booked: int = 0) -> Response:
@@ -146,9 +178,10 @@ def itinerary_page(patient_id: int, request: Request, db: DbSession,
     for day in sorted(days):
         items = days[day]
         fasting = [i for i in items if i["fasting"]]
-        if fasting:  # breakfast after the last fasting exam of the day
-            last = max(fasting, key=lambda i: i["end"])
-            items.append({"kind": "meal", "start": last["end"], "title": "可以进食早餐"})
+        if fasting:  # the patient eats after the last fasting exam of the day
+            end = max(i["end"] for i in fasting)
+            title = "可以进食早餐" if end.astimezone(tz).time() < BREAKFAST_UNTIL else "可以进食"
+            items.append({"kind": "meal", "start": end, "title": title})
         if day in followups:
             at, title = followups[day]
             items.append({"kind": "followup", "start": at, "title": title})
@@ -156,6 +189,8 @@ def itinerary_page(patient_id: int, request: Request, db: DbSession,
     patient = identity_service.get_patient(db, patient_id)
     return render_page(request, "exams_itinerary.html", {
         "patient": patient, "timeline": timeline,
+        "centre": principal.role in (Role.exam_centre, Role.hospital_admin),
+        "patient_view": principal.role in (Role.patient, Role.proxy),
         "flash": "预约成功，检查准备提醒已发送" if booked else None})
 
 

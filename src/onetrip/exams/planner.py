@@ -28,9 +28,10 @@ from onetrip.exams.rules import (
     PatientRequest,
     Site,
     Visit,
+    clear_followup,
     fits_with,
     rule_order,
-    slot_allowed,
+    usable,
     visit_for,
 )
 
@@ -38,15 +39,15 @@ from onetrip.exams.rules import (
 ONE_DAY_LIMIT = 1.0
 
 
-def candidates_for(cat: Catalogue, tz: ZoneInfo, req: PatientRequest,
+def candidates_for(cat: Catalogue, site: Site, tz: ZoneInfo, req: PatientRequest,
                    slots: Sequence[FreeSlot], taken: Counter[int]) -> dict[int, list[FreeSlot]]:
-    """Per order, the slots its exam may use (unary rules), with room left after ``taken``."""
+    """Per order, the slots its exam may use (unary rules, and the rules with the exams
+    booked already), with room left after ``taken``."""
     out: dict[int, list[FreeSlot]] = {}
     for item in req.orders:
-        exam = cat.exams[item.exam_code]
         out[item.order_id] = [s for s in slots if item.exam_code in s.exam_codes
                               and taken[s.slot_id] < s.free
-                              and slot_allowed(exam, s, req.facts, req.not_before, tz)]
+                              and usable(cat, site, tz, req, item, s)]
     return out
 
 
@@ -56,10 +57,14 @@ def plan_patient(cat: Catalogue, site: Site, tz: ZoneInfo, req: PatientRequest,
     """EX-2: the itinerary with the fewest trips (one where the rules allow), then the
     least time in hospital. ``taken`` counts places already used in ``slots``."""
     taken = taken if taken is not None else Counter()
-    candidates = candidates_for(cat, tz, req, slots, taken)
+    req = clear_followup(req, site)
+    candidates = candidates_for(cat, site, tz, req, slots, taken)
     if not any(candidates.values()):
         return Itinerary(req.patient_id, [], None, [i.order_id for i in req.orders])
-    days = sorted({s.start.astimezone(tz).date() for v in candidates.values() for s in v})
+    # A day the patient comes for a booked exam anyway first: no trip more.
+    held = {v.start.astimezone(tz).date() for v in req.held}
+    days = sorted({s.start.astimezone(tz).date() for v in candidates.values() for s in v},
+                  key=lambda d: (d not in held, d))
     # One trip, on the earliest day that allows it. Failing that, one day of exams whose
     # follow-up must wait for its results is two trips, as few as any spread over days.
     for keep in (True, False) if req.followup is not None else (True,):
@@ -92,14 +97,14 @@ def plan_greedy(cat: Catalogue, site: Site, tz: ZoneInfo, req: PatientRequest,
     """First come, first served: each exam at the earliest slot that keeps the rules with
     the exams already booked, in the order the rules require, as departments book alone."""
     taken = taken if taken is not None else Counter()
+    req = clear_followup(req, site)
     ordered = sorted(slots, key=lambda s: (s.start, s.slot_id))
     placed: list[Visit] = []
     unplanned = []
     for item in rule_order(cat, req.orders):
         exam = cat.exams[item.exam_code]
         for slot in ordered:
-            if taken[slot.slot_id] >= slot.free or not slot_allowed(
-                    exam, slot, req.facts, req.not_before, tz):
+            if taken[slot.slot_id] >= slot.free or not usable(cat, site, tz, req, item, slot):
                 continue
             visit = visit_for(slot, item, exam)
             if fits_with(cat, site, tz, placed, visit):

@@ -1,211 +1,24 @@
-"""Pure exam rules: the catalogue, preparation, order between exams, one patient's day.
+"""Pure exam rules: preparation, order between exams, one patient's day, channels.
 
-No session. The catalogue arrives as plain data (the packaged ``data/catalogue.toml`` or an
-exam centre's edited copy from the database) and is parsed into frozen values here; the
-planner, the greedy baseline and the service read the rules through these types.
+No session. The catalogue (``catalogue.py``) gives the exams and the rules between pairs; the
+planner, the greedy baseline and the service apply them through the functions here.
 """
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
-from importlib import resources
-from typing import Any
 from zoneinfo import ZoneInfo
 
-MODALITY_LABELS = {"us": "超声", "ct": "CT", "mri": "磁共振", "endo": "内镜", "fluoro": "造影",
-                   "nm": "核医学", "xray": "放射", "ecg": "心电图", "lab": "检验"}
+from onetrip.exams.catalogue import Catalogue, ExamType
+
 #: EX-3: ultrasound, CT, MRI and endoscopy are booked in slots of 30 minutes or finer.
 EX3_MODALITIES = frozenset({"us", "ct", "mri", "endo"})
 EX3_MAX_SLOT_MINUTES = 30
 DEFAULT_WALK_MINUTES = 10
 FOLLOWUP_MINUTES = 15
-
-
-class CatalogueInvalid(ValueError):
-    """A catalogue or rule the planner cannot use (message in Chinese)."""
-
-
-@dataclass(frozen=True)
-class ExamType:
-    code: str
-    name: str
-    modality: str
-    minutes: int
-    source: str
-    instruction: str = ""
-    after_minutes: int = 0
-    result_minutes: int = 60
-    fasting_hours: int = 0
-    breaks_fast: bool = False
-    drink_before_minutes: int = 0
-    latest_start: time | None = None
-    full_bladder: bool = False
-    contrast: str | None = None
-    creatinine: bool = False
-    creatinine_days: int = 30
-    creatinine_age: int = 60
-    sedation: bool = False
-    bowel_prep: bool = False
-    escort: bool = False
-    last_of_day: bool = False
-
-    @property
-    def fasting(self) -> bool:
-        return self.fasting_hours > 0
-
-
-@dataclass(frozen=True)
-class OrderRule:
-    """``first`` before ``second`` (``gap_minutes`` apart), or the reverse only with
-    ``reverse_minutes`` between them (None: never the reverse)."""
-
-    first: str
-    second: str
-    reason: str
-    source: str
-    gap_minutes: int = 0
-    reverse_minutes: int | None = None
-
-
-@dataclass(frozen=True)
-class SameDayBan:
-    first: str
-    second: str
-    reason: str
-    source: str
-
-
-@dataclass(frozen=True)
-class Catalogue:
-    exams: Mapping[str, ExamType]
-    orders: tuple[OrderRule, ...] = ()
-    bans: tuple[SameDayBan, ...] = ()
-
-    def order_rules(self, a: str, b: str) -> list[OrderRule]:
-        """The order rules between two exam codes, in either direction."""
-        return [r for r in self.orders if {r.first, r.second} == {a, b}]
-
-    def banned_same_day(self, a: str, b: str) -> SameDayBan | None:
-        return next((r for r in self.bans if {r.first, r.second} == {a, b}), None)
-
-
-_EXAM_FIELDS = {f for f in ExamType.__dataclass_fields__}
-_BOOL_FIELDS = {"breaks_fast", "full_bladder", "creatinine", "sedation", "bowel_prep", "escort",
-                "last_of_day"}
-
-
-def _exam(row: Mapping[str, Any]) -> ExamType:
-    unknown = set(row) - _EXAM_FIELDS
-    code = str(row.get("code", ""))
-    if unknown:
-        raise CatalogueInvalid(f"检查{code}含有未知字段：{'、'.join(sorted(unknown))}")
-    for key in ("code", "name", "modality", "minutes", "source"):
-        if not row.get(key):
-            raise CatalogueInvalid(f"检查{code or '（无编码）'}缺少{key}")
-    values = dict(row)
-    latest = values.get("latest_start")
-    if latest is not None and not isinstance(latest, time):
-        try:
-            values["latest_start"] = time.fromisoformat(str(latest))
-        except ValueError as exc:
-            raise CatalogueInvalid(f"检查{code}的latest_start应为HH:MM") from exc
-    for key in ("minutes", "after_minutes", "result_minutes", "fasting_hours",
-                "drink_before_minutes", "creatinine_days", "creatinine_age"):
-        if key in values and (not isinstance(values[key], int) or values[key] < 0):
-            raise CatalogueInvalid(f"检查{code}的{key}应为非负整数")
-    for key in _BOOL_FIELDS & set(values):
-        values[key] = bool(values[key])
-    if values["minutes"] < 1:
-        raise CatalogueInvalid(f"检查{code}的minutes应大于0")
-    return ExamType(**values)
-
-
-def _pair(row: Mapping[str, Any], exams: Mapping[str, ExamType], kind: str) -> dict[str, Any]:
-    first, second = str(row.get("first", "")), str(row.get("second", ""))
-    for code in (first, second):
-        if code not in exams:
-            raise CatalogueInvalid(f"{kind}规则引用了目录中没有的检查：{code or '（空）'}")
-    if first == second:
-        raise CatalogueInvalid(f"{kind}规则的两项检查不能相同：{first}")
-    if not row.get("source") or not row.get("reason"):
-        raise CatalogueInvalid(f"{kind}规则{first}→{second}须注明理由和依据")
-    return {"first": first, "second": second, "reason": str(row["reason"]),
-            "source": str(row["source"])}
-
-
-def parse_catalogue(data: Mapping[str, Any]) -> Catalogue:
-    """The catalogue from its data form (TOML or stored JSON); raises CatalogueInvalid."""
-    exams: dict[str, ExamType] = {}
-    for row in data.get("exam", []):
-        exam = _exam(row)
-        if exam.code in exams:
-            raise CatalogueInvalid(f"检查编码重复：{exam.code}")
-        exams[exam.code] = exam
-    orders = []
-    for row in data.get("order", []):
-        base = _pair(row, exams, "先后")
-        gap = row.get("gap_minutes", 0)
-        if "reverse_days" in row:
-            reverse: int | None = int(row["reverse_days"]) * 24 * 60
-        elif "reverse_minutes" in row:
-            reverse = int(row["reverse_minutes"])
-        else:
-            reverse = None
-        if not isinstance(gap, int) or gap < 0 or (reverse is not None and reverse < 0):
-            raise CatalogueInvalid(f"先后规则{base['first']}→{base['second']}的间隔应为非负整数")
-        orders.append(OrderRule(**base, gap_minutes=gap, reverse_minutes=reverse))
-    bans = [SameDayBan(**_pair(row, exams, "不同日")) for row in data.get("not_same_day", [])]
-    _check_acyclic(orders)
-    return Catalogue(exams=exams, orders=tuple(orders), bans=tuple(bans))
-
-
-def _check_acyclic(orders: Iterable[OrderRule]) -> None:
-    """Strict order rules (no reverse allowed) must not form a cycle: nothing could be done."""
-    after: dict[str, set[str]] = {}
-    for r in orders:
-        if r.reverse_minutes is None:
-            after.setdefault(r.first, set()).add(r.second)
-
-    def reaches(start: str, goal: str, seen: set[str]) -> bool:
-        for nxt in after.get(start, ()):
-            if nxt == goal or (nxt not in seen and reaches(nxt, goal, seen | {nxt})):
-                return True
-        return False
-
-    for first, seconds in after.items():
-        for second in seconds:
-            if reaches(second, first, {second}):
-                raise CatalogueInvalid(f"先后规则成环：{first}与{second}互相要求在前")
-
-
-def default_catalogue_data() -> dict[str, Any]:
-    """The packaged catalogue (data/catalogue.toml) as plain data."""
-    text = resources.files("onetrip.exams").joinpath("data/catalogue.toml").read_text("utf-8")
-    return tomllib.loads(text)
-
-
-def catalogue_as_data(cat: Catalogue) -> dict[str, Any]:
-    """The catalogue as JSON-ready data, the inverse of :func:`parse_catalogue`."""
-    def exam(e: ExamType) -> dict[str, Any]:
-        out = {k: getattr(e, k) for k in ExamType.__dataclass_fields__}
-        out["latest_start"] = e.latest_start.strftime("%H:%M") if e.latest_start else None
-        return {k: v for k, v in out.items() if v is not None}
-
-    def order(r: OrderRule) -> dict[str, Any]:
-        out: dict[str, Any] = {"first": r.first, "second": r.second, "reason": r.reason,
-                               "source": r.source, "gap_minutes": r.gap_minutes}
-        if r.reverse_minutes is not None:
-            out["reverse_minutes"] = r.reverse_minutes
-        return out
-
-    return {"exam": [exam(e) for e in cat.exams.values()],
-            "order": [order(r) for r in cat.orders],
-            "not_same_day": [{"first": b.first, "second": b.second, "reason": b.reason,
-                              "source": b.source} for b in cat.bans]}
 
 
 # --- the patient -------------------------------------------------------------------------
@@ -296,11 +109,15 @@ class FollowUp:
 
 @dataclass(frozen=True)
 class PatientRequest:
+    """One patient's orders to plan. ``held``: the exams the patient has booked already
+    (at a kiosk, say): they stay, and every new exam keeps the rules with them."""
+
     patient_id: int
     facts: PatientFacts
     orders: tuple[OrderItem, ...]
     not_before: datetime
     followup: FollowUp | None = None
+    held: tuple[Visit, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -355,14 +172,66 @@ class Itinerary:
         return sum(int((hi - lo).total_seconds() // 60) for lo, hi in spans.values())
 
 
+def ready_at(exam: ExamType, told: datetime, tz: ZoneInfo) -> datetime:
+    """The earliest start that leaves the patient, told of the exam at ``told``, the time
+    its preparation takes: the fasting hours (whoever is told in the morning may have had
+    breakfast), the drinking before a full bladder, and bowel preparation, which takes the
+    day before (never the day the patient is told)."""
+    at = max(told + timedelta(hours=exam.fasting_hours),
+             told + timedelta(minutes=exam.drink_before_minutes))
+    if exam.bowel_prep:
+        next_day = told.astimezone(tz).date() + timedelta(days=1)
+        at = max(at, datetime.combine(next_day, time(0, 0), tzinfo=tz))
+    return at
+
+
 def slot_allowed(exam: ExamType, slot: FreeSlot, facts: PatientFacts, not_before: datetime,
                  tz: ZoneInfo) -> bool:
-    """The unary rules: the resource does the exam, in time, mornings only, creatinine."""
+    """The unary rules: the resource does the exam, after the time its preparation takes
+    from ``not_before`` (when the patient is told), mornings only, creatinine."""
     local = slot.start.astimezone(tz)
-    return (exam.code in slot.exam_codes and slot.free > 0 and slot.start >= not_before
+    return (exam.code in slot.exam_codes and slot.free > 0
+            and slot.start >= ready_at(exam, not_before, tz)
             and slot.minutes >= exam.minutes
             and (exam.latest_start is None or local.time() <= exam.latest_start)
             and creatinine_ok(exam, facts, local.date()))
+
+
+def usable(cat: Catalogue, site: Site, tz: ZoneInfo, req: PatientRequest, item: OrderItem,
+           slot: FreeSlot) -> bool:
+    """Whether ``item`` may take ``slot``: the unary rules, and every pairwise rule with the
+    exams the patient has booked already (they are fixed, so this depends on the slot
+    alone)."""
+    exam = cat.exams[item.exam_code]
+    return slot_allowed(exam, slot, req.facts, req.not_before, tz) and (
+        not req.held or fits_with(cat, site, tz, req.held, visit_for(slot, item, exam)))
+
+
+def clear_of_held(f: FollowUp, held: Sequence[Visit], site: Site) -> FollowUp:
+    """The follow-up at the times of its window that no booked exam (and the walk to or
+    from it) takes; every five minutes when any time of the window would do."""
+    if not held:
+        return f
+    times = f.times()
+    if times is None:
+        steps = int((f.closes - f.opens).total_seconds() // 300)
+        times = tuple(f.opens + timedelta(minutes=5 * k) for k in range(steps + 1))
+    length = timedelta(minutes=FOLLOWUP_MINUTES)
+
+    def clear(t: datetime) -> bool:
+        return all(v.busy_until + timedelta(minutes=site.walk_minutes(v.building, f.building))
+                   <= t or t + length + timedelta(
+                       minutes=site.walk_minutes(v.building, f.building)) <= v.start
+                   for v in held)
+
+    return FollowUp(f.opens, f.closes, f.building, tuple(t for t in times if clear(t)))
+
+
+def clear_followup(req: PatientRequest, site: Site) -> PatientRequest:
+    """The request with its follow-up kept clear of the exams booked already."""
+    if req.followup is None or not req.held:
+        return req
+    return replace(req, followup=clear_of_held(req.followup, req.held, site))
 
 
 def fits_with(cat: Catalogue, site: Site, tz: ZoneInfo, placed: Iterable[Visit],

@@ -103,11 +103,12 @@ def slots_for(resources: tuple[ResourceSpec, ...], day: date, tz: ZoneInfo,
 
 def day_requests(cat: Catalogue, *, patients: int, day: date, tz: ZoneInfo, seed: int,
                  followup_share: float = 0.5) -> list[PatientRequest]:
-    """A day's patients, each with a bundle of 2 to 5 orders, in the order they came."""
+    """A day's patients, each with a bundle of 2 to 5 orders, in the order they came, all
+    planned the evening before (time to fast overnight, bowel preparation that day)."""
     rng = random.Random(seed)
     out = []
     order_id = 1
-    morning = datetime.combine(day, time(7, 0), tzinfo=tz)
+    told = datetime.combine(day - timedelta(days=1), time(17, 0), tzinfo=tz)
     for pid in range(1, patients + 1):
         bundle = [c for c in rng.choice(BUNDLES) if c in cat.exams]
         age = rng.randint(18, 85)
@@ -122,5 +123,5 @@ def day_requests(cat: Catalogue, *, patients: int, day: date, tz: ZoneInfo, seed
         if rng.random() < followup_share:
             followup = FollowUp(datetime.combine(day, time(13, 30), tzinfo=tz),
                                 datetime.combine(day, time(16, 45), tzinfo=tz), OUTPATIENT)
-        out.append(PatientRequest(pid, facts, tuple(items), morning, followup))
+        out.append(PatientRequest(pid, facts, tuple(items), told, followup))
     return out

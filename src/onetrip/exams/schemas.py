@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from onetrip.exams import rules as R
-from onetrip.exams.models import ExamBooking, ExamOrder
+from onetrip.exams.models import ExamBooking, ExamOrder, ExamResource, ExamSlot
 
 
 class OrderCreate(BaseModel):
@@ -25,6 +25,74 @@ class OrderCreate(BaseModel):
     followup_department_id: int | None = Field(default=None, gt=0)
     followup_practitioner_id: int | None = Field(default=None, gt=0)
     note: str = Field(default="", max_length=500)
+
+
+class ResourceCreate(BaseModel):
+    """A room or device: what it does, where, its slot length, places per slot and hours."""
+
+    code: str = Field(min_length=1, max_length=32)
+    name: str = Field(min_length=1, max_length=100)
+    building: str = Field(min_length=1, max_length=50)
+    room: str = Field(default="", max_length=100)
+    exam_codes: list[str] = Field(min_length=1, max_length=40)
+    slot_minutes: int = Field(gt=0, le=240)
+    capacity: int = Field(default=1, gt=0, le=100)
+    #: Opening hours, local time: [["08:00", "12:00"], ["13:30", "17:00"]].
+    hours: list[tuple[str, str]] = Field(min_length=1, max_length=6)
+
+
+class ResourceRead(BaseModel):
+    id: int
+    code: str
+    name: str
+    building: str
+    room: str
+    exam_codes: list[str]
+    slot_minutes: int
+    capacity: int
+    hours: list[list[str]]
+    active: bool
+
+    @classmethod
+    def of(cls, r: ExamResource) -> ResourceRead:
+        return cls(id=r.id, code=r.code, name=r.name, building=r.building, room=r.room,
+                   exam_codes=list(r.exam_codes), slot_minutes=r.slot_minutes,
+                   capacity=r.capacity, hours=[list(h) for h in r.hours], active=r.active)
+
+
+class CalendarOpen(BaseModel):
+    """Open the resource's calendar on the clinic days from ``start`` to ``end``."""
+
+    start: date
+    end: date
+
+
+class SlotsCreate(BaseModel):
+    """Single slots beside the opening hours (an evening list, say); times with their zone."""
+
+    starts: list[AwareDatetime] = Field(min_length=1, max_length=200)
+    minutes: int | None = Field(default=None, gt=0, le=240)
+    capacity: int | None = Field(default=None, gt=0, le=100)
+
+
+class SlotRead(BaseModel):
+    id: int
+    resource_id: int
+    start_at: datetime
+    end_at: datetime
+    capacity: int
+    booked: int
+
+    @classmethod
+    def of(cls, s: ExamSlot) -> SlotRead:
+        return cls(id=s.id, resource_id=s.resource_id, start_at=s.start_at, end_at=s.end_at,
+                   capacity=s.capacity, booked=s.booked)
+
+
+class WalkSet(BaseModel):
+    a: str = Field(min_length=1, max_length=50)
+    b: str = Field(min_length=1, max_length=50)
+    minutes: int = Field(ge=0, le=120)
 
 
 class OrderRead(BaseModel):

@@ -1,5 +1,6 @@
-"""Exam use cases: the catalogue an exam centre edits, resources and their calendars,
-doctors' orders, and the planner's proposals. Booking a plan lives in ``booking``.
+"""Exam use cases: the catalogue an exam centre edits, the free slots and walks the
+planner reads, doctors' orders, and the planner's proposals. Rooms and their calendars
+are kept in ``resources``; booking a plan lives in ``booking``.
 
 Services take the session and never commit; the request or CLI edge does.
 """
@@ -7,8 +8,7 @@ Services take the session and never commit; the request or CLI edge does.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta
-from itertools import pairwise
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -17,13 +17,17 @@ from sqlalchemy.orm import Session
 from onetrip.config import get_settings
 from onetrip.exams import batch, followup, planner
 from onetrip.exams import rules as R
+from onetrip.exams.catalogue import (
+    CatalogueInvalid,
+    catalogue_as_data,
+    default_catalogue_data,
+    parse_catalogue,
+)
 from onetrip.exams.errors import (
-    CalendarOverlap,
     CatalogueRejected,
     CreatinineRequired,
     OrderNotFound,
     ResourceInvalid,
-    ResourceNotFound,
     UnknownExam,
 )
 from onetrip.exams.models import (
@@ -38,8 +42,6 @@ from onetrip.exams.models import (
 from onetrip.identity import audit
 from onetrip.identity import service as identity_service
 from onetrip.identity.service import Principal
-from onetrip.org import calendar as org_calendar
-from onetrip.org.models import Hospital
 from onetrip.scheduling.rules import Channel
 
 PLAN_DAYS = 5  # the planner looks this many calendar days ahead
@@ -48,7 +50,7 @@ PLAN_DAYS = 5  # the planner looks this many calendar days ahead
 # --- catalogue ---------------------------------------------------------------------------
 
 
-def _record(db: Session, by: Principal | None, action: str, **detail: object) -> None:
+def record(db: Session, by: Principal | None, action: str, **detail: object) -> None:
     if by is not None:
         audit.record(db, by, action=action, patient_id=None, detail=dict(detail))
 
@@ -80,7 +82,7 @@ def _rows_data(db: Session, hospital_id: int) -> dict[str, Any] | None:
 def catalogue(db: Session, hospital_id: int) -> R.Catalogue:
     """The hospital's catalogue as edited by its exam centre (the packaged one until then)."""
     data = _rows_data(db, hospital_id)
-    return R.parse_catalogue(data if data is not None else R.default_catalogue_data())
+    return parse_catalogue(data if data is not None else default_catalogue_data())
 
 
 def install_catalogue(db: Session, *, hospital_id: int, data: dict[str, Any] | None = None,
@@ -88,12 +90,12 @@ def install_catalogue(db: Session, *, hospital_id: int, data: dict[str, Any] | N
     """Replace the hospital's catalogue (exams and rules) with ``data``, the packaged one by
     default; a catalogue the planner could not use is refused and nothing changes."""
     try:
-        cat = R.parse_catalogue(data if data is not None else R.default_catalogue_data())
-    except R.CatalogueInvalid as exc:
+        cat = parse_catalogue(data if data is not None else default_catalogue_data())
+    except CatalogueInvalid as exc:
         raise CatalogueRejected(str(exc)) from exc
     db.execute(delete(CatalogueRule).where(CatalogueRule.hospital_id == hospital_id))
     db.execute(delete(CatalogueExam).where(CatalogueExam.hospital_id == hospital_id))
-    as_data = R.catalogue_as_data(cat)
+    as_data = catalogue_as_data(cat)
     for e in as_data["exam"]:
         spec = {k: v for k, v in e.items() if k not in ("code", "name", "modality")}
         db.add(CatalogueExam(hospital_id=hospital_id, code=e["code"], name=e["name"],
@@ -106,7 +108,7 @@ def install_catalogue(db: Session, *, hospital_id: int, data: dict[str, Any] | N
                                  reverse_minutes=r.get("reverse_minutes"),
                                  reason=r["reason"], source=r["source"]))
     db.flush()
-    _record(db, by, "exam_catalogue.install", hospital_id=hospital_id, exams=len(cat.exams),
+    record(db, by, "exam_catalogue.install", hospital_id=hospital_id, exams=len(cat.exams),
             rules=len(cat.orders) + len(cat.bans))
     return cat
 
@@ -117,7 +119,7 @@ def edit_catalogue(db: Session, *, hospital_id: int, exam: dict[str, Any] | None
                    by: Principal | None = None) -> R.Catalogue:
     """Change one exam's preparation, add or replace one rule, or remove one; the whole
     catalogue is checked again (unknown exams, a cycle of orders) before it is stored."""
-    data = R.catalogue_as_data(catalogue(db, hospital_id))
+    data = catalogue_as_data(catalogue(db, hospital_id))
     if exam is not None:
         others = [e for e in data["exam"] if e["code"] != exam.get("code")]
         data["exam"] = [*others, exam]
@@ -131,118 +133,12 @@ def edit_catalogue(db: Session, *, hospital_id: int, exam: dict[str, Any] | None
     return install_catalogue(db, hospital_id=hospital_id, data=data, by=by)
 
 
-# --- resources and calendars -------------------------------------------------------------
-
-
-def _hours(hours: Sequence[Sequence[str]]) -> list[tuple[time, time]]:
-    try:
-        spans = sorted((time.fromisoformat(a), time.fromisoformat(b)) for a, b in hours)
-    except (ValueError, TypeError) as exc:
-        raise ResourceInvalid("开放时间格式应为HH:MM") from exc
-    for (a, b), nxt in zip(spans, [*spans[1:], None], strict=True):
-        if a >= b:
-            raise ResourceInvalid(f"开放时间{a:%H:%M}-{b:%H:%M}的结束早于开始")
-        if nxt is not None and nxt[0] < b:
-            raise CalendarOverlap(f"开放时间{a:%H:%M}-{b:%H:%M}与{nxt[0]:%H:%M}起的时段重叠")
-    return spans
-
-
-def add_resource(db: Session, *, hospital_id: int, code: str, name: str, building: str,
-                 exam_codes: Sequence[str], slot_minutes: int, capacity: int,
-                 hours: Sequence[Sequence[str]], room: str = "",
-                 by: Principal | None = None) -> ExamResource:
-    """A room or device with its opening hours and the exams it does (EX-3: ultrasound, CT,
-    MRI and endoscopy in slots of 30 minutes or finer)."""
-    cat = catalogue(db, hospital_id)
-    missing = [c for c in exam_codes if c not in cat.exams]
-    if missing:
-        raise UnknownExam(detail={"exam_codes": missing})
-    if not exam_codes or slot_minutes < 1 or capacity < 1:
-        raise ResourceInvalid("须指定可做的检查、正的号源时长和容量")
-    for c in exam_codes:
-        exam = cat.exams[c]
-        if exam.modality in R.EX3_MODALITIES and slot_minutes > R.EX3_MAX_SLOT_MINUTES:
-            raise ResourceInvalid(f"{exam.name}须按30分钟或更短的时段预约（EX-3）")
-        if exam.minutes > slot_minutes:
-            raise ResourceInvalid(f"{exam.name}需要{exam.minutes}分钟，长于号源时长")
-    spans = _hours(hours)
-    row = ExamResource(hospital_id=hospital_id, code=code, name=name, building=building,
-                       room=room, exam_codes=list(exam_codes), slot_minutes=slot_minutes,
-                       capacity=capacity, hours=[[a.strftime("%H:%M"), b.strftime("%H:%M")]
-                                                 for a, b in spans])
-    db.add(row)
-    db.flush()
-    _record(db, by, "exam_resource.add", code=code, exams=list(exam_codes))
-    return row
-
-
-def set_walk(db: Session, *, hospital_id: int, a: str, b: str, minutes: int) -> None:
-    """Walking minutes between two buildings (either direction)."""
-    if minutes < 0 or a == b:
-        raise ResourceInvalid("步行时间须为非负整数，且两栋楼不能相同")
-    db.execute(delete(ExamWalk).where(ExamWalk.hospital_id == hospital_id,
-                                      ExamWalk.from_building.in_((a, b)),
-                                      ExamWalk.to_building.in_((a, b))))
-    db.add(ExamWalk(hospital_id=hospital_id, from_building=a, to_building=b, minutes=minutes))
-    db.flush()
+# --- what the planner sees of the rooms --------------------------------------------------
 
 
 def site(db: Session, hospital_id: int) -> R.Site:
     rows = db.scalars(select(ExamWalk).where(ExamWalk.hospital_id == hospital_id))
     return R.Site(walk={(r.from_building, r.to_building): r.minutes for r in rows})
-
-
-def access_resource(db: Session, resource_id: int, hospital_id: int) -> ExamResource:
-    row = db.get(ExamResource, resource_id)
-    if row is None or row.hospital_id != hospital_id:
-        raise ResourceNotFound(detail={"resource_id": resource_id})
-    return row
-
-
-def add_slots(db: Session, *, resource: ExamResource, starts: Sequence[datetime],
-              minutes: int | None = None, capacity: int | None = None) -> list[ExamSlot]:
-    """Slots on a resource's calendar; any two overlapping (new or with existing ones) are
-    refused and nothing is added."""
-    tz = get_settings().tz
-    length = timedelta(minutes=minutes or resource.slot_minutes)
-    new = sorted(starts)
-    if not new:
-        return []
-    existing = list(db.execute(select(ExamSlot.start_at, ExamSlot.end_at).where(
-        ExamSlot.resource_id == resource.id, ExamSlot.start_at < new[-1] + length,
-        ExamSlot.end_at > new[0])))
-    spans = sorted([(s, s + length) for s in new] + [(a, b) for a, b in existing])
-    for (_a, b), (c, _d) in pairwise(spans):
-        if c < b:
-            raise CalendarOverlap(detail={"resource": resource.code,
-                                          "at": c.astimezone(tz).isoformat()})
-    rows = [ExamSlot(resource_id=resource.id, hospital_id=resource.hospital_id,
-                     day=s.astimezone(tz).date(), start_at=s, end_at=s + length,
-                     capacity=capacity or resource.capacity) for s in new]
-    db.add_all(rows)
-    db.flush()
-    return rows
-
-
-def open_calendar(db: Session, *, resource: ExamResource, start: date, end: date) -> int:
-    """Slots for every clinic day from ``start`` to ``end`` in the opening hours; days that
-    already have slots are left as they are. Returns the number of slots added."""
-    tz = get_settings().tz
-    hospital = db.get_one(Hospital, resource.hospital_id)
-    have = set(db.scalars(select(ExamSlot.day).where(
-        ExamSlot.resource_id == resource.id, ExamSlot.day >= start, ExamSlot.day <= end)))
-    starts = []
-    step = timedelta(minutes=resource.slot_minutes)
-    for cd in org_calendar.clinic_days(db, hospital, start, end):
-        if cd.day in have or cd.is_clinic_day is False:
-            continue
-        for a, b in _hours(resource.hours):
-            at = datetime.combine(cd.day, a, tzinfo=tz)
-            close = datetime.combine(cd.day, b, tzinfo=tz)
-            while at + step <= close:
-                starts.append(at)
-                at += step
-    return len(add_slots(db, resource=resource, starts=starts))
 
 
 def free_slots(db: Session, *, hospital_id: int, start: datetime, end: datetime
@@ -336,10 +232,41 @@ def request_for(db: Session, orders: Sequence[ExamOrder], now: datetime,
         assert w.followup_opens is not None and w.followup_closes is not None
         starts = None if session is None else tuple(sorted({
             s.start_at for s in followup.free_slots(db, session, channel=channel, now=now)}))
+        kept = followup.booked(db, patient_id=patient.id, opens=w.followup_opens,
+                               closes=w.followup_closes)
+        if kept is not None:  # the follow-up an exam booked earlier has
+            starts = (kept[0],)
         visit = R.FollowUp(w.followup_opens, w.followup_closes,
                            w.followup_building or "门诊楼", starts)
     items = tuple(R.OrderItem(o.id, o.exam_code, o.needed_for_followup) for o in orders)
-    return R.PatientRequest(patient.id, facts, items, now, visit)
+    return R.PatientRequest(patient.id, facts, items, now, visit,
+                            held_visits(db, patient_id=patient.id,
+                                        hospital_id=orders[0].hospital_id, now=now))
+
+
+#: Booked exams this far back still bear on new ones (barium waits up to 7 days).
+HELD_DAYS = 8
+
+
+def held_visits(db: Session, *, patient_id: int, hospital_id: int, now: datetime
+                ) -> tuple[R.Visit, ...]:
+    """The patient's exams booked (or done) at the hospital from ``HELD_DAYS`` ago on, as
+    fixed visits the planner and the validator keep the rules with."""
+    cat = catalogue(db, hospital_id)
+    rows = db.scalars(select(ExamBooking).where(
+        ExamBooking.patient_id == patient_id, ExamBooking.hospital_id == hospital_id,
+        ExamBooking.status.in_(("booked", "arrived", "done")),
+        ExamBooking.start_at > now - timedelta(days=HELD_DAYS))
+        .order_by(ExamBooking.start_at))
+    out = []
+    for b in rows:
+        exam = cat.exams.get(b.exam_code)
+        if exam is None:  # taken out of the catalogue since: no rule to keep with it
+            continue
+        after = timedelta(minutes=exam.after_minutes)
+        out.append(R.Visit(b.order_id, b.exam_code, b.slot_id, b.resource_id,
+                           b.resource.building, b.start_at, b.end_at, b.end_at + after))
+    return tuple(out)
 
 
 def propose(db: Session, *, hospital_id: int, patient_id: int, now: datetime,

@@ -75,10 +75,13 @@ def _one(cat: Catalogue, site: Site, tz: ZoneInfo, req: PatientRequest, it: Itin
             flag("dropped", f"医嘱{order_id}既未安排也未列为未安排")
     for v in it.visits:
         _unary(cat, tz, req, v, slots.get(v.slot_id), flag)
-    visits = sorted(it.visits, key=lambda v: v.start)
+    # The exams booked already count as placed: each new one keeps the rules with them.
+    held = {id(v) for v in req.held}
+    visits = sorted([*it.visits, *req.held], key=lambda v: v.start)
     for i, a in enumerate(visits):
         for b in visits[i + 1:]:
-            _pair(cat, site, tz, a, b, flag)
+            if id(a) not in held or id(b) not in held:
+                _pair(cat, site, tz, a, b, flag)
     if it.followup_at is not None and req.followup is not None:
         _followup(cat, site, req, it, flag)
     elif it.followup_at is not None:
@@ -104,6 +107,16 @@ def _unary(cat: Catalogue, tz: ZoneInfo, req: PatientRequest, v: Visit, slot: Fr
     if v.start < req.not_before:
         flag("past", f"{exam.name}安排在可预约时间之前")
     local = v.start.astimezone(tz)
+    told = req.not_before.astimezone(tz)
+    needs = []
+    if _minutes(told, v.start) < exam.fasting_hours * 60:
+        needs.append(f"禁食{exam.fasting_hours}小时")
+    if _minutes(told, v.start) < exam.drink_before_minutes:
+        needs.append(f"提前{exam.drink_before_minutes}分钟饮水")
+    if exam.bowel_prep and local.date() <= told.date():
+        needs.append("前一天肠道准备")
+    if needs:
+        flag("preparation", f"{exam.name}距预约时间太近，来不及{'、'.join(needs)}")
     if exam.latest_start is not None and (local.hour, local.minute) > (
             exam.latest_start.hour, exam.latest_start.minute):
         flag("latest_start", f"{exam.name}须在{exam.latest_start:%H:%M}前开始")
@@ -154,7 +167,7 @@ def _followup(cat: Catalogue, site: Site, req: PatientRequest, it: Itinerary,
     if f.starts is not None and at not in f.starts:
         flag("followup", "复诊时间没有可预约的门诊号源")
     needed = {o.order_id for o in req.orders if o.needed_for_followup}
-    for v in it.visits:
+    for v in [*it.visits, *req.held]:
         exam = cat.exams.get(v.exam_code)
         if exam is None:
             continue
