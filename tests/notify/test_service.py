@@ -15,6 +15,7 @@ from onetrip.identity.service import patient_phone
 from onetrip.notify import channels, service
 from onetrip.notify.channels import Outgoing
 from onetrip.notify.models import Notification
+from onetrip.notify.templates import render
 from onetrip.scheduling import booking, queue, stopclinic
 from onetrip.scheduling.events import NoShowRecorded
 from onetrip.scheduling.models import Appointment
@@ -50,6 +51,19 @@ def test_rm1_a_committed_booking_queues_confirmation_and_both_reminders(
     v = got["booking_confirmed"].variables
     assert v["department"] == "心血管内科" and v["time"].startswith("12月14日")
     assert v["cancel_deadline"] == "12月11日 16:00"  # the working day before, BK-6
+
+
+def test_bk6_the_confirmation_promises_online_cancelling_only_before_the_deadline(
+        db: Session, clinic: Clinic) -> None:
+    # The deadline is 16:00 of the working day before the visit (Friday for a Monday).
+    early = book(db, clinic, now=local(DAY - timedelta(days=6), 9))
+    text = render("booking_confirmed", messages(db, early.id)["booking_confirmed"].variables)
+    assert "如需取消，请在12月11日 16:00前操作" in text
+    # Booked on the Saturday: patients can no longer cancel online (only at the window), so
+    # the confirmation sends them there instead of naming a moment already past.
+    late = book(db, clinic, now=OPEN)
+    text = render("booking_confirmed", messages(db, late.id)["booking_confirmed"].variables)
+    assert "已过网上取消截止时间" in text and "前操作" not in text
 
 
 def test_rm1_a_rolled_back_booking_queues_nothing(db: Session, clinic: Clinic) -> None:

@@ -25,7 +25,7 @@ from onetrip.config import get_settings
 from onetrip.errors import Conflict, OnetripError
 from onetrip.exams import service as exams_service
 from onetrip.identity import service as identity_service
-from onetrip.notify.visit import Place, deadline_of, doctor_of, place_of, when
+from onetrip.notify.visit import Place, cancel_rule, deadline_of, doctor_of, place_of, when
 from onetrip.org.models import Department, Hospital
 from onetrip.scheduling import service as scheduling_service
 from onetrip.scheduling.models import Appointment, Schedule, Slot
@@ -125,8 +125,7 @@ def slip_for(db: Session, appt: Appointment, *, now: datetime) -> Slip:
                      "既往病历、检查报告和正在服用的药品清单",
                      "如需空腹检查，医生会在开单时告知"],
         checkin=f"请于{when(checkin_by)}前完成签到；报到自{when(opens)}开放，过号需重新排队",
-        cancellation=f"如需取消，请在{when(deadline_of(db, appt))}前通过手机、自助机或窗口操作，"
-                     f"逾期未就诊计爽约",
+        cancellation=f"{cancel_rule(deadline_of(db, appt), now)}逾期未就诊计爽约",
         link=appointment_link(appt.id), printed=f"打印时间：{now.astimezone(tz):%Y-%m-%d %H:%M}",
         notes=[f"咨询电话：{hospital.phone}"] if hospital.phone else [],
         exams=exams_service.itinerary_lines(db, patient_id=appt.patient_id, day=start.date()))

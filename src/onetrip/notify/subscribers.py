@@ -45,7 +45,8 @@ def _queue_bookings(db: Session, booked: Sequence[AppointmentBooked]) -> None:
     booking at once (a batch of bookings: one lookup and one insert)."""
     policy, tz = service.reminder_policy(), get_settings().tz
     drafts = []
-    for appt, variables in zip(booked, appointments_vars(db, booked), strict=True):
+    at = max((b.booked_at for b in booked if b.booked_at), default=None) or utcnow()
+    for appt, variables in zip(booked, appointments_vars(db, booked, at=at), strict=True):
         booked_at = appt.booked_at or utcnow()
         due = {"booking_confirmed": booked_at, **rules.scheduled_reminders(
             start_at=appt.start_at, booked_at=booked_at, policy=policy, tz=tz)}
@@ -119,7 +120,7 @@ def on_substituted(db: Session, ev: ScheduleSubstituted) -> None:
     is told (time and place stay)."""
     for appt_id in ev.affected_appointment_ids:
         appt = db.get_one(Appointment, appt_id)
-        variables = appointment_vars(db, appt)
+        variables = appointment_vars(db, appt, at=ev.substituted_at or utcnow())
         service.refresh_queued(db, appointment_id=appt.id, variables=variables)
         service.queue(db, [Draft(appt.patient_id, "substituted", variables,
                                  ev.substituted_at or utcnow(),

@@ -23,7 +23,7 @@ TEMPLATES: dict[str, Template] = {
     "booking_confirmed": Template(
         "OT_BOOKED",
         "您已预约{time}{department}{doctor}，就诊地点：{place}。请于就诊前{checkin_minutes}分钟"
-        "凭身份证或医保卡在自助机或分诊台签到。如需取消，请在{cancel_deadline}前操作。"),
+        "凭身份证或医保卡在自助机或分诊台签到。{cancel_rule}"),
     "day_before": Template(
         "OT_DAY_BEFORE",
         "温馨提醒：您明天{time}在{place}就诊（{department}）。请携带身份证或医保卡，"
@@ -40,7 +40,7 @@ TEMPLATES: dict[str, Template] = {
     "substituted": Template(
         "OT_SUBSTITUTED",
         "您{time}{department}的预约改由{doctor}接诊，就诊时间和地点（{place}）不变。"
-        "如需取消，请在{cancel_deadline}前操作。"),
+        "{cancel_rule}"),
     "waitlist_offer": Template(
         "OT_WAITLIST",
         "您候补的{department}有号源了：{time}。号源为您保留至{expires}，请及时确认，逾期自动释放。"),
@@ -77,4 +77,8 @@ LABELS = {"booking_confirmed": "预约成功", "day_before": "就诊前一日提
 
 def render(template: str, variables: dict[str, Any]) -> str:
     """The text of one message, signature first; raises KeyError for an unknown template."""
+    if "cancel_rule" not in variables and "cancel_deadline" in variables:
+        # Queued before messages carried the rule: the deadline was then always ahead.
+        variables = {**variables,
+                     "cancel_rule": f"如需取消，请在{variables['cancel_deadline']}前操作。"}
     return SIGNATURE + TEMPLATES[template].text.format_map(variables)

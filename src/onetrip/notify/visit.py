@@ -115,16 +115,27 @@ def deadline_of(db: Session, appt: Appointment) -> datetime:
     return sessions(db, [appt.schedule_id])[appt.schedule_id].cancel_deadline
 
 
-def appointment_vars(db: Session, appt: Appointment) -> dict[str, Any]:
-    return appointments_vars(db, [appt])[0]
+def appointment_vars(db: Session, appt: Appointment, *, at: datetime) -> dict[str, Any]:
+    return appointments_vars(db, [appt], at=at)[0]
 
 
-def appointments_vars(db: Session, appts: Sequence[Any]) -> list[dict[str, Any]]:
+def appointments_vars(db: Session, appts: Sequence[Any], *,
+                      at: datetime) -> list[dict[str, Any]]:
     """``appointment_vars`` of many appointments (or rows with their ``schedule_id`` and
-    ``start_at``), each session looked up once."""
+    ``start_at``), each session looked up once; ``at`` is when the message is written."""
     found = sessions(db, {a.schedule_id for a in appts})
     return [{**_vars(found[a.schedule_id], a.start_at),
-             "cancel_deadline": when(found[a.schedule_id].cancel_deadline)} for a in appts]
+             "cancel_deadline": when(found[a.schedule_id].cancel_deadline),
+             "cancel_rule": cancel_rule(found[a.schedule_id].cancel_deadline, at)}
+            for a in appts]
+
+
+def cancel_rule(deadline: datetime, at: datetime) -> str:
+    """BK-6 in a message: until when the patient may still cancel online, or, for a visit
+    booked (or a message written) after that, where to go instead."""
+    if at < deadline:
+        return f"如需取消，请在{when(deadline)}前操作。"
+    return "已过网上取消截止时间，如需取消请到窗口办理。"
 
 
 @dataclass(frozen=True)
