@@ -22,6 +22,10 @@ from tests import racekit
 
 pytestmark = pytest.mark.slow
 
+#: The fair window: long enough that the slow clients' requests (sent 0.5 s after the
+#: opening) reach the draw even on a machine busy with other work (3 s once missed).
+WINDOW = 5.0
+
 
 def test_fast_clients_win_no_more_than_their_share_in_the_opening_window() -> None:
     url, drop = racekit.fresh_database(f"fair{uuid.uuid4().hex[:6]}")
@@ -37,7 +41,7 @@ def test_fast_clients_win_no_more_than_their_share_in_the_opening_window() -> No
             service.set_policy(db, hospital=hospital, pools={
                 "online_share": 1.0, "priority_share": 0, "clinic_share": 0,
                 "online_release_days": 3, "referral_release_days": 3,
-                "referral_return_days": 1, "fair_window_seconds": 3.0,
+                "referral_return_days": 1, "fair_window_seconds": WINDOW,
                 "online_release_time": release.astimezone(get_settings().tz).time().isoformat(),
                 "max_active_appointments": 50})
             schedule = service.create_schedule(
@@ -77,7 +81,7 @@ def test_fast_clients_win_no_more_than_their_share_in_the_opening_window() -> No
         # counted from the end of the draw let them go last, and win nothing).
         assert won["slow"] >= 1 and won["fast"] >= 1, won
         # Nobody was answered before the window closed.
-        assert min(t for _code, t in results.values()) >= opens + 3.0
+        assert min(t for _code, t in results.values()) >= opens + WINDOW
     finally:
         engine.dispose()
         drop()
