@@ -479,9 +479,11 @@ def settle(engine: Engine) -> None:
     with thousands of rows."""
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         if engine.dialect.name == "postgresql":
-            filled = conn.execute(text(
-                "SELECT quote_ident(relname) FROM pg_stat_user_tables "
-                "WHERE n_live_tup + n_dead_tup > 0")).scalars().all()
+            tables = conn.execute(text(
+                "SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = 'public'"
+            )).scalars().all()
+            filled = [t for t in tables
+                      if conn.execute(text(f"SELECT EXISTS (SELECT FROM {t})")).scalar()]
             if filled:
                 conn.execute(text(f"VACUUM ANALYZE {', '.join(filled)}"))
             conn.execute(text("CHECKPOINT"))

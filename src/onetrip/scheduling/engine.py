@@ -74,7 +74,9 @@ from onetrip.scheduling.rules import (
     booking_window,
 )
 
-_ACTIVE = [s.value for s in ACTIVE_STATUSES]
+#: The active statuses written into the statements' text: the planner then sees that the
+#: partial unique indexes on active appointments answer them (bound values it cannot).
+_ACTIVE = [service.constant(s.value) for s in ACTIVE_STATUSES]
 _PATIENT_LOCK = 7_301  # advisory-lock namespace for per-patient booking limits
 _APPOINTMENT = cast(Table, Appointment.__table__)
 _SLOT = cast(Table, Slot.__table__)

@@ -299,7 +299,8 @@ def constant(word: str) -> ColumnElement[str]:
 def claimable(now: datetime, cols: Any = None) -> ColumnElement[bool]:
     """SQL: free, or held by a hold whose time ran out (``cols`` as for ``open_to``)."""
     c = cols if cols is not None else Slot
-    return or_(c.status == "free", and_(c.status == "held", c.held_until <= now))
+    return or_(c.status == constant("free"),
+               and_(c.status == constant("held"), c.held_until <= now))
 
 
 def list_schedules(db: Session, *, hospital: Hospital, day: date,
