@@ -35,7 +35,6 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
-    update,
 )
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
@@ -247,19 +246,6 @@ def _sqlite_plain_insert(dialect: Any, table: Table, names: tuple[str, ...],
     return sql, convert, defaults
 
 
-def update_rows(conn: Connection, table: Table, key: str,
-                rows: Sequence[dict[str, Any]]) -> None:
-    """Update many rows, each found by its ``key`` column, in one statement (PostgreSQL:
-    from one JSON document, as ``insert_rows``; SQLite: the driver's executemany)."""
-    if not rows:
-        return
-    stmt = _update_statement(conn.dialect.name, table, key, tuple(rows[0]))
-    if conn.dialect.name == "postgresql":
-        conn.execute(stmt, {"rows": _json_rows(rows)})
-    else:
-        conn.execute(stmt, [{f"row_{k}": v for k, v in row.items()} for row in rows])
-
-
 def _given(table: Table, names: tuple[str, ...]) -> Any:
     """``json_populate_recordset(NULL::table, :rows) AS given``: the rows of the JSON
     document ``rows`` as records of the table's type."""
@@ -285,16 +271,6 @@ def _insert_statement(dialect: str, table: Table, names: tuple[str, ...],
     if returning:
         stmt = stmt.returning(*(table.c[name] for name in returning))
     return stmt
-
-
-@lru_cache(maxsize=64)
-def _update_statement(dialect: str, table: Table, key: str, names: tuple[str, ...]) -> Any:
-    if dialect == "postgresql":
-        given = _given(table, names)
-        return (update(table).where(table.c[key] == given.c[key])
-                .values({n: given.c[n] for n in names if n != key}))
-    return (update(table).where(table.c[key] == bindparam(f"row_{key}"))
-            .values({n: bindparam(f"row_{n}") for n in names if n != key}))
 
 
 def json_text(value: Any) -> str:
