@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, select, text
+from sqlalchemy import Table, bindparam, select, text
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -41,6 +41,7 @@ GENESIS = "0" * 64
 _DENIED = "onetrip.audit.denied"
 _REPLAYED = "onetrip.audit.replayed"
 _LOCK_KEY = 0x0A0D17  # advisory lock id of the audit chain
+_TABLE = cast(Table, AuditEvent.__table__)
 
 CHAINS = 32
 
@@ -78,13 +79,11 @@ def _take_chain(db: Session, preferred: int) -> int:
     if db.get_bind().dialect.name == "postgresql":
         for k in range(CHAINS):
             candidate = (preferred + k) % CHAINS
-            if db.execute(text("SELECT pg_try_advisory_xact_lock(:k, :c)"),
-                          {"k": _LOCK_KEY, "c": candidate}).scalar():
+            if db.connection().execute(_TRY_CHAIN, {"k": _LOCK_KEY, "c": candidate}).scalar():
                 chain = candidate
                 break
         else:
-            db.execute(text("SELECT pg_advisory_xact_lock(:k, :c)"),
-                       {"k": _LOCK_KEY, "c": preferred})
+            db.connection().execute(_WAIT_CHAIN, {"k": _LOCK_KEY, "c": preferred})
     db.info[_HELD] = chain
     return chain
 
@@ -97,9 +96,15 @@ def hold_chain(db: Session, key: str) -> None:
 
 
 def _last_hash(db: Session, chain: int) -> str:
-    last = db.scalar(select(AuditEvent.hash).where(AuditEvent.chain == chain)
-                     .order_by(AuditEvent.id.desc()).limit(1))
+    # Rows are flushed as they are written (``_write``, ``record_many``): no autoflush needed.
+    last = db.connection().execute(_LAST_HASH, {"chain": chain}).scalar()
     return last or GENESIS
+
+
+_TRY_CHAIN = text("SELECT pg_try_advisory_xact_lock(:k, :c)")
+_WAIT_CHAIN = text("SELECT pg_advisory_xact_lock(:k, :c)")
+_LAST_HASH = (select(_TABLE.c.hash).where(_TABLE.c.chain == bindparam("chain"))
+              .order_by(_TABLE.c.id.desc()).limit(1))
 
 
 def _write_all(db: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -162,7 +167,7 @@ def record_many(db: Session, entries: Sequence[Entry]) -> None:
         return
     rows = [_values(e.principal, action=e.action, patient_id=e.patient_id, outcome=e.outcome,
                     detail=e.detail) for e in entries]
-    insert_rows(db.connection(), cast(Table, AuditEvent.__table__), _write_all(db, rows))
+    insert_rows(db.connection(), _TABLE, _write_all(db, rows))
     db.info.setdefault(_DENIED, []).extend(
         values for values, e in zip(rows, entries, strict=True) if e.outcome == "denied")
 

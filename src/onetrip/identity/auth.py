@@ -18,15 +18,17 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
+from typing import Any, cast
 
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from onetrip.config import get_settings
-from onetrip.db import among, utcnow
+from onetrip.db import among_bound, utcnow
 from onetrip.errors import InvalidInput, NotAuthenticated, OnetripError
 from onetrip.identity.crypto import keyring
 from onetrip.identity.errors import (
@@ -202,8 +204,10 @@ def authenticate_many(db: Session, requests: Sequence[tuple[str, str, str]],
     the bearer tokens with one read, sign-in sessions one by one; each answer is the
     principal or the error that refused it."""
     hashes = {_hash(s) for s, _rid, _ip in requests if not s.startswith(SESSION_PREFIX)}
-    tokens = {row.token_hash: row for row in db.scalars(
-        select(ApiToken).where(among(db, ApiToken.token_hash, hashes)))} if hashes else {}
+    db.flush()  # a token created or revoked in this transaction (Core reads do not autoflush)
+    conn = db.connection()
+    tokens = {row.token_hash: row for row in conn.execute(
+        _tokens_statement(conn.dialect.name), {"hashes": list(hashes)})} if hashes else {}
     out: list[Principal | OnetripError] = []
     for secret, request_id, client_ip in requests:
         if secret.startswith(SESSION_PREFIX):
@@ -221,6 +225,14 @@ def authenticate_many(db: Session, requests: Sequence[tuple[str, str, str]],
                              department_id=row.department_id, token_id=row.id,
                              label=row.label, request_id=request_id, client_ip=client_ip))
     return out
+
+
+@lru_cache(maxsize=4)
+def _tokens_statement(dialect: str) -> Any:
+    """The tokens of a batch's requests (what a principal needs), built once per dialect."""
+    t = cast(Table, ApiToken.__table__).c
+    return select(t.token_hash, t.id, t.role, t.hospital_id, t.department_id, t.label,
+                  t.revoked_at).where(among_bound(dialect, t.token_hash, "hashes"))
 
 
 # --- sessions -------------------------------------------------------------------------------

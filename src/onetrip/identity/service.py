@@ -11,13 +11,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from onetrip.config import get_settings
-from onetrip.db import among, utcnow
+from onetrip.db import among_bound, utcnow
 from onetrip.errors import OnetripError, PermissionDenied
 from onetrip.identity import audit
 from onetrip.identity.auth import (
@@ -226,10 +228,17 @@ def master_ids(db: Session, patient_ids: set[int]) -> dict[int, int]:
     """ID-3: the surviving master record's id of every patient id that exists."""
     if not patient_ids:
         return {}
-    rows = db.execute(select(Patient.id, Patient.merged_into_id)
-                      .where(among(db, Patient.id, patient_ids))).all()
+    db.flush()  # a merge made in this transaction (a Core read does not autoflush)
+    conn = db.connection()
+    rows = conn.execute(_masters_statement(conn.dialect.name), {"ids": list(patient_ids)}).all()
     return {pid: pid if merged is None else master_of(db, db.get_one(Patient, pid)).id
             for pid, merged in rows}
+
+
+@lru_cache(maxsize=4)
+def _masters_statement(dialect: str) -> Any:
+    t = cast(Table, Patient.__table__).c
+    return select(t.id, t.merged_into_id).where(among_bound(dialect, t.id, "ids"))
 
 
 def find_by_document(db: Session, doc_type: DocumentType, number: str) -> Patient | None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from functools import lru_cache
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
 from onetrip.config import get_settings
-from onetrip.db import among
+from onetrip.db import among_bound
 from onetrip.org import calendar as org_calendar
 from onetrip.org.models import Department, Location, Practitioner
 from onetrip.scheduling import service as scheduling_service
@@ -59,19 +60,13 @@ def sessions(db: Session, schedule_ids: Iterable[int]) -> dict[int, SessionFacts
     ids = set(schedule_ids)
     if not ids:
         return {}
-    doctor_id = func.coalesce(Schedule.substitute_practitioner_id, Schedule.practitioner_id)
-    rows = db.execute(
-        select(Schedule.id, Schedule.hospital_id, Schedule.day, Schedule.location_id,
-               Department.name.label("department"),
-               Department.location_id.label("department_location_id"),
-               Practitioner.name.label("doctor"), Practitioner.title)
-        .join(Department, Department.id == Schedule.department_id)
-        .outerjoin(Practitioner, Practitioner.id == doctor_id)
-        .where(among(db, Schedule.id, ids))).all()
+    db.flush()  # a substitute or a place set in this transaction (Core reads do not autoflush)
+    conn = db.connection()
+    read = _reads(conn.dialect.name)
+    rows = conn.execute(read.sessions, {"ids": list(ids)}).all()
     hospital_ids = {s.hospital_id for s in rows}
-    places = {row.id: Spot(*row) for row in db.execute(
-        select(Location.id, Location.parent_id, Location.kind, Location.name).where(
-            among(db, Location.hospital_id, hospital_ids)))}
+    places = {row.id: Spot(*row) for row in conn.execute(
+        read.places, {"ids": list(hospital_ids)})}
     policies = scheduling_service.policies_for(db, hospital_ids)
     tz = get_settings().tz
     out = {}
@@ -86,6 +81,29 @@ def sessions(db: Session, schedule_ids: Iterable[int]) -> dict[int, SessionFacts
         doctor = f"{s.doctor}{TITLES.get(s.title, '')}" if s.doctor is not None else ""
         out[s.id] = SessionFacts(s.department, doctor, chain[::-1], deadline)
     return out
+
+
+class _Reads(NamedTuple):
+    sessions: Any
+    places: Any
+
+
+@lru_cache(maxsize=4)
+def _reads(dialect: str) -> _Reads:
+    """The two reads of ``sessions``, built once per dialect (values bound at execution)."""
+    s, d, p = (cast(Table, m.__table__).c for m in (Schedule, Department, Practitioner))
+    loc = cast(Table, Location.__table__).c
+    doctor_id = func.coalesce(s.substitute_practitioner_id, s.practitioner_id)
+    return _Reads(
+        sessions=select(s.id, s.hospital_id, s.day, s.location_id,
+                        d.name.label("department"), d.location_id.label("department_location_id"),
+                        p.name.label("doctor"), p.title)
+        .join_from(cast(Table, Schedule.__table__), cast(Table, Department.__table__),
+                   d.id == s.department_id)
+        .outerjoin(cast(Table, Practitioner.__table__), p.id == doctor_id)
+        .where(among_bound(dialect, s.id, "ids")),
+        places=select(loc.id, loc.parent_id, loc.kind, loc.name).where(
+            among_bound(dialect, loc.hospital_id, "ids")))
 
 
 def place_of(db: Session, schedule: Schedule) -> list[Spot]:

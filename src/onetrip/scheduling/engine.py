@@ -28,19 +28,15 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import (
-    Table,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from onetrip import events
 from onetrip.config import get_settings
-from onetrip.db import among, insert_rows
+from onetrip.db import among, among_bound, insert_rows
 from onetrip.errors import OnetripError
 from onetrip.identity import audit
 from onetrip.identity import service as identity_service
@@ -78,6 +74,8 @@ from onetrip.scheduling.rules import (
 #: partial unique indexes on active appointments answer them (bound values it cannot).
 _ACTIVE = [service.constant(s.value) for s in ACTIVE_STATUSES]
 _PATIENT_LOCK = 7_301  # advisory-lock namespace for per-patient booking limits
+_LOCK_PATIENTS = text("SELECT pg_advisory_xact_lock(:ns, pid) FROM unnest(CAST(:ids AS "
+                      "integer[])) AS pid ORDER BY pid")
 _APPOINTMENT = cast(Table, Appointment.__table__)
 _SLOT = cast(Table, Slot.__table__)
 
@@ -172,30 +170,51 @@ def book_many(db: Session, requests: Sequence[BookingRequest], *,
 
 def _read_context(db: Session, requests: Sequence[BookingRequest]) -> _Context:
     conn = db.connection()
+    dialect = conn.dialect.name
     slot_ids = {r.slot_id for r in requests if r.slot_id is not None}
     slot_schedule: dict[int, int] = {}
     if slot_ids:
-        slot_schedule = dict(conn.execute(
-            select(Slot.id, Slot.schedule_id).where(among(db, Slot.id, slot_ids))).all())
+        slot_schedule = dict(conn.execute(_reads(dialect).slots, {"ids": list(slot_ids)}).all())
     schedule_ids = {r.schedule_id for r in requests if r.slot_id is None and r.schedule_id}
     schedule_ids |= set(slot_schedule.values())
-    s = cast(Table, Schedule.__table__).c
     schedules = {row.id: row for row in conn.execute(
-        select(s.id, s.hospital_id, s.department_id, s.day, s.status)
-        .where(among(db, s.id, schedule_ids)))} if schedule_ids else {}
+        _reads(dialect).schedules, {"ids": list(schedule_ids)})} if schedule_ids else {}
     # Only a referral needs the hospitals (the alliance of the referring clinic, BK-4).
     referrals = [r for r in requests if r.channel is Channel.referral]
     hospital_ids = {row.hospital_id for row in schedules.values()} if referrals else set()
     hospital_ids |= {r.principal.hospital_id for r in referrals if r.principal.hospital_id}
-    h = cast(Table, Hospital.__table__).c
     hospitals = {row.id: row for row in conn.execute(
-        select(h.id, h.kind, h.alliance_id).where(among(db, h.id, hospital_ids)))
-    } if hospital_ids else {}
+        _reads(dialect).hospitals, {"ids": list(hospital_ids)})} if hospital_ids else {}
     policies = service.policies_for(db, {row.hospital_id for row in schedules.values()})
     masters = identity_service.access_patients(
         db, [(r.principal, r.patient_id) for r in requests], action="appointment.book",
         record_allowed=False)
     return _Context(schedules, slot_schedule, hospitals, policies, masters)
+
+
+@dataclass(frozen=True)
+class _Reads:
+    """The batch's reads, built once per dialect (their values bound at execution)."""
+
+    slots: Any
+    schedules: Any
+    hospitals: Any
+    limits: Any
+
+
+@lru_cache(maxsize=4)
+def _reads(dialect: str) -> _Reads:
+    s, h, t = cast(Table, Schedule.__table__).c, cast(Table, Hospital.__table__).c, _APPOINTMENT.c
+    return _Reads(
+        slots=select(_SLOT.c.id, _SLOT.c.schedule_id).where(
+            among_bound(dialect, _SLOT.c.id, "ids")),
+        schedules=select(s.id, s.hospital_id, s.department_id, s.day, s.status).where(
+            among_bound(dialect, s.id, "ids")),
+        hospitals=select(h.id, h.kind, h.alliance_id).where(among_bound(dialect, h.id, "ids")),
+        limits=select(t.patient_id, t.schedule_id, t.department_id, t.day, t.status,
+                      t.hold_expires_at).where(
+            among_bound(dialect, t.patient_id, "patients"), t.status.in_(_ACTIVE),
+            t.start_at > bindparam("since", type_=t.start_at.type)))
 
 
 def _admit(ctx: _Context, index: int, req: BookingRequest, now: datetime) -> Pending:
@@ -281,22 +300,17 @@ def _book_round(db: Session, pending: list[Pending], out: list[Outcome | None],
 
 def _lock_patients(db: Session, patient_ids: list[int]) -> None:
     if patient_ids and db.get_bind().dialect.name == "postgresql":
-        db.execute(text("SELECT pg_advisory_xact_lock(:ns, pid) FROM unnest(CAST(:ids AS "
-                        "integer[])) AS pid ORDER BY pid"),
-                   {"ns": _PATIENT_LOCK, "ids": patient_ids})
+        db.connection().execute(_LOCK_PATIENTS, {"ns": _PATIENT_LOCK, "ids": patient_ids})
 
 
 def _within_limits(db: Session, pending: list[Pending], out: list[Outcome | None],
                    now: datetime) -> list[Pending]:
     """One active appointment per patient per schedule and per department per day; at most
     ``max_active_appointments`` in all (BK-8). Run-out holds no longer count."""
-    t = _APPOINTMENT.c
-    rows = db.connection().execute(
-        select(t.patient_id, t.schedule_id, t.department_id, t.day, t.status,
-               t.hold_expires_at)
-        .where(among(db, t.patient_id, {p.patient_id for p in pending}),
-               t.status.in_(_ACTIVE),
-               t.start_at > now - timedelta(hours=12))).all()
+    conn = db.connection()
+    rows = conn.execute(_reads(conn.dialect.name).limits, {
+        "patients": sorted({p.patient_id for p in pending}),
+        "since": now - timedelta(hours=12)}).all()
     lapsed = {r.patient_id for r in rows if r.status == "held"
               and r.hold_expires_at is not None and r.hold_expires_at <= now}
     if lapsed:

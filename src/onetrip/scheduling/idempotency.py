@@ -23,12 +23,13 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import Table, delete, select, text
 from sqlalchemy.orm import Session
 
-from onetrip.db import among, insert_rows
+from onetrip.db import among_bound, insert_rows
 from onetrip.identity.service import Principal
 from onetrip.scheduling.errors import IdempotencyKeyReused
 from onetrip.scheduling.models import IdempotencyRecord
@@ -72,10 +73,8 @@ def stored_many(db: Session, wanted: Sequence[Wanted],
     pairs = sorted({(w.owner, w.key[:200]) for w in wanted})
     if pairs and db.get_bind().dialect.name == "postgresql":
         # In hash order, so two batches never wait for each other's keys in a circle.
-        db.execute(text("SELECT pg_advisory_xact_lock(:ns, h) FROM (SELECT DISTINCT "
-                        "hashtext(k) AS h FROM unnest(CAST(:keys AS text[])) AS k) AS x "
-                        "ORDER BY h"),
-                   {"ns": _KEY_LOCK, "keys": [f"{o}\n{k}" for o, k in pairs]})
+        db.connection().execute(_LOCK_KEYS, {"ns": _KEY_LOCK,
+                                             "keys": [f"{o}\n{k}" for o, k in pairs]})
     found = _stored(db, pairs)
     out: list[Stored | IdempotencyKeyReused | None] = []
     for w in wanted:
@@ -109,14 +108,25 @@ def _stored(db: Session, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, st
     """The stored records of these keys (id, status, body and the digest of their body)."""
     if not pairs:
         return {}
-    t = IdempotencyRecord
     # Owners and keys as two lists (a statement text that does not grow with the batch);
-    # the few rows of another owner's same key are dropped here.
-    rows = db.execute(select(t.id, t.principal_key, t.key, t.request_hash, t.status_code,
-                             t.body).where(among(db, t.principal_key, {o for o, _k in pairs}),
-                                           among(db, t.key, {k for _o, k in pairs}))).all()
+    # the few rows of another owner's same key are dropped here. Records are flushed as
+    # they are written: no autoflush needed.
+    conn = db.connection()
+    rows = conn.execute(_stored_statement(conn.dialect.name), {
+        "owners": sorted({o for o, _k in pairs}), "keys": sorted({k for _o, k in pairs})}).all()
     wanted = set(pairs)
     return {(r.principal_key, r.key): r for r in rows if (r.principal_key, r.key) in wanted}
+
+
+@lru_cache(maxsize=4)
+def _stored_statement(dialect: str) -> Any:
+    t = _TABLE.c
+    return select(t.id, t.principal_key, t.key, t.request_hash, t.status_code, t.body).where(
+        among_bound(dialect, t.principal_key, "owners"), among_bound(dialect, t.key, "keys"))
+
+
+_LOCK_KEYS = text("SELECT pg_advisory_xact_lock(:ns, h) FROM (SELECT DISTINCT hashtext(k) AS h "
+                  "FROM unnest(CAST(:keys AS text[])) AS k) AS x ORDER BY h")
 
 
 def claim(db: Session, *, owner: str, key: str, digest: str,

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.sql.elements import ColumnElement
 
 from onetrip.config import get_settings
-from onetrip.db import among
+from onetrip.db import among_bound
 from onetrip.identity import audit
 from onetrip.identity.service import Principal
 from onetrip.org import calendar as org_calendar
@@ -78,13 +78,21 @@ def policies_for(db: Session, hospital_ids: set[int],
     known: dict[int, tuple[PoolPolicy, PenaltyRule]] = db.info.setdefault(_POLICIES, {})
     missing = hospital_ids - known.keys()
     if missing:
-        stored = {hid: (pools, penalty) for hid, pools, penalty in db.execute(
-            select(BookingPolicy.hospital_id, BookingPolicy.pools, BookingPolicy.penalty)
-            .where(among(db, BookingPolicy.hospital_id, missing)))}
+        db.flush()  # a policy set in this transaction (a Core read does not autoflush)
+        conn = db.connection()
+        stored = {hid: (pools, penalty) for hid, pools, penalty in conn.execute(
+            _policies_statement(conn.dialect.name), {"ids": list(missing)})}
         known.update({hid: _validated(*(json.dumps(part, sort_keys=True)
                                         for part in stored[hid]))
                       if hid in stored else _validated("{}", "{}") for hid in missing})
     return {hid: known[hid] for hid in hospital_ids}
+
+
+@lru_cache(maxsize=4)
+def _policies_statement(dialect: str) -> Any:
+    t = cast(Table, BookingPolicy.__table__).c
+    return select(t.hospital_id, t.pools, t.penalty).where(
+        among_bound(dialect, t.hospital_id, "ids"))
 
 
 @sa_event.listens_for(Session, "after_transaction_end")
