@@ -218,8 +218,9 @@ def test_the_desk_shows_no_text_a_link_brings(client: TestClient, db: Session,
     other, op = clinic.patient(db)
     mine = booking.book(db, principal=pp, patient_id=patient.id, channel=Channel.app,
                         schedule_id=clinic.schedule.id, now=OPEN)
+    wednesday = local(DAY - timedelta(days=5), 10)  # free cancellation still open
     theirs = booking.book(db, principal=op, patient_id=other.id, channel=Channel.app,
-                          schedule_id=clinic.schedule.id, now=OPEN)
+                          schedule_id=clinic.schedule.id, now=wednesday)
     as_staff(client, db, Role.window, clinic.hospital, MORNING)
     for query in ({"flash": FORGED}, {"flash": FORGED, "patient": patient.id},
                   {"flash": "checked_in", "patient": patient.id, "appointment": FORGED},
@@ -230,7 +231,7 @@ def test_the_desk_shows_no_text_a_link_brings(client: TestClient, db: Session,
         r = client.get("/console/window", params=query)
         assert r.status_code == 200 and FORGED not in r.text, query
         assert "已报到" not in r.text and "已退号" not in r.text, query
-    booking.cancel(db, principal=op, appointment_id=theirs.id, now=OPEN, reason="不去了")
+    booking.cancel(db, principal=op, appointment_id=theirs.id, now=wednesday, reason="不去了")
     db.commit()
     r = client.get("/console/window", params={"flash": "cancelled", "patient": patient.id,
                                               "appointment": theirs.id})
