@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import pyotp
@@ -135,11 +136,20 @@ def test_admin_merges_unmerges_and_reads_the_audit(client: TestClient, db: Sessi
     _staff_sign_in(client, db, Role.regional_admin)
     page = client.get("/staff/duplicates").text
     assert f'data-patient="{a.id}"' in page and f'data-patient="{b.id}"' in page
-    r = client.post("/staff/merges", data={"source": b.id, "target": a.id})
-    assert r.status_code == 200 and "已合并" in r.text and "撤销合并" in r.text
-    merge_id = int(r.text.split("已合并（记录")[1].split("）")[0])
-    r = client.post(f"/staff/merges/{merge_id}/unmerge")
-    assert "已撤销合并" in r.text
+    r = client.post("/staff/merges", data={"source": b.id, "target": a.id},
+                    follow_redirects=False)
+    # the link names the merge row only; the page reads the message from it
+    done = re.fullmatch(r"/staff/duplicates\?flash=merged&merge=(\d+)", r.headers["location"])
+    assert r.status_code == 303 and done is not None
+    merge_id = int(done[1])
+    r = client.get(r.headers["location"])
+    assert r.status_code == 200 and f"已合并（记录{merge_id}）" in r.text and "撤销合并" in r.text
+    r = client.post(f"/staff/merges/{merge_id}/unmerge", follow_redirects=False)
+    assert r.headers["location"] == f"/staff/duplicates?flash=unmerged&merge={merge_id}"
+    assert f"已撤销合并（记录{merge_id}）" in client.get(r.headers["location"]).text
+    # a link to a merge page that does not match the record's state says nothing
+    assert "已合并（" not in client.get("/staff/duplicates",
+                                       params={"flash": "merged", "merge": merge_id}).text
     r = client.get("/staff/audit", params={"patient_id": a.id})
     assert r.status_code == 200 and "empi.merge" in r.text and "empi.unmerge" in r.text
     r = client.get("/staff/audit", params={"staff": "pg-regional_admin"})
@@ -165,3 +175,18 @@ def test_window_registers_a_patient_at_the_desk(client: TestClient, db: Session)
         "name": "曹刚", "document_type": "social_security_card", "document_number": number,
         "phone": "13600007777"})
     assert again.status_code == 200 and "已有档案" in again.text
+
+
+FORGED = "您的账号存在风险，请立即拨打4008001234核实"
+
+
+def test_the_duplicates_page_shows_no_text_a_link_brings(client: TestClient,
+                                                        db: Session) -> None:
+    """A link anyone can send must not make the console say something OneTrip did not."""
+    _staff_sign_in(client, db, Role.regional_admin)
+    for query in ({"flash": FORGED}, {"flash": "merged", "merge": FORGED},
+                  {"flash": "merged", "merge": "99999999999999999999"},
+                  {"flash": "merged", "merge": "999999"}, {"flash": "unmerged"}):
+        r = client.get("/staff/duplicates", params=query)
+        assert r.status_code == 200 and FORGED not in r.text, query
+        assert 'class="flash' not in r.text, query

@@ -191,6 +191,7 @@ def test_the_accounts_page_links_a_doctor_and_shows_a_refusal_beside_the_row(
     assert mine.practitioner_id is None
     ok = client.post(f"/staff/accounts/{mine.id}/practitioner", data={"practitioner": doc.code})
     assert ok.status_code == 200 and f'data-linked="{doc.code}"' in ok.text
+    assert "已更新账号 t-page-doc" in ok.text
     db.refresh(mine)
     assert mine.practitioner_id == doc.id
     far = client.post(f"/staff/accounts/{elsewhere.id}/practitioner",
@@ -198,6 +199,24 @@ def test_the_accounts_page_links_a_doctor_and_shows_a_refusal_beside_the_row(
     assert far.status_code == 404
     db.refresh(elsewhere)
     assert elsewhere.practitioner_id is None
+
+
+def test_the_accounts_page_shows_no_text_a_link_brings(
+        client: TestClient, db: Session, hospital: Hospital) -> None:
+    forged = "请立即拨打4008001234核实您的账号"
+    mine = auth.create_staff(db, username="t-link-mine", name="吴", role=Role.doctor,
+                             hospital_code=hospital.code).staff
+    far = auth.create_staff(db, username="t-link-far", name="远", role=Role.doctor,
+                            hospital_code=make_hospital(db).code).staff
+    client.headers.update(bearer(make_token(db, Role.hospital_admin, hospital)))
+    for query in ({"flash": forged}, {"flash": "updated", "staff": forged},
+                  {"flash": "updated", "staff": str(far.id)},
+                  {"flash": forged, "staff": str(mine.id)}):
+        r = client.get("/staff/accounts", params=query)
+        assert r.status_code == 200 and forged not in r.text, query
+        assert "已更新账号" not in r.text and "t-link-far" not in r.text, query
+    r = client.get("/staff/accounts", params={"flash": "updated", "staff": str(mine.id)})
+    assert "已更新账号 t-link-mine" in r.text
 
 
 @pytest.mark.parametrize("role", [Role.window, Role.doctor, Role.department_admin,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from onetrip.identity.rules import Role
 from onetrip.org import calendar
 from onetrip.org import service as org_service
-from tests.factories import make_token
+from onetrip.org.rules import OverrideKind
+from tests.factories import auth, make_hospital, make_token
 
 
 def test_home_lists_the_regions_hospitals(client: TestClient) -> None:
@@ -62,8 +65,12 @@ def test_admin_sets_imports_and_deletes_rulings_from_the_page(client: TestClient
         client.get("/admin/calendar", params={"year": 2026, "month": 12}).text)
     r = client.post("/admin/calendar/overrides",
                     data={"hospital": "sfsdery", "day": "2026-12-07", "kind": "closed",
-                          "name": "院庆"})
-    assert r.status_code == 200 and "已设定 2026-12-07" in r.text
+                          "name": "院庆"}, follow_redirects=False)
+    row = next(o for o in calendar.list_overrides(db, hospital=h) if o.name == "院庆")
+    assert r.headers["location"] == ("/admin/calendar?hospital=sfsdery&year=2026&month=12"
+                                     f"&flash=set&override={row.id}")
+    r = client.get(r.headers["location"])
+    assert r.status_code == 200 and "已设定 2026-12-07：停诊" in r.text
     assert 'data-date="2026-12-07" data-status="closed"' in r.text
     csv = "日期,类型,说明\n2027-01-01,休,元旦\n2027-01-02,休,元旦\n".encode()
     r = client.post("/admin/calendar/import", data={"hospital": "sfsdery"},
@@ -72,7 +79,6 @@ def test_admin_sets_imports_and_deletes_rulings_from_the_page(client: TestClient
     bad = client.post("/admin/calendar/import", data={"hospital": "sfsdery"},
                       files={"file": ("bad.csv", b"2027-01-03,maybe,\n", "text/csv")})
     assert bad.status_code == 422 and "第1行" in bad.text
-    row = next(o for o in calendar.list_overrides(db, hospital=h) if o.name == "院庆")
     r = client.post(f"/admin/calendar/overrides/{row.id}/delete", data={"hospital": "sfsdery"})
     assert "已删除" in r.text and 'data-date="2026-12-07" data-status="clinic"' in r.text
 
@@ -92,3 +98,23 @@ def test_admin_of_one_hospital_cannot_manage_another(client: TestClient, db: Ses
 def test_bad_sign_in_token_is_refused_in_chinese(client: TestClient) -> None:
     r = client.post("/staff/sign-in", data={"token": "ot_wrong"})
     assert r.status_code == 401 and "令牌无效" in r.text
+
+
+FORGED = "门诊系统故障，请拨打4008001234预约"
+
+
+def test_the_calendar_page_shows_no_text_a_link_brings(client: TestClient,
+                                                       db: Session) -> None:
+    h = org_service.access_hospital(db, "sfsdery")
+    far = make_hospital(db)
+    theirs = calendar.set_override(db, day=date(2026, 12, 8), kind=OverrideKind.closed,
+                                   name="别院", hospital=far)
+    client.headers.update(auth(make_token(db, Role.hospital_admin, h)))
+    for query in ({"flash": FORGED}, {"flash": "set", "override": FORGED},
+                  {"flash": "set", "override": str(theirs.id)},
+                  {"flash": "set", "override": "99999999999999999999"},
+                  {"flash": "imported", "count": FORGED}, {"flash": "imported"}):
+        r = client.get("/admin/calendar", params={**query, "year": 2026, "month": 12})
+        assert r.status_code == 200 and FORGED not in r.text, query
+        assert "已设定" not in r.text and "已导入" not in r.text, query
+        assert 'class="flash ok"' not in r.text, query

@@ -11,7 +11,10 @@ from sqlalchemy.orm import Session
 
 from onetrip.identity.rules import Role
 from onetrip.org.models import Hospital
-from tests.factories import make_token
+from onetrip.quality import service as quality_service
+from onetrip.quality.models import DataImport
+from onetrip.quality.rules import DatasetKind
+from tests.factories import make_hospital, make_token
 from tests.quality import handmade
 
 
@@ -46,7 +49,10 @@ def test_findings_link_to_their_prescriptions_and_a_pharmacist_marks_one(
     assert "注射用头孢曲松钠" in page and "限制使用级" in page and "P7" in page
     r = client.post("/quality/reviews", data={
         "hospital": "hm1", "period": "2026-10", "verdict": "irrational",
-        "reason": "抗菌药物越级使用", "prescription_id": "R7"})
+        "reason": "抗菌药物越级使用", "prescription_id": "R7"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == (
+        "/quality/prescriptions/R7?hospital=hm1&period=2026-10&flash=reviewed")
+    r = client.get(r.headers["location"])
     assert r.status_code == 200 and "已保存点评结果" in r.text
     assert 'data-verdict="irrational"' in r.text
     ten = client.get("/quality/double-ten", params={"hospital": "hm1", "period": "2026-10"})
@@ -63,3 +69,43 @@ def test_import_errors_are_listed_by_row_on_the_page(
                                               "period": "2026-10"},
                     files={"file": ("rx.csv", src.read_bytes(), "text/csv")})
     assert r.status_code == 422 and "第2行" in r.text and "抗菌药物级别" in r.text
+
+
+def test_an_import_from_the_page_says_what_was_stored(
+        client: TestClient, db: Session, handmade_hospital: Hospital, tmp_path: Path) -> None:
+    _sign_in(client, db, Role.pharmacist, handmade_hospital)
+    rows = handmade.month_rows(handmade.RX, "2026-10")
+    src = handmade.write_csv(tmp_path / "rx.csv", handmade.RX_HEADER, rows)
+    r = client.post("/quality/imports", data={"hospital": "hm1", "kind": "prescriptions",
+                                              "period": "2026-10"},
+                    files={"file": ("rx.csv", src.read_bytes(), "text/csv")},
+                    follow_redirects=False)
+    row = db.query(DataImport).filter_by(hospital_id=handmade_hospital.id,
+                                         kind="prescriptions", period="2026-10").one()
+    assert r.status_code == 303 and r.headers["location"] == (
+        f"/quality?hospital=hm1&period=2026-10&flash=imported&import_id={row.id}")
+    page = client.get(r.headers["location"])
+    assert page.status_code == 200 and f"已导入处方明细 {len(rows)} 行（2026-10）" in page.text
+
+
+FORGED = "系统升级，请立即拨打4008001234重新登记"
+
+
+def test_quality_pages_show_no_text_a_link_brings(
+        client: TestClient, db: Session, handmade_hospital: Hospital, tmp_path: Path) -> None:
+    """A link anyone can send must not make these pages say something OneTrip did not."""
+    elsewhere = make_hospital(db)
+    src = handmade.write_csv(tmp_path / "rx.csv", handmade.RX_HEADER,
+                             handmade.month_rows(handmade.RX, "2026-10"))
+    theirs = quality_service.import_file(db, hospital=elsewhere, kind=DatasetKind.prescriptions,
+                                         period="2026-10", source=src)
+    db.commit()
+    _sign_in(client, db, Role.pharmacist, handmade_hospital)
+    scope = {"hospital": "hm1", "period": "2026-10"}
+    for path in ("/quality", "/quality/double-ten", "/quality/prescriptions/R7"):
+        for extra in ({"flash": FORGED}, {"flash": "imported", "import_id": FORGED},
+                      {"flash": "imported", "import_id": str(theirs.id)},
+                      {"flash": "imported", "import_id": "99999999999999999999"}):
+            r = client.get(path, params={**scope, **extra})
+            assert r.status_code == 200 and FORGED not in r.text, (path, extra)
+            assert "已导入处方明细" not in r.text, (path, extra)

@@ -88,7 +88,11 @@ def test_import_reports_every_bad_row_and_imports_nothing_then_a_good_sheet(
 
     good = sheet([clinic.department.name, clinic.doctor.code, clinic.doctor.name, "专家门诊",
                   "", "20", "12/10"])
-    ok = client.post("/console/templates/import", files={"file": ("排班.xlsx", good, XLSX)})
+    ok = client.post("/console/templates/import", files={"file": ("排班.xlsx", good, XLSX)},
+                     follow_redirects=False)
+    assert ok.headers["location"] == (
+        f"/console/templates?hospital={clinic.hospital.code}&flash=imported&count=2")
+    ok = client.get(ok.headers["location"])
     assert ok.status_code == 200 and "已导入2个出诊时段" in ok.text
     assert len(templates.templates_of(db, clinic.hospital)) == 2
 
@@ -170,3 +174,22 @@ def test_bk2_bk4_policy_floors_are_shown_beside_their_fields_and_nothing_is_save
     stored = service.policy_for(db, clinic.hospital.id)[0]
     assert (stored.online_share, stored.referral_share_of_online) == (0.9, 0.5)
     assert (stored.same_day_open_time, stored.next_day_cutoff) == (time(7, 30), time(20, 30))
+
+
+FORGED = "排班系统已迁移，请点击 http://evil.example 重新登录"
+
+
+def test_admin_pages_show_no_text_a_link_brings(client: TestClient, db: Session,
+                                                clinic: Clinic) -> None:
+    as_staff(client, db, Role.hospital_admin, clinic.hospital, NOW)
+    for path in ("/console/templates", "/console/policy"):
+        for query in ({"flash": FORGED}, {"flash": "imported", "count": FORGED},
+                      {"flash": "imported"}, {"flash": FORGED, "count": "2"}):
+            r = client.get(path, params=query)
+            assert r.status_code == 200 and FORGED not in r.text, (path, query)
+            assert "已导入" not in r.text and 'class="flash ok"' not in r.text, (path, query)
+    for path, flash, text in (("/console/templates", "added", "已添加出诊模板"),
+                              ("/console/templates", "changed", "已修改出诊模板"),
+                              ("/console/templates", "retired", "已停用该出诊模板"),
+                              ("/console/policy", "saved", "号池设置已保存")):
+        assert text in client.get(path, params={"flash": flash}).text, flash

@@ -36,7 +36,10 @@ def test_bk6_admin_stops_a_clinic_and_sees_each_affected_patient_and_the_offer(
     db.refresh(clinic.schedule)
     assert clinic.schedule.status == "open"
 
-    r = client.post(f"/console/sessions/{clinic.schedule.id}/stop", data={"reason": "外出会诊"})
+    r = client.post(f"/console/sessions/{clinic.schedule.id}/stop", data={"reason": "外出会诊"},
+                    follow_redirects=False)
+    assert r.headers["location"] == f"/console/sessions/{clinic.schedule.id}?flash=stopped"
+    r = client.get(r.headers["location"])  # the counts are read from the offers stored
     assert r.status_code == 200 and "2位患者已通知，其中1位已保留改约号源" in r.text
     for a in booked:
         assert f'data-patient="{a.patient_id}"' in r.text
@@ -64,7 +67,10 @@ def test_bk6_substitute_keeps_the_appointments_and_lists_the_patients(
                        data={"practitioner_id": str(clinic.doctor.id), "reason": "病假"})
     assert same.status_code == 422 and "替诊医生须为本院其他医生" in same.text
     r = client.post(f"/console/sessions/{clinic.schedule.id}/substitute",
-                    data={"practitioner_id": str(colleague.id), "reason": "病假"})
+                    data={"practitioner_id": str(colleague.id), "reason": "病假"},
+                    follow_redirects=False)
+    assert r.headers["location"] == f"/console/sessions/{clinic.schedule.id}?flash=substituted"
+    r = client.get(r.headers["location"])
     assert r.status_code == 200 and "已安排孙立替诊" in r.text
     assert f'data-appointment="{appt.id}"' in r.text
     db.refresh(appt)
@@ -110,3 +116,17 @@ def test_bk11_doctor_calls_the_next_patient_and_the_panel_refreshes(
                         follow_redirects=False)
     assert plain.status_code == 303  # works without htmx too
     assert db.get(Appointment, appt.id) is not None
+
+
+FORGED = "本院系统升级，请患者拨打4008001234办理退费"
+
+
+def test_the_session_page_shows_no_text_a_link_brings(
+        client: TestClient, db: Session, clinic: Clinic) -> None:
+    """A flash names what happened; on a session where it did not happen it says nothing."""
+    fill(db, clinic, 1)
+    as_staff(client, db, Role.hospital_admin, clinic.hospital, OPEN + timedelta(hours=1))
+    for flash in (FORGED, "stopped", "substituted"):
+        r = client.get(f"/console/sessions/{clinic.schedule.id}", params={"flash": flash})
+        assert r.status_code == 200 and FORGED not in r.text, flash
+        assert "位患者已通知" not in r.text and "替诊，原预约" not in r.text, flash

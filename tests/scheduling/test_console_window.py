@@ -64,8 +64,11 @@ def test_bk5_clerk_finds_the_patient_by_document_books_a_window_slot_and_checks_
     desk = client.get("/console/window", params={"patient": patient.id})
     assert f'action="/console/window/appointments/{appt.id}/check-in"' in desk.text
     checked = client.post(f"/console/window/appointments/{appt.id}/check-in",
-                          data={"patient_id": patient.id})
-    assert checked.status_code == 200 and "已报到" in checked.text
+                          data={"patient_id": patient.id}, follow_redirects=False)
+    assert checked.headers["location"] == (
+        f"/console/window?patient={patient.id}&flash=checked_in&appointment={appt.id}")
+    checked = client.get(checked.headers["location"])
+    assert checked.status_code == 200 and "已报到，前面还有0人" in checked.text
     db.refresh(appt)
     assert appt.status == "arrived" and appt.checked_in_at == local(DAY, 12, 0)
 
@@ -146,7 +149,11 @@ def test_bk6_clerk_marks_a_no_show_only_after_the_late_allowance(
     at(client, appt.start_at + timedelta(minutes=31))
     roster = client.get(f"/console/window/schedules/{clinic.schedule.id}").text
     assert f'action="/console/window/appointments/{appt.id}/noshow"' in roster
-    done = client.post(f"/console/window/appointments/{appt.id}/noshow")
+    done = client.post(f"/console/window/appointments/{appt.id}/noshow",
+                       follow_redirects=False)
+    assert done.headers["location"] == (
+        f"/console/window/schedules/{clinic.schedule.id}?flash=noshow")
+    done = client.get(done.headers["location"])
     assert done.status_code == 200 and "已登记爽约" in done.text
     db.refresh(appt)
     assert appt.status == "noshow" and appt.penalty_event == "noshow"
@@ -198,3 +205,38 @@ def test_before_the_same_day_opening_the_window_is_told_when_booking_opens(
     assert "07:00" in page.text and "已无可预约号源" not in page.text
     at(client, local(DAY, 7))
     assert _slot_ids(client.get(path, params={"patient": patient.id}).text)
+
+
+FORGED = "您的医保账户异常，请拨打4008001234"
+
+
+def test_the_desk_shows_no_text_a_link_brings(client: TestClient, db: Session,
+                                              clinic: Clinic) -> None:
+    """Only messages OneTrip builds from the appointment the link names, and only when that
+    appointment is the patient's at the desk and in the state the message tells."""
+    patient, pp = clinic.patient(db)
+    other, op = clinic.patient(db)
+    mine = booking.book(db, principal=pp, patient_id=patient.id, channel=Channel.app,
+                        schedule_id=clinic.schedule.id, now=OPEN)
+    wednesday = local(DAY - timedelta(days=5), 10)  # free cancellation still open
+    theirs = booking.book(db, principal=op, patient_id=other.id, channel=Channel.app,
+                          schedule_id=clinic.schedule.id, now=wednesday)
+    as_staff(client, db, Role.window, clinic.hospital, MORNING)
+    for query in ({"flash": FORGED}, {"flash": FORGED, "patient": patient.id},
+                  {"flash": "checked_in", "patient": patient.id, "appointment": FORGED},
+                  {"flash": "checked_in", "patient": patient.id, "appointment": mine.id},
+                  {"flash": "cancelled", "patient": patient.id, "appointment": mine.id},
+                  {"flash": "cancelled", "patient": patient.id,
+                   "appointment": "99999999999999999999"}):
+        r = client.get("/console/window", params=query)
+        assert r.status_code == 200 and FORGED not in r.text, query
+        assert "已报到" not in r.text and "已退号" not in r.text, query
+    booking.cancel(db, principal=op, appointment_id=theirs.id, now=wednesday, reason="不去了")
+    db.commit()
+    r = client.get("/console/window", params={"flash": "cancelled", "patient": patient.id,
+                                              "appointment": theirs.id})
+    assert r.status_code == 200 and "已退号" not in r.text
+    for flash in (FORGED, "checked_in"):
+        r = client.get(f"/console/window/schedules/{clinic.schedule.id}",
+                       params={"flash": flash})
+        assert r.status_code == 200 and FORGED not in r.text and 'class="flash ok"' not in r.text

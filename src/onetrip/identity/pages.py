@@ -16,7 +16,7 @@ from starlette.responses import Response
 from onetrip.deps import TOKEN_COOKIE, DbSession
 from onetrip.errors import NotAuthenticated, OnetripError
 from onetrip.identity import audit, auth, empi, patient_pages, service, staff_pages
-from onetrip.identity.models import Patient
+from onetrip.identity.models import Patient, PatientMerge
 from onetrip.identity.principal import Principal
 from onetrip.identity.rules import (
     CARE_STAFF,
@@ -25,7 +25,7 @@ from onetrip.identity.rules import (
     REGISTRARS,
     DocumentType,
 )
-from onetrip.web import render_page
+from onetrip.web import link_int, render_page
 
 router = APIRouter(include_in_schema=False)
 router.include_router(patient_pages.router)
@@ -183,13 +183,27 @@ def desk_register(request: Request, db: DbSession, principal: Registrar,
 # --- EMPI: possible duplicates, merge, unmerge ----------------------------------------------
 
 
+def _merge_flash(db: Session, flash: str, merge: str) -> str | None:
+    """The message after a merge or unmerge, for the merge row the link names and only if
+    that row is in the state the message tells (a link is not OneTrip's word)."""
+    merge_id = link_int(merge)
+    row = db.get(PatientMerge, merge_id) if merge_id is not None else None
+    if row is None:
+        return None
+    if flash == "merged" and row.unmerged_at is None:
+        return f"已合并（记录{row.id}）"
+    if flash == "unmerged" and row.unmerged_at is not None:
+        return f"已撤销合并（记录{row.id}）"
+    return None
+
+
 @router.get("/staff/duplicates")
 def duplicates_page(request: Request, db: DbSession, principal: EmpiAdmin,
-                    flash: str | None = None) -> Response:
+                    flash: str = "", merge: str = "") -> Response:
     return render_page(request, "staff_duplicates.html", {
         "groups": empi.list_duplicates(db, principal, limit=30),
         "merges": empi.list_merges(db, limit=20), "doc_labels": DOCUMENT_LABELS,
-        "masked": service.masked_id_number, "flash": flash})
+        "masked": service.masked_id_number, "flash": _merge_flash(db, flash, merge)})
 
 
 @router.post("/staff/merges")
@@ -197,13 +211,13 @@ def merge(db: DbSession, principal: EmpiAdmin, source: Annotated[int, Form()],
           target: Annotated[int, Form()],
           reason: Annotated[str, Form(max_length=200)] = "") -> Response:
     m = empi.merge_patients(db, principal, source_id=source, target_id=target, reason=reason)
-    return RedirectResponse(f"/staff/duplicates?flash=已合并（记录{m.id}）", status_code=303)
+    return RedirectResponse(f"/staff/duplicates?flash=merged&merge={m.id}", status_code=303)
 
 
 @router.post("/staff/merges/{merge_id}/unmerge")
 def unmerge(merge_id: int, db: DbSession, principal: EmpiAdmin) -> Response:
     empi.unmerge_patients(db, principal, merge_id)
-    return RedirectResponse(f"/staff/duplicates?flash=已撤销合并（记录{merge_id}）",
+    return RedirectResponse(f"/staff/duplicates?flash=unmerged&merge={merge_id}",
                             status_code=303)
 
 

@@ -28,7 +28,7 @@ from onetrip.identity.rules import (
 )
 from onetrip.org import service as org_service
 from onetrip.org.models import Hospital
-from onetrip.web import render_page
+from onetrip.web import link_int, render_page
 
 router = APIRouter(include_in_schema=False)
 
@@ -65,13 +65,23 @@ def _ctx(db: Session, principal: Principal, hospital: Hospital) -> dict[str, Any
             "errors": {}, "values": {}}
 
 
+def _updated_flash(db: Session, hospital: Hospital, flash: str, staff: str) -> str | None:
+    """「已更新账号」 with the username read from the account the link names, if it is one
+    of the hospital shown; anything else a link brings says nothing."""
+    staff_id = link_int(staff)
+    row = db.get(Staff, staff_id) if flash == "updated" and staff_id is not None else None
+    if row is None or row.hospital_id != hospital.id:
+        return None
+    return f"已更新账号 {row.username}"
+
+
 @router.get("/staff/accounts")
 def accounts_page(request: Request, db: DbSession, principal: StaffAdmin,
                   hospital: Annotated[str | None, Query(max_length=40)] = None,
-                  flash: Annotated[str, Query(max_length=120)] = "") -> Response:
+                  flash: str = "", staff: str = "") -> Response:
     h = staff_service.working_hospital(db, principal, hospital)
     return render_page(request, "staff_accounts.html",
-                       {**_ctx(db, principal, h), "flash": flash})
+                       {**_ctx(db, principal, h), "flash": _updated_flash(db, h, flash, staff)})
 
 
 def _change(request: Request, db: Session, principal: Principal, staff_id: int,
@@ -92,9 +102,8 @@ def _change(request: Request, db: Session, principal: Principal, staff_id: int,
         ctx["errors"] = {staff.id: exc.text}
         ctx["values"] = {staff.id: value}
         return render_page(request, "staff_accounts.html", ctx, status_code=422)
-    flash = f"已更新账号 {staff.username}"
     return RedirectResponse("/staff/accounts?" + urlencode(
-        {"hospital": hospital.code, "flash": flash}), status_code=303)
+        {"hospital": hospital.code, "flash": "updated", "staff": staff.id}), status_code=303)
 
 
 @router.post("/staff/accounts/{staff_id}/practitioner")

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from onetrip.config import get_settings
@@ -18,9 +19,9 @@ from onetrip.identity.rules import Role, may_administer_hospital
 from onetrip.identity.service import Principal
 from onetrip.org import calendar
 from onetrip.org import service as org_service
-from onetrip.org.models import Hospital
+from onetrip.org.models import CalendarOverride, Hospital
 from onetrip.org.rules import OVERRIDE_KIND_LABELS, OverrideKind
-from onetrip.web import render_page
+from onetrip.web import link_int, render_page
 
 router = APIRouter(include_in_schema=False)
 
@@ -112,12 +113,30 @@ def _admin_hospital(db: DbSession, principal: Principal, code: str | None) -> Ho
     return hospital
 
 
+def _calendar_flash(db: Session, hospital: Hospital, flash: str, override: str,
+                    count: str) -> str | None:
+    """The message after a change, from a code: a set date is read from the ruling the link
+    names (this hospital's or its region's), an import's count is a checked whole number,
+    anything else a link brings shows nothing."""
+    if flash == "set":
+        row_id = link_int(override)
+        row = db.get(CalendarOverride, row_id) if row_id is not None else None
+        if row is None or not (row.hospital_id == hospital.id
+                                or row.region_id == hospital.region_id):
+            return None
+        return f"已设定 {row.day.isoformat()}：{OVERRIDE_KIND_LABELS[OverrideKind(row.kind)]}"
+    if flash == "imported":
+        n = link_int(count)
+        return f"已导入 {n} 个日期" if n is not None else None
+    return {"deleted": "已删除该日设定"}.get(flash)
+
+
 @router.get("/admin/calendar")
 def calendar_page(request: Request, db: DbSession, principal: CalendarAdmin,
                   hospital: str | None = None,
                   year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
                   month: Annotated[int | None, Query(ge=1, le=12)] = None,
-                  flash: str | None = None) -> Response:
+                  flash: str = "", override: str = "", count: str = "") -> Response:
     h = _admin_hospital(db, principal, hospital)
     today = utcnow().astimezone(get_settings().tz).date()
     year, month = year or today.year, month or today.month
@@ -132,17 +151,19 @@ def calendar_page(request: Request, db: DbSession, principal: CalendarAdmin,
         "overrides": calendar.list_overrides(db, hospital=h, year=year),
         "region_overrides": calendar.list_overrides(db, region_id=h.region_id, year=year),
         "missing_years": calendar.years_without_data(db, h, [today.year, today.year + 1]),
-        "kinds": OVERRIDE_KIND_LABELS, "flash": flash,
+        "kinds": OVERRIDE_KIND_LABELS, "flash": _calendar_flash(db, h, flash, override, count),
         "hospitals": org_service.list_hospitals(db) if principal.role is Role.regional_admin
         else [h],
         "can_region": principal.role is Role.regional_admin,
     })
 
 
-def _back(h: Hospital, day: date, flash: str) -> RedirectResponse:
+def _back(h: Hospital, day: date, flash: str, **values: int) -> RedirectResponse:
+    """Back to the month of ``day`` with a flash code and the ids or counts it reads."""
     from urllib.parse import urlencode
 
-    query = urlencode({"hospital": h.code, "year": day.year, "month": day.month, "flash": flash})
+    query = urlencode({"hospital": h.code, "year": day.year, "month": day.month,
+                       "flash": flash, **values})
     return RedirectResponse(f"/admin/calendar?{query}", status_code=303)
 
 
@@ -157,11 +178,11 @@ def add_override(db: DbSession, principal: CalendarAdmin, hospital: Annotated[st
     if scope == "region":
         if principal.role is not Role.regional_admin:
             raise PermissionDenied("只有区域管理员可以设定全区域日历")
-        calendar.set_override(db, day=day, kind=kind, name=name, region_id=h.region_id,
-                              source=who)
+        row = calendar.set_override(db, day=day, kind=kind, name=name, region_id=h.region_id,
+                                    source=who)
     else:
-        calendar.set_override(db, day=day, kind=kind, name=name, hospital=h, source=who)
-    return _back(h, day, f"已设定 {day.isoformat()}：{OVERRIDE_KIND_LABELS[kind]}")
+        row = calendar.set_override(db, day=day, kind=kind, name=name, hospital=h, source=who)
+    return _back(h, day, "set", override=row.id)
 
 
 @router.post("/admin/calendar/overrides/{override_id}/delete")
@@ -170,7 +191,7 @@ def remove_override(override_id: int, db: DbSession, principal: CalendarAdmin,
     h = _admin_hospital(db, principal, hospital)
     day = calendar.delete_override(db, override_id=override_id, hospital=h,
                                    include_region=principal.role is Role.regional_admin)
-    return _back(h, day, "已删除该日设定")
+    return _back(h, day, "deleted")
 
 
 @router.post("/admin/calendar/import")
@@ -196,4 +217,4 @@ async def import_calendar(db: DbSession, principal: CalendarAdmin,
     else:
         count = calendar.import_overrides(db, text, hospital=h, source=source)
     first = calendar.parse_calendar_csv(text)[0].day
-    return _back(h, first, f"已导入 {count} 个日期")
+    return _back(h, first, "imported", count=count)

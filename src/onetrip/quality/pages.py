@@ -32,7 +32,7 @@ from onetrip.quality.rules import (
     Verdict,
 )
 from onetrip.quality.service import Viewer
-from onetrip.web import render_page
+from onetrip.web import link_int, render_page
 
 router = APIRouter(include_in_schema=False)
 VISIT_LABELS = {"outpatient": "门诊", "emergency": "急诊", "inpatient": "住院"}
@@ -78,10 +78,23 @@ def _base(viewer: Viewer, h: Hospital, p: Period, **extra: Any) -> dict[str, Any
             "grade_labels": GRADE_LABELS, **extra}
 
 
+#: Flash codes of the review pages; anything else a link brings shows nothing.
+_REVIEW_FLASHES = {"reviewed": "已保存点评结果"}
+
+
+def _import_flash(db: Session, hospital: Hospital, flash: str, import_id: str) -> str | None:
+    """「已导入…」 read from the import the link names, if it is one of this hospital's."""
+    row_id = link_int(import_id)
+    row = db.get(DataImport, row_id) if flash == "imported" and row_id is not None else None
+    if row is None or row.hospital_id != hospital.id:
+        return None
+    return f"已导入{DATASET_LABELS[DatasetKind(row.kind)]} {row.rows} 行（{row.period}）"
+
+
 @router.get("/quality")
 def dashboard(request: Request, db: DbSession, viewer: QualityViewer,
               hospital: str | None = None, period: PeriodQ = None,
-              flash: str | None = None) -> Response:
+              flash: str = "", import_id: str = "") -> Response:
     h, p = _scope(db, viewer, hospital, period)
     t = quality_service.thresholds()
     rat = analyses.ratios(db, h, p)
@@ -111,7 +124,8 @@ def dashboard(request: Request, db: DbSession, viewer: QualityViewer,
     region = (analyses.regional_summary(db, viewer.hospitals, p) if viewer.regional else [])
     return render_page(request, "quality_dashboard.html", _base(
         viewer, h, p, cards=cards, charts=charts, ratios=rat, rational=use, region=region,
-        imports=quality_service.list_imports(db, h)[:8], flash=flash,
+        imports=quality_service.list_imports(db, h)[:8],
+        flash=_import_flash(db, h, flash, import_id),
         kinds=DATASET_LABELS, may_import=viewer.may_import(h)))
 
 
@@ -123,13 +137,14 @@ def _pct(value: float | None) -> float | None:
 def double_ten_page(request: Request, db: DbSession, viewer: QualityViewer,
                     hospital: str | None = None, period: PeriodQ = None,
                     department: str | None = None, prescriber: str | None = None,
-                    flash: str | None = None) -> Response:
+                    flash: str = "") -> Response:
     h, p = _scope(db, viewer, hospital, period)
     ten, marks = analyses.double_ten(db, h, p, department=department, prescriber=prescriber)
     return render_page(request, "quality_double_ten.html", _base(
         viewer, h, p, ten=ten, marks=marks, department=department, prescriber=prescriber,
         irrational=quality_service.irrational_prescribers(db, h, p.months()),
-        may_review=viewer.may_review(h), reasons=COMMON_REASONS, flash=flash))
+        may_review=viewer.may_review(h), reasons=COMMON_REASONS,
+        flash=_REVIEW_FLASHES.get(flash)))
 
 
 @router.get("/quality/rational")
@@ -153,7 +168,7 @@ def rational_page(request: Request, db: DbSession, viewer: QualityViewer,
 @router.get("/quality/prescriptions/{prescription_id}")
 def prescription_page(prescription_id: str, request: Request, db: DbSession,
                       viewer: QualityViewer, hospital: str | None = None,
-                      period: PeriodQ = None, flash: str | None = None) -> Response:
+                      period: PeriodQ = None, flash: str = "") -> Response:
     h, p = _scope(db, viewer, hospital, period)
     lines = analyses.prescription(db, h, prescription_id, p)
     mark = db.scalar(select(Review).where(Review.hospital_id == h.id,
@@ -161,7 +176,8 @@ def prescription_page(prescription_id: str, request: Request, db: DbSession,
                                           Review.prescription_id == prescription_id))
     return render_page(request, "quality_prescription.html", _base(
         viewer, h, p, rx_id=prescription_id, lines=lines, head=lines[0], mark=mark,
-        may_review=viewer.may_review(h), reasons=COMMON_REASONS, flash=flash))
+        may_review=viewer.may_review(h), reasons=COMMON_REASONS,
+        flash=_REVIEW_FLASHES.get(flash)))
 
 
 @router.post("/quality/reviews")
@@ -183,7 +199,7 @@ def review(db: DbSession, viewer: QualityViewer, hospital: Annotated[str, Form()
     quality_service.mark(db, hospital=h, period=p.label, verdict=verdict, reason=reason,
                          drug_code=drug_code, prescription_id=prescription_id,
                          reviewer=viewer.principal.label or "药师", **extra)
-    q = {"hospital": h.code, "period": p.label, "flash": "已保存点评结果"}
+    q = {"hospital": h.code, "period": p.label, "flash": "reviewed"}
     if prescription_id:
         return RedirectResponse(f"/quality/prescriptions/{prescription_id}?{urlencode(q)}",
                                 status_code=303)
@@ -208,8 +224,7 @@ async def import_page(request: Request, db: DbSession, viewer: QualityViewer,
             "missing": detail.get("missing", []), "hospital": h,
             "back": f"/quality?{urlencode({'hospital': h.code})}"},
             status_code=exc.http_status)
-    q = {"hospital": h.code, "period": row.period,
-         "flash": f"已导入{DATASET_LABELS[kind]} {row.rows} 行（{row.period}）"}
+    q = {"hospital": h.code, "period": row.period, "flash": "imported", "import_id": row.id}
     return RedirectResponse(f"/quality?{urlencode(q)}", status_code=303)
 
 

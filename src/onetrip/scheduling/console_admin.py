@@ -36,6 +36,7 @@ from onetrip.scheduling.console_pages import (
     scope_ctx,
 )
 from onetrip.scheduling.templates import TemplateFields, TemplateInvalid, TemplateSheetInvalid
+from onetrip.web import link_int
 
 router = APIRouter(prefix="/console/templates", include_in_schema=False)
 
@@ -84,15 +85,28 @@ def _list_ctx(db: Session, principal: Principal, hospital: Hospital,
             "sheet_errors": None, "report": None}
 
 
+#: Flash codes after a change; a link brings a code, never the words shown.
+FLASHES = {"added": "已添加出诊模板", "changed": "已修改出诊模板",
+           "retired": "已停用该出诊模板（已生成的排班不受影响）"}
+
+
+def _flash(flash: str, count: str) -> str | None:
+    if flash == "imported":
+        # The sheet leaves no import row to read: the count is a checked whole number.
+        n = link_int(count)
+        return f"已导入{n}个出诊时段" if n is not None else None
+    return FLASHES.get(flash)
+
+
 @router.get("")
 def templates_page(request: Request, db: DbSession, principal: Admin, now: Now,
                    hospital: Annotated[str | None, Query(max_length=40)] = None,
                    department: Annotated[str, Query(max_length=40)] = "",
-                   flash: Annotated[str, Query(max_length=120)] = "") -> Response:
+                   flash: str = "", count: str = "") -> Response:
     """The weekly templates (one department at a time if chosen), import and generation."""
     h = console_hospital(db, principal, hospital)
     return page(request, "console_templates.html", principal,
-                {**_list_ctx(db, principal, h, now, department), "flash": flash})
+                {**_list_ctx(db, principal, h, now, department), "flash": _flash(flash, count)})
 
 
 def _int(raw: str) -> int | None:
@@ -148,9 +162,9 @@ def _save(request: Request, db: Session, principal: Principal, hospital: Hospita
             name = "console_template_form.html"
         return page(request, name, principal, {**ctx, "values": values, "errors": errors},
                     status_code=422)
-    flash = "已修改出诊模板" if template_id else "已添加出诊模板"
     return RedirectResponse("/console/templates?" + urlencode(
-        {"hospital": hospital.code, "flash": flash}), status_code=303)
+        {"hospital": hospital.code, "flash": "changed" if template_id else "added"}),
+        status_code=303)
 
 
 @router.post("")
@@ -191,7 +205,7 @@ async def import_sheet(request: Request, db: DbSession, principal: Admin, now: N
             problems = exc.detail if isinstance(exc.detail, list) else None
         else:
             return RedirectResponse("/console/templates?" + urlencode(
-                {"hospital": h.code, "flash": f"已导入{count}个出诊时段"}), status_code=303)
+                {"hospital": h.code, "flash": "imported", "count": count}), status_code=303)
     ctx = _list_ctx(db, principal, h, now)
     return page(request, "console_templates.html", principal,
                 {**ctx, "sheet_message": message, "sheet_errors": problems or [],
@@ -255,5 +269,4 @@ def delete(template_id: int, db: DbSession, principal: Admin,
     h = console_hospital(db, principal, hospital)
     templates.remove_template(db, hospital=h, template_id=template_id, by=principal)
     return RedirectResponse("/console/templates?" + urlencode(
-        {"hospital": h.code, "flash": "已停用该出诊模板（已生成的排班不受影响）"}),
-        status_code=303)
+        {"hospital": h.code, "flash": "retired"}), status_code=303)

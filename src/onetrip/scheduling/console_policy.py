@@ -120,14 +120,18 @@ def _ctx(hospital: Hospital, values: dict[str, str], errors: dict[str, str],
             "sample_capacity": SAMPLE_CAPACITY}
 
 
+#: Flash codes; a link brings a code, never the words shown.
+FLASHES = {"saved": "号池设置已保存，之后生成的排班按新比例分配号源"}
+
+
 @router.get("")
 def policy_page(request: Request, db: DbSession, principal: PolicyAdmin,
                 hospital: Annotated[str | None, Query(max_length=40)] = None,
-                flash: Annotated[str, Query(max_length=100)] = "") -> Response:
+                flash: str = "") -> Response:
     h = console_hospital(db, principal, hospital)
     policy, _rule = service.policy_for(db, h.id)
     return page(request, "console_policy.html", principal, {
-        **_ctx(h, _shown(policy), {}, policy), "flash": flash,
+        **_ctx(h, _shown(policy), {}, policy), "flash": FLASHES.get(flash),
         "hospitals": _hospitals(db, principal)})
 
 
@@ -153,5 +157,4 @@ async def save_policy(request: Request, db: DbSession, principal: PolicyAdmin) -
     service.set_policy(db, hospital=h, pools=merged, penalty=rule.model_dump(mode="json"),
                        by=principal)
     return RedirectResponse("/console/policy?" + urlencode(
-        {"hospital": h.code, "flash": "号池设置已保存，之后生成的排班按新比例分配号源"}),
-        status_code=303)
+        {"hospital": h.code, "flash": "saved"}), status_code=303)

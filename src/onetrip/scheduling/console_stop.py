@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse
@@ -22,7 +21,7 @@ from onetrip.deps import DbSession, Now
 from onetrip.errors import OnetripError
 from onetrip.identity.service import Principal
 from onetrip.org import service as org_service
-from onetrip.org.models import Hospital, Practitioner
+from onetrip.org.models import Hospital
 from onetrip.scheduling import queue, scope, service, stopclinic
 from onetrip.scheduling.console_pages import (
     SessionView,
@@ -88,11 +87,25 @@ def _session_ctx(db: Session, principal: Principal, schedule_id: int,
             "errors": {}, "values": {}}
 
 
+def _done_flash(ctx: dict[str, Any], flash: str) -> str | None:
+    """What a stop or a substitute did, read from the session itself, and only if the session
+    is in that state: a link names the action, never the words (anyone can send a link)."""
+    view: SessionView = ctx["view"]
+    if flash == "stopped" and view.schedule.status == "stopped":
+        offers = [row["offer"] for row in ctx["offers"]]
+        offered = sum(1 for o in offers if o.slot_ids)
+        return f"已停诊：{len(offers)}位患者已通知，其中{offered}位已保留改约号源"
+    if flash == "substituted" and view.schedule.status == "substituted" and view.substitute:
+        return f"已安排{view.substitute}替诊，原预约保持不变"
+    return None
+
+
 @router.get("/{schedule_id}")
 def session_page(schedule_id: int, request: Request, db: DbSession, principal: Stopper,
-                 now: Now, flash: Annotated[str, Query(max_length=100)] = "") -> Response:
+                 now: Now, flash: str = "") -> Response:
+    ctx = _session_ctx(db, principal, schedule_id, now)
     return page(request, "console_stop.html", principal,
-                {**_session_ctx(db, principal, schedule_id, now), "flash": flash})
+                {**ctx, "flash": _done_flash(ctx, flash)})
 
 
 def _refused(request: Request, db: Session, principal: Principal, schedule_id: int,
@@ -113,17 +126,14 @@ def stop(schedule_id: int, request: Request, db: DbSession, principal: Stopper, 
         return _refused(request, db, principal, schedule_id, now,
                         {"reason": "请填写停诊原因，将通知每位患者"}, {"reason": reason})
     try:
-        result = stopclinic.stop_clinic(db, principal=principal, schedule_id=schedule_id,
-                                        reason=reason.strip(), now=now)
+        stopclinic.stop_clinic(db, principal=principal, schedule_id=schedule_id,
+                               reason=reason.strip(), now=now)
     except OnetripError as exc:
         if exc.http_status in (401, 403, 404):
             raise
         return _refused(request, db, principal, schedule_id, now, {"reason": exc.text},
                         {"reason": reason}, exc.http_status, exc.text)
-    offered = sum(1 for o in result.offers if o.slot_ids)
-    flash = f"已停诊：{len(result.offers)}位患者已通知，其中{offered}位已保留改约号源"
-    return RedirectResponse(f"/console/sessions/{schedule_id}?" + urlencode({"flash": flash}),
-                            status_code=303)
+    return RedirectResponse(f"/console/sessions/{schedule_id}?flash=stopped", status_code=303)
 
 
 @router.post("/{schedule_id}/substitute")
@@ -149,7 +159,5 @@ def substitute(schedule_id: int, request: Request, db: DbSession, principal: Sto
             raise
         return _refused(request, db, principal, schedule_id, now,
                         {"practitioner_id": exc.text}, values, exc.http_status, exc.text)
-    doctor = db.get_one(Practitioner, int(practitioner_id))
-    flash = f"已安排{doctor.name}替诊，原预约保持不变"
-    return RedirectResponse(f"/console/sessions/{schedule_id}?" + urlencode({"flash": flash}),
+    return RedirectResponse(f"/console/sessions/{schedule_id}?flash=substituted",
                             status_code=303)

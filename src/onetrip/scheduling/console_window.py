@@ -39,6 +39,7 @@ from onetrip.scheduling.console_pages import (
 from onetrip.scheduling.errors import NotCancellable
 from onetrip.scheduling.models import Appointment, Slot
 from onetrip.scheduling.rules import Channel, Pool, PoolTimer, effective_pool
+from onetrip.web import link_int
 
 router = APIRouter(prefix="/console/window", include_in_schema=False)
 
@@ -78,13 +79,31 @@ def _window_ctx(db: Session, principal: Principal, now: datetime, *, day: str = 
     return ctx
 
 
+def _desk_flash(db: Session, ctx: dict[str, Any], flash: str, appointment: str) -> str | None:
+    """The check-in or cancellation just done, read from the appointment the link names: it
+    must be this hospital's, of the patient at the desk, and in the state the message tells.
+    A link brings a code and an id, never the words (anyone can send a link)."""
+    appt_id = link_int(appointment)
+    appt = db.get(Appointment, appt_id) if appt_id is not None else None
+    shown = ctx["patient"]
+    if appt is None or shown is None or appt.patient_id != shown.id \
+            or appt.hospital_id != ctx["hospital"].id:
+        return None
+    if flash == "checked_in" and appt.status == "arrived":
+        entry = queue.position_of(db, appointment=appt)
+        return f"已报到，前面还有{entry.position}人" if entry is not None else "已报到"
+    if flash == "cancelled" and appt.status == "cancelled":
+        return "已退号（已过免费退号时间，计入失约记录）" if appt.penalty_event else "已退号"
+    return None
+
+
 @router.get("")
 def window_page(request: Request, db: DbSession, principal: Clerk, now: Now,
                 day: Annotated[str, Query(max_length=20)] = "",
                 department: Annotated[str, Query(max_length=40)] = "",
                 patient: Annotated[int | None, Query(gt=0)] = None,
                 booked: Annotated[int | None, Query(gt=0)] = None,
-                flash: Annotated[str, Query(max_length=100)] = "") -> Response:
+                flash: str = "", appointment: str = "") -> Response:
     """The desk: the patient at the window (if found) and the day's sessions."""
     ctx = _window_ctx(db, principal, now, day=day, department=department, patient=patient)
     if booked is not None:
@@ -93,7 +112,8 @@ def window_page(request: Request, db: DbSession, principal: Clerk, now: Now,
         ctx["booked_session"] = session_view(db, appt.schedule, now)
     name = "console_window_sessions.html" if request.headers.get("hx-target") == "sessions" \
         else "console_window.html"
-    return page(request, name, principal, {**ctx, "flash": flash},
+    return page(request, name, principal,
+                {**ctx, "flash": _desk_flash(db, ctx, flash, appointment)},
                 status_code=422 if ctx["day_error"] else 200)
 
 
@@ -155,13 +175,18 @@ def _session_ctx(db: Session, principal: Principal, schedule_id: int, now: datet
     return ctx
 
 
+#: Flash codes of the session page; a link brings a code, never the words shown.
+SESSION_FLASHES = {"noshow": "已登记爽约"}
+
+
 @router.get("/schedules/{schedule_id}")
 def session_page(schedule_id: int, request: Request, db: DbSession, principal: Clerk,
                  now: Now, patient: Annotated[int | None, Query(gt=0)] = None,
-                 flash: Annotated[str, Query(max_length=100)] = "") -> Response:
+                 flash: str = "") -> Response:
     """One session: its free window-channel slots to book, and who is booked."""
     ctx = _session_ctx(db, principal, schedule_id, now, patient)
-    return page(request, "console_window_session.html", principal, {**ctx, "flash": flash})
+    return page(request, "console_window_session.html", principal,
+                {**ctx, "flash": SESSION_FLASHES.get(flash)})
 
 
 @router.post("/book")
@@ -186,7 +211,7 @@ def book(request: Request, db: DbSession, principal: Clerk, now: Now,
 
 
 def _back_to_patient(appt: Appointment, flash: str) -> RedirectResponse:
-    query = urlencode({"patient": appt.patient_id, "flash": flash})
+    query = urlencode({"patient": appt.patient_id, "flash": flash, "appointment": appt.id})
     return RedirectResponse(f"/console/window?{query}", status_code=303)
 
 
@@ -209,9 +234,7 @@ def check_in(appointment_id: int, request: Request, db: DbSession, principal: Cl
                               patient_id=patient_id)
     except OnetripError as exc:
         return _desk_refused(request, db, principal, now, patient_id, exc)
-    entry = queue.position_of(db, appointment=appt)
-    ahead = f"，前面还有{entry.position}人" if entry is not None else ""
-    return _back_to_patient(appt, f"已报到{ahead}")
+    return _back_to_patient(appt, "checked_in")
 
 
 @router.post("/appointments/{appointment_id}/cancel")
@@ -228,9 +251,7 @@ def cancel(appointment_id: int, request: Request, db: DbSession, principal: Cler
                        reason="窗口退号")
     except OnetripError as exc:
         return _desk_refused(request, db, principal, now, patient_id, exc)
-    db.refresh(appt)
-    late = "（已过免费退号时间，计入失约记录）" if appt.penalty_event else ""
-    return _back_to_patient(appt, f"已退号{late}")
+    return _back_to_patient(appt, "cancelled")
 
 
 @router.post("/appointments/{appointment_id}/noshow")
@@ -249,4 +270,4 @@ def mark_noshow(appointment_id: int, request: Request, db: DbSession, principal:
                     {**ctx, "error": exc.text, "error_code": exc.code},
                     status_code=exc.http_status)
     return RedirectResponse(f"/console/window/schedules/{appt.schedule_id}?"
-                            + urlencode({"flash": "已登记爽约"}), status_code=303)
+                            + "flash=noshow", status_code=303)

@@ -46,6 +46,16 @@ def templates() -> Jinja2Templates:
     return Jinja2Templates(env=env)
 
 
+def link_int(raw: str) -> int | None:
+    """A whole number from a link's query string, or None for anything else.
+
+    Flash links name a record by id and the page reads the message's values from it; a link
+    can be typed by anyone, so a value that is not a plain number is ignored rather than
+    answered with an error page. Nine digits at most: any id fits a PostgreSQL integer."""
+    raw = raw.strip()
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else None
+
+
 def render_page(request: Request, name: str, context: dict[str, Any] | None = None,
                 status_code: int = 200) -> Response:
     """Render a page; htmx requests get the same template (partials check ``hx``)."""

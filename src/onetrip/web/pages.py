@@ -1,6 +1,6 @@
-"""Display preferences every page shares: the large-font mode for the elderly.
+"""What every page shares: the large-font mode for the elderly, and the site icon.
 
-The choice lives in a cookie (no account needed), so it works on the portal, on a kiosk and
+The font choice lives in a cookie (no account needed), so it works on the portal, on a kiosk and
 on public pages alike; a kiosk resets it when a patient's transaction ends.
 """
 
@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Form
-from fastapi.responses import RedirectResponse
+from fastapi.responses import FileResponse, RedirectResponse
 from starlette.responses import Response
+
+from onetrip.web import STATIC_DIR
 
 router = APIRouter(include_in_schema=False)
 
@@ -33,3 +35,11 @@ def set_font(size: Annotated[str, Form(pattern="^(large|normal)$")],
     else:
         response.delete_cookie(FONT_COOKIE)
     return response
+
+
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    """The site icon for clients that ask for /favicon.ico without reading the page's
+    ``<link rel="icon">``: served here rather than answered with a 404 on every visit."""
+    return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml",
+                        headers={"Cache-Control": "public, max-age=86400"})
