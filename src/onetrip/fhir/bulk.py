@@ -2,10 +2,12 @@
 
 ``$bulk-publish`` is a manifest naming NDJSON files: the hospitals' sites (Location), the
 sessions to come (Schedule) and one Slot file per hospital. Files are the public view:
-a slot is ``free`` only while it is released to the public online pool; referral-only,
-window-only, priority and clinic slots are published as ``busy`` (BK-4, BK-5). ``_since``
-narrows Schedule and Slot files to what may have changed after that instant. Slot files
-are split by hospital and ISO week so that each stays small for a region of any size.
+a slot is ``free`` only while it is released to the public online pool and its day's
+booking is not paused overnight; referral-only, window-only, priority and clinic slots
+(BK-4, BK-5) and the slots of a paused day are published as ``busy``, the only other status
+the Slot files know. ``_since`` narrows Schedule and Slot files to what may have changed
+after that instant. Slot files are split by hospital and ISO week so that each stays small
+for a region of any size.
 """
 
 from __future__ import annotations
@@ -133,12 +135,12 @@ def week_days(week: str) -> tuple[date, date]:
 def slots(ctx: Context, hospital_id: int, week: str | None,
           since: datetime | None) -> Iterator[dict[str, Any]]:
     """The hospital's slots to come (of one ISO week if given), ``free`` or ``busy`` as the
-    public sees them."""
+    public sees them: ``busy`` also while the hospital pauses booking of their day."""
     public = _public(ctx)
     h = ctx.db.get(Hospital, hospital_id)
     if h is None or not listable(h):
         return
-    status = slot_status(ctx.now, bookable(public))
+    status = slot_status(ctx.now, bookable(public, {hospital_id}))
     stmt = (select(Slot, Schedule, status).join(Schedule, Slot.schedule_id == Schedule.id)
             .where(Schedule.hospital_id == hospital_id, Slot.start_at > ctx.now)
             .order_by(Slot.start_at, Slot.id))
