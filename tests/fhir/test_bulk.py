@@ -4,7 +4,7 @@ reads them."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -130,6 +130,10 @@ def test_since_narrows_slots_to_what_changed(
     assert all("_since=" in o["url"] for o in manifest["output"] if o["type"] != "Location")
 
 
+def _since(moment: datetime) -> str:
+    return "&_since=" + moment.isoformat().replace("+", "%2B")
+
+
 def test_slots_of_a_day_whose_booking_is_paused_are_published_busy(
         client: TestClient, at: Any, clinic: Clinic, db: Session) -> None:
     """From the next-day cutoff (20:00) to the same-day opening (07:00) the engine books
@@ -158,3 +162,21 @@ def test_slots_of_a_day_whose_booking_is_paused_are_published_busy(
     at(local(DAY, 7))
     assert free(clinic.schedule) == public(clinic.schedule)
 
+
+def test_since_reports_the_slots_whose_booking_paused_or_reopened(
+        client: TestClient, at: Any, clinic: Clinic, db: Session) -> None:
+    """A client polling with ``_since`` learns that a day's slots turned busy at the cutoff
+    and free again at the same-day opening, though no row changed."""
+    _listed(clinic)
+    url = f"/fhir/$bulk-publish/Slot.ndjson?organization={clinic.hospital.id}"
+    ids = {str(s.id) for s in clinic.schedule.slots}
+    at(local(DAY - timedelta(days=1), 21))
+    paused = _lines(client, url + _since(local(DAY - timedelta(days=1), 19)))
+    assert {s["id"] for s in paused} == ids and {s["status"] for s in paused} == {"busy"}
+    at(local(DAY - timedelta(days=1), 23))
+    assert _lines(client, url + _since(local(DAY - timedelta(days=1), 21))) == []
+    at(local(DAY, 7, 30))
+    reopened = _lines(client, url + _since(local(DAY - timedelta(days=1), 23)))
+    assert {s["id"] for s in reopened} == ids
+    assert {s["id"] for s in reopened if s["status"] == "free"} == \
+        {str(s.id) for s in clinic.schedule.slots if s.pool in ("online", "referral")}

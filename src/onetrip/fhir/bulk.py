@@ -27,6 +27,7 @@ from onetrip.fhir.outcome import InvalidSearch
 from onetrip.fhir.params import instant
 from onetrip.fhir.slots import bookable, department_of, doctor_of, slot_status
 from onetrip.org.models import Hospital, Region
+from onetrip.scheduling import service as scheduling_service
 from onetrip.scheduling.models import Appointment, Schedule, Slot
 
 #: Clients poll the manifest every few minutes; a minute of caching keeps that cheap.
@@ -103,15 +104,17 @@ def schedules(ctx: Context, region: str | None,
         yield out
 
 
-def _slot_changed(since: datetime, now: datetime) -> Any:
+def _slot_changed(ctx: Context, hospital_id: int, since: datetime) -> Any:
     """A slot whose published state may differ from what it was at ``since``: its session
-    is new or not open, its pool opened or returned, a hold ran out, or an appointment on
-    it was made, booked or cancelled."""
+    is new or not open, its pool opened or returned, its day's overnight pause began or
+    ended, a hold ran out, or an appointment on it was made, booked or cancelled."""
+    now = ctx.now
     touched = exists().where(Appointment.slot_id == Slot.id,
                              or_(Appointment.created_at > since, Appointment.booked_at > since,
                                  Appointment.cancelled_at > since))
     return or_(_schedule_changed(since), Slot.release_at.between(since, now),
                Slot.return_at.between(since, now), Slot.held_until.between(since, now),
+               scheduling_service.overnight_pause_turned(ctx.db, since, now, {hospital_id}),
                touched)
 
 
@@ -148,7 +151,7 @@ def slots(ctx: Context, hospital_id: int, week: str | None,
         monday, sunday = week_days(week)
         stmt = stmt.where(Schedule.day >= monday, Schedule.day <= sunday)
     if since is not None:
-        stmt = stmt.where(_slot_changed(since, ctx.now))
+        stmt = stmt.where(_slot_changed(ctx, hospital_id, since))
     for row, s, state in ctx.db.execute(stmt).all():
         free = state == "free"
         extensions = fr.booking_extensions(ctx.site, s, h, doctor_of(ctx, s), row.id) \
