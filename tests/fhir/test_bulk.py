@@ -16,7 +16,7 @@ from onetrip.scheduling import service as scheduling_service
 from onetrip.scheduling.models import Schedule
 from onetrip.scheduling.rules import Channel, SessionOfDay
 from tests.factories import make_hospital
-from tests.fhir.conftest import DAY, Clinic, local, patient_session, valid
+from tests.fhir.conftest import CREATED, DAY, Clinic, local, patient_session, valid
 
 # The fields the Slot Publisher API requires of each line.
 REQUIRED = {"Location": {"resourceType", "id", "name", "telecom", "address"},
@@ -168,6 +168,7 @@ def test_since_reports_the_slots_whose_booking_paused_or_reopened(
     """A client polling with ``_since`` learns that a day's slots turned busy at the cutoff
     and free again at the same-day opening, though no row changed."""
     _listed(clinic)
+    clinic.schedule.created_at = CREATED  # a session of long ago, whatever the real clock says
     url = f"/fhir/$bulk-publish/Slot.ndjson?organization={clinic.hospital.id}"
     ids = {str(s.id) for s in clinic.schedule.slots}
     at(local(DAY - timedelta(days=1), 21))
