@@ -4,7 +4,7 @@ reads them."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -13,9 +13,10 @@ from sqlalchemy.orm import Session
 from onetrip.fhir.resources import BOOKING_PHONE, DEEP_LINK
 from onetrip.scheduling import booking
 from onetrip.scheduling import service as scheduling_service
+from onetrip.scheduling.models import Schedule
 from onetrip.scheduling.rules import Channel, SessionOfDay
 from tests.factories import make_hospital
-from tests.fhir.conftest import DAY, Clinic, local, patient_session, valid
+from tests.fhir.conftest import CREATED, DAY, Clinic, local, patient_session, valid
 
 # The fields the Slot Publisher API requires of each line.
 REQUIRED = {"Location": {"resourceType", "id", "name", "telecom", "address"},
@@ -127,3 +128,56 @@ def test_since_narrows_slots_to_what_changed(
     assert [(s["id"], s["status"]) for s in changed] == [(str(appt.slot_id), "busy")]
     manifest = _manifest(client, "?_since=" + since.isoformat().replace("+", "%2B"))
     assert all("_since=" in o["url"] for o in manifest["output"] if o["type"] != "Location")
+
+
+def _since(moment: datetime) -> str:
+    return "&_since=" + moment.isoformat().replace("+", "%2B")
+
+
+def test_slots_of_a_day_whose_booking_is_paused_are_published_busy(
+        client: TestClient, at: Any, clinic: Clinic, db: Session) -> None:
+    """From the next-day cutoff (20:00) to the same-day opening (07:00) the engine books
+    nothing of the next day: the directory publishes its slots ``busy``, with no booking
+    link, and the day after stays free. Before and after the pause nothing changes."""
+    _listed(clinic)
+    after = clinic.session(db, day=DAY + timedelta(days=1))
+    url = f"/fhir/$bulk-publish/Slot.ndjson?organization={clinic.hospital.id}"
+
+    def free(schedule: Schedule) -> set[str]:
+        published = {s["id"]: s for s in _lines(client, url)}
+        out = {str(s.id) for s in schedule.slots if published[str(s.id)]["status"] == "free"}
+        for i in out:
+            urls = {e["url"] for e in published[i]["extension"]}
+            assert {DEEP_LINK, BOOKING_PHONE} <= urls
+        return out
+
+    def public(schedule: Schedule) -> set[str]:
+        return {str(s.id) for s in schedule.slots if s.pool in ("online", "referral")}
+
+    at(local(DAY - timedelta(days=1), 19, 59))
+    assert free(clinic.schedule) == public(clinic.schedule)
+    at(local(DAY - timedelta(days=1), 21))
+    assert free(clinic.schedule) == set()
+    assert free(after) == public(after)
+    at(local(DAY, 7))
+    assert free(clinic.schedule) == public(clinic.schedule)
+
+
+def test_since_reports_the_slots_whose_booking_paused_or_reopened(
+        client: TestClient, at: Any, clinic: Clinic, db: Session) -> None:
+    """A client polling with ``_since`` learns that a day's slots turned busy at the cutoff
+    and free again at the same-day opening, though no row changed."""
+    _listed(clinic)
+    clinic.schedule.created_at = CREATED  # a session of long ago, whatever the real clock says
+    url = f"/fhir/$bulk-publish/Slot.ndjson?organization={clinic.hospital.id}"
+    ids = {str(s.id) for s in clinic.schedule.slots}
+    at(local(DAY - timedelta(days=1), 21))
+    paused = _lines(client, url + _since(local(DAY - timedelta(days=1), 19)))
+    assert {s["id"] for s in paused} == ids and {s["status"] for s in paused} == {"busy"}
+    at(local(DAY - timedelta(days=1), 23))
+    assert _lines(client, url + _since(local(DAY - timedelta(days=1), 21))) == []
+    at(local(DAY, 7, 30))
+    reopened = _lines(client, url + _since(local(DAY - timedelta(days=1), 23)))
+    assert {s["id"] for s in reopened} == ids
+    assert {s["id"] for s in reopened if s["status"] == "free"} == \
+        {str(s.id) for s in clinic.schedule.slots if s.pool in ("online", "referral")}

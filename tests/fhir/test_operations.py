@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -11,10 +12,12 @@ from sqlalchemy.orm import Session
 
 from onetrip.config import get_settings
 from onetrip.identity.rules import Role
+from onetrip.scheduling import service as scheduling_service
 from onetrip.scheduling import waitlist
 from onetrip.scheduling.models import Appointment
 from onetrip.scheduling.rules import Channel, SessionOfDay
-from tests.fhir.conftest import DAY, OPEN, Clinic, fhir_json, local, patient_session, staff
+from tests.factories import make_department, make_hospital, make_practitioner
+from tests.fhir.conftest import CREATED, DAY, OPEN, Clinic, fhir_json, local, patient_session, staff
 
 
 def _params(**values: Any) -> dict[str, Any]:
@@ -71,6 +74,61 @@ def test_find_proposes_only_slots_the_caller_may_book(
         "/fhir/Appointment/$find", params={"start": "2026-12-14", "end": "2026-12-14",
                                            "practitioner": clinic.doctor.id}))
     assert by_get["total"] == len(public)  # a date as end means to the end of that day
+
+
+def test_find_proposes_nothing_of_a_day_whose_booking_is_paused_overnight(
+        client: TestClient, at: Any, clinic: Clinic, db: Session) -> None:
+    """From the next-day cutoff (20:00) to the same-day opening (07:00) the engine refuses
+    every booking of the day (pool_closed): $find proposes none of its slots then, and
+    just before and after the pause it proposes what it always did."""
+    patient, headers = patient_session(db)
+    mine = {"practitioner": f"Practitioner/{clinic.doctor.id}",
+            "patient": f"Patient/{patient.id}", "_count": "100"}
+    public = [f"Slot/{s.id}" for s in clinic.schedule.slots if s.pool in ("online", "referral")]
+
+    def proposed_slots() -> list[str]:
+        return [p["slot"][0]["reference"] for p in _find(client, headers, **mine)]
+
+    at(local(DAY - timedelta(days=1), 19, 59))
+    assert proposed_slots() == public
+    at(local(DAY - timedelta(days=1), 20))
+    assert proposed_slots() == []
+    refused = client.post("/fhir/Appointment/$book", headers=headers, json=_params(
+        appointment_reference={"reference": f"Appointment/proposed-{public[0][5:]}"}))
+    assert fhir_json(refused, 409)["issue"][0]["details"]["coding"][0]["code"] == "pool_closed"
+    at(local(DAY, 6, 59))
+    assert proposed_slots() == []
+    at(local(DAY, 7))
+    assert proposed_slots() == public
+
+
+def test_find_follows_each_hospitals_own_booking_calendar(
+        client: TestClient, at: Any, clinic: Clinic, db: Session) -> None:
+    """The pause is each hospital's policy, read as the engine reads it: a hospital that
+    closes advance booking at 18:00 proposes nothing of tomorrow at 19:00, while one on the
+    default 20:00 still does; the day after tomorrow is never paused."""
+    scheduling_service.set_policy(db, hospital=clinic.hospital,
+                                  pools={"next_day_cutoff": "18:00"})
+    after = clinic.session(db, day=DAY + timedelta(days=1))
+    other = make_hospital(db, level="tertiary")
+    dept = make_department(db, other, name="心血管内科")
+    doctor = make_practitioner(db, other, dept, service_level="expert")
+    theirs = scheduling_service.create_schedule(
+        db, hospital=other, department=dept, day=DAY, session=SessionOfDay.am,
+        practitioner=doctor, capacity=10, slot_minutes=6, now=CREATED)
+    at(local(DAY - timedelta(days=1), 19))
+    body = {"resourceType": "Parameters", "parameter": [
+        {"name": "start", "valueDateTime": local(DAY, 0).isoformat()},
+        {"name": "end", "valueDateTime": local(DAY + timedelta(days=1), 23).isoformat()},
+        {"name": "organization", "valueString": f"Organization/{clinic.hospital.id}"},
+        {"name": "organization", "valueString": f"Organization/{other.id}"},
+        {"name": "_count", "valueString": "100"}]}
+    found = fhir_json(client.post("/fhir/Appointment/$find", json=body))
+    slot_ids = {int(e["resource"]["slot"][0]["reference"].split("/")[1])
+                for e in found["entry"]}
+    schedule_of = {s.id: schedule.id for schedule in (clinic.schedule, after, theirs)
+                   for s in schedule.slots}
+    assert {schedule_of[i] for i in slot_ids} == {after.id, theirs.id}
 
 
 def test_hold_then_book_confirms_and_the_slot_follows(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
@@ -96,6 +97,29 @@ def test_bk3_slot_search_by_schedule_start_and_status_with_paging(
         url = next((link["url"] for link in page["link"] if link["relation"] == "next"), "")
     assert [len(p) for p in pages] == [4, 4, 2]
     assert [i for p in pages for i in p] == _ids(everything)
+
+
+def test_slots_of_a_day_whose_booking_is_paused_are_busy_unavailable(
+        client: TestClient, at: Any, clinic: Clinic, db: Session) -> None:
+    """In the overnight pause (20:00 to 07:00 before the day) no channel can book the day,
+    the window included: its open slots are ``busy-unavailable`` to everyone; a booked
+    slot stays ``busy``. At the same-day opening they are free again."""
+    booked = clinic.book(db, clinic.patient(db)[0].id)
+    base = f"/fhir/Slot?schedule=Schedule/{clinic.schedule.id}&_count=100"
+    clerk = staff(db, Role.window, clinic.hospital)
+    at(local(DAY - timedelta(days=1), 21))
+    assert fhir_json(client.get(base + "&status=free"))["total"] == 0
+    assert fhir_json(client.get(base + "&status=free", headers=clerk))["total"] == 0
+    statuses = {e["resource"]["id"]: e["resource"]["status"]
+                for e in fhir_json(client.get(base))["entry"]}
+    assert statuses.pop(str(booked.slot_id)) == "busy"
+    assert set(statuses.values()) == {"busy-unavailable"}
+    online = next(s for s in clinic.schedule.slots if s.pool == "online"
+                  and s.id != booked.slot_id)
+    assert fhir_json(client.get(f"/fhir/Slot/{online.id}"))["status"] == "busy-unavailable"
+    at(local(DAY, 7))
+    assert fhir_json(client.get(f"/fhir/Slot/{online.id}"))["status"] == "free"
+    assert fhir_json(client.get(base + "&status=free", headers=clerk))["total"] == 9
 
 
 def test_bk5_priority_slots_are_free_to_the_window_only(

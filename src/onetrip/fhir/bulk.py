@@ -2,10 +2,12 @@
 
 ``$bulk-publish`` is a manifest naming NDJSON files: the hospitals' sites (Location), the
 sessions to come (Schedule) and one Slot file per hospital. Files are the public view:
-a slot is ``free`` only while it is released to the public online pool; referral-only,
-window-only, priority and clinic slots are published as ``busy`` (BK-4, BK-5). ``_since``
-narrows Schedule and Slot files to what may have changed after that instant. Slot files
-are split by hospital and ISO week so that each stays small for a region of any size.
+a slot is ``free`` only while it is released to the public online pool and its day's
+booking is not paused overnight; referral-only, window-only, priority and clinic slots
+(BK-4, BK-5) and the slots of a paused day are published as ``busy``, the only other status
+the Slot files know. ``_since`` narrows Schedule and Slot files to what may have changed
+after that instant. Slot files are split by hospital and ISO week so that each stays small
+for a region of any size.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from onetrip.fhir.outcome import InvalidSearch
 from onetrip.fhir.params import instant
 from onetrip.fhir.slots import bookable, department_of, doctor_of, slot_status
 from onetrip.org.models import Hospital, Region
+from onetrip.scheduling import service as scheduling_service
 from onetrip.scheduling.models import Appointment, Schedule, Slot
 
 #: Clients poll the manifest every few minutes; a minute of caching keeps that cheap.
@@ -101,15 +104,17 @@ def schedules(ctx: Context, region: str | None,
         yield out
 
 
-def _slot_changed(since: datetime, now: datetime) -> Any:
+def _slot_changed(ctx: Context, hospital_id: int, since: datetime) -> Any:
     """A slot whose published state may differ from what it was at ``since``: its session
-    is new or not open, its pool opened or returned, a hold ran out, or an appointment on
-    it was made, booked or cancelled."""
+    is new or not open, its pool opened or returned, its day's overnight pause began or
+    ended, a hold ran out, or an appointment on it was made, booked or cancelled."""
+    now = ctx.now
     touched = exists().where(Appointment.slot_id == Slot.id,
                              or_(Appointment.created_at > since, Appointment.booked_at > since,
                                  Appointment.cancelled_at > since))
     return or_(_schedule_changed(since), Slot.release_at.between(since, now),
                Slot.return_at.between(since, now), Slot.held_until.between(since, now),
+               scheduling_service.overnight_pause_turned(ctx.db, since, now, {hospital_id}),
                touched)
 
 
@@ -133,12 +138,12 @@ def week_days(week: str) -> tuple[date, date]:
 def slots(ctx: Context, hospital_id: int, week: str | None,
           since: datetime | None) -> Iterator[dict[str, Any]]:
     """The hospital's slots to come (of one ISO week if given), ``free`` or ``busy`` as the
-    public sees them."""
+    public sees them: ``busy`` also while the hospital pauses booking of their day."""
     public = _public(ctx)
     h = ctx.db.get(Hospital, hospital_id)
     if h is None or not listable(h):
         return
-    status = slot_status(ctx.now, bookable(public))
+    status = slot_status(ctx.now, bookable(public, {hospital_id}))
     stmt = (select(Slot, Schedule, status).join(Schedule, Slot.schedule_id == Schedule.id)
             .where(Schedule.hospital_id == hospital_id, Slot.start_at > ctx.now)
             .order_by(Slot.start_at, Slot.id))
@@ -146,7 +151,7 @@ def slots(ctx: Context, hospital_id: int, week: str | None,
         monday, sunday = week_days(week)
         stmt = stmt.where(Schedule.day >= monday, Schedule.day <= sunday)
     if since is not None:
-        stmt = stmt.where(_slot_changed(since, ctx.now))
+        stmt = stmt.where(_slot_changed(ctx, hospital_id, since))
     for row, s, state in ctx.db.execute(stmt).all():
         free = state == "free"
         extensions = fr.booking_extensions(ctx.site, s, h, doctor_of(ctx, s), row.id) \

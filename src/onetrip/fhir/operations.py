@@ -1,6 +1,7 @@
 """IHE ITI Scheduling: $find (ITI-115), $hold (ITI-116) and $book (ITI-117).
 
-$find proposes appointments on slots the caller could book now. $hold and $book name a
+$find proposes appointments on slots the caller could book now (none of a day whose booking
+its hospital pauses overnight: the engine would refuse them). $hold and $book name a
 proposal (``Appointment/proposed-<slot>[-<patient>]``), a held appointment, or carry an
 Appointment resource; every claim goes through scheduling.booking (pools, limits, no-show
 restrictions, audit) with the channel of the caller's role. $book with an Appointment whose
@@ -122,7 +123,7 @@ def find(ctx: Context, req: FindRequest) -> list[dict[str, Any]]:
             .where(Schedule.status.in_(BOOKABLE_SCHEDULE_STATUSES),
                    scheduling_service.claimable(ctx.now),
                    Slot.start_at > ctx.now, Slot.start_at >= req.start, Slot.start_at < req.end,
-                   bookable(ctx))
+                   bookable(ctx, set(req.organizations) or None))
             .order_by(Slot.start_at, Slot.id).limit(req.count))
     if req.specialties:
         stmt = stmt.where(Schedule.department_id.in_(

@@ -5,10 +5,15 @@ open to the public online channel, or to the channel the principal's role books 
 its own hospital (window, kiosk, clinic; referral into the alliance for a primary-care
 doctor). Referral-only, window-only, priority and clinic slots are therefore never free to
 the public; they show as ``busy-unavailable`` (BK-4, BK-5).
+
+Nor is a slot free while its hospital pauses booking overnight, from the next-day cutoff
+(20:00 by default) to the same-day opening (07:00) before its day: the booking engine then
+refuses every channel (``pool_closed``), and what FHIR offers must be what ``$book`` books.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -54,8 +59,20 @@ def booking_channel(principal: Principal, hospital_id: int) -> Channel:
     return channel
 
 
-def bookable(ctx: Context) -> ColumnElement[bool]:
-    """SQL over Slot joined to Schedule: the slot's pool is open now to whoever asks."""
+def bookable(ctx: Context, hospital_ids: Iterable[int] | None = None) -> ColumnElement[bool]:
+    """SQL over Slot joined to Schedule: whoever asks could book the slot now, as far as
+    its pool and its day's booking calendar go. ``hospital_ids`` narrows the policies read
+    when the caller knows which hospitals it asks about."""
+    # BK-1: every channel offers what the engine books, FHIR clients as much as the pages.
+    # The overnight pause is each hospital's booking calendar (PoolPolicy.next_day_cutoff
+    # and same_day_open_time), which REQUIREMENTS.md gives no ID of its own; the engine
+    # refuses every booking of a paused day, so none of its slots is bookable here either.
+    open_now = ~scheduling_service.in_overnight_pause(ctx.db, ctx.now, hospital_ids)
+    return and_(open_now, _pool_open(ctx))
+
+
+def _pool_open(ctx: Context) -> ColumnElement[bool]:
+    """SQL: the slot's pool is open now to whoever asks."""
     now, principal = ctx.now, ctx.principal
     cond = scheduling_service.open_to(CHANNEL_POOLS[Channel.web], now)
     if principal is None or principal.hospital_id is None or principal.role in ACCOUNT_ROLES:
@@ -77,7 +94,13 @@ def bookable(ctx: Context) -> ColumnElement[bool]:
 
 
 def slot_status(now: datetime, open_cond: ColumnElement[bool]) -> Any:
-    """SQL: the FHIR status of a slot (joined to its schedule) at ``now``."""
+    """SQL: the FHIR status of a slot (joined to its schedule) at ``now``.
+
+    A slot nobody booked or holds but that cannot be booked now (a pool not open to the
+    caller, or its day's booking paused overnight, see ``bookable``) is ``busy-unavailable``:
+    FHIR's "cannot be scheduled". Not ``busy``, which says an appointment fills it (and
+    would count in anyone's booked figures), nor ``free``, which $book would then refuse.
+    """
     held = and_(Slot.status == "held", or_(Slot.held_until.is_(None), Slot.held_until > now))
     return case((Schedule.status.not_in(BOOKABLE_SCHEDULE_STATUSES), "busy-unavailable"),
                 (Slot.status == "blocked", "busy-unavailable"),

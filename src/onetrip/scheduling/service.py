@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -10,7 +11,18 @@ from functools import lru_cache
 from typing import Any, cast
 
 from pydantic import ValidationError
-from sqlalchemy import String, Table, and_, case, func, insert, literal_column, or_, select
+from sqlalchemy import (
+    String,
+    Table,
+    and_,
+    case,
+    false,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+)
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.sql.elements import ColumnElement
@@ -27,6 +39,7 @@ from onetrip.scheduling.errors import PolicyRejected, ScheduleNotFound
 from onetrip.scheduling.models import BookingPolicy, Schedule, ScheduleTemplate, Slot
 from onetrip.scheduling.rules import (
     CHANNEL_POOLS,
+    BookingWindow,
     Channel,
     PenaltyRule,
     PolicyInvalid,
@@ -277,6 +290,46 @@ def reopens_at(policy: PoolPolicy, day: date, now: datetime) -> datetime | None:
     that day, so the pages offer none); None while it is open."""
     window = booking_window(day, policy, get_settings().tz)
     return window.same_day_opens_at if booking_paused(window, now) else None
+
+
+def in_overnight_pause(db: Session, now: datetime,
+                       hospital_ids: Iterable[int] | None = None) -> ColumnElement[bool]:
+    """SQL over Schedule: the session's day is in its hospital's overnight pause at ``now``,
+    when the engine refuses every booking of it (``reopens_at`` for many sessions at once).
+
+    Each hospital's own policy is read (``policies_for``), for the hospitals given or else
+    those with a session today or tomorrow; the answer is one condition, not a loop."""
+    return _days_where(db, now, hospital_ids, lambda window: booking_paused(window, now))
+
+
+def overnight_pause_turned(db: Session, since: datetime, now: datetime,
+                           hospital_ids: Iterable[int] | None = None) -> ColumnElement[bool]:
+    """SQL over Schedule: the overnight pause of the session's day began or ended between
+    ``since`` and ``now``, so whether its slots can be booked changed with no row written."""
+    return _days_where(db, now, hospital_ids, lambda window: (
+        since <= window.advance_closes_at <= now or since <= window.same_day_opens_at <= now))
+
+
+def _days_where(db: Session, now: datetime, hospital_ids: Iterable[int] | None,
+                chosen: Callable[[BookingWindow], bool]) -> ColumnElement[bool]:
+    tz = get_settings().tz
+    today = now.astimezone(tz).date()
+    # A day's pause runs from the evening before to the morning of the day: only today's
+    # and tomorrow's can have begun by now and concern slots still to come.
+    days = (today, today + timedelta(days=1))
+    if hospital_ids is None:
+        hospital_ids = db.scalars(select(Schedule.hospital_id).distinct()
+                                  .where(Schedule.day.in_(days))).all()
+    # Hospitals on the same calendar (most keep the defaults) share one term.
+    groups: dict[tuple[date, ...], list[int]] = {}
+    for hospital_id, (policy, _rule) in sorted(policies_for(db, set(hospital_ids)).items()):
+        hit = tuple(d for d in days if chosen(booking_window(d, policy, tz)))
+        if hit:
+            groups.setdefault(hit, []).append(hospital_id)
+    if not groups:
+        return false()
+    return or_(*(and_(Schedule.day.in_(hit), among(db, Schedule.hospital_id, ids))
+                 for hit, ids in groups.items()))
 
 
 def open_to(pools: frozenset[Pool], now: datetime | Any,
