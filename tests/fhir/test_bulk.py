@@ -115,6 +115,7 @@ def test_bk4_referral_and_window_slots_are_never_published_as_free(
 def test_since_narrows_slots_to_what_changed(
         client: TestClient, at: object, clinic: Clinic, db: Session) -> None:
     _listed(clinic)
+    clinic.schedule.created_at = CREATED  # a session of long ago, whatever the real clock says
     url = f"/fhir/$bulk-publish/Slot.ndjson?organization={clinic.hospital.id}"
     since = local(DAY - timedelta(days=2), 9)
     quiet = _lines(client, url + "&_since=" + since.isoformat().replace("+", "%2B"))
