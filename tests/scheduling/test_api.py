@@ -50,6 +50,19 @@ def test_schedules_list_shows_nothing_bookable_during_the_overnight_pause(
     assert s["available"] and s["booking_reopens_at"] is None
 
 
+def test_slot_list_offers_nothing_during_the_overnight_pause(
+        client: TestClient, clock: Clock, clinic: Clinic) -> None:
+    # The slot list agrees with the schedules list and the engine: between the next-day
+    # cutoff and the same-day opening no slot of the day can be booked, so none is offered.
+    path = f"/api/v1/schedules/{clinic.schedule.id}/slots"
+    clock.now = local(DAY - timedelta(days=1), 21)
+    paused = client.get(path, params={"channel": "web"})
+    assert paused.status_code == 200 and paused.json() == []
+    clock.now = local(DAY, 7)
+    opened = client.get(path, params={"channel": "web"}).json()
+    assert len(opened) == 9 and all(s["pool"] == "online" for s in opened)
+
+
 def test_window_books_with_idempotency_key(client: TestClient, clock: Clock, clinic: Clinic,
                                            window: dict[str, str], db: Session) -> None:
     patient, _ = clinic.patient(db)

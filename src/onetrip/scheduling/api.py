@@ -81,8 +81,13 @@ def list_schedules(db: DbSession, now: Now, hospital: str, date: date,
 @router.get("/schedules/{schedule_id}/slots", response_model=list[SlotRead])
 def list_slots(schedule_id: int, db: DbSession, now: Now,
                channel: Channel = Channel.web) -> list[SlotRead]:
-    """Slots bookable now through ``channel``, each with its start minute (BK-3)."""
+    """Slots bookable now through ``channel``, each with its start minute (BK-3); none
+    during the overnight pause before the session's day (``GET /schedules`` says when
+    booking reopens), when the engine would refuse every one of them."""
     schedule = service.access_schedule(db, schedule_id)
+    if service.reopens_at(service.policy_for(db, schedule.hospital_id)[0], schedule.day,
+                          now) is not None:
+        return []
     out = []
     for slot in service.free_slots(db, schedule=schedule, channel=channel, now=now):
         timer = PoolTimer(slot.release_at, slot.return_at,
