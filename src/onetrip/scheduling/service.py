@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.sql.elements import ColumnElement
 
 from onetrip.config import get_settings
-from onetrip.db import among_bound
+from onetrip.db import among, among_bound
 from onetrip.identity import audit
 from onetrip.identity.service import Principal
 from onetrip.org import calendar as org_calendar
