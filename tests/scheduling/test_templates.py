@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from onetrip.org import calendar
-from onetrip.org.rules import OverrideKind
-from onetrip.scheduling import service, templates
+from onetrip.org.rules import DayStatus, OverrideKind
+from onetrip.scheduling import demo, service, templates
 from onetrip.scheduling.models import Schedule, ScheduleTemplate, Slot
 from onetrip.scheduling.rules import SessionOfDay
 from onetrip.scheduling.templates import TemplateSheetInvalid, column_title
@@ -106,6 +106,25 @@ def test_export_round_trips_through_import(db: Session, clinic: Clinic) -> None:
     (t,) = templates.templates_of(db, clinic.hospital)
     assert (t.weekday, t.session, t.capacity, t.slot_minutes, t.service_level) == (
         1, "am", 20, 9, "expert")
+
+
+def test_the_demo_rules_the_dates_of_a_year_without_official_data(
+        db: Session, clinic: Clinic) -> None:
+    # From late December the demo fortnight reaches a year whose official calendar the
+    # library does not know yet: those dates are unknown (never guessed for a real
+    # hospital), so the demo rules them itself, its clinic weekdays open, and says so.
+    start = date(2035, 1, 1)
+    end = start + timedelta(days=13)
+    assert {d.status for d in calendar.clinic_days(db, clinic.hospital, start, end)} == {
+        DayStatus.unknown}
+    ruled = demo.rule_unknown_days(db, clinic.hospital, start, end)
+    days = calendar.clinic_days(db, clinic.hospital, start, end)
+    open_days = [d for d in days if d.day.isoweekday() in clinic.hospital.clinic_weekdays]
+    assert ruled == len(open_days) > 0
+    assert all(d.status is DayStatus.clinic and demo.PROVISIONAL in d.reason
+               for d in open_days)
+    assert all(d.status is DayStatus.unknown for d in days if d not in open_days)
+    assert demo.rule_unknown_days(db, clinic.hospital, start, end) == 0  # ruled once
 
 
 def test_demo_region_has_two_weeks_of_sessions(db: Session) -> None:

@@ -12,7 +12,9 @@ from onetrip.config import get_settings
 from onetrip.db import utcnow
 from onetrip.identity import staff as staff_service
 from onetrip.identity.models import Patient
+from onetrip.org import calendar
 from onetrip.org.models import Hospital, Location, Practitioner, Region
+from onetrip.org.rules import DayStatus, OverrideKind
 from onetrip.scheduling import service
 from onetrip.scheduling.models import Appointment, ScheduleTemplate, Slot
 from onetrip.scheduling.rules import Pool, PoolTimer, SessionOfDay, effective_pool
@@ -94,8 +96,27 @@ def _book_some(db: Session, h: Hospital, patients: list[int], rng: random.Random
     return len(rows)
 
 
+#: The name a demo hospital's provisional ruling carries on the calendar page.
+PROVISIONAL = "演示数据：该年官方日历尚未导入，按本院门诊日推定"
+
+
+def rule_unknown_days(db: Session, h: Hospital, start: date, end: date) -> int:
+    """The demo hospital's own ruling for the dates nobody has data for (a year whose
+    official calendar ``chinesecalendar`` does not know yet): its clinic weekdays open, as
+    a hospital admin would set them until the region imports the official year. A real
+    hospital's unknown dates stay unknown (``org.calendar``): only the demo guesses, and
+    says so on each date. Returns how many dates it ruled."""
+    unknown = [d.day for d in calendar.clinic_days(db, h, start, end)
+               if d.status is DayStatus.unknown and d.day.isoweekday() in h.clinic_weekdays]
+    for day in unknown:
+        calendar.set_override(db, day=day, kind=OverrideKind.open, name=PROVISIONAL,
+                              hospital=h, source="demo")
+    return len(unknown)
+
+
 def load_scheduling(db: Session, region: Region, seed: int) -> dict[str, int]:
-    """Templates for every doctor, the next 14 days of sessions, and existing bookings."""
+    """Templates for every doctor, the next 14 days of sessions (the demo rules the dates
+    of a year without official data, ``rule_unknown_days``), and existing bookings."""
     rng = random.Random(seed * 13 + 4)
     tz = get_settings().tz
     now = utcnow()
@@ -105,6 +126,7 @@ def load_scheduling(db: Session, region: Region, seed: int) -> dict[str, int]:
     counts = {"schedule_templates": 0, "schedules": 0, "appointments": 0}
     for h in region.hospitals:
         counts["schedule_templates"] += _templates(db, h, rng)
+        rule_unknown_days(db, h, today, today + timedelta(days=DAYS - 1))
         report = service.generate_from_templates(db, hospital=h, start=today,
                                                  end=today + timedelta(days=DAYS - 1),
                                                  now=created)
