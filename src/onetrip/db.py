@@ -10,7 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -194,6 +194,17 @@ def among_bound(dialect: str, column: Any, name: str) -> Any:
     if dialect == "postgresql":
         return column == any_(bindparam(name, type_=ARRAY(column.type)))
     return column.in_(bindparam(name, expanding=True))
+
+
+def read_built(db: Session, build: Callable[[str], Any], params: Mapping[str, Any],
+               ) -> Result[*tuple[Any, ...]]:
+    """Run a statement built once per dialect (``build(dialect)``, cached by it) with
+    ``params``. The session's pending changes are flushed first, as an ORM read would: a
+    Core statement does not autoflush, and a read must see what this transaction changed
+    (a policy set, patients merged, a token revoked, a substitute doctor)."""
+    db.flush()
+    conn = db.connection()
+    return conn.execute(build(conn.dialect.name), params)
 
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], *,

@@ -28,7 +28,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from onetrip.config import get_settings
-from onetrip.db import among_bound, utcnow
+from onetrip.db import among_bound, read_built, utcnow
 from onetrip.errors import InvalidInput, NotAuthenticated, OnetripError
 from onetrip.identity.crypto import keyring
 from onetrip.identity.errors import (
@@ -204,10 +204,8 @@ def authenticate_many(db: Session, requests: Sequence[tuple[str, str, str]],
     the bearer tokens with one read, sign-in sessions one by one; each answer is the
     principal or the error that refused it."""
     hashes = {_hash(s) for s, _rid, _ip in requests if not s.startswith(SESSION_PREFIX)}
-    db.flush()  # a token created or revoked in this transaction (Core reads do not autoflush)
-    conn = db.connection()
-    tokens = {row.token_hash: row for row in conn.execute(
-        _tokens_statement(conn.dialect.name), {"hashes": list(hashes)})} if hashes else {}
+    tokens = {row.token_hash: row for row in read_built(
+        db, _tokens_statement, {"hashes": list(hashes)})} if hashes else {}
     out: list[Principal | OnetripError] = []
     for secret, request_id, client_ip in requests:
         if secret.startswith(SESSION_PREFIX):

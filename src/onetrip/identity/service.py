@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from onetrip.config import get_settings
-from onetrip.db import among_bound, utcnow
+from onetrip.db import among_bound, read_built, utcnow
 from onetrip.errors import OnetripError, PermissionDenied
 from onetrip.identity import audit
 from onetrip.identity.auth import (
@@ -228,9 +228,7 @@ def master_ids(db: Session, patient_ids: set[int]) -> dict[int, int]:
     """ID-3: the surviving master record's id of every patient id that exists."""
     if not patient_ids:
         return {}
-    db.flush()  # a merge made in this transaction (a Core read does not autoflush)
-    conn = db.connection()
-    rows = conn.execute(_masters_statement(conn.dialect.name), {"ids": list(patient_ids)}).all()
+    rows = read_built(db, _masters_statement, {"ids": list(patient_ids)}).all()
     return {pid: pid if merged is None else master_of(db, db.get_one(Patient, pid)).id
             for pid, merged in rows}
 

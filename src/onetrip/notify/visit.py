@@ -16,7 +16,7 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
 from onetrip.config import get_settings
-from onetrip.db import among_bound
+from onetrip.db import among_bound, read_built
 from onetrip.org import calendar as org_calendar
 from onetrip.org.models import Department, Location, Practitioner
 from onetrip.scheduling import service as scheduling_service
@@ -60,13 +60,10 @@ def sessions(db: Session, schedule_ids: Iterable[int]) -> dict[int, SessionFacts
     ids = set(schedule_ids)
     if not ids:
         return {}
-    db.flush()  # a substitute or a place set in this transaction (Core reads do not autoflush)
-    conn = db.connection()
-    read = _reads(conn.dialect.name)
-    rows = conn.execute(read.sessions, {"ids": list(ids)}).all()
+    rows = read_built(db, _sessions_statement, {"ids": list(ids)}).all()
     hospital_ids = {s.hospital_id for s in rows}
-    places = {row.id: Spot(*row) for row in conn.execute(
-        read.places, {"ids": list(hospital_ids)})}
+    places = {row.id: Spot(*row) for row in read_built(
+        db, _places_statement, {"ids": list(hospital_ids)})}
     policies = scheduling_service.policies_for(db, hospital_ids)
     tz = get_settings().tz
     out = {}
@@ -83,27 +80,26 @@ def sessions(db: Session, schedule_ids: Iterable[int]) -> dict[int, SessionFacts
     return out
 
 
-class _Reads(NamedTuple):
-    sessions: Any
-    places: Any
+@lru_cache(maxsize=4)
+def _sessions_statement(dialect: str) -> Any:
+    """Sessions with their department and doctor (the substitute if one took over)."""
+    s, d, p = (cast(Table, m.__table__).c for m in (Schedule, Department, Practitioner))
+    doctor_id = func.coalesce(s.substitute_practitioner_id, s.practitioner_id)
+    return (select(s.id, s.hospital_id, s.day, s.location_id, d.name.label("department"),
+                   d.location_id.label("department_location_id"), p.name.label("doctor"),
+                   p.title)
+            .join_from(cast(Table, Schedule.__table__), cast(Table, Department.__table__),
+                       d.id == s.department_id)
+            .outerjoin(cast(Table, Practitioner.__table__), p.id == doctor_id)
+            .where(among_bound(dialect, s.id, "ids")))
 
 
 @lru_cache(maxsize=4)
-def _reads(dialect: str) -> _Reads:
-    """The two reads of ``sessions``, built once per dialect (values bound at execution)."""
-    s, d, p = (cast(Table, m.__table__).c for m in (Schedule, Department, Practitioner))
+def _places_statement(dialect: str) -> Any:
+    """Every place of the hospitals."""
     loc = cast(Table, Location.__table__).c
-    doctor_id = func.coalesce(s.substitute_practitioner_id, s.practitioner_id)
-    return _Reads(
-        sessions=select(s.id, s.hospital_id, s.day, s.location_id,
-                        d.name.label("department"), d.location_id.label("department_location_id"),
-                        p.name.label("doctor"), p.title)
-        .join_from(cast(Table, Schedule.__table__), cast(Table, Department.__table__),
-                   d.id == s.department_id)
-        .outerjoin(cast(Table, Practitioner.__table__), p.id == doctor_id)
-        .where(among_bound(dialect, s.id, "ids")),
-        places=select(loc.id, loc.parent_id, loc.kind, loc.name).where(
-            among_bound(dialect, loc.hospital_id, "ids")))
+    return select(loc.id, loc.parent_id, loc.kind, loc.name).where(
+        among_bound(dialect, loc.hospital_id, "ids"))
 
 
 def place_of(db: Session, schedule: Schedule) -> list[Spot]:

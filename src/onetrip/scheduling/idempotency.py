@@ -29,7 +29,7 @@ from typing import Any, cast
 from sqlalchemy import Table, delete, select, text
 from sqlalchemy.orm import Session
 
-from onetrip.db import among_bound, insert_rows
+from onetrip.db import among_bound, insert_rows, read_built
 from onetrip.identity.service import Principal
 from onetrip.scheduling.errors import IdempotencyKeyReused
 from onetrip.scheduling.models import IdempotencyRecord
@@ -109,10 +109,8 @@ def _stored(db: Session, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, st
     if not pairs:
         return {}
     # Owners and keys as two lists (a statement text that does not grow with the batch);
-    # the few rows of another owner's same key are dropped here. Records are flushed as
-    # they are written: no autoflush needed.
-    conn = db.connection()
-    rows = conn.execute(_stored_statement(conn.dialect.name), {
+    # the few rows of another owner's same key are dropped here.
+    rows = read_built(db, _stored_statement, {
         "owners": sorted({o for o, _k in pairs}), "keys": sorted({k for _o, k in pairs})}).all()
     wanted = set(pairs)
     return {(r.principal_key, r.key): r for r in rows if (r.principal_key, r.key) in wanted}

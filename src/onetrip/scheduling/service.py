@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.sql.elements import ColumnElement
 
 from onetrip.config import get_settings
-from onetrip.db import among, among_bound
+from onetrip.db import among, among_bound, read_built
 from onetrip.identity import audit
 from onetrip.identity.service import Principal
 from onetrip.org import calendar as org_calendar
@@ -91,10 +91,8 @@ def policies_for(db: Session, hospital_ids: set[int],
     known: dict[int, tuple[PoolPolicy, PenaltyRule]] = db.info.setdefault(_POLICIES, {})
     missing = hospital_ids - known.keys()
     if missing:
-        db.flush()  # a policy set in this transaction (a Core read does not autoflush)
-        conn = db.connection()
-        stored = {hid: (pools, penalty) for hid, pools, penalty in conn.execute(
-            _policies_statement(conn.dialect.name), {"ids": list(missing)})}
+        stored = {hid: (pools, penalty) for hid, pools, penalty in read_built(
+            db, _policies_statement, {"ids": list(missing)})}
         known.update({hid: _validated(*(json.dumps(part, sort_keys=True)
                                         for part in stored[hid]))
                       if hid in stored else _validated("{}", "{}") for hid in missing})
