@@ -12,10 +12,12 @@
   free slot, then write it): it must overbook, or the harness could not see overbooking;
 * ``serializable_per_s``: the read-check-write booking in SERIALIZABLE transactions with
   retries (on SQLite: transactions that take the write lock first), on the hot schedule;
-* ``hot_cpu_us_per_booking`` / ``serializable_cpu_us_per_booking``: processor time per
-  booking of the booking processes and (PostgreSQL) the database server on the hot
-  schedule: what one booking costs the machine's cores, whose number divided by it bounds
-  the rate;
+* ``hot_cpu_us_per_booking`` / ``spread_cpu_us_per_booking`` /
+  ``serializable_cpu_us_per_booking``: processor time per booking of the booking processes
+  and (PostgreSQL) the database server's work for the benchmark's database; the
+  ``*_server_cpu_us_per_booking`` figures are the server's part alone. What one booking
+  costs the machine's cores: ``spread_cores_bound_per_s`` divides the cores by it, the rate
+  the machine could give with every core booking and nothing else;
 * ``http_per_s`` / ``http_p99_ms``: bookings over HTTP against 2 uvicorn workers, the load
   from wrk (``apt-get install wrk``) on 64 connections;
 * ``fast_client_excess_pts``: in the fair opening window, the share of slots won by clients
@@ -39,10 +41,10 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
-from sqlalchemy import Engine, func, insert, select, text
+from sqlalchemy import Engine, func, insert, make_url, select, text
 from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -100,18 +102,17 @@ def build(engine: Engine, *, hot_capacity: int, spread_capacity: int,
         spread = [session(depts[i % 20], spread_capacity) for i in range(200)]
         http = [session(depts[i % 20], http_capacity) for i in range(100)]
         naive = session(depts[0], 200)
-        n = patients
         now = utcnow()
         db.execute(insert(Patient), [
             {"name": "压测患者", "gender": "", "birth_date": date(1980, 1, 1),
              "phone_cipher": "-", "phone_index": f"bench{i}", "status": "active",
              "verification": "none", "created_at": now, "updated_at": now}
-            for i in range(n)])
-        patients = list(db.scalars(select(Patient.id).order_by(Patient.id)))
+            for i in range(patients)])
+        ids = list(db.scalars(select(Patient.id).order_by(Patient.id)))
         _row, token = identity_service.create_token(db, role=Role.window, hospital_code=h.code)
         db.commit()
         return World(str(engine.url.render_as_string(hide_password=False)), h.id, hot, spread,
-                     http, naive, patients, token, day)
+                     http, naive, ids, token, day)
 
 
 def overbooked(engine: Engine) -> int:
@@ -221,11 +222,25 @@ def _worker(url: str, mode: str, hospital_id: int, schedules: list[int],
     counted.wait(60)  # keep the connections (their server processes) until CPU is counted
 
 
+class Phase(NamedTuple):
+    """What one engine-level phase measured: bookings a second, the outcomes, and the
+    processor time per booking made (µs) of the booking processes and of the database
+    server (PostgreSQL; SQLite works inside the booking processes)."""
+
+    rate: float
+    counts: Counter[str]
+    client_us: float
+    server_us: float
+
+    @property
+    def cpu_us(self) -> float:
+        return self.client_us + self.server_us
+
+
 def run_engine(world: World, mode: str, schedules: list[int], patients: list[int],
-               seconds: float) -> tuple[float, Counter[str], float]:
-    """Bookings a second by CLIENTS threads over PROCESSES processes, their outcomes, and
-    the processor time per booking (µs) of the booking processes and, on a local
-    PostgreSQL, the database server."""
+               seconds: float) -> Phase:
+    """Bookings a second by CLIENTS threads over PROCESSES processes, with their outcomes
+    and processor time."""
     ctx = mp.get_context("spawn")
     out, counted = ctx.Queue(), ctx.Event()
     per_client = [patients[i::CLIENTS] for i in range(CLIENTS)]
@@ -238,19 +253,21 @@ def run_engine(world: World, mode: str, schedules: list[int], patients: list[int
         p.start()
     totals: Counter[str] = Counter()
     ended = start_at
-    server = server_ticks()
-    cpu = 0.0
+    database = make_url(world.url).database or ""
+    server = server_ticks(database)
+    client = 0.0
     for _ in procs:
         counts, finished, used = out.get()
         totals.update(counts)
         ended = max(ended, finished)
-        cpu += used
-    cpu += server_seconds_since(server)
+        client += used
+    server_s = server_seconds_since(server, database)
     counted.set()
     for p in procs:
         p.join()
-    return (totals["ok"] / max(1e-9, ended - start_at), totals,
-            1e6 * cpu / max(1, totals["ok"]))
+    made = max(1, totals["ok"])
+    return Phase(totals["ok"] / max(1e-9, ended - start_at), totals, 1e6 * client / made,
+                 1e6 * server_s / made)
 
 
 # --- HTTP ---------------------------------------------------------------------------------
@@ -300,7 +317,7 @@ def run_fairness(world: World, engine: Engine, patients: list[int], *, rounds: i
                  clients: int) -> tuple[float, float]:
     """Excess share, in points, of slots won by the fast fifth of the clients, and its
     standard error over the rounds (each round is one opening with a fresh draw)."""
-    excess = []
+    excess: list[float] = []
     fast_n = clients // 5
     capacity = int(clients * 0.3)
     pool = iter(patients)
@@ -397,12 +414,11 @@ def main(argv: list[str] | None = None) -> int:
         settle(engine)
         http = run_http(world, engine, share["http"], world.http, seconds)
         settle(engine)
-        hot, hot_counts, hot_cpu = run_engine(world, "ours", [world.hot], share["hot"],
-                                              seconds)
+        hot = run_engine(world, "ours", [world.hot], share["hot"], seconds)
         settle(engine)
-        spread, _, _ = run_engine(world, "ours", world.spread, share["spread"], seconds)
+        spread = run_engine(world, "ours", world.spread, share["spread"], seconds)
         settle(engine)
-        naive_rate, _, _ = run_engine(world, "naive", [world.naive], share["naive"], 3.0)
+        naive = run_engine(world, "naive", [world.naive], share["naive"], 3.0)
         with engine.connect() as conn:
             naive_over = conn.execute(text(
                 "SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT slot_id, COUNT(*) AS n "
@@ -411,21 +427,28 @@ def main(argv: list[str] | None = None) -> int:
             conn.commit()
         serial_schedule = big_schedule(engine, world, hot_n)
         settle(engine)
-        serial, serial_counts, serial_cpu = run_engine(
-            world, "serializable", [serial_schedule], share["serial"], seconds)
+        serial = run_engine(world, "serializable", [serial_schedule], share["serial"],
+                            seconds)
+        cores = os.cpu_count() or 1
         results: dict[str, Any] = {
             "db": args.db,
             "overbooked": 0,
             "naive_overbooked": int(naive_over or 0),
-            "hot_slot_per_s": round(hot, 1),
-            "spread_per_s": round(spread, 1),
-            "serializable_per_s": round(serial, 1),
-            "serializable_retries": serial_counts.get("retry", 0),
-            "hot_outcomes": dict(hot_counts),
-            # Where the two cores go: processor time (the booking processes and, on
-            # PostgreSQL, the database server) per booking made.
-            "hot_cpu_us_per_booking": round(hot_cpu),
-            "serializable_cpu_us_per_booking": round(serial_cpu),
+            "hot_slot_per_s": round(hot.rate, 1),
+            "spread_per_s": round(spread.rate, 1),
+            "serializable_per_s": round(serial.rate, 1),
+            "serializable_retries": serial.counts.get("retry", 0),
+            "hot_outcomes": dict(hot.counts),
+            # Where the cores go: processor time per booking made, of the booking processes
+            # and the database server together, and of the server alone (PostgreSQL).
+            "hot_cpu_us_per_booking": round(hot.cpu_us),
+            "hot_server_cpu_us_per_booking": round(hot.server_us),
+            "spread_cpu_us_per_booking": round(spread.cpu_us),
+            "spread_server_cpu_us_per_booking": round(spread.server_us),
+            # The rate the machine's cores would allow at that cost, every core busy with
+            # nothing else: how far the spread phase is from what the hardware can give.
+            "spread_cores_bound_per_s": round(cores * 1e6 / max(1.0, spread.cpu_us)),
+            "serializable_cpu_us_per_booking": round(serial.cpu_us),
         }
         results.update(http)
         excess, excess_se = run_fairness(world, engine, share["fair"], rounds=rounds,
@@ -433,8 +456,9 @@ def main(argv: list[str] | None = None) -> int:
         results["fast_client_excess_pts"] = excess
         results["fast_client_excess_se_pts"] = excess_se
         results["overbooked"] = overbooked(engine)
-        results["hot_vs_serializable"] = round(hot / serial, 2) if serial else None
-        results["naive_per_s"] = round(naive_rate, 1)
+        results["hot_vs_serializable"] = round(hot.rate / serial.rate, 2) \
+            if serial.rate else None
+        results["naive_per_s"] = round(naive.rate, 1)
     finally:
         engine.dispose()
         drop()
@@ -444,28 +468,41 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def server_ticks() -> dict[str, int]:
-    """Processor time so far (clock ticks) of each PostgreSQL server process on this
-    machine; none for SQLite, which runs inside the booking processes."""
+#: The server's own processes, which work for every database (the postmaster has no name
+#: of its own in its command line).
+_SERVER_AUXILIARIES = ("checkpointer", "background writer", "walwriter",
+                       "autovacuum launcher", "bin/postgres")
+
+
+def server_ticks(database: str) -> dict[str, int]:
+    """Processor time so far (clock ticks) of the PostgreSQL processes on this machine that
+    work for ``database``: its connections and autovacuum workers and the server's shared
+    writers, not the connections to other databases (another run's tests, say). None for
+    SQLite, which runs inside the booking processes."""
     ticks: dict[str, int] = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/comm") as f:
                 if not f.read().startswith(("postgres", "postmaster")):
                     continue
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                command = f.read().replace(b"\0", b" ").decode(errors="replace")
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:  # the process ended meanwhile
+            continue
+        if f" {database} " not in command and not any(a in command
+                                                       for a in _SERVER_AUXILIARIES):
             continue
         ticks[pid] = int(fields[11]) + int(fields[12])  # utime + stime
     return ticks
 
 
-def server_seconds_since(before: dict[str, int]) -> float:
-    """Processor seconds the server spent since ``before`` (a process started meanwhile
-    counts whole)."""
-    return sum(t - before.get(pid, 0) for pid, t in server_ticks().items()) / os.sysconf(
-        "SC_CLK_TCK")
+def server_seconds_since(before: dict[str, int], database: str) -> float:
+    """Processor seconds the server spent for ``database`` since ``before`` (a process
+    started meanwhile counts whole)."""
+    return sum(t - before.get(pid, 0) for pid, t in server_ticks(database).items()) / \
+        os.sysconf("SC_CLK_TCK")
 
 
 def settle(engine: Engine) -> None:
