@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     # the sms_sender above; "http" posts to notify_sms_url; a gateway may register its own
     # (notify.channels.register_channel).
     notify_sms_channel: str = "console"
-    # RM-2: local hour of the day-before reminder, quiet hours for SMS, check-in lead time.
+    # RM-1: local hour of the day-before reminder, quiet hours for SMS, check-in lead time.
     notify_day_before_hour: int = Field(default=18, ge=0, le=23)
     notify_quiet_start: time = time(22, 0)
     notify_quiet_end: time = time(7, 0)

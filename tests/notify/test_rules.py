@@ -1,4 +1,4 @@
-"""Pure rules of the reminders (RM-1, RM-2), with plain values."""
+"""Pure rules of the reminders (RM-1), with plain values."""
 
 from __future__ import annotations
 
@@ -23,13 +23,13 @@ def at(day: date, hour: int, minute: int = 0) -> datetime:
     return datetime.combine(day, time(hour, minute), tzinfo=TZ)
 
 
-def test_rm2_quiet_hours_run_from_22_to_7_across_midnight() -> None:
+def test_rm1_quiet_hours_run_from_22_to_7_across_midnight() -> None:
     assert in_quiet_hours(at(D, 22), P, TZ) and in_quiet_hours(at(D, 6, 59), P, TZ)
     assert not in_quiet_hours(at(D, 7), P, TZ) and not in_quiet_hours(at(D, 21, 59), P, TZ)
     assert in_quiet_hours(at(D, 23).astimezone(UTC), P, TZ)
 
 
-def test_rm2_an_sms_in_quiet_hours_waits_for_seven_oclock() -> None:
+def test_rm1_an_sms_in_quiet_hours_waits_for_seven_oclock() -> None:
     later_visit = D + timedelta(days=3)
     assert respect_quiet_hours(at(D, 23, 30), channel="sms", event_day=later_visit,
                                policy=P, tz=TZ) == at(D + timedelta(days=1), 7)
@@ -37,25 +37,25 @@ def test_rm2_an_sms_in_quiet_hours_waits_for_seven_oclock() -> None:
                                policy=P, tz=TZ) == at(D, 7)
 
 
-def test_rm2_same_day_events_and_other_channels_ignore_quiet_hours() -> None:
+def test_rm1_same_day_events_and_other_channels_ignore_quiet_hours() -> None:
     assert respect_quiet_hours(at(D, 6), channel="sms", event_day=D, policy=P, tz=TZ) == at(D, 6)
     assert respect_quiet_hours(at(D, 23), channel="inbox", event_day=None,
                                policy=P, tz=TZ) == at(D, 23)
 
 
-def test_rm2_quiet_hours_are_configurable() -> None:
+def test_rm1_quiet_hours_are_configurable() -> None:
     p = ReminderPolicy(quiet_start=time(21), quiet_end=time(8))
     assert respect_quiet_hours(at(D, 21, 30), channel="sms", event_day=None, policy=p,
                                tz=TZ) == at(D + timedelta(days=1), 8)
 
 
-def test_rm2_reminders_the_day_before_at_the_configured_hour_and_one_hour_before() -> None:
+def test_rm1_reminders_the_day_before_at_the_configured_hour_and_one_hour_before() -> None:
     due = scheduled_reminders(start_at=at(D, 9), booked_at=at(D - timedelta(days=3), 10),
                               policy=ReminderPolicy(day_before_hour=19), tz=TZ)
     assert due == {"day_before": at(D - timedelta(days=1), 19), "hour_before": at(D, 8)}
 
 
-def test_rm2_reminders_already_past_at_booking_are_not_queued() -> None:
+def test_rm1_reminders_already_past_at_booking_are_not_queued() -> None:
     due = scheduled_reminders(start_at=at(D, 9), booked_at=at(D, 7, 30), policy=P, tz=TZ)
     assert due == {"hour_before": at(D, 8)}
     assert scheduled_reminders(start_at=at(D, 9), booked_at=at(D, 8, 30), policy=P, tz=TZ) == {}

@@ -91,14 +91,14 @@ def test_rm1_the_same_event_handled_twice_queues_once(db: Session, clinic: Clini
         Notification.appointment_id == appt.id)).all()) == 3
 
 
-def test_rm2_quiet_hours_hold_a_late_night_confirmation_until_seven(
+def test_rm1_quiet_hours_hold_a_late_night_confirmation_until_seven(
         db: Session, clinic: Clinic) -> None:
     appt = book(db, clinic, now=local(DAY - timedelta(days=3), 23, 10))
     assert messages(db, appt.id)["booking_confirmed"].send_at == \
         local(DAY - timedelta(days=2), 7)
 
 
-def test_rm2_cancelling_cancels_the_reminders_and_sends_a_notice(
+def test_rm1_cancelling_cancels_the_reminders_and_sends_a_notice(
         db: Session, clinic: Clinic) -> None:
     booked = local(DAY - timedelta(days=5), 10)  # before the cancellation deadline
     appt = book(db, clinic, now=booked)
@@ -114,7 +114,7 @@ def test_rm2_cancelling_cancels_the_reminders_and_sends_a_notice(
     assert got["cancelled"].variables["reason"] == "原因：行程变更。"
 
 
-def test_rm2_stop_clinic_then_rebooking_moves_the_reminders(db: Session, clinic: Clinic) -> None:
+def test_rm1_stop_clinic_then_rebooking_moves_the_reminders(db: Session, clinic: Clinic) -> None:
     colleague = make_practitioner(db, clinic.hospital, clinic.department, service_level="expert")
     clinic.session(db, day=DAY + timedelta(days=2), doctor=colleague)
     appt = book(db, clinic)

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 @dataclass(frozen=True)
 class ReminderPolicy:
-    """RM-2: when the scheduled reminders go out and when SMS stays quiet."""
+    """RM-1: when the scheduled reminders go out and when SMS stays quiet."""
 
     day_before_hour: int = 18
     hour_before: timedelta = timedelta(hours=1)
@@ -21,7 +21,7 @@ class ReminderPolicy:
 
 
 def in_quiet_hours(moment: datetime, policy: ReminderPolicy, tz: ZoneInfo) -> bool:
-    """RM-2: 22:00-07:00 local (the window may wrap past midnight)."""
+    """RM-1: 22:00-07:00 local (the window may wrap past midnight)."""
     t = moment.astimezone(tz).time()
     if policy.quiet_start <= policy.quiet_end:
         return policy.quiet_start <= t < policy.quiet_end
@@ -30,7 +30,7 @@ def in_quiet_hours(moment: datetime, policy: ReminderPolicy, tz: ZoneInfo) -> bo
 
 def respect_quiet_hours(send_at: datetime, *, channel: str, event_day: date | None,
                         policy: ReminderPolicy, tz: ZoneInfo) -> datetime:
-    """RM-2: an SMS due in quiet hours waits until they end, unless it is about the same day
+    """RM-1: an SMS due in quiet hours waits until they end, unless it is about the same day
     it would be sent on (a same-day event cannot wait for the morning)."""
     if channel != "sms" or not in_quiet_hours(send_at, policy, tz):
         return send_at
@@ -42,14 +42,14 @@ def respect_quiet_hours(send_at: datetime, *, channel: str, event_day: date | No
 
 
 def day_before_at(visit_day: date, policy: ReminderPolicy, tz: ZoneInfo) -> datetime:
-    """RM-2: the day-before reminder goes out at the configured local hour."""
+    """RM-1: the day-before reminder goes out at the configured local hour."""
     return datetime.combine(visit_day - timedelta(days=1), time(policy.day_before_hour),
                             tzinfo=tz)
 
 
 def scheduled_reminders(*, start_at: datetime, booked_at: datetime, policy: ReminderPolicy,
                         tz: ZoneInfo) -> dict[str, datetime]:
-    """RM-2: the reminders still ahead of a booking made at ``booked_at``, by template."""
+    """RM-1: the reminders still ahead of a booking made at ``booked_at``, by template."""
     visit_day = start_at.astimezone(tz).date()
     out = {"day_before": day_before_at(visit_day, policy, tz),
            "hour_before": start_at - policy.hour_before}

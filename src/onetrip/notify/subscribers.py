@@ -41,7 +41,7 @@ from onetrip.scheduling.models import (
 
 
 def _queue_bookings(db: Session, booked: Sequence[AppointmentBooked]) -> None:
-    """RM-1 confirmation now, RM-2 reminders the day before and one hour before, for every
+    """RM-1: the confirmation now, the reminders the day before and one hour before, for every
     booking at once (a batch of bookings: one lookup and one insert)."""
     policy, tz = service.reminder_policy(), get_settings().tz
     drafts = []
@@ -64,7 +64,7 @@ def on_booked(db: Session, evs: list[AppointmentBooked]) -> None:
 
 @events.on_commit(AppointmentRebooked)
 def on_rebooked(db: Session, ev: AppointmentRebooked) -> None:
-    """RM-2: the reminders move to the new appointment. Whatever is still queued about the
+    """RM-1: the reminders move to the new appointment. Whatever is still queued about the
     old one goes, the stop-clinic notice too: the patient has already answered it."""
     if ev.previous_id:
         service.cancel_queued(db, appointment_id=ev.previous_id)
