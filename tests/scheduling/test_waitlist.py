@@ -9,7 +9,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from onetrip.scheduling import booking, penalties, waitlist
+from onetrip.notify.models import Notification
+from onetrip.notify.templates import render
+from onetrip.scheduling import booking, penalties, stopclinic, waitlist
 from onetrip.scheduling.errors import (
     LimitReached,
     PatientRestricted,
@@ -90,3 +92,26 @@ def test_bk8_accepting_an_offer_keeps_one_appointment_per_department_and_day(
     slot = db.get_one(Slot, taken[0].slot_id)
     db.refresh(slot)
     assert slot.status == "held"
+
+
+def test_bk6_stopping_a_session_ends_its_waitlist_with_a_notice(
+        db: Session, clinic: Clinic) -> None:
+    taken = full_session(db, clinic)
+    entries = []
+    for _ in range(2):
+        p, pp = clinic.patient(db)
+        entries.append(waitlist.join(db, principal=pp, patient_id=p.id,
+                                     schedule_id=clinic.schedule.id, channel=Channel.app,
+                                     now=ONLINE_ONLY))
+    free_one(db, clinic, taken)  # the first waiting patient is offered the freed slot
+    stopclinic.stop_clinic(db, principal=clinic.window, schedule_id=clinic.schedule.id,
+                           reason="专家外出会诊", now=ONLINE_ONLY + timedelta(minutes=5))
+    db.commit()
+    for entry in entries:
+        db.refresh(entry)
+        assert entry.status == "cancelled"
+    notices = db.scalars(select(Notification).where(
+        Notification.patient_id.in_([e.patient_id for e in entries]),
+        Notification.template == "waitlist_closed")).all()
+    assert sorted(n.patient_id for n in notices) == sorted(e.patient_id for e in entries)
+    assert "停诊" in render("waitlist_closed", notices[0].variables)

@@ -28,8 +28,15 @@ from onetrip.scheduling.events import (
     RebookingOffered,
     ScheduleStopped,
     ScheduleSubstituted,
+    WaitlistClosed,
 )
-from onetrip.scheduling.models import Appointment, RebookingOffer, Schedule, Slot
+from onetrip.scheduling.models import (
+    Appointment,
+    RebookingOffer,
+    Schedule,
+    Slot,
+    WaitlistEntry,
+)
 from onetrip.scheduling.rules import BOOKABLE_SCHEDULE_STATUSES
 
 SEARCH_DAYS = 7
@@ -148,12 +155,27 @@ def stop_clinic(db: Session, *, principal: Principal, schedule_id: int, reason: 
         offers.append(offer)
         events.publish(db, RebookingOffered(appointment_id=appt.id, patient_id=appt.patient_id,
                                             offer_id=offer.id))
+    waiting = _close_waitlist(db, schedule.id, now)
     service.record_change(db, principal, "schedule.stop", schedule_id=schedule.id,
                           reason=reason, appointments=len(offers),
-                          offered=sum(1 for o in offers if o.slot_ids))
+                          offered=sum(1 for o in offers if o.slot_ids), waitlist=waiting)
     events.publish(db, ScheduleStopped(
         schedule_id=schedule.id, affected_appointment_ids=tuple(o.appointment_id for o in offers)))
     return StopResult(schedule, offers)
+
+
+def _close_waitlist(db: Session, schedule_id: int, now: datetime) -> int:
+    """The session's waiting patients (an offered slot is blocked with the rest) are told
+    the session will not take place: nobody is left waiting for it."""
+    entries = list(db.scalars(select(WaitlistEntry).where(
+        WaitlistEntry.schedule_id == schedule_id,
+        WaitlistEntry.status.in_(("waiting", "offered")))))
+    for entry in entries:
+        entry.status = "cancelled"
+        events.publish(db, WaitlistClosed(entry_id=entry.id, patient_id=entry.patient_id,
+                                          schedule_id=schedule_id, closed_at=now))
+    db.flush()
+    return len(entries)
 
 
 def offers_for(db: Session, *, patient_id: int) -> list[RebookingOffer]:
