@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from onetrip import events
@@ -22,7 +23,7 @@ from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
 from onetrip.org.models import Practitioner
 from onetrip.scheduling import scope, service
-from onetrip.scheduling.errors import OfferUnavailable, ScheduleNotOpen
+from onetrip.scheduling.errors import LimitReached, OfferUnavailable, ScheduleNotOpen
 from onetrip.scheduling.events import (
     AppointmentRebooked,
     RebookingOffered,
@@ -202,24 +203,32 @@ def accept_offer(db: Session, *, principal: Principal, offer_id: int, slot_id: i
     mine = slot_id == offer.held_slot_id and offer.expires_at is not None and \
         offer.expires_at > now
     cond = (Slot.status == "held") if mine else service.claimable(now)
-    if not rowcount(db.execute(update(Slot).where(Slot.id == slot_id, cond, Slot.start_at > now)
-                      .values(status="booked", held_until=None),
-                      execution_options={"synchronize_session": False})):
-        raise OfferUnavailable("该号源已被他人预约，请选择其他号源")
-    if offer.held_slot_id and offer.held_slot_id != slot_id:
-        db.execute(update(Slot).where(Slot.id == offer.held_slot_id, Slot.status == "held")
-                   .values(status="free", held_until=None),
-                   execution_options={"synchronize_session": False})
-    slot = db.get_one(Slot, slot_id)
-    db.refresh(slot)
-    schedule = slot.schedule
-    appt = Appointment(
-        slot_id=slot.id, schedule_id=schedule.id, patient_id=offer.patient_id,
-        hospital_id=schedule.hospital_id, department_id=schedule.department_id,
-        day=schedule.day, start_at=slot.start_at, pool=slot.pool, channel=old.channel,
-        status="booked", booked_by=f"rebooking:{offer.id}", booked_at=now, created_at=now,
-        rebooked_from_id=old.id)
-    db.add(appt)
+    try:
+        with db.begin_nested():
+            if not rowcount(db.execute(
+                    update(Slot).where(Slot.id == slot_id, cond, Slot.start_at > now)
+                    .values(status="booked", held_until=None),
+                    execution_options={"synchronize_session": False})):
+                raise OfferUnavailable("该号源已被他人预约，请选择其他号源")
+            if offer.held_slot_id and offer.held_slot_id != slot_id:
+                db.execute(update(Slot).where(Slot.id == offer.held_slot_id,
+                                              Slot.status == "held")
+                           .values(status="free", held_until=None),
+                           execution_options={"synchronize_session": False})
+            slot = db.get_one(Slot, slot_id)
+            db.refresh(slot)
+            schedule = slot.schedule
+            appt = Appointment(
+                slot_id=slot.id, schedule_id=schedule.id, patient_id=offer.patient_id,
+                hospital_id=schedule.hospital_id, department_id=schedule.department_id,
+                day=schedule.day, start_at=slot.start_at, pool=slot.pool,
+                channel=old.channel, status="booked", booked_by=f"rebooking:{offer.id}",
+                booked_at=now, created_at=now, rebooked_from_id=old.id)
+            db.add(appt)
+            db.flush()
+    except IntegrityError as exc:
+        # BK-8: the patient booked that session, or that department that day, meanwhile.
+        raise LimitReached("已有同科室同日或同一出诊的有效预约，请选择其他号源") from exc
     offer.status, offer.refund_flagged = "accepted", False
     db.flush()
     offer.new_appointment_id = appt.id
