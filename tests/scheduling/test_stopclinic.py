@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.orm import Session
 
+from onetrip.errors import InvalidInput
 from onetrip.scheduling import booking, stopclinic
 from onetrip.scheduling.errors import LimitReached
 from onetrip.scheduling.models import Slot
@@ -39,3 +40,20 @@ def test_bk8_an_offer_for_a_day_already_booked_in_the_department_is_a_clean_409(
     held = db.get_one(Slot, offer.held_slot_id)
     db.refresh(held)
     assert offer.status == "open" and held.status == "held" and appt.id == offer.appointment_id
+
+
+def test_bk6_a_substitute_already_in_clinic_at_that_time_is_refused(
+        db: Session, clinic: Clinic) -> None:
+    busy = make_practitioner(db, clinic.hospital, clinic.department, service_level="expert")
+    clinic.session(db, day=DAY, doctor=busy)  # the same morning
+    with pytest.raises(InvalidInput, match="同一时段"):
+        stopclinic.substitute(db, principal=clinic.window, schedule_id=clinic.schedule.id,
+                              practitioner_id=busy.id, reason="外出会诊", now=OPEN)
+    db.refresh(clinic.schedule)
+    assert clinic.schedule.status == "open"
+    # Free that morning: the afternoon clinic does not stand in the way.
+    free = make_practitioner(db, clinic.hospital, clinic.department, service_level="expert")
+    clinic.session(db, day=DAY, doctor=free, session=SessionOfDay.pm)
+    done = stopclinic.substitute(db, principal=clinic.window, schedule_id=clinic.schedule.id,
+                                 practitioner_id=free.id, reason="外出会诊", now=OPEN)
+    assert done.status == "substituted"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -73,6 +73,8 @@ def substitute(db: Session, *, principal: Principal, schedule_id: int, practitio
     if managed is not None and not any(d.id in managed for d in doctor.departments):
         # A department admin hands a session only to a doctor of its own departments.
         raise InvalidInput("替诊医生须为本科室医生", detail={"practitioner_id": practitioner_id})
+    if _in_clinic_meanwhile(db, doctor.id, schedule):
+        raise InvalidInput("替诊医生同一时段已有出诊", detail={"practitioner_id": practitioner_id})
     schedule.status, schedule.substitute_practitioner_id = "substituted", doctor.id
     schedule.status_reason = reason[:200]
     affected = tuple(a.id for a in _active(db, schedule.id))
@@ -84,6 +86,17 @@ def substitute(db: Session, *, principal: Principal, schedule_id: int, practitio
                                            affected_appointment_ids=affected,
                                            substituted_at=now))
     return schedule
+
+
+def _in_clinic_meanwhile(db: Session, doctor_id: int, schedule: Schedule) -> bool:
+    """Whether the doctor holds another session overlapping this one: their own (unless
+    handed over) or one they already substitute for. One doctor sees one room's patients."""
+    return db.scalar(select(Schedule.id).where(
+        Schedule.id != schedule.id, Schedule.status.in_(BOOKABLE_SCHEDULE_STATUSES),
+        or_(and_(Schedule.practitioner_id == doctor_id, Schedule.status == "open"),
+            Schedule.substitute_practitioner_id == doctor_id),
+        Schedule.start_at < schedule.end_at, Schedule.end_at > schedule.start_at,
+    ).limit(1)) is not None
 
 
 def _active(db: Session, schedule_id: int) -> list[Appointment]:
