@@ -204,11 +204,11 @@ def check_in(appointment_id: int, db: DbSession, principal: CurrentPrincipal, no
 
 
 @router.get("/appointments/{appointment_id}/queue", response_model=QueueRead | None)
-def my_queue_position(appointment_id: int, db: DbSession,
-                      principal: CurrentPrincipal) -> QueueRead | None:
+def my_queue_position(appointment_id: int, db: DbSession, principal: CurrentPrincipal,
+                      now: Now) -> QueueRead | None:
     """The patient's live place in the queue and estimated wait (BK-11)."""
     appt = booking.access_appointment(db, principal, appointment_id)
-    entry = queue.position_of(db, appointment=appt)
+    entry = queue.position_of(db, appointment=appt, now=now)
     if entry is None:
         return None
     return QueueRead(appointment_id=appt.id, ahead=entry.position,
@@ -224,12 +224,12 @@ def _staff_of(principal: Principal, schedule: Schedule) -> None:
 
 
 @router.get("/schedules/{schedule_id}/queue", response_model=list[QueueRead])
-def schedule_queue(schedule_id: int, db: DbSession,
-                   principal: CurrentPrincipal) -> list[QueueRead]:
+def schedule_queue(schedule_id: int, db: DbSession, principal: CurrentPrincipal,
+                   now: Now) -> list[QueueRead]:
     _staff_of(principal, service.access_schedule(db, schedule_id))
     return [QueueRead(appointment_id=e.appointment.id, ahead=e.position,
                       estimated_wait_minutes=int(e.wait.total_seconds() // 60), late=e.late)
-            for e in queue.queue_for(db, schedule_id=schedule_id)]
+            for e in queue.queue_for(db, schedule_id=schedule_id, now=now)]
 
 
 @router.post("/schedules/{schedule_id}/call-next", response_model=AppointmentRead | None)
