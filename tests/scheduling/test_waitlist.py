@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from onetrip.notify.models import Notification
 from onetrip.notify.templates import render
-from onetrip.scheduling import booking, penalties, stopclinic, waitlist
+from onetrip.scheduling import booking, penalties, stopclinic, sweep, waitlist
 from onetrip.scheduling.errors import (
     LimitReached,
     PatientRestricted,
@@ -115,3 +115,39 @@ def test_bk6_stopping_a_session_ends_its_waitlist_with_a_notice(
         Notification.template == "waitlist_closed")).all()
     assert sorted(n.patient_id for n in notices) == sorted(e.patient_id for e in entries)
     assert "停诊" in render("waitlist_closed", notices[0].variables)
+
+
+def test_bk6_a_slot_freed_by_a_run_out_hold_goes_to_the_waitlist_first(
+        db: Session, clinic: Clinic) -> None:
+    taken = full_session(db, clinic)
+    booking.cancel(db, principal=clinic.window, appointment_id=taken[0].id, now=ONLINE_ONLY)
+    h, ph = clinic.patient(db)
+    held = booking.book(db, principal=ph, patient_id=h.id, channel=Channel.app,
+                        schedule_id=clinic.schedule.id, now=ONLINE_ONLY, hold=True)
+    p, pp = clinic.patient(db)
+    entry = waitlist.join(db, principal=pp, patient_id=p.id, schedule_id=clinic.schedule.id,
+                          channel=Channel.app, now=ONLINE_ONLY + timedelta(minutes=1))
+    report = sweep.sweep(db, now=ONLINE_ONLY + timedelta(minutes=10))
+    assert report.holds_expired == 1
+    db.refresh(entry)
+    assert entry.status == "offered" and entry.offered_slot_id == held.slot_id
+    assert sweep.sweep(db, now=ONLINE_ONLY + timedelta(minutes=10)).holds_expired == 0
+
+
+def test_bk6_a_slot_a_declined_rebooking_offer_frees_goes_to_the_waitlist_first(
+        db: Session, clinic: Clinic) -> None:
+    stopped = clinic.session(db, day=DAY, session=SessionOfDay.evening)
+    p, pp = clinic.patient(db)
+    clinic.book(db, p.id, now=ONLINE_ONLY, schedule=stopped)
+    taken = full_session(db, clinic)
+    booking.cancel(db, principal=clinic.window, appointment_id=taken[0].id, now=ONLINE_ONLY)
+    (offer,) = stopclinic.stop_clinic(db, principal=clinic.window, schedule_id=stopped.id,
+                                      reason="停诊", now=ONLINE_ONLY).offers
+    assert offer.held_slot_id == taken[0].slot_id
+    w, pw = clinic.patient(db)
+    entry = waitlist.join(db, principal=pw, patient_id=w.id, schedule_id=clinic.schedule.id,
+                          channel=Channel.app, now=ONLINE_ONLY + timedelta(minutes=1))
+    stopclinic.decline_offer(db, principal=pp, offer_id=offer.id,
+                             now=ONLINE_ONLY + timedelta(minutes=2))
+    db.refresh(entry)
+    assert entry.status == "offered" and entry.offered_slot_id == offer.held_slot_id

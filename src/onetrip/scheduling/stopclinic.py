@@ -22,7 +22,7 @@ from onetrip.identity import service as identity_service
 from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
 from onetrip.org.models import Practitioner
-from onetrip.scheduling import scope, service
+from onetrip.scheduling import scope, service, waitlist
 from onetrip.scheduling.errors import LimitReached, OfferUnavailable, ScheduleNotOpen
 from onetrip.scheduling.events import (
     AppointmentRebooked,
@@ -245,6 +245,8 @@ def accept_offer(db: Session, *, principal: Principal, offer_id: int, slot_id: i
     offer.status, offer.refund_flagged = "accepted", False
     db.flush()
     offer.new_appointment_id = appt.id
+    if offer.held_slot_id and offer.held_slot_id != slot_id:
+        waitlist.offer_freed_slots(db, slot_ids=[offer.held_slot_id], now=now)
     events.publish(db, AppointmentRebooked(appointment_id=appt.id, patient_id=appt.patient_id,
                                            previous_id=old.id))
     return appt
@@ -265,4 +267,7 @@ def decline_offer(db: Session, *, principal: Principal, offer_id: int,
                    execution_options={"synchronize_session": False})
     offer.status = "declined"
     db.flush()
+    if offer.held_slot_id:
+        # BK-6: the slot it frees goes to that session's waitlist first.
+        waitlist.offer_freed_slots(db, slot_ids=[offer.held_slot_id], now=now)
     return offer

@@ -89,6 +89,18 @@ def offer_freed_slot(db: Session, *, slot_id: int, now: datetime) -> WaitlistEnt
     return None
 
 
+def offer_freed_slots(db: Session, *, slot_ids: list[int], now: datetime) -> int:
+    """``offer_freed_slot`` for each of these slots whose session has patients waiting (one
+    read finds them: most freed slots have nobody waiting). Returns the offers made."""
+    if not slot_ids:
+        return 0
+    waited = db.scalars(select(Slot.id).join(
+        WaitlistEntry, WaitlistEntry.schedule_id == Slot.schedule_id).where(
+        Slot.id.in_(slot_ids), WaitlistEntry.status == "waiting").distinct()).all()
+    return sum(1 for slot_id in sorted(waited)
+               if offer_freed_slot(db, slot_id=slot_id, now=now) is not None)
+
+
 def accept(db: Session, *, principal: Principal, entry_id: int, now: datetime) -> Appointment:
     """Take the offered slot before the offer expires."""
     entry = db.get(WaitlistEntry, entry_id)
