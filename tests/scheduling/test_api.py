@@ -206,3 +206,20 @@ def test_bk8_booking_attempts_are_rate_limited_per_account(
     assert client.post("/api/v1/appointments", headers=window, json={
         "schedule_id": clinic.schedule.id, "patient_id": p.id,
         "channel": "window"}).status_code == 201
+
+
+def test_bk8_booking_attempts_are_rate_limited_per_client_address(
+        client: TestClient, clock: Clock, clinic: Clinic, db: Session,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from onetrip.config import get_settings
+
+    # Many accounts behind one address (a scalper's bot farm) share the address's limit.
+    monkeypatch.setattr(get_settings(), "booking_rate_per_address", 2)
+    codes = []
+    for _ in range(3):
+        p, _ = clinic.patient(db)
+        token = auth(make_token(db, Role.window, clinic.hospital))
+        codes.append(client.post("/api/v1/appointments", headers=token, json={
+            "schedule_id": clinic.schedule.id, "patient_id": p.id,
+            "channel": "window"}).status_code)
+    assert codes == [201, 201, 429]

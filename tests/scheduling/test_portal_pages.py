@@ -230,7 +230,8 @@ def test_bk11_phone_check_in_and_live_queue(client: TestClient, clock: Clock, cl
     assert "报到成功" in page.text and 'data-ahead="1"' in page.text
     fragment = client.get(f"/me/appointments/{mine.id}/queue", headers={"HX-Request": "true"})
     assert "<html" not in fragment.text and 'hx-trigger="every 15s"' in fragment.text
-    assert "预计等候约 <strong>6</strong> 分钟" in fragment.text
+    # 20 minutes until the 08:00 clinic begins, then one patient of 6 minutes ahead.
+    assert "预计等候约 <strong>26</strong> 分钟" in fragment.text
     queue.call_next(db, principal=clinic.doctor_principal, schedule_id=clinic.schedule.id,
                     now=local(DAY, 8))
     queue.call_next(db, principal=clinic.doctor_principal, schedule_id=clinic.schedule.id,

@@ -28,6 +28,7 @@ from onetrip.scheduling.events import (
     PatientCalled,
     RebookingOffered,
     ScheduleSubstituted,
+    WaitlistClosed,
     WaitlistOffered,
 )
 from onetrip.scheduling.models import (
@@ -112,6 +113,16 @@ def on_waitlist_offer(db: Session, ev: WaitlistOffered) -> None:
                              f"waitlist_offer:{ev.entry_id}:{ev.slot_id}",
                              event_day=slot.start_at.astimezone(get_settings().tz).date(),
                              hospital_id=schedule.hospital_id)])
+
+
+@events.on_commit(WaitlistClosed)
+def on_waitlist_closed(db: Session, ev: WaitlistClosed) -> None:
+    """BK-6: a stopped session tells the patients waiting for it, too."""
+    schedule = db.get_one(Schedule, ev.schedule_id)
+    service.queue(db, [Draft(ev.patient_id, "waitlist_closed",
+                             visit_vars(db, schedule, schedule.start_at),
+                             ev.closed_at or utcnow(), f"waitlist_closed:{ev.entry_id}",
+                             event_day=schedule.day, hospital_id=schedule.hospital_id)])
 
 
 @events.on_commit(ScheduleSubstituted)

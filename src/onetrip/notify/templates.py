@@ -44,6 +44,9 @@ TEMPLATES: dict[str, Template] = {
     "waitlist_offer": Template(
         "OT_WAITLIST",
         "您候补的{department}有号源了：{time}。号源为您保留至{expires}，请及时确认，逾期自动释放。"),
+    "waitlist_closed": Template(
+        "OT_WAITLIST_CLOSED",
+        "抱歉，您候补的{department}{time}门诊因故停诊，候补已取消。如需就诊请预约其他时间。"),
     "your_turn": Template(
         "OT_YOUR_TURN",
         "请您到{place}就诊（{department}），医生已叫号。"),
@@ -70,7 +73,8 @@ TEMPLATES: dict[str, Template] = {
 #: What staff and patients see as a message's kind.
 LABELS = {"booking_confirmed": "预约成功", "day_before": "就诊前一日提醒",
           "hour_before": "就诊前一小时提醒", "cancelled": "预约取消", "substituted": "替诊通知",
-          "stop_clinic": "停诊通知", "waitlist_offer": "候补号源", "your_turn": "叫号提醒",
+          "stop_clinic": "停诊通知", "waitlist_offer": "候补号源",
+          "waitlist_closed": "候补取消", "your_turn": "叫号提醒",
           "no_show": "爽约通知", "exam_preparation": "检查准备", "report_ready": "报告已出",
           "pharmacy_window": "取药提醒", "payment_receipt": "缴费凭证"}
 

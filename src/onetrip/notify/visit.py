@@ -66,6 +66,7 @@ def sessions(db: Session, schedule_ids: Iterable[int]) -> dict[int, SessionFacts
         db, _places_statement, {"ids": list(hospital_ids)})}
     policies = scheduling_service.policies_for(db, hospital_ids)
     tz = get_settings().tz
+    working_days = org_calendar.previous_working_days(db, {(s.hospital_id, s.day) for s in rows})
     out = {}
     for s in rows:
         chain: list[Spot] = []
@@ -73,7 +74,7 @@ def sessions(db: Session, schedule_ids: Iterable[int]) -> dict[int, SessionFacts
         while spot is not None and len(chain) < 8:
             chain.append(spot)
             spot = places.get(spot.parent_id or 0)
-        deadline = cancel_deadline(org_calendar.previous_working_day(s.day),
+        deadline = cancel_deadline(working_days[(s.hospital_id, s.day)],
                                    policies[s.hospital_id][0], tz)
         doctor = f"{s.doctor}{TITLES.get(s.title, '')}" if s.doctor is not None else ""
         out[s.id] = SessionFacts(s.department, doctor, chain[::-1], deadline)

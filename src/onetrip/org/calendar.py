@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import chinese_calendar
 from chinese_calendar.constants import Holiday
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from onetrip.errors import InvalidInput, NotFound
@@ -64,23 +65,73 @@ def statutory_day(day: date) -> StatutoryDay | None:
     return StatutoryDay(is_holiday=is_holiday, is_adjusted_workday=not is_holiday, name=zh)
 
 
-@lru_cache(maxsize=1024)
-def previous_working_day(day: date) -> date:
-    """The last statutory working day before ``day`` (Monday to Friday where no data).
-    Remembered per day: every message of a booking asks it for its cancellation deadline."""
+def _statutory_working(d: date) -> bool:
+    """A working day by the national calendar (Monday to Friday where it has no data)."""
+    statutory = statutory_day(d)
+    if statutory is None:
+        return d.isoweekday() <= 5
+    if statutory.is_adjusted_workday:
+        return True
+    return not statutory.is_holiday and d.isoweekday() <= 5
+
+
+def _walk_back(day: date, working: Callable[[date], bool]) -> date:
     d = day - timedelta(days=1)
     for _ in range(30):
-        statutory = statutory_day(d)
-        if statutory is None:
-            working = d.isoweekday() <= 5
-        elif statutory.is_adjusted_workday:
-            working = True
-        else:
-            working = not statutory.is_holiday and d.isoweekday() <= 5
-        if working:
+        if working(d):
             return d
         d -= timedelta(days=1)
     return day - timedelta(days=1)
+
+
+@lru_cache(maxsize=1024)
+def previous_working_day(day: date) -> date:
+    """The last statutory working day before ``day`` (Monday to Friday where no data).
+    Remembered per day; ``previous_working_days`` also weighs imported rulings."""
+    return _walk_back(day, _statutory_working)
+
+
+_WORKING_KINDS = (OverrideKind.holiday.value, OverrideKind.workday.value)
+
+
+def previous_working_days(db: Session, wanted: Iterable[tuple[int, date]],
+                          ) -> dict[tuple[int, date], date]:
+    """The working day before each (hospital id, date), one read for all of them.
+
+    The holidays and adjusted working days a hospital or its region imported come first
+    (the official schedule of a year the library does not know yet), then the statutory
+    calendar. A hospital's closed or open ruling is about its clinics, not working days.
+    """
+    wanted = set(wanted)
+    if not wanted:
+        return {}
+    hospital_ids = {hid for hid, _day in wanted}
+    days = [day for _hid, day in wanted]
+    o = CalendarOverride
+    rows = db.execute(
+        select(Hospital.id, o.hospital_id, o.day, o.kind)
+        .join(o, or_(o.hospital_id == Hospital.id, o.region_id == Hospital.region_id))
+        .where(Hospital.id.in_(hospital_ids), o.kind.in_(_WORKING_KINDS),
+               o.day >= min(days) - timedelta(days=30), o.day < max(days))).all()
+    if not rows:
+        return {(hid, day): previous_working_day(day) for hid, day in wanted}
+    own: dict[tuple[int, date], bool] = {}
+    region: dict[tuple[int, date], bool] = {}
+    for hid, own_ruling, day, kind in rows:
+        (own if own_ruling is not None else region)[(hid, day)] = kind == "workday"
+
+    def working(hid: int, d: date) -> bool:
+        for ruling in (own.get((hid, d)), region.get((hid, d))):
+            if ruling is not None:
+                return ruling
+        return _statutory_working(d)
+
+    return {(hid, day): _walk_back(day, partial(working, hid)) for hid, day in wanted}
+
+
+def working_day_before(db: Session, hospital_id: int, day: date) -> date:
+    """``previous_working_days`` for one hospital and date (BK-6 cancellation deadline)."""
+    return previous_working_days(db, [(hospital_id, day)])[(hospital_id, day)]
 
 
 def _overrides(db: Session, hospital: Hospital, start: date, end: date,

@@ -153,11 +153,17 @@ async def create_hold(request: Request, body: BookingCreate, now: Now, units: Un
     return await _submit(request, body, now, units, commit, idempotency_key, hold=True)
 
 
+def _appointment_json(appt: Any) -> dict[str, Any]:
+    return AppointmentRead.of(appt).model_dump(mode="json")
+
+
 @router.post("/appointments/{appointment_id}/confirm", response_model=AppointmentRead)
-def confirm_hold(appointment_id: int, db: DbSession, principal: CurrentPrincipal,
-                 now: Now) -> AppointmentRead:
-    return AppointmentRead.of(booking.confirm(db, principal=principal,
-                                              appointment_id=appointment_id, now=now))
+def confirm_hold(appointment_id: int, request: Request, db: DbSession,
+                 principal: CurrentPrincipal, now: Now,
+                 idempotency_key: IdemKey = None) -> JSONResponse:
+    return idempotent(db, principal, idempotency_key, request.url.path, {}, now, 200,
+                      lambda: _appointment_json(booking.confirm(
+                          db, principal=principal, appointment_id=appointment_id, now=now)))
 
 
 @router.post("/appointments/{appointment_id}/cancel", response_model=AppointmentRead)
@@ -204,11 +210,11 @@ def check_in(appointment_id: int, db: DbSession, principal: CurrentPrincipal, no
 
 
 @router.get("/appointments/{appointment_id}/queue", response_model=QueueRead | None)
-def my_queue_position(appointment_id: int, db: DbSession,
-                      principal: CurrentPrincipal) -> QueueRead | None:
+def my_queue_position(appointment_id: int, db: DbSession, principal: CurrentPrincipal,
+                      now: Now) -> QueueRead | None:
     """The patient's live place in the queue and estimated wait (BK-11)."""
     appt = booking.access_appointment(db, principal, appointment_id)
-    entry = queue.position_of(db, appointment=appt)
+    entry = queue.position_of(db, appointment=appt, now=now)
     if entry is None:
         return None
     return QueueRead(appointment_id=appt.id, ahead=entry.position,
@@ -224,12 +230,12 @@ def _staff_of(principal: Principal, schedule: Schedule) -> None:
 
 
 @router.get("/schedules/{schedule_id}/queue", response_model=list[QueueRead])
-def schedule_queue(schedule_id: int, db: DbSession,
-                   principal: CurrentPrincipal) -> list[QueueRead]:
+def schedule_queue(schedule_id: int, db: DbSession, principal: CurrentPrincipal,
+                   now: Now) -> list[QueueRead]:
     _staff_of(principal, service.access_schedule(db, schedule_id))
     return [QueueRead(appointment_id=e.appointment.id, ahead=e.position,
                       estimated_wait_minutes=int(e.wait.total_seconds() // 60), late=e.late)
-            for e in queue.queue_for(db, schedule_id=schedule_id)]
+            for e in queue.queue_for(db, schedule_id=schedule_id, now=now)]
 
 
 @router.post("/schedules/{schedule_id}/call-next", response_model=AppointmentRead | None)
@@ -255,10 +261,12 @@ def join_waitlist(body: WaitlistCreate, db: DbSession, principal: CurrentPrincip
 
 
 @router.post("/waitlist/{entry_id}/accept", response_model=AppointmentRead)
-def accept_waitlist(entry_id: int, db: DbSession, principal: CurrentPrincipal,
-                    now: Now) -> AppointmentRead:
-    return AppointmentRead.of(waitlist.accept(db, principal=principal, entry_id=entry_id,
-                                              now=now))
+def accept_waitlist(entry_id: int, request: Request, db: DbSession,
+                    principal: CurrentPrincipal, now: Now,
+                    idempotency_key: IdemKey = None) -> JSONResponse:
+    return idempotent(db, principal, idempotency_key, request.url.path, {}, now, 200,
+                      lambda: _appointment_json(waitlist.accept(
+                          db, principal=principal, entry_id=entry_id, now=now)))
 
 
 def _offer_read(o: RebookingOffer) -> OfferRead:
@@ -300,11 +308,13 @@ def list_offers(db: DbSession, principal: CurrentPrincipal,
 
 
 @router.post("/rebooking-offers/{offer_id}/accept", response_model=AppointmentRead)
-def accept_offer(offer_id: int, body: OfferAccept, db: DbSession,
-                 principal: CurrentPrincipal, now: Now) -> AppointmentRead:
-    return AppointmentRead.of(stopclinic.accept_offer(db, principal=principal,
-                                                      offer_id=offer_id, slot_id=body.slot_id,
-                                                      now=now))
+def accept_offer(offer_id: int, body: OfferAccept, request: Request, db: DbSession,
+                 principal: CurrentPrincipal, now: Now,
+                 idempotency_key: IdemKey = None) -> JSONResponse:
+    return idempotent(db, principal, idempotency_key, request.url.path, body.model_dump(),
+                      now, 200, lambda: _appointment_json(stopclinic.accept_offer(
+                          db, principal=principal, offer_id=offer_id, slot_id=body.slot_id,
+                          now=now)))
 
 
 @router.post("/rebooking-offers/{offer_id}/decline", response_model=OfferRead)

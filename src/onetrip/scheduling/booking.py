@@ -130,7 +130,8 @@ def cancel(db: Session, *, principal: Principal, appointment_id: int, now: datet
         raise NotCancellable(detail={"status": appt.status})
     policy, _rule = service.policy_for(db, appt.hospital_id)
     tz = get_settings().tz
-    deadline = cancel_deadline(org_calendar.previous_working_day(appt.day), policy, tz)
+    deadline = cancel_deadline(org_calendar.working_day_before(db, appt.hospital_id, appt.day),
+                               policy, tz)
     penalty: str | None = None
     if appt.status == "booked" and now > deadline:
         if principal.role in (Role.patient, Role.proxy):

@@ -82,7 +82,7 @@ def sessions_page(request: Request, db: DbSession, principal: Doctor, now: Now,
 def _panel_ctx(db: Session, principal: Principal, schedule_id: int,
                now: datetime) -> dict[str, Any]:
     schedule = access_console_schedule(db, principal, schedule_id)
-    entries = queue.queue_for(db, schedule_id=schedule.id)
+    entries = queue.queue_for(db, schedule_id=schedule.id, now=now)
     current = queue.in_room(db, schedule_id=schedule.id)
     roster = queue.roster(db, schedule_id=schedule.id)
     ids = {e.appointment.patient_id for e in entries} | {a.patient_id for a in roster}

@@ -91,3 +91,13 @@ class WaitlistOffered(Event):
     patient_id: int
     slot_id: int
     offered_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class WaitlistClosed(Event):
+    """A stopped session ends its waitlist: each waiting patient is told (BK-6)."""
+
+    entry_id: int
+    patient_id: int
+    schedule_id: int
+    closed_at: datetime | None = None

@@ -413,7 +413,8 @@ def ticket(appointment_id: int, request: Request, db: DbSession, kiosk: Kiosk,
     """The printable ticket: masked name, department, doctor, room, number, QR code."""
     here = at_kiosk(request, db, kiosk, now)
     appt = _own_appointment(db, here, appointment_id)
-    entry = queue.position_of(db, appointment=appt) if appt.status == "arrived" else None
+    entry = queue.position_of(db, appointment=appt, now=now) \
+        if appt.status == "arrived" else None
     return patient_page(request, here, now, "kiosk_ticket.html", {
         "v": page_booking.visit_of(db, appt, now), "entry": entry,
         "wait_minutes": int(entry.wait.total_seconds() // 60) if entry else 0,

@@ -120,8 +120,9 @@ def terms_of(db: Session, slot: Slot) -> Terms:
     when check-in opens for a slot, by its hospital's policy."""
     schedule = db.get_one(Schedule, slot.schedule_id)
     policy, _rule = service.policy_for(db, schedule.hospital_id)
-    deadline = cancel_deadline(org_calendar.previous_working_day(schedule.day), policy,
-                               get_settings().tz)
+    deadline = cancel_deadline(
+        org_calendar.working_day_before(db, schedule.hospital_id, schedule.day), policy,
+        get_settings().tz)
     return Terms(deadline, slot.start_at - timedelta(minutes=policy.check_in_opens_minutes),
                  policy.late_after_minutes)
 

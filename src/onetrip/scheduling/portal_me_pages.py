@@ -122,8 +122,9 @@ def my_appointments(request: Request, db: DbSession, now: Now, principal: Option
     return _appointments_page(request, db, me, now, tab, flash)
 
 
-def _queue_ctx(db: Session, appt: Appointment) -> dict[str, Any]:
-    entry = queue.position_of(db, appointment=appt) if appt.status == "arrived" else None
+def _queue_ctx(db: Session, appt: Appointment, now: datetime) -> dict[str, Any]:
+    entry = queue.position_of(db, appointment=appt, now=now) \
+        if appt.status == "arrived" else None
     return {"appt": appt, "entry": entry, "poll": _QUEUE_POLL_SECONDS,
             "wait_minutes": int(entry.wait.total_seconds() // 60) if entry else 0}
 
@@ -136,7 +137,8 @@ def _appointment_page(request: Request, db: Session, me: Principal, appointment_
     return render_page(request, "portal_appointment.html", {
         "v": visit_of(db, appt, now), "patient": patient,
         "masked": identity_service.masked_id_number, "flash": FLASHES.get(flash or ""),
-        "error": error, "booked": booked, **_queue_ctx(db, appt)}, status_code=status_code)
+        "error": error, "booked": booked, **_queue_ctx(db, appt, now)},
+        status_code=status_code)
 
 
 @router.get("/me/appointments/{appointment_id}")
@@ -152,13 +154,13 @@ def appointment_page(appointment_id: int, request: Request, db: DbSession, now: 
 
 @router.get("/me/appointments/{appointment_id}/queue")
 def queue_fragment(appointment_id: int, request: Request, db: DbSession,
-                   principal: OptionalPrincipal) -> Response:
+                   principal: OptionalPrincipal, now: Now) -> Response:
     """BK-11: the live place in the queue, polled by htmx while the patient waits."""
     me = account_of(principal)
     if me is None:
         return to_sign_in(f"/me/appointments/{appointment_id}")
     appt = booking.access_appointment(db, me, appointment_id)
-    return render_page(request, "portal_queue.html", _queue_ctx(db, appt))
+    return render_page(request, "portal_queue.html", _queue_ctx(db, appt, now))
 
 
 def _act(request: Request, db: Session, me: Principal, appointment_id: int, now: datetime,

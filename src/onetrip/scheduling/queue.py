@@ -62,8 +62,10 @@ class QueueEntry:
     late: bool
 
 
-def queue_for(db: Session, *, schedule_id: int) -> list[QueueEntry]:
-    """Checked-in patients not yet called, in call order, with their estimated wait."""
+def queue_for(db: Session, *, schedule_id: int,
+              now: datetime | None = None) -> list[QueueEntry]:
+    """Checked-in patients not yet called, in call order, with their estimated wait (from
+    ``now``: before the session begins the wait runs until it does)."""
     schedule = service.access_schedule(db, schedule_id)
     policy, _ = service.policy_for(db, schedule.hospital_id)
     waiting = {a.id: a for a in db.scalars(select(Appointment).where(
@@ -72,13 +74,16 @@ def queue_for(db: Session, *, schedule_id: int) -> list[QueueEntry]:
     late_after = timedelta(minutes=policy.late_after_minutes)
     ordered = queue_order([Arrival(a.id, a.start_at, a.checked_in_at or a.start_at)
                            for a in waiting.values()], late_after)
-    return [QueueEntry(waiting[x.appointment_id], i, estimated_wait(i, schedule.slot_minutes),
+    return [QueueEntry(waiting[x.appointment_id], i,
+                       estimated_wait(i, schedule.slot_minutes, now=now,
+                                      starts_at=schedule.start_at),
                        x.checked_in_at > x.slot_start + late_after)
             for i, x in enumerate(ordered)]
 
 
-def position_of(db: Session, *, appointment: Appointment) -> QueueEntry | None:
-    return next((e for e in queue_for(db, schedule_id=appointment.schedule_id)
+def position_of(db: Session, *, appointment: Appointment,
+                now: datetime | None = None) -> QueueEntry | None:
+    return next((e for e in queue_for(db, schedule_id=appointment.schedule_id, now=now)
                  if e.appointment.id == appointment.id), None)
 
 

@@ -365,6 +365,11 @@ def queue_order(arrivals: Sequence[Arrival], late_after: timedelta) -> list[Arri
     return sorted(arrivals, key=key)
 
 
-def estimated_wait(position: int, minutes_per_patient: float) -> timedelta:
-    """Patients ahead times the session's minutes per patient."""
-    return timedelta(minutes=max(0, position) * minutes_per_patient)
+def estimated_wait(position: int, minutes_per_patient: float, *, now: datetime | None = None,
+                   starts_at: datetime | None = None) -> timedelta:
+    """Patients ahead times the session's minutes per patient, plus, before the session
+    begins (``now`` before ``starts_at``), the time until the doctor starts (BK-11)."""
+    wait = timedelta(minutes=max(0, position) * minutes_per_patient)
+    if now is not None and starts_at is not None and now < starts_at:
+        wait += starts_at - now
+    return wait

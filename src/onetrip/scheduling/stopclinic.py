@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from onetrip import events
@@ -21,15 +22,22 @@ from onetrip.identity import service as identity_service
 from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
 from onetrip.org.models import Practitioner
-from onetrip.scheduling import scope, service
-from onetrip.scheduling.errors import OfferUnavailable, ScheduleNotOpen
+from onetrip.scheduling import scope, service, waitlist
+from onetrip.scheduling.errors import LimitReached, OfferUnavailable, ScheduleNotOpen
 from onetrip.scheduling.events import (
     AppointmentRebooked,
     RebookingOffered,
     ScheduleStopped,
     ScheduleSubstituted,
+    WaitlistClosed,
 )
-from onetrip.scheduling.models import Appointment, RebookingOffer, Schedule, Slot
+from onetrip.scheduling.models import (
+    Appointment,
+    RebookingOffer,
+    Schedule,
+    Slot,
+    WaitlistEntry,
+)
 from onetrip.scheduling.rules import BOOKABLE_SCHEDULE_STATUSES
 
 SEARCH_DAYS = 7
@@ -65,6 +73,8 @@ def substitute(db: Session, *, principal: Principal, schedule_id: int, practitio
     if managed is not None and not any(d.id in managed for d in doctor.departments):
         # A department admin hands a session only to a doctor of its own departments.
         raise InvalidInput("替诊医生须为本科室医生", detail={"practitioner_id": practitioner_id})
+    if _in_clinic_meanwhile(db, doctor.id, schedule):
+        raise InvalidInput("替诊医生同一时段已有出诊", detail={"practitioner_id": practitioner_id})
     schedule.status, schedule.substitute_practitioner_id = "substituted", doctor.id
     schedule.status_reason = reason[:200]
     affected = tuple(a.id for a in _active(db, schedule.id))
@@ -76,6 +86,17 @@ def substitute(db: Session, *, principal: Principal, schedule_id: int, practitio
                                            affected_appointment_ids=affected,
                                            substituted_at=now))
     return schedule
+
+
+def _in_clinic_meanwhile(db: Session, doctor_id: int, schedule: Schedule) -> bool:
+    """Whether the doctor holds another session overlapping this one: their own (unless
+    handed over) or one they already substitute for. One doctor sees one room's patients."""
+    return db.scalar(select(Schedule.id).where(
+        Schedule.id != schedule.id, Schedule.status.in_(BOOKABLE_SCHEDULE_STATUSES),
+        or_(and_(Schedule.practitioner_id == doctor_id, Schedule.status == "open"),
+            Schedule.substitute_practitioner_id == doctor_id),
+        Schedule.start_at < schedule.end_at, Schedule.end_at > schedule.start_at,
+    ).limit(1)) is not None
 
 
 def _active(db: Session, schedule_id: int) -> list[Appointment]:
@@ -148,12 +169,27 @@ def stop_clinic(db: Session, *, principal: Principal, schedule_id: int, reason: 
         offers.append(offer)
         events.publish(db, RebookingOffered(appointment_id=appt.id, patient_id=appt.patient_id,
                                             offer_id=offer.id))
+    waiting = _close_waitlist(db, schedule.id, now)
     service.record_change(db, principal, "schedule.stop", schedule_id=schedule.id,
                           reason=reason, appointments=len(offers),
-                          offered=sum(1 for o in offers if o.slot_ids))
+                          offered=sum(1 for o in offers if o.slot_ids), waitlist=waiting)
     events.publish(db, ScheduleStopped(
         schedule_id=schedule.id, affected_appointment_ids=tuple(o.appointment_id for o in offers)))
     return StopResult(schedule, offers)
+
+
+def _close_waitlist(db: Session, schedule_id: int, now: datetime) -> int:
+    """The session's waiting patients (an offered slot is blocked with the rest) are told
+    the session will not take place: nobody is left waiting for it."""
+    entries = list(db.scalars(select(WaitlistEntry).where(
+        WaitlistEntry.schedule_id == schedule_id,
+        WaitlistEntry.status.in_(("waiting", "offered")))))
+    for entry in entries:
+        entry.status = "cancelled"
+        events.publish(db, WaitlistClosed(entry_id=entry.id, patient_id=entry.patient_id,
+                                          schedule_id=schedule_id, closed_at=now))
+    db.flush()
+    return len(entries)
 
 
 def offers_for(db: Session, *, patient_id: int) -> list[RebookingOffer]:
@@ -180,27 +216,37 @@ def accept_offer(db: Session, *, principal: Principal, offer_id: int, slot_id: i
     mine = slot_id == offer.held_slot_id and offer.expires_at is not None and \
         offer.expires_at > now
     cond = (Slot.status == "held") if mine else service.claimable(now)
-    if not rowcount(db.execute(update(Slot).where(Slot.id == slot_id, cond, Slot.start_at > now)
-                      .values(status="booked", held_until=None),
-                      execution_options={"synchronize_session": False})):
-        raise OfferUnavailable("该号源已被他人预约，请选择其他号源")
-    if offer.held_slot_id and offer.held_slot_id != slot_id:
-        db.execute(update(Slot).where(Slot.id == offer.held_slot_id, Slot.status == "held")
-                   .values(status="free", held_until=None),
-                   execution_options={"synchronize_session": False})
-    slot = db.get_one(Slot, slot_id)
-    db.refresh(slot)
-    schedule = slot.schedule
-    appt = Appointment(
-        slot_id=slot.id, schedule_id=schedule.id, patient_id=offer.patient_id,
-        hospital_id=schedule.hospital_id, department_id=schedule.department_id,
-        day=schedule.day, start_at=slot.start_at, pool=slot.pool, channel=old.channel,
-        status="booked", booked_by=f"rebooking:{offer.id}", booked_at=now, created_at=now,
-        rebooked_from_id=old.id)
-    db.add(appt)
+    try:
+        with db.begin_nested():
+            if not rowcount(db.execute(
+                    update(Slot).where(Slot.id == slot_id, cond, Slot.start_at > now)
+                    .values(status="booked", held_until=None),
+                    execution_options={"synchronize_session": False})):
+                raise OfferUnavailable("该号源已被他人预约，请选择其他号源")
+            if offer.held_slot_id and offer.held_slot_id != slot_id:
+                db.execute(update(Slot).where(Slot.id == offer.held_slot_id,
+                                              Slot.status == "held")
+                           .values(status="free", held_until=None),
+                           execution_options={"synchronize_session": False})
+            slot = db.get_one(Slot, slot_id)
+            db.refresh(slot)
+            schedule = slot.schedule
+            appt = Appointment(
+                slot_id=slot.id, schedule_id=schedule.id, patient_id=offer.patient_id,
+                hospital_id=schedule.hospital_id, department_id=schedule.department_id,
+                day=schedule.day, start_at=slot.start_at, pool=slot.pool,
+                channel=old.channel, status="booked", booked_by=f"rebooking:{offer.id}",
+                booked_at=now, created_at=now, rebooked_from_id=old.id)
+            db.add(appt)
+            db.flush()
+    except IntegrityError as exc:
+        # BK-8: the patient booked that session, or that department that day, meanwhile.
+        raise LimitReached("已有同科室同日或同一出诊的有效预约，请选择其他号源") from exc
     offer.status, offer.refund_flagged = "accepted", False
     db.flush()
     offer.new_appointment_id = appt.id
+    if offer.held_slot_id and offer.held_slot_id != slot_id:
+        waitlist.offer_freed_slots(db, slot_ids=[offer.held_slot_id], now=now)
     events.publish(db, AppointmentRebooked(appointment_id=appt.id, patient_id=appt.patient_id,
                                            previous_id=old.id))
     return appt
@@ -221,4 +267,7 @@ def decline_offer(db: Session, *, principal: Principal, offer_id: int,
                    execution_options={"synchronize_session": False})
     offer.status = "declined"
     db.flush()
+    if offer.held_slot_id:
+        # BK-6: the slot it frees goes to that session's waitlist first.
+        waitlist.offer_freed_slots(db, slot_ids=[offer.held_slot_id], now=now)
     return offer

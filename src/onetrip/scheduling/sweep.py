@@ -31,20 +31,25 @@ def sweep(db: Session, *, now: datetime) -> SweepReport:
                                                  Appointment.hold_expires_at <= now)
                        .values(status="expired").returning(Appointment.slot_id),
                        execution_options={"synchronize_session": False}).scalars().all()
+    freed: list[int] = []
     if holds:
-        db.execute(update(Slot).where(Slot.id.in_(holds), Slot.status == "held",
-                                      Slot.held_until <= now)
-                   .values(status="free", held_until=None),
-                   execution_options={"synchronize_session": False})
+        freed += db.execute(update(Slot).where(Slot.id.in_(holds), Slot.status == "held",
+                                               Slot.held_until <= now)
+                            .values(status="free", held_until=None).returning(Slot.id),
+                            execution_options={"synchronize_session": False}).scalars().all()
     offers = list(db.scalars(select(RebookingOffer).where(
         RebookingOffer.status == "open", RebookingOffer.expires_at <= now)))
     for offer in offers:
         offer.status = "expired"
         if offer.held_slot_id:
-            db.execute(update(Slot).where(Slot.id == offer.held_slot_id, Slot.status == "held",
-                                          Slot.held_until <= now)
-                       .values(status="free", held_until=None),
-                       execution_options={"synchronize_session": False})
+            freed += db.execute(update(Slot).where(Slot.id == offer.held_slot_id,
+                                                   Slot.status == "held",
+                                                   Slot.held_until <= now)
+                                .values(status="free", held_until=None).returning(Slot.id),
+                                execution_options={"synchronize_session": False}
+                                ).scalars().all()
+    # BK-6: a slot freed by the clock goes to the session's waitlist first, as a cancelled one.
+    waitlist.offer_freed_slots(db, slot_ids=freed, now=now)
     waitlisted = waitlist.expire_offers(db, now=now)
     noshows = queue.mark_noshows(db, now=now)
     idempotency.purge(db, before=now - timedelta(hours=24))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from onetrip import events
@@ -12,12 +13,19 @@ from onetrip.db import rowcount
 from onetrip.identity import service as identity_service
 from onetrip.identity.service import Principal
 from onetrip.scheduling import service
-from onetrip.scheduling.errors import OfferUnavailable, WaitlistClosed
+from onetrip.scheduling.errors import (
+    LimitReached,
+    OfferUnavailable,
+    PatientRestricted,
+    WaitlistClosed,
+)
 from onetrip.scheduling.events import AppointmentBooked, WaitlistOffered
-from onetrip.scheduling.models import Appointment, Slot, WaitlistEntry
+from onetrip.scheduling.models import Appointment, Schedule, Slot, WaitlistEntry
 from onetrip.scheduling.rules import (
+    ACTIVE_STATUSES,
     BOOKABLE_SCHEDULE_STATUSES,
     CHANNEL_POOLS,
+    ONLINE_CHANNELS,
     Channel,
     Pool,
     PoolTimer,
@@ -37,6 +45,7 @@ def join(db: Session, *, principal: Principal, patient_id: int, schedule_id: int
         raise WaitlistClosed("该出诊已停诊或已结束")
     if service.free_slots(db, schedule=schedule, channel=channel, now=now):
         raise WaitlistClosed("该出诊仍有号源，请直接预约")
+    _refuse_restricted(db, patient_id=patient_id, schedule=schedule, channel=channel, now=now)
     existing = db.scalar(select(WaitlistEntry).where(
         WaitlistEntry.patient_id == patient_id, WaitlistEntry.schedule_id == schedule_id,
         WaitlistEntry.status.in_(("waiting", "offered"))))
@@ -80,6 +89,18 @@ def offer_freed_slot(db: Session, *, slot_id: int, now: datetime) -> WaitlistEnt
     return None
 
 
+def offer_freed_slots(db: Session, *, slot_ids: list[int], now: datetime) -> int:
+    """``offer_freed_slot`` for each of these slots whose session has patients waiting (one
+    read finds them: most freed slots have nobody waiting). Returns the offers made."""
+    if not slot_ids:
+        return 0
+    waited = db.scalars(select(Slot.id).join(
+        WaitlistEntry, WaitlistEntry.schedule_id == Slot.schedule_id).where(
+        Slot.id.in_(slot_ids), WaitlistEntry.status == "waiting").distinct()).all()
+    return sum(1 for slot_id in sorted(waited)
+               if offer_freed_slot(db, slot_id=slot_id, now=now) is not None)
+
+
 def accept(db: Session, *, principal: Principal, entry_id: int, now: datetime) -> Appointment:
     """Take the offered slot before the offer expires."""
     entry = db.get(WaitlistEntry, entry_id)
@@ -90,24 +111,69 @@ def accept(db: Session, *, principal: Principal, entry_id: int, now: datetime) -
             entry.offer_expires_at <= now or entry.offered_slot_id is None:
         raise OfferUnavailable(detail={"status": entry.status})
     slot = db.get_one(Slot, entry.offered_slot_id)
-    done = rowcount(db.execute(update(Slot).where(Slot.id == slot.id, Slot.status == "held",
-                                         Slot.held_until > now)
-                      .values(status="booked", held_until=None),
-                      execution_options={"synchronize_session": False}))
-    if not done:
-        raise OfferUnavailable()
-    db.refresh(slot)
     schedule = slot.schedule
-    appt = Appointment(
-        slot_id=slot.id, schedule_id=schedule.id, patient_id=entry.patient_id,
-        hospital_id=schedule.hospital_id, department_id=schedule.department_id,
-        day=schedule.day, start_at=slot.start_at, pool=slot.pool, channel=entry.channel,
-        status="booked", booked_by=f"waitlist:{entry.id}", booked_at=now, created_at=now)
-    db.add(appt)
-    db.flush()
+    # BK-6, BK-8: an offer is a booking like any other, under the same restriction and limits.
+    _refuse_restricted(db, patient_id=entry.patient_id, schedule=schedule,
+                       channel=Channel(entry.channel), now=now)
+    _refuse_over_limits(db, patient_id=entry.patient_id, schedule=schedule, now=now)
+    try:
+        with db.begin_nested():
+            done = rowcount(db.execute(
+                update(Slot).where(Slot.id == slot.id, Slot.status == "held",
+                                   Slot.held_until > now)
+                .values(status="booked", held_until=None),
+                execution_options={"synchronize_session": False}))
+            if not done:
+                raise OfferUnavailable()
+            appt = Appointment(
+                slot_id=slot.id, schedule_id=schedule.id, patient_id=entry.patient_id,
+                hospital_id=schedule.hospital_id, department_id=schedule.department_id,
+                day=schedule.day, start_at=slot.start_at, pool=slot.pool,
+                channel=entry.channel, status="booked", booked_by=f"waitlist:{entry.id}",
+                booked_at=now, created_at=now)
+            db.add(appt)
+            db.flush()
+    except IntegrityError as exc:
+        # A booking of the same patient that committed meanwhile: the unique indexes win.
+        raise LimitReached("已有同科室同日或同一出诊的有效预约") from exc
+    db.refresh(slot)
     entry.status, entry.appointment_id = "accepted", appt.id
     events.publish(db, AppointmentBooked.of(appt))
     return appt
+
+
+def _refuse_restricted(db: Session, *, patient_id: int, schedule: Schedule, channel: Channel,
+                       now: datetime) -> None:
+    """BK-6: a no-show restriction stops the online channels, on the waitlist too."""
+    from onetrip.scheduling.booking import restriction_of
+
+    if channel not in ONLINE_CHANNELS:
+        return
+    rule = service.policy_for(db, schedule.hospital_id)[1]
+    restriction = restriction_of(db, patient_id=patient_id, hospital_id=schedule.hospital_id,
+                                 rule=rule, now=now)
+    if restriction is not None:
+        raise PatientRestricted(restriction.reason, detail={
+            "until": restriction.until.isoformat(), "count": restriction.count,
+            "rule": restriction.rule})
+
+
+def _refuse_over_limits(db: Session, *, patient_id: int, schedule: Schedule,
+                        now: datetime) -> None:
+    """BK-8: the per-patient limits of a direct booking (``engine._within_limits``)."""
+    live = (Appointment.patient_id == patient_id,
+            Appointment.status.in_([s.value for s in ACTIVE_STATUSES]),
+            Appointment.start_at > now - timedelta(hours=12),
+            (Appointment.status != "held") | (Appointment.hold_expires_at > now))
+    mine = db.execute(select(Appointment.schedule_id, Appointment.department_id,
+                             Appointment.day).where(*live)).all()
+    if any(r.schedule_id == schedule.id for r in mine):
+        raise LimitReached("您已预约过该出诊", detail={"limit": "per_schedule"})
+    if any(r.department_id == schedule.department_id and r.day == schedule.day for r in mine):
+        raise LimitReached("同一科室同一天只能预约一次", detail={"limit": "per_department_day"})
+    limit = service.policy_for(db, schedule.hospital_id)[0].max_active_appointments
+    if len(mine) >= limit:
+        raise LimitReached(f"有效预约最多{limit}个", detail={"limit": "max_active", "max": limit})
 
 
 def expire_offers(db: Session, *, now: datetime) -> int:

@@ -1,0 +1,59 @@
+"""停诊 (BK-6, BK-8): taking a rebooking offer meets the per-patient limits like any booking."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy.orm import Session
+
+from onetrip.errors import InvalidInput
+from onetrip.scheduling import booking, stopclinic
+from onetrip.scheduling.errors import LimitReached
+from onetrip.scheduling.models import Slot
+from onetrip.scheduling.rules import Channel, SessionOfDay
+from tests.factories import make_practitioner
+from tests.scheduling.conftest import DAY, OPEN, Clinic
+
+
+def test_bk8_an_offer_for_a_day_already_booked_in_the_department_is_a_clean_409(
+        db: Session, clinic: Clinic) -> None:
+    colleague = make_practitioner(db, clinic.hospital, clinic.department,
+                                  service_level="expert")
+    later = DAY + timedelta(days=2)
+    clinic.session(db, day=later, doctor=colleague)
+    afternoon = clinic.session(db, day=later, doctor=colleague, session=SessionOfDay.pm)
+    p, pp = clinic.patient(db)
+    appt = booking.book(db, principal=pp, patient_id=p.id, channel=Channel.app,
+                        schedule_id=clinic.schedule.id, now=OPEN)
+    (offer,) = stopclinic.stop_clinic(db, principal=clinic.window,
+                                      schedule_id=clinic.schedule.id, reason="停诊",
+                                      now=OPEN).offers
+    assert offer.held_slot_id is not None
+    # Meanwhile the patient booked the same department's afternoon of the offered day.
+    booking.book(db, principal=pp, patient_id=p.id, channel=Channel.app,
+                 schedule_id=afternoon.id, now=OPEN + timedelta(minutes=1))
+    with pytest.raises(LimitReached):
+        stopclinic.accept_offer(db, principal=pp, offer_id=offer.id,
+                                slot_id=offer.held_slot_id, now=OPEN + timedelta(minutes=2))
+    db.refresh(offer)
+    held = db.get_one(Slot, offer.held_slot_id)
+    db.refresh(held)
+    assert offer.status == "open" and held.status == "held" and appt.id == offer.appointment_id
+
+
+def test_bk6_a_substitute_already_in_clinic_at_that_time_is_refused(
+        db: Session, clinic: Clinic) -> None:
+    busy = make_practitioner(db, clinic.hospital, clinic.department, service_level="expert")
+    clinic.session(db, day=DAY, doctor=busy)  # the same morning
+    with pytest.raises(InvalidInput, match="同一时段"):
+        stopclinic.substitute(db, principal=clinic.window, schedule_id=clinic.schedule.id,
+                              practitioner_id=busy.id, reason="外出会诊", now=OPEN)
+    db.refresh(clinic.schedule)
+    assert clinic.schedule.status == "open"
+    # Free that morning: the afternoon clinic does not stand in the way.
+    free = make_practitioner(db, clinic.hospital, clinic.department, service_level="expert")
+    clinic.session(db, day=DAY, doctor=free, session=SessionOfDay.pm)
+    done = stopclinic.substitute(db, principal=clinic.window, schedule_id=clinic.schedule.id,
+                                 practitioner_id=free.id, reason="外出会诊", now=OPEN)
+    assert done.status == "substituted"

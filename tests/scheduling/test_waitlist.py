@@ -1,0 +1,153 @@
+"""候补 (BK-6, BK-8): the waitlist is no back door around the no-show restriction or the
+per-patient limits that a direct booking meets."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from onetrip.notify.models import Notification
+from onetrip.notify.templates import render
+from onetrip.scheduling import booking, penalties, stopclinic, sweep, waitlist
+from onetrip.scheduling.errors import (
+    LimitReached,
+    PatientRestricted,
+    PoolClosed,
+    ScheduleFull,
+)
+from onetrip.scheduling.models import Appointment, Slot
+from onetrip.scheduling.rules import Channel, PenaltyEvent, SessionOfDay
+from tests.scheduling.conftest import DAY, Clinic, local
+
+ONLINE_ONLY = local(DAY - timedelta(days=6), 9)  # referral slots have returned to the online pool
+
+
+def full_session(db: Session, clinic: Clinic) -> list[Appointment]:
+    """Book every slot the window can reach; the online ones first in the list."""
+    taken = []
+    while True:
+        p, _pp = clinic.patient(db)
+        try:
+            taken.append(clinic.book(db, p.id, now=ONLINE_ONLY))
+        except (ScheduleFull, PoolClosed):
+            return sorted(taken, key=lambda a: a.pool != "online")
+
+
+def noshow(db: Session, clinic: Clinic, patient_id: int) -> None:
+    penalties.record(db, patient_id=patient_id, hospital_id=clinic.hospital.id,
+                     kind=PenaltyEvent.noshow, at=ONLINE_ONLY - timedelta(days=2),
+                     source="exam", source_id=patient_id)
+
+
+def free_one(db: Session, clinic: Clinic, taken: list[Appointment]) -> None:
+    booking.cancel(db, principal=clinic.window, appointment_id=taken[0].id,
+                   now=ONLINE_ONLY + timedelta(minutes=2))
+
+
+def test_bk6_a_restricted_patient_cannot_join_the_waitlist_online(
+        db: Session, clinic: Clinic) -> None:
+    full_session(db, clinic)
+    p, pp = clinic.patient(db)
+    noshow(db, clinic, p.id)
+    with pytest.raises(PatientRestricted) as err:
+        waitlist.join(db, principal=pp, patient_id=p.id, schedule_id=clinic.schedule.id,
+                      channel=Channel.app, now=ONLINE_ONLY)
+    assert err.value.detail["until"]
+
+
+def test_bk6_a_patient_restricted_after_joining_cannot_accept_the_offer(
+        db: Session, clinic: Clinic) -> None:
+    taken = full_session(db, clinic)
+    p, pp = clinic.patient(db)
+    entry = waitlist.join(db, principal=pp, patient_id=p.id, schedule_id=clinic.schedule.id,
+                          channel=Channel.app, now=ONLINE_ONLY)
+    noshow(db, clinic, p.id)
+    free_one(db, clinic, taken)
+    db.refresh(entry)
+    with pytest.raises(PatientRestricted):
+        waitlist.accept(db, principal=pp, entry_id=entry.id,
+                        now=ONLINE_ONLY + timedelta(minutes=3))
+    assert db.scalar(select(func.count()).select_from(Appointment).where(
+        Appointment.patient_id == p.id)) == 0
+
+
+def test_bk8_accepting_an_offer_keeps_one_appointment_per_department_and_day(
+        db: Session, clinic: Clinic) -> None:
+    taken = full_session(db, clinic)
+    p, pp = clinic.patient(db)
+    entry = waitlist.join(db, principal=pp, patient_id=p.id, schedule_id=clinic.schedule.id,
+                          channel=Channel.app, now=ONLINE_ONLY)
+    afternoon = clinic.session(db, day=DAY, session=SessionOfDay.pm)
+    clinic.book(db, p.id, now=ONLINE_ONLY + timedelta(minutes=1), schedule=afternoon)
+    free_one(db, clinic, taken)
+    db.refresh(entry)
+    assert entry.status == "offered"
+    with pytest.raises(LimitReached):
+        waitlist.accept(db, principal=pp, entry_id=entry.id,
+                        now=ONLINE_ONLY + timedelta(minutes=3))
+    # Nothing was written: the offered slot is still held for the offer, not booked.
+    slot = db.get_one(Slot, taken[0].slot_id)
+    db.refresh(slot)
+    assert slot.status == "held"
+
+
+def test_bk6_stopping_a_session_ends_its_waitlist_with_a_notice(
+        db: Session, clinic: Clinic) -> None:
+    taken = full_session(db, clinic)
+    entries = []
+    for _ in range(2):
+        p, pp = clinic.patient(db)
+        entries.append(waitlist.join(db, principal=pp, patient_id=p.id,
+                                     schedule_id=clinic.schedule.id, channel=Channel.app,
+                                     now=ONLINE_ONLY))
+    free_one(db, clinic, taken)  # the first waiting patient is offered the freed slot
+    stopclinic.stop_clinic(db, principal=clinic.window, schedule_id=clinic.schedule.id,
+                           reason="专家外出会诊", now=ONLINE_ONLY + timedelta(minutes=5))
+    db.commit()
+    for entry in entries:
+        db.refresh(entry)
+        assert entry.status == "cancelled"
+    notices = db.scalars(select(Notification).where(
+        Notification.patient_id.in_([e.patient_id for e in entries]),
+        Notification.template == "waitlist_closed")).all()
+    assert sorted(n.patient_id for n in notices) == sorted(e.patient_id for e in entries)
+    assert "停诊" in render("waitlist_closed", notices[0].variables)
+
+
+def test_bk6_a_slot_freed_by_a_run_out_hold_goes_to_the_waitlist_first(
+        db: Session, clinic: Clinic) -> None:
+    taken = full_session(db, clinic)
+    booking.cancel(db, principal=clinic.window, appointment_id=taken[0].id, now=ONLINE_ONLY)
+    h, ph = clinic.patient(db)
+    held = booking.book(db, principal=ph, patient_id=h.id, channel=Channel.app,
+                        schedule_id=clinic.schedule.id, now=ONLINE_ONLY, hold=True)
+    p, pp = clinic.patient(db)
+    entry = waitlist.join(db, principal=pp, patient_id=p.id, schedule_id=clinic.schedule.id,
+                          channel=Channel.app, now=ONLINE_ONLY + timedelta(minutes=1))
+    report = sweep.sweep(db, now=ONLINE_ONLY + timedelta(minutes=10))
+    assert report.holds_expired == 1
+    db.refresh(entry)
+    assert entry.status == "offered" and entry.offered_slot_id == held.slot_id
+    assert sweep.sweep(db, now=ONLINE_ONLY + timedelta(minutes=10)).holds_expired == 0
+
+
+def test_bk6_a_slot_a_declined_rebooking_offer_frees_goes_to_the_waitlist_first(
+        db: Session, clinic: Clinic) -> None:
+    stopped = clinic.session(db, day=DAY, session=SessionOfDay.evening)
+    p, pp = clinic.patient(db)
+    clinic.book(db, p.id, now=ONLINE_ONLY, schedule=stopped)
+    taken = full_session(db, clinic)
+    booking.cancel(db, principal=clinic.window, appointment_id=taken[0].id, now=ONLINE_ONLY)
+    (offer,) = stopclinic.stop_clinic(db, principal=clinic.window, schedule_id=stopped.id,
+                                      reason="停诊", now=ONLINE_ONLY).offers
+    assert offer.held_slot_id == taken[0].slot_id
+    w, pw = clinic.patient(db)
+    entry = waitlist.join(db, principal=pw, patient_id=w.id, schedule_id=clinic.schedule.id,
+                          channel=Channel.app, now=ONLINE_ONLY + timedelta(minutes=1))
+    stopclinic.decline_offer(db, principal=pp, offer_id=offer.id,
+                             now=ONLINE_ONLY + timedelta(minutes=2))
+    db.refresh(entry)
+    assert entry.status == "offered" and entry.offered_slot_id == offer.held_slot_id
