@@ -15,12 +15,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache, partial
+from typing import Any, cast
 
 import chinese_calendar
 from chinese_calendar.constants import Holiday
-from sqlalchemy import or_, select
+from sqlalchemy import Table, bindparam, or_, select
 from sqlalchemy.orm import Session
 
+from onetrip.db import among_bound, read_built
 from onetrip.errors import InvalidInput, NotFound
 from onetrip.org.models import CalendarOverride, Hospital
 from onetrip.org.rules import (
@@ -105,14 +107,10 @@ def previous_working_days(db: Session, wanted: Iterable[tuple[int, date]],
     wanted = set(wanted)
     if not wanted:
         return {}
-    hospital_ids = {hid for hid, _day in wanted}
     days = [day for _hid, day in wanted]
-    o = CalendarOverride
-    rows = db.execute(
-        select(Hospital.id, o.hospital_id, o.day, o.kind)
-        .join(o, or_(o.hospital_id == Hospital.id, o.region_id == Hospital.region_id))
-        .where(Hospital.id.in_(hospital_ids), o.kind.in_(_WORKING_KINDS),
-               o.day >= min(days) - timedelta(days=30), o.day < max(days))).all()
+    rows = read_built(db, _rulings_statement, {
+        "ids": sorted({hid for hid, _day in wanted}), "kinds": list(_WORKING_KINDS),
+        "first": min(days) - timedelta(days=30), "last": max(days)}).all()
     if not rows:
         return {(hid, day): previous_working_day(day) for hid, day in wanted}
     own: dict[tuple[int, date], bool] = {}
@@ -127,6 +125,19 @@ def previous_working_days(db: Session, wanted: Iterable[tuple[int, date]],
         return _statutory_working(d)
 
     return {(hid, day): _walk_back(day, partial(working, hid)) for hid, day in wanted}
+
+
+@lru_cache(maxsize=4)
+def _rulings_statement(dialect: str) -> Any:
+    """The holidays and working days ruled for the hospitals ``ids`` (their own and their
+    region's) from ``first`` up to, not including, ``last``: built once, as it runs for
+    every batch of bookings (the cancellation deadline of their confirmations)."""
+    h, o = cast(Table, Hospital.__table__).c, cast(Table, CalendarOverride.__table__).c
+    return select(h.id, o.hospital_id, o.day, o.kind).join_from(
+        cast(Table, Hospital.__table__), cast(Table, CalendarOverride.__table__),
+        or_(o.hospital_id == h.id, o.region_id == h.region_id)).where(
+        among_bound(dialect, h.id, "ids"), among_bound(dialect, o.kind, "kinds"),
+        o.day >= bindparam("first"), o.day < bindparam("last"))
 
 
 def working_day_before(db: Session, hospital_id: int, day: date) -> date:
