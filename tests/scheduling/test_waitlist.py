@@ -64,14 +64,32 @@ def test_bk6_a_patient_restricted_after_joining_cannot_accept_the_offer(
     p, pp = clinic.patient(db)
     entry = waitlist.join(db, principal=pp, patient_id=p.id, schedule_id=clinic.schedule.id,
                           channel=Channel.app, now=ONLINE_ONLY)
-    noshow(db, clinic, p.id)
     free_one(db, clinic, taken)
     db.refresh(entry)
+    assert entry.status == "offered"
+    noshow(db, clinic, p.id)  # restricted while the offer runs
     with pytest.raises(PatientRestricted):
         waitlist.accept(db, principal=pp, entry_id=entry.id,
                         now=ONLINE_ONLY + timedelta(minutes=3))
     assert db.scalar(select(func.count()).select_from(Appointment).where(
         Appointment.patient_id == p.id)) == 0
+
+
+def test_bk6_a_freed_slot_passes_over_a_patient_restricted_since_joining(
+        db: Session, clinic: Clinic) -> None:
+    taken = full_session(db, clinic)
+    (first, first_p), (second, second_p) = clinic.patient(db), clinic.patient(db)
+    entries = [waitlist.join(db, principal=pp, patient_id=p.id, schedule_id=clinic.schedule.id,
+                             channel=Channel.app, now=ONLINE_ONLY)
+               for p, pp in ((first, first_p), (second, second_p))]
+    noshow(db, clinic, first.id)
+    free_one(db, clinic, taken)
+    for e in entries:
+        db.refresh(e)
+    # The slot is not held for 15 minutes for someone who may not take it: the next
+    # patient gets it, and the restricted one keeps their place should the restriction end.
+    assert [e.status for e in entries] == ["waiting", "offered"]
+    assert entries[1].offered_slot_id == taken[0].slot_id
 
 
 def test_bk8_accepting_an_offer_keeps_one_appointment_per_department_and_day(

@@ -29,6 +29,7 @@ from onetrip.scheduling.rules import (
     Channel,
     Pool,
     PoolTimer,
+    Restriction,
     effective_pool,
 )
 
@@ -74,6 +75,8 @@ def offer_freed_slot(db: Session, *, slot_id: int, now: datetime) -> WaitlistEnt
     for entry in waiting:
         if pool_now is None or pool_now not in CHANNEL_POOLS[Channel(entry.channel)]:
             continue
+        if _restricted(db, entry, slot.schedule, now):
+            continue  # BK-6: they could not accept; they keep their place for later
         expires = min(now + timedelta(minutes=policy.waitlist_offer_minutes), slot.start_at)
         claimed = rowcount(db.execute(
             update(Slot).where(Slot.id == slot.id, Slot.status == "free")
@@ -142,16 +145,28 @@ def accept(db: Session, *, principal: Principal, entry_id: int, now: datetime) -
     return appt
 
 
-def _refuse_restricted(db: Session, *, patient_id: int, schedule: Schedule, channel: Channel,
-                       now: datetime) -> None:
-    """BK-6: a no-show restriction stops the online channels, on the waitlist too."""
+def _restriction(db: Session, *, patient_id: int, schedule: Schedule, channel: Channel,
+                 now: datetime) -> Restriction | None:
+    """BK-6: the no-show restriction that stops this patient on an online channel."""
     from onetrip.scheduling.booking import restriction_of
 
     if channel not in ONLINE_CHANNELS:
-        return
+        return None
     rule = service.policy_for(db, schedule.hospital_id)[1]
-    restriction = restriction_of(db, patient_id=patient_id, hospital_id=schedule.hospital_id,
-                                 rule=rule, now=now)
+    return restriction_of(db, patient_id=patient_id, hospital_id=schedule.hospital_id,
+                          rule=rule, now=now)
+
+
+def _restricted(db: Session, entry: WaitlistEntry, schedule: Schedule, now: datetime) -> bool:
+    return _restriction(db, patient_id=entry.patient_id, schedule=schedule,
+                        channel=Channel(entry.channel), now=now) is not None
+
+
+def _refuse_restricted(db: Session, *, patient_id: int, schedule: Schedule, channel: Channel,
+                       now: datetime) -> None:
+    """BK-6: a no-show restriction stops the online channels, on the waitlist too."""
+    restriction = _restriction(db, patient_id=patient_id, schedule=schedule, channel=channel,
+                               now=now)
     if restriction is not None:
         raise PatientRestricted(restriction.reason, detail={
             "until": restriction.until.isoformat(), "count": restriction.count,
