@@ -185,6 +185,9 @@ def test_policy_api_validates_the_floors(client: TestClient, clinic: Clinic,
                                              "penalty": {"window_days": 90,
                                                          "thresholds": {"3": 90}}})
     assert r.status_code == 200 and r.json()["penalty"]["thresholds"] == {"3": 90}
+    # Public to read (patients see the rules), never to change.
+    assert client.get(url).json()["pools"]["online_share"] == 0.9
+    assert client.put(url, json={"pools": {"online_share": 1.0}}).status_code == 401
     assert client.get(url).json()["pools"]["online_share"] == 0.9
 
 
