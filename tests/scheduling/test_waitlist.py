@@ -92,6 +92,26 @@ def test_bk6_a_freed_slot_passes_over_a_patient_restricted_since_joining(
     assert entries[1].offered_slot_id == taken[0].slot_id
 
 
+def test_id3_a_merged_record_waits_as_its_master(db: Session, clinic: Clinic) -> None:
+    """The waitlist resolves a merged duplicate as booking does: the entry, the offer and the
+    per-patient limits are the surviving record's."""
+    taken = full_session(db, clinic)
+    master, _ = clinic.patient(db)
+    duplicate, _ = clinic.patient(db)
+    duplicate.status, duplicate.merged_into_id = "merged", master.id
+    afternoon = clinic.session(db, day=DAY, session=SessionOfDay.pm)
+    clinic.book(db, master.id, now=ONLINE_ONLY, schedule=afternoon)
+    entry = waitlist.join(db, principal=clinic.window, patient_id=duplicate.id,
+                          schedule_id=clinic.schedule.id, channel=Channel.window,
+                          now=ONLINE_ONLY)
+    assert entry.patient_id == master.id
+    free_one(db, clinic, taken)
+    db.refresh(entry)
+    with pytest.raises(LimitReached):  # the master already has this department that day
+        waitlist.accept(db, principal=clinic.window, entry_id=entry.id,
+                        now=ONLINE_ONLY + timedelta(minutes=3))
+
+
 def test_bk8_accepting_an_offer_keeps_one_appointment_per_department_and_day(
         db: Session, clinic: Clinic) -> None:
     taken = full_session(db, clinic)

@@ -39,7 +39,8 @@ def join(db: Session, *, principal: Principal, patient_id: int, schedule_id: int
     """Wait for a slot of a full schedule; one active entry per patient and schedule."""
     from onetrip.scheduling.booking import check_channel
 
-    identity_service.access_patient(db, principal, patient_id)
+    # ID-3: a merged duplicate waits as its surviving record, as it would book.
+    patient_id = identity_service.access_patient(db, principal, patient_id).id
     schedule = service.access_schedule(db, schedule_id)
     check_channel(db, principal, channel, schedule)
     if schedule.status not in BOOKABLE_SCHEDULE_STATUSES or schedule.end_at <= now:
