@@ -121,7 +121,8 @@ def test_bad_input_is_422_and_writes_nothing(client: TestClient, clock: Clock, c
     nobody = client.post("/api/v1/appointments", headers=window,
                          json={"schedule_id": clinic.schedule.id, "patient_id": 10**9,
                                "channel": "window"})
-    assert nobody.status_code == 404
+    assert nobody.status_code == 404 and nobody.json()["code"] == "patient_not_found"
+    assert nobody.json()["message"] == "未找到该就诊人"
     assert db.scalar(select(func.count()).select_from(Appointment).where(
         Appointment.schedule_id == clinic.schedule.id)) == 0
 
