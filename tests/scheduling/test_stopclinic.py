@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from onetrip.errors import InvalidInput
+from onetrip.identity.models import AuditEvent
 from onetrip.scheduling import booking, stopclinic
 from onetrip.scheduling.errors import LimitReached
 from onetrip.scheduling.models import Slot
@@ -57,3 +59,25 @@ def test_bk6_a_substitute_already_in_clinic_at_that_time_is_refused(
     done = stopclinic.substitute(db, principal=clinic.window, schedule_id=clinic.schedule.id,
                                  practitioner_id=free.id, reason="外出会诊", now=OPEN)
     assert done.status == "substituted"
+
+
+def test_accepting_a_rebooking_offer_is_audited_as_a_booking(
+        db: Session, clinic: Clinic) -> None:
+    """The new appointment leaves an ``appointment.book`` audit row, as a direct booking
+    does."""
+    clinic.session(db, day=DAY + timedelta(days=2))
+    p, pp = clinic.patient(db)
+    booking.book(db, principal=pp, patient_id=p.id, channel=Channel.app,
+                 schedule_id=clinic.schedule.id, now=OPEN)
+    (offer,) = stopclinic.stop_clinic(db, principal=clinic.window,
+                                      schedule_id=clinic.schedule.id, reason="停诊",
+                                      now=OPEN).offers
+
+    def booked() -> int:
+        return db.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.patient_id == p.id, AuditEvent.action == "appointment.book")) or 0
+
+    assert booked() == 1  # the first booking
+    stopclinic.accept_offer(db, principal=pp, offer_id=offer.id, slot_id=offer.slot_ids[0],
+                            now=OPEN + timedelta(minutes=2))
+    assert booked() == 2

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from onetrip.identity.models import AuditEvent
 from onetrip.notify.models import Notification
 from onetrip.notify.templates import render
 from onetrip.scheduling import booking, penalties, stopclinic, sweep, waitlist
@@ -189,3 +190,18 @@ def test_bk6_a_slot_a_declined_rebooking_offer_frees_goes_to_the_waitlist_first(
                              now=ONLINE_ONLY + timedelta(minutes=2))
     db.refresh(entry)
     assert entry.status == "offered" and entry.offered_slot_id == offer.held_slot_id
+
+
+
+def test_accepting_a_waitlist_offer_is_audited_as_a_booking(
+        db: Session, clinic: Clinic) -> None:
+    """Every appointment made leaves an ``appointment.book`` audit row, as a direct booking
+    does, whichever way it came."""
+    taken = full_session(db, clinic)
+    w, pw = clinic.patient(db)
+    entry = waitlist.join(db, principal=pw, patient_id=w.id, schedule_id=clinic.schedule.id,
+                          channel=Channel.app, now=ONLINE_ONLY)
+    free_one(db, clinic, taken)
+    waitlist.accept(db, principal=pw, entry_id=entry.id, now=ONLINE_ONLY + timedelta(minutes=3))
+    assert db.scalar(select(func.count()).select_from(AuditEvent).where(
+        AuditEvent.patient_id == w.id, AuditEvent.action == "appointment.book")) == 1

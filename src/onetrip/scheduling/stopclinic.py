@@ -209,7 +209,8 @@ def accept_offer(db: Session, *, principal: Principal, offer_id: int, slot_id: i
     offer = db.get(RebookingOffer, offer_id)
     if offer is None:
         raise OfferUnavailable()
-    identity_service.access_patient(db, principal, offer.patient_id)
+    # Audited as the booking it makes, as a direct booking is.
+    identity_service.access_patient(db, principal, offer.patient_id, action="appointment.book")
     if offer.status != "open" or slot_id not in offer.slot_ids:
         raise OfferUnavailable(detail={"status": offer.status})
     old = db.get_one(Appointment, offer.appointment_id)

@@ -110,7 +110,8 @@ def accept(db: Session, *, principal: Principal, entry_id: int, now: datetime) -
     entry = db.get(WaitlistEntry, entry_id)
     if entry is None:
         raise OfferUnavailable()
-    identity_service.access_patient(db, principal, entry.patient_id)
+    # Audited as the booking it makes, as a direct booking is.
+    identity_service.access_patient(db, principal, entry.patient_id, action="appointment.book")
     if entry.status != "offered" or entry.offer_expires_at is None or \
             entry.offer_expires_at <= now or entry.offered_slot_id is None:
         raise OfferUnavailable(detail={"status": entry.status})
