@@ -3,13 +3,14 @@ per-patient limits that a direct booking meets."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from onetrip.identity.models import AuditEvent
+from onetrip.identity.models import AuditEvent, Patient
+from onetrip.identity.service import Principal
 from onetrip.notify.models import Notification
 from onetrip.notify.templates import render
 from onetrip.scheduling import booking, penalties, stopclinic, sweep, waitlist
@@ -19,7 +20,7 @@ from onetrip.scheduling.errors import (
     PoolClosed,
     ScheduleFull,
 )
-from onetrip.scheduling.models import Appointment, Slot
+from onetrip.scheduling.models import Appointment, Slot, WaitlistEntry
 from onetrip.scheduling.rules import Channel, PenaltyEvent, SessionOfDay
 from tests.scheduling.conftest import DAY, Clinic, local
 
@@ -43,6 +44,13 @@ def noshow(db: Session, clinic: Clinic, patient_id: int) -> None:
                      source="exam", source_id=patient_id)
 
 
+def join_online(db: Session, clinic: Clinic, patient: Patient, principal: Principal, *,
+                now: datetime = ONLINE_ONLY) -> WaitlistEntry:
+    """The patient joins the clinic's session's waitlist from the app."""
+    return waitlist.join(db, principal=principal, patient_id=patient.id,
+                         schedule_id=clinic.schedule.id, channel=Channel.app, now=now)
+
+
 def free_one(db: Session, clinic: Clinic, taken: list[Appointment]) -> None:
     booking.cancel(db, principal=clinic.window, appointment_id=taken[0].id,
                    now=ONLINE_ONLY + timedelta(minutes=2))
@@ -54,8 +62,7 @@ def test_bk6_a_restricted_patient_cannot_join_the_waitlist_online(
     p, pp = clinic.patient(db)
     noshow(db, clinic, p.id)
     with pytest.raises(PatientRestricted) as err:
-        waitlist.join(db, principal=pp, patient_id=p.id, schedule_id=clinic.schedule.id,
-                      channel=Channel.app, now=ONLINE_ONLY)
+        join_online(db, clinic, p, pp)
     assert err.value.detail["until"]
 
 
@@ -63,8 +70,7 @@ def test_bk6_a_patient_restricted_after_joining_cannot_accept_the_offer(
         db: Session, clinic: Clinic) -> None:
     taken = full_session(db, clinic)
     p, pp = clinic.patient(db)
-    entry = waitlist.join(db, principal=pp, patient_id=p.id, schedule_id=clinic.schedule.id,
-                          channel=Channel.app, now=ONLINE_ONLY)
+    entry = join_online(db, clinic, p, pp)
     free_one(db, clinic, taken)
     db.refresh(entry)
     assert entry.status == "offered"
@@ -80,8 +86,7 @@ def test_bk6_a_freed_slot_passes_over_a_patient_restricted_since_joining(
         db: Session, clinic: Clinic) -> None:
     taken = full_session(db, clinic)
     (first, first_p), (second, second_p) = clinic.patient(db), clinic.patient(db)
-    entries = [waitlist.join(db, principal=pp, patient_id=p.id, schedule_id=clinic.schedule.id,
-                             channel=Channel.app, now=ONLINE_ONLY)
+    entries = [join_online(db, clinic, p, pp)
                for p, pp in ((first, first_p), (second, second_p))]
     noshow(db, clinic, first.id)
     free_one(db, clinic, taken)
@@ -117,8 +122,7 @@ def test_bk8_accepting_an_offer_keeps_one_appointment_per_department_and_day(
         db: Session, clinic: Clinic) -> None:
     taken = full_session(db, clinic)
     p, pp = clinic.patient(db)
-    entry = waitlist.join(db, principal=pp, patient_id=p.id, schedule_id=clinic.schedule.id,
-                          channel=Channel.app, now=ONLINE_ONLY)
+    entry = join_online(db, clinic, p, pp)
     afternoon = clinic.session(db, day=DAY, session=SessionOfDay.pm)
     clinic.book(db, p.id, now=ONLINE_ONLY + timedelta(minutes=1), schedule=afternoon)
     free_one(db, clinic, taken)
@@ -139,9 +143,7 @@ def test_bk6_stopping_a_session_ends_its_waitlist_with_a_notice(
     entries = []
     for _ in range(2):
         p, pp = clinic.patient(db)
-        entries.append(waitlist.join(db, principal=pp, patient_id=p.id,
-                                     schedule_id=clinic.schedule.id, channel=Channel.app,
-                                     now=ONLINE_ONLY))
+        entries.append(join_online(db, clinic, p, pp))
     free_one(db, clinic, taken)  # the first waiting patient is offered the freed slot
     stopclinic.stop_clinic(db, principal=clinic.window, schedule_id=clinic.schedule.id,
                            reason="专家外出会诊", now=ONLINE_ONLY + timedelta(minutes=5))
@@ -164,8 +166,7 @@ def test_bk6_a_slot_freed_by_a_run_out_hold_goes_to_the_waitlist_first(
     held = booking.book(db, principal=ph, patient_id=h.id, channel=Channel.app,
                         schedule_id=clinic.schedule.id, now=ONLINE_ONLY, hold=True)
     p, pp = clinic.patient(db)
-    entry = waitlist.join(db, principal=pp, patient_id=p.id, schedule_id=clinic.schedule.id,
-                          channel=Channel.app, now=ONLINE_ONLY + timedelta(minutes=1))
+    entry = join_online(db, clinic, p, pp, now=ONLINE_ONLY + timedelta(minutes=1))
     report = sweep.sweep(db, now=ONLINE_ONLY + timedelta(minutes=10))
     assert report.holds_expired == 1
     db.refresh(entry)
@@ -184,8 +185,7 @@ def test_bk6_a_slot_a_declined_rebooking_offer_frees_goes_to_the_waitlist_first(
                                       reason="停诊", now=ONLINE_ONLY).offers
     assert offer.held_slot_id == taken[0].slot_id
     w, pw = clinic.patient(db)
-    entry = waitlist.join(db, principal=pw, patient_id=w.id, schedule_id=clinic.schedule.id,
-                          channel=Channel.app, now=ONLINE_ONLY + timedelta(minutes=1))
+    entry = join_online(db, clinic, w, pw, now=ONLINE_ONLY + timedelta(minutes=1))
     stopclinic.decline_offer(db, principal=pp, offer_id=offer.id,
                              now=ONLINE_ONLY + timedelta(minutes=2))
     db.refresh(entry)
@@ -199,8 +199,7 @@ def test_accepting_a_waitlist_offer_is_audited_as_a_booking(
     does, whichever way it came."""
     taken = full_session(db, clinic)
     w, pw = clinic.patient(db)
-    entry = waitlist.join(db, principal=pw, patient_id=w.id, schedule_id=clinic.schedule.id,
-                          channel=Channel.app, now=ONLINE_ONLY)
+    entry = join_online(db, clinic, w, pw)
     free_one(db, clinic, taken)
     waitlist.accept(db, principal=pw, entry_id=entry.id, now=ONLINE_ONLY + timedelta(minutes=3))
     assert db.scalar(select(func.count()).select_from(AuditEvent).where(
