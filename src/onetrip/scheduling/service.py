@@ -22,6 +22,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    update,
 )
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, SessionTransaction
@@ -353,6 +354,18 @@ def constant(word: str) -> ColumnElement[str]:
     if not word.isidentifier() or not word.isascii():
         raise ValueError(f"not a plain word: {word!r}")
     return literal_column(f"'{word}'", String)
+
+
+def free_run_out(db: Session, slot_ids: Iterable[int], now: datetime) -> list[int]:
+    """Free the slots among ``slot_ids`` still held by a hold or offer whose time ran out;
+    the ids freed (a slot taken meanwhile stays as it is)."""
+    ids = list(slot_ids)
+    if not ids:
+        return []
+    return list(db.execute(
+        update(Slot).where(Slot.id.in_(ids), Slot.status == "held", Slot.held_until <= now)
+        .values(status="free", held_until=None).returning(Slot.id),
+        execution_options={"synchronize_session": False}).scalars())
 
 
 def claimable(now: datetime, cols: Any = None) -> ColumnElement[bool]:

@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from onetrip.scheduling import fairness, idempotency, queue, waitlist
-from onetrip.scheduling.models import Appointment, RebookingOffer, Slot
+from onetrip.scheduling import fairness, idempotency, queue, service, waitlist
+from onetrip.scheduling.models import Appointment, RebookingOffer
 
 
 @dataclass(frozen=True)
@@ -31,23 +31,12 @@ def sweep(db: Session, *, now: datetime) -> SweepReport:
                                                  Appointment.hold_expires_at <= now)
                        .values(status="expired").returning(Appointment.slot_id),
                        execution_options={"synchronize_session": False}).scalars().all()
-    freed: list[int] = []
-    if holds:
-        freed += db.execute(update(Slot).where(Slot.id.in_(holds), Slot.status == "held",
-                                               Slot.held_until <= now)
-                            .values(status="free", held_until=None).returning(Slot.id),
-                            execution_options={"synchronize_session": False}).scalars().all()
     offers = list(db.scalars(select(RebookingOffer).where(
         RebookingOffer.status == "open", RebookingOffer.expires_at <= now)))
     for offer in offers:
         offer.status = "expired"
-        if offer.held_slot_id:
-            freed += db.execute(update(Slot).where(Slot.id == offer.held_slot_id,
-                                                   Slot.status == "held",
-                                                   Slot.held_until <= now)
-                                .values(status="free", held_until=None).returning(Slot.id),
-                                execution_options={"synchronize_session": False}
-                                ).scalars().all()
+    freed = service.free_run_out(
+        db, [*holds, *(o.held_slot_id for o in offers if o.held_slot_id)], now)
     # BK-6: a slot freed by the clock goes to the session's waitlist first, as a cancelled one.
     waitlist.offer_freed_slots(db, slot_ids=freed, now=now)
     waitlisted = waitlist.expire_offers(db, now=now)

@@ -200,10 +200,7 @@ def expire_offers(db: Session, *, now: datetime) -> int:
     for entry in stale:
         entry.status = "expired"
         if entry.offered_slot_id is not None:
-            db.execute(update(Slot).where(Slot.id == entry.offered_slot_id,
-                                          Slot.status == "held", Slot.held_until <= now)
-                       .values(status="free", held_until=None),
-                       execution_options={"synchronize_session": False})
+            service.free_run_out(db, [entry.offered_slot_id], now)
             db.flush()
             offer_freed_slot(db, slot_id=entry.offered_slot_id, now=now)
     return len(stale)
