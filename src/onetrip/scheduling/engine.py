@@ -306,35 +306,47 @@ def _lock_patients(db: Session, patient_ids: list[int]) -> None:
 def _within_limits(db: Session, pending: list[Pending], out: list[Outcome | None],
                    now: datetime) -> list[Pending]:
     """One active appointment per patient per schedule and per department per day; at most
-    ``max_active_appointments`` in all (BK-8). Run-out holds no longer count."""
+    ``max_active_appointments`` in all (BK-8)."""
+    active = active_appointments(db, {p.patient_id for p in pending}, now)
+    kept = []
+    for p in pending:
+        refusal = limit_refusal(active[p.patient_id], p.schedule,
+                                p.policy.max_active_appointments)
+        if refusal is None:
+            kept.append(p)
+        else:
+            out[p.index] = refusal
+    return kept
+
+
+def active_appointments(db: Session, patient_ids: set[int],
+                        now: datetime) -> defaultdict[int, list[Any]]:
+    """Each patient's appointments that count against the limits (schedule, department,
+    day), read at once; run-out holds no longer count and are ended on the way."""
     conn = db.connection()
     rows = conn.execute(_reads(conn.dialect.name).limits, {
-        "patients": sorted({p.patient_id for p in pending}),
-        "since": now - timedelta(hours=12)}).all()
+        "patients": sorted(patient_ids), "since": now - timedelta(hours=12)}).all()
     lapsed = {r.patient_id for r in rows if r.status == "held"
               and r.hold_expires_at is not None and r.hold_expires_at <= now}
     if lapsed:
         claims.expire_holds(db, now, patient_ids=lapsed)
-    active: dict[int, list[Any]] = defaultdict(list)
+    active: defaultdict[int, list[Any]] = defaultdict(list)
     for r in rows:
         if not (r.status == "held" and r.hold_expires_at is not None
                 and r.hold_expires_at <= now):
             active[r.patient_id].append(r)
-    kept = []
-    for p in pending:
-        mine, s = active[p.patient_id], p.schedule
-        limit = p.policy.max_active_appointments
-        if any(r.schedule_id == s.id for r in mine):
-            out[p.index] = LimitReached("您已预约过该出诊", detail={"limit": "per_schedule"})
-        elif any(r.department_id == s.department_id and r.day == s.day for r in mine):
-            out[p.index] = LimitReached("同一科室同一天只能预约一次",
-                                        detail={"limit": "per_department_day"})
-        elif len(mine) >= limit:
-            out[p.index] = LimitReached(f"有效预约最多{limit}个",
-                                        detail={"limit": "max_active", "max": limit})
-        else:
-            kept.append(p)
-    return kept
+    return active
+
+
+def limit_refusal(mine: Sequence[Any], schedule: Any, limit: int) -> LimitReached | None:
+    """BK-8: why a patient holding ``mine`` may not book ``schedule`` too, if they may not."""
+    if any(r.schedule_id == schedule.id for r in mine):
+        return LimitReached("您已预约过该出诊", detail={"limit": "per_schedule"})
+    if any(r.department_id == schedule.department_id and r.day == schedule.day for r in mine):
+        return LimitReached("同一科室同一天只能预约一次", detail={"limit": "per_department_day"})
+    if len(mine) >= limit:
+        return LimitReached(f"有效预约最多{limit}个", detail={"limit": "max_active", "max": limit})
+    return None
 
 
 def _claim_and_insert(db: Session, pending: list[Pending], out: list[Outcome | None],

@@ -12,7 +12,7 @@ from onetrip import events
 from onetrip.db import rowcount
 from onetrip.identity import service as identity_service
 from onetrip.identity.service import Principal
-from onetrip.scheduling import service
+from onetrip.scheduling import engine, service
 from onetrip.scheduling.errors import (
     LimitReached,
     OfferUnavailable,
@@ -22,7 +22,6 @@ from onetrip.scheduling.errors import (
 from onetrip.scheduling.events import AppointmentBooked, WaitlistOffered
 from onetrip.scheduling.models import Appointment, Schedule, Slot, WaitlistEntry
 from onetrip.scheduling.rules import (
-    ACTIVE_STATUSES,
     BOOKABLE_SCHEDULE_STATUSES,
     CHANNEL_POOLS,
     ONLINE_CHANNELS,
@@ -177,20 +176,12 @@ def _refuse_restricted(db: Session, *, patient_id: int, schedule: Schedule, chan
 
 def _refuse_over_limits(db: Session, *, patient_id: int, schedule: Schedule,
                         now: datetime) -> None:
-    """BK-8: the per-patient limits of a direct booking (``engine._within_limits``)."""
-    live = (Appointment.patient_id == patient_id,
-            Appointment.status.in_([s.value for s in ACTIVE_STATUSES]),
-            Appointment.start_at > now - timedelta(hours=12),
-            (Appointment.status != "held") | (Appointment.hold_expires_at > now))
-    mine = db.execute(select(Appointment.schedule_id, Appointment.department_id,
-                             Appointment.day).where(*live)).all()
-    if any(r.schedule_id == schedule.id for r in mine):
-        raise LimitReached("您已预约过该出诊", detail={"limit": "per_schedule"})
-    if any(r.department_id == schedule.department_id and r.day == schedule.day for r in mine):
-        raise LimitReached("同一科室同一天只能预约一次", detail={"limit": "per_department_day"})
+    """BK-8: the per-patient limits of a direct booking, by the engine's own rule."""
+    mine = engine.active_appointments(db, {patient_id}, now)[patient_id]
     limit = service.policy_for(db, schedule.hospital_id)[0].max_active_appointments
-    if len(mine) >= limit:
-        raise LimitReached(f"有效预约最多{limit}个", detail={"limit": "max_active", "max": limit})
+    refusal = engine.limit_refusal(mine, schedule, limit)
+    if refusal is not None:
+        raise refusal
 
 
 def expire_offers(db: Session, *, now: datetime) -> int:
