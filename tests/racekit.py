@@ -76,9 +76,11 @@ class Seed:
     window_token: str
 
 
-def seed(engine: Engine, *, patients: int, schedules: int = 1, capacity: int = 5) -> Seed:
+def seed(engine: Engine, *, patients: int, schedules: int = 1, capacity: int = 5,
+         departments: int = 1) -> Seed:
     """A hospital whose every slot is online (all referral slots already returned), the
-    schedules three days ahead, real-name patients and a window token."""
+    schedules three days ahead (dealt round the departments), real-name patients and a
+    window token."""
     tz = get_settings().tz
     day = utcnow().astimezone(tz).date() + timedelta(days=3)
     with Session(engine) as db:
@@ -86,9 +88,11 @@ def seed(engine: Engine, *, patients: int, schedules: int = 1, capacity: int = 5
         scheduling_service.set_policy(db, hospital=h, pools={
             "online_share": 1.0, "priority_share": 0, "clinic_share": 0,
             "max_active_appointments": 50})
-        dept = make_department(db, h, name="心血管内科")
+        depts = [make_department(db, h, name=name)
+                 for name in ["心血管内科", "消化内科", "呼吸内科", "内分泌科"][:departments]]
         ids = []
         for i in range(schedules):
+            dept = depts[i % len(depts)]
             doc = make_practitioner(db, h, dept)
             s = scheduling_service.create_schedule(
                 db, hospital=h, department=dept, day=day, session=SessionOfDay.am,
@@ -168,8 +172,10 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def storm(base: str, requests: list[dict[str, Any]], *, token: str,
-          path: str = "/api/v1/appointments") -> list[tuple[int, dict[str, Any]]]:
-    """Fire every request at once (one thread each, released by a barrier)."""
+          path: str = "/api/v1/appointments", paths: list[str] | None = None,
+          ) -> list[tuple[int, dict[str, Any]]]:
+    """Fire every request at once (one thread each, released by a barrier), to ``path`` or
+    each to its own of ``paths``."""
     results: list[tuple[int, dict[str, Any]]] = [(0, {})] * len(requests)
     barrier = threading.Barrier(len(requests))
 
@@ -178,7 +184,8 @@ def storm(base: str, requests: list[dict[str, Any]], *, token: str,
                           headers={"Authorization": f"Bearer {token}"}) as c:
             barrier.wait()
             try:
-                r = c.post(path, json=body, headers={"Idempotency-Key": f"storm-{i}"})
+                r = c.post(paths[i] if paths else path, json=body,
+                           headers={"Idempotency-Key": f"storm-{i}"})
                 results[i] = (r.status_code, r.json() if r.content else {})
             except httpx.HTTPError as exc:
                 results[i] = (-1, {"error": repr(exc)})

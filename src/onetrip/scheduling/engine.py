@@ -292,13 +292,17 @@ def _refuse_restricted(db: Session, ctx: _Context, pending: list[Pending],
 def _book_round(db: Session, pending: list[Pending], out: list[Outcome | None],
                 now: datetime) -> None:
     """Limits, claims and inserts for requests of distinct patients."""
-    _lock_patients(db, sorted({p.patient_id for p in pending}))
+    lock_patients(db, sorted({p.patient_id for p in pending}))
     pending = _within_limits(db, pending, out, now)
     if pending:
         _record(db, _claim_and_insert(db, pending, out, now))
 
 
-def _lock_patients(db: Session, patient_ids: list[int]) -> None:
+def lock_patients(db: Session, patient_ids: list[int]) -> None:
+    """Take these patients' booking locks until the transaction ends (PostgreSQL; SQLite's
+    write lock already serialises writers): whoever counts a patient's appointments against
+    the limits and then books holds it, so two bookings cannot both count the same total.
+    Taken in ascending order, as every caller must."""
     if patient_ids and db.get_bind().dialect.name == "postgresql":
         db.connection().execute(_LOCK_PATIENTS, {"ns": _PATIENT_LOCK, "ids": patient_ids})
 

@@ -176,7 +176,9 @@ def _refuse_restricted(db: Session, *, patient_id: int, schedule: Schedule, chan
 
 def _refuse_over_limits(db: Session, *, patient_id: int, schedule: Schedule,
                         now: datetime) -> None:
-    """BK-8: the per-patient limits of a direct booking, by the engine's own rule."""
+    """BK-8: the per-patient limits of a direct booking, by the engine's own rule, counted
+    under the patient's booking lock as a direct booking counts them."""
+    engine.lock_patients(db, [patient_id])
     mine = engine.active_appointments(db, {patient_id}, now)[patient_id]
     limit = service.policy_for(db, schedule.hospital_id)[0].max_active_appointments
     refusal = engine.limit_refusal(mine, schedule, limit)
