@@ -19,6 +19,7 @@ from onetrip.scheduling.errors import (
     PatientRestricted,
     PoolClosed,
     ScheduleFull,
+    SlotTaken,
 )
 from onetrip.scheduling.models import Appointment, Slot, WaitlistEntry
 from onetrip.scheduling.rules import Channel, PenaltyEvent, SessionOfDay
@@ -172,6 +173,30 @@ def test_bk6_a_slot_freed_by_a_run_out_hold_goes_to_the_waitlist_first(
     db.refresh(entry)
     assert entry.status == "offered" and entry.offered_slot_id == held.slot_id
     assert sweep.sweep(db, now=ONLINE_ONLY + timedelta(minutes=10)).holds_expired == 0
+
+
+@pytest.mark.parametrize("by", ["schedule", "slot"])
+def test_bk6_a_run_out_hold_is_not_booked_past_the_waitlist_before_the_sweeper_offers_it(
+        db: Session, clinic: Clinic, by: str) -> None:
+    """Between a hold running out and the sweeper's next pass, a direct booking (of the
+    session or of that very slot) does not take the slot from the patient waiting for it."""
+    taken = full_session(db, clinic)
+    booking.cancel(db, principal=clinic.window, appointment_id=taken[0].id, now=ONLINE_ONLY)
+    h, ph = clinic.patient(db)
+    held = booking.book(db, principal=ph, patient_id=h.id, channel=Channel.app,
+                        schedule_id=clinic.schedule.id, now=ONLINE_ONLY, hold=True)
+    p, pp = clinic.patient(db)
+    entry = join_online(db, clinic, p, pp, now=ONLINE_ONLY + timedelta(minutes=1))
+    later = ONLINE_ONLY + timedelta(minutes=10)
+    q, pq = clinic.patient(db)
+    target = {"schedule_id": clinic.schedule.id} if by == "schedule" else \
+        {"slot_id": held.slot_id}
+    with pytest.raises((ScheduleFull, SlotTaken)):
+        booking.book(db, principal=pq, patient_id=q.id, channel=Channel.app, now=later,
+                     **target)  # type: ignore[arg-type]
+    assert sweep.sweep(db, now=later).holds_expired == 1
+    db.refresh(entry)
+    assert entry.status == "offered" and entry.offered_slot_id == held.slot_id
 
 
 def test_bk6_a_slot_a_declined_rebooking_offer_frees_goes_to_the_waitlist_first(
