@@ -3,8 +3,28 @@
 from __future__ import annotations
 
 import gc
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
 
+import pytest
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from onetrip.db import utcnow
+from onetrip.identity.rules import Role
+from onetrip.identity.service import Principal
 from onetrip.main import serve_app
+from onetrip.notify.models import Notification
+from onetrip.org.models import Hospital
+from onetrip.scheduling import booking
+from onetrip.scheduling.models import Appointment, Slot
+from onetrip.scheduling.rules import Channel
+from tests import racekit
 
 
 def test_the_served_app_freezes_its_start_up_objects_out_of_the_collector() -> None:
@@ -17,3 +37,73 @@ def test_the_served_app_freezes_its_start_up_objects_out_of_the_collector() -> N
         assert "/api/v1/appointments" in app.openapi()["paths"]
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.slow
+def test_serve_runs_the_sweeper_and_the_reminder_worker_beside_the_server_and_stops_them(
+        race_engine: Engine, tmp_path: Path) -> None:
+    """`onetrip serve` (and so `make run`) works as production does, with nobody pressing a
+    button: a hold that ran out is ended and its slot freed by the sweeper (BK-3), a booking's
+    confirmation is delivered by the reminder worker (RM-1); stopping the server stops both."""
+    seed = racekit.seed(race_engine, patients=2)
+    with Session(race_engine) as db:
+        hospital_id = db.scalars(select(Hospital.id).where(
+            Hospital.code == seed.hospital_code)).one()
+        clerk = Principal(role=Role.window, hospital_id=hospital_id, label="test")
+        held = booking.book(db, principal=clerk, patient_id=seed.patient_ids[0],
+                            channel=Channel.window, schedule_id=seed.schedule_ids[0],
+                            now=utcnow() - timedelta(minutes=10), hold=True)
+        booked = booking.book(db, principal=clerk, patient_id=seed.patient_ids[1],
+                              channel=Channel.window, schedule_id=seed.schedule_ids[0],
+                              now=utcnow())
+        held_id, held_slot_id, booked_id = held.id, held.slot_id, booked.id
+        db.commit()
+    port = racekit.free_port()
+    with (tmp_path / "serve.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from onetrip.cli import app; app()", "serve",
+             "--port", str(port)],
+            env={**os.environ, "ONETRIP_DATABASE_URL": str(race_engine.info["url"])},
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            jobs = _children(proc.pid, expect=2)
+            deadline = time.monotonic() + 60
+            while True:
+                with Session(race_engine) as db:
+                    hold = db.get_one(Appointment, held_id)
+                    sent = db.scalars(select(Notification.status).where(
+                        Notification.appointment_id == booked_id,
+                        Notification.template == "booking_confirmed")).all()
+                    if hold.status == "expired" and sent == ["sent"]:
+                        assert db.get_one(Slot, held_slot_id).status == "free"
+                        break
+                assert time.monotonic() < deadline, (hold.status, sent)
+                time.sleep(0.2)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    deadline = time.monotonic() + 15
+    while any(Path(f"/proc/{pid}").exists() for pid in jobs):
+        assert time.monotonic() < deadline, "the jobs outlived the server"
+        time.sleep(0.1)
+
+
+def _children(pid: int, *, expect: int) -> list[int]:
+    """The pids of the processes ``pid`` started, once there are ``expect`` of them."""
+    deadline = time.monotonic() + 30
+    while True:
+        found = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+                 and _parent(p) == pid]
+        if len(found) >= expect or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
+def _parent(proc_dir: Path) -> int | None:
+    try:
+        return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import signal
+import subprocess
+import sys
 
 import typer
 
@@ -27,15 +30,51 @@ app.add_typer(notify_app, name="notify")
 app.add_typer(exams_app, name="exams")
 
 
+#: The clock-driven jobs `serve` runs beside the server unless told not to (``--no-jobs``):
+#: production runs each as a service of its own (docs/booking.md, docs/notifications.md).
+JOBS = (("schedule", "sweep", "--every", "30"), ("notify", "worker"))
+
+
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
-          reload: bool = False) -> None:
+          reload: bool = False,
+          jobs: bool = typer.Option(True, help="Also run the sweeper (every 30 s) and the "
+                                    "reminder worker, each in a process of its own, and stop "
+                                    "them with the server.")) -> None:
     """Serve the web app and API (http://HOST:PORT)."""
     import uvicorn
 
     logging.basicConfig(level=get_settings().log_level)
-    uvicorn.run("onetrip.main:serve_app", factory=True, host=host, port=port,
-                workers=workers, reload=reload, log_level=get_settings().log_level.lower())
+    started = _start_jobs() if jobs else []
+    # uvicorn shuts down gracefully on SIGTERM, then raises it again under the handler it
+    # found: this one ends the command normally, so that the jobs are stopped too.
+    signal.signal(signal.SIGTERM, _exit_normally)
+    try:
+        uvicorn.run("onetrip.main:serve_app", factory=True, host=host, port=port,
+                    workers=workers, reload=reload,
+                    log_level=get_settings().log_level.lower())
+    finally:
+        _stop_jobs(started)
+
+
+def _exit_normally(_sig: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
+def _start_jobs() -> list[subprocess.Popen[bytes]]:
+    return [subprocess.Popen([sys.executable, "-c", "from onetrip.cli import app; app()", *job])
+            for job in JOBS]
+
+
+def _stop_jobs(started: list[subprocess.Popen[bytes]]) -> None:
+    for proc in started:
+        proc.terminate()
+    for proc in started:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @app.command()

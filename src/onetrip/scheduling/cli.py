@@ -82,15 +82,18 @@ def generate(hospital: str = typer.Option(...),
 @app.command("sweep")
 def sweep(every: float = typer.Option(0, help="Repeat every N seconds (0: once).")) -> None:
     """End lapsed holds and offers, mark no-shows, forget old idempotency keys."""
+    from dataclasses import astuple
+
     from onetrip.db import session_scope, utcnow
     from onetrip.scheduling.sweep import sweep as run_sweep
 
     while True:
         with session_scope() as db:
             report = run_sweep(db, now=utcnow())
-        typer.echo(f"holds {report.holds_expired}, waitlist offers "
-                   f"{report.waitlist_offers_expired}, rebooking offers "
-                   f"{report.rebooking_offers_expired}, no-shows {report.noshows}")
+        if every <= 0 or any(astuple(report)):  # repeating, a pass that did nothing is quiet
+            typer.echo(f"holds {report.holds_expired}, waitlist offers "
+                       f"{report.waitlist_offers_expired}, rebooking offers "
+                       f"{report.rebooking_offers_expired}, no-shows {report.noshows}")
         if every <= 0:
             return
         time.sleep(every)
