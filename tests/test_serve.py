@@ -91,6 +91,23 @@ def test_serve_runs_the_sweeper_and_the_reminder_worker_beside_the_server_and_st
         time.sleep(0.1)
 
 
+@pytest.mark.slow
+def test_the_jobs_end_when_their_server_is_killed(race_engine: Engine) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from onetrip.cli import app; app()", "serve",
+         "--port", str(racekit.free_port())],
+        env={**os.environ, "ONETRIP_DATABASE_URL": str(race_engine.info["url"])},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    jobs = _children(proc.pid, expect=2)
+    assert len(jobs) == 2
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 15
+    while any(_parent(Path(f"/proc/{pid}")) is not None for pid in jobs):
+        assert time.monotonic() < deadline, "the jobs outlived their killed server"
+        time.sleep(0.1)
+
+
 def _children(pid: int, *, expect: int) -> list[int]:
     """The pids of the processes ``pid`` started, once there are ``expect`` of them."""
     deadline = time.monotonic() + 30

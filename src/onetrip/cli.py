@@ -62,8 +62,17 @@ def _exit_normally(_sig: int, _frame: object) -> None:
 
 
 def _start_jobs() -> list[subprocess.Popen[bytes]]:
-    return [subprocess.Popen([sys.executable, "-c", "from onetrip.cli import app; app()", *job])
-            for job in JOBS]
+    return [subprocess.Popen([sys.executable, "-c", "from onetrip.cli import app; app()", *job],
+                             preexec_fn=_die_with_parent) for job in JOBS]
+
+
+def _die_with_parent() -> None:
+    """In the job's process: end it (SIGTERM) if the server dies without stopping it, as
+    under ``kill -9`` (Linux; elsewhere the job outlives such a server)."""
+    if sys.platform == "linux":
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _stop_jobs(started: list[subprocess.Popen[bytes]]) -> None:
