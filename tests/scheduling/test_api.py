@@ -13,6 +13,7 @@ from onetrip.identity.rules import Role
 from onetrip.scheduling.models import Appointment
 from tests.factories import auth, make_token
 from tests.scheduling.conftest import DAY, Clinic, Clock, local
+from tests.scheduling.test_waitlist import ONLINE_ONLY, full_session
 
 
 @pytest.fixture
@@ -227,3 +228,22 @@ def test_bk8_booking_attempts_are_rate_limited_per_client_address(
             "schedule_id": clinic.schedule.id, "patient_id": p.id,
             "channel": "window"}).status_code)
     assert codes == [201, 201, 429]
+
+
+def test_waitlist_api_shows_each_place_in_line_and_lets_a_patient_leave(
+        client: TestClient, clock: Clock, clinic: Clinic, window: dict[str, str],
+        db: Session) -> None:
+    clock.now = ONLINE_ONLY
+    full_session(db, clinic)
+    (p, _), (q, _) = clinic.patient(db), clinic.patient(db)
+    first, second = (client.post("/api/v1/waitlist", headers=window, json={
+        "schedule_id": clinic.schedule.id, "patient_id": pid, "channel": "window"}).json()
+        for pid in (p.id, q.id))
+    assert (first["position"], second["position"]) == (0, 1)
+    left = client.post(f"/api/v1/waitlist/{first['id']}/cancel", headers=window)
+    assert left.status_code == 200
+    assert left.json()["status"] == "cancelled" and left.json()["position"] is None
+    listed = client.get("/api/v1/waitlist", params={"patient_id": q.id}, headers=window)
+    assert [(e["id"], e["position"]) for e in listed.json()] == [(second["id"], 0)]
+    again = client.post(f"/api/v1/waitlist/{first['id']}/cancel", headers=window)
+    assert again.status_code == 409 and again.json()["code"] == "waitlist_unavailable"

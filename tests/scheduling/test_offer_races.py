@@ -18,7 +18,7 @@ from onetrip.identity.service import Principal
 from onetrip.org.models import Hospital
 from onetrip.scheduling import booking, waitlist
 from onetrip.scheduling import service as scheduling_service
-from onetrip.scheduling.models import Appointment, WaitlistEntry
+from onetrip.scheduling.models import Appointment, Slot, WaitlistEntry
 from onetrip.scheduling.rules import Channel
 from tests import racekit
 
@@ -27,11 +27,13 @@ pytestmark = pytest.mark.slow
 WAITERS = 24
 
 
-def offers_to_waiters(engine: Engine) -> tuple[racekit.Seed, dict[int, list[int]]]:
-    """Two full sessions of two departments; each waiter holds an offer in both, and the
-    hospital then allows one active appointment a patient. Returns the offers by patient."""
-    seed = racekit.seed(engine, patients=2 * WAITERS, schedules=2, capacity=WAITERS,
-                        departments=2)
+def offers_to_waiters(engine: Engine, *, sessions: int = 2,
+                      ) -> tuple[racekit.Seed, dict[int, list[int]]]:
+    """Full sessions, each of its own department; each waiter holds an offer in every one,
+    and the hospital then allows one active appointment a patient. Returns the offers by
+    patient."""
+    seed = racekit.seed(engine, patients=2 * WAITERS, schedules=sessions, capacity=WAITERS,
+                        departments=sessions)
     holders, waiters = seed.patient_ids[:WAITERS], seed.patient_ids[WAITERS:]
     now = utcnow()
     with Session(engine) as db:
@@ -53,7 +55,7 @@ def offers_to_waiters(engine: Engine) -> tuple[racekit.Seed, dict[int, list[int]
         for entry in db.scalars(select(WaitlistEntry).where(WaitlistEntry.status == "offered")):
             offers.setdefault(entry.patient_id, []).append(entry.id)
         db.commit()
-    assert sorted(offers) == sorted(waiters) and {len(o) for o in offers.values()} == {2}
+    assert sorted(offers) == sorted(waiters) and {len(o) for o in offers.values()} == {sessions}
     return seed, offers
 
 
@@ -71,3 +73,32 @@ def test_bk8_a_patient_accepting_two_offers_at_once_gets_one_at_a_limit_of_one(
         active = Counter(db.scalars(select(Appointment.patient_id).where(
             Appointment.status.in_(("held", "booked", "arrived")))))
     assert active == Counter(dict.fromkeys(offers, 1))
+
+
+def test_bk6_leaving_and_accepting_the_same_offer_at_once_does_exactly_one(
+        race_engine: Engine) -> None:
+    """Either the patient is booked and stays off the waitlist, or they left and the slot is
+    free again: never both, never neither, never a server error."""
+    seed, offers = offers_to_waiters(race_engine, sessions=1)
+    entry_ids = [ids[0] for ids in offers.values()]
+    paths = [f"/api/v1/waitlist/{e}/{action}" for e in entry_ids
+             for action in ("accept", "cancel")]
+    with racekit.server(str(race_engine.info["url"]), workers=2) as (base, _proc):
+        results = racekit.storm(base, [{} for _ in paths], token=seed.window_token,
+                                paths=paths)
+    assert Counter(code for code, _ in results) == {200: WAITERS, 409: WAITERS}
+    with Session(race_engine) as db:
+        entries = {e.id: e for e in db.scalars(select(WaitlistEntry))}
+        booked = {a.slot_id: a for a in db.scalars(select(Appointment).where(
+            Appointment.status == "booked"))}
+        for (accepted, _), (left, _), entry_id in zip(
+                results[0::2], results[1::2], entry_ids, strict=True):
+            entry = entries[entry_id]
+            assert entry.offered_slot_id is not None
+            slot = db.get_one(Slot, entry.offered_slot_id)
+            if accepted == 200:
+                assert entry.status == "accepted" and slot.status == "booked"
+                assert booked[slot.id].patient_id == entry.patient_id
+            else:
+                assert left == 200 and entry.status == "cancelled"
+                assert slot.status == "free" and slot.id not in booked

@@ -15,7 +15,7 @@ from onetrip.deps import TOKEN_COOKIE
 from onetrip.identity import auth
 from onetrip.identity.models import Account, Patient
 from onetrip.identity.rules import Relationship
-from onetrip.scheduling import booking, queue, service, stopclinic
+from onetrip.scheduling import booking, queue, service, stopclinic, waitlist
 from onetrip.scheduling.models import Appointment
 from onetrip.scheduling.rules import Channel
 from tests.factories import account_principal, make_account, make_patient, make_practitioner
@@ -285,6 +285,29 @@ def test_bk6_waitlist_join_then_accept_the_freed_slot(client: TestClient, clock:
     assert done.status_code == 303
     assert db.scalar(select(Appointment).where(Appointment.patient_id == fam.kid.id,
                                                Appointment.schedule_id == small.id)) is not None
+
+
+def test_bk6_the_page_shows_the_place_in_line_and_a_patient_can_leave_the_waitlist(
+        client: TestClient, clock: Clock, clinic: Clinic, db: Session) -> None:
+    fam = sign_in_family(client, db)
+    small = clinic.session(db, day=DAY + timedelta(days=2), capacity=2)
+    for _ in service.free_slots(db, schedule=small, channel=Channel.web, now=OPEN):
+        p, pp = clinic.patient(db)
+        booking.book(db, principal=pp, patient_id=p.id, channel=Channel.web,
+                     schedule_id=small.id, now=OPEN)
+    ahead, pa = clinic.patient(db)
+    waitlist.join(db, principal=pa, patient_id=ahead.id, schedule_id=small.id,
+                  channel=Channel.web, now=OPEN)
+    client.post("/me/waitlist", data={"schedule_id": small.id, "patient_id": fam.kid.id})
+    page = client.get("/me/appointments").text
+    assert "排在第 2 位，前面还有 1 人" in page
+    entry_id = re.search(r'data-wait="(\d+)"', page).group(1)  # type: ignore[union-attr]
+    r = client.post(f"/me/waitlist/{entry_id}/cancel", follow_redirects=False)
+    assert r.status_code == 303 and "flash=left" in r.headers["location"]
+    after = client.get(r.headers["location"]).text
+    assert "已取消候补" in after and "data-wait=" not in after
+    again = client.post(f"/me/waitlist/{entry_id}/cancel")
+    assert again.status_code == 409 and "该候补已结束" in again.text
 
 
 def test_waitlist_refusal_is_shown_beside_the_patient(client: TestClient, clock: Clock,

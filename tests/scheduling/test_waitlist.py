@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from onetrip.errors import PermissionDenied
 from onetrip.identity.models import AuditEvent, Patient
 from onetrip.identity.service import Principal
 from onetrip.notify.models import Notification
@@ -16,10 +17,12 @@ from onetrip.notify.templates import render
 from onetrip.scheduling import booking, penalties, stopclinic, sweep, waitlist
 from onetrip.scheduling.errors import (
     LimitReached,
+    OfferUnavailable,
     PatientRestricted,
     PoolClosed,
     ScheduleFull,
     SlotTaken,
+    WaitlistClosed,
 )
 from onetrip.scheduling.models import Appointment, Slot, WaitlistEntry
 from onetrip.scheduling.rules import Channel, PenaltyEvent, SessionOfDay
@@ -229,3 +232,52 @@ def test_accepting_a_waitlist_offer_is_audited_as_a_booking(
     waitlist.accept(db, principal=pw, entry_id=entry.id, now=ONLINE_ONLY + timedelta(minutes=3))
     assert db.scalar(select(func.count()).select_from(AuditEvent).where(
         AuditEvent.patient_id == w.id, AuditEvent.action == "appointment.book")) == 1
+
+
+def test_bk6_a_patient_leaves_the_waitlist_and_those_behind_move_up(
+        db: Session, clinic: Clinic) -> None:
+    full_session(db, clinic)
+    waiting = [clinic.patient(db) for _ in range(3)]
+    entries = [join_online(db, clinic, p, pp, now=ONLINE_ONLY + timedelta(minutes=i))
+               for i, (p, pp) in enumerate(waiting)]
+    assert [waitlist.position(db, e) for e in entries] == [0, 1, 2]
+    left = waitlist.leave(db, principal=waiting[0][1], entry_id=entries[0].id,
+                          now=ONLINE_ONLY + timedelta(minutes=5))
+    assert left.status == "cancelled" and waitlist.position(db, left) is None
+    assert [waitlist.position(db, e) for e in entries[1:]] == [0, 1]
+    with pytest.raises(WaitlistClosed):  # left already: nothing more to leave
+        waitlist.leave(db, principal=waiting[0][1], entry_id=entries[0].id,
+                       now=ONLINE_ONLY + timedelta(minutes=6))
+
+
+def test_bk6_leaving_with_an_offer_passes_the_slot_to_the_next_in_line(
+        db: Session, clinic: Clinic) -> None:
+    taken = full_session(db, clinic)
+    (p, pp), (q, pq) = clinic.patient(db), clinic.patient(db)
+    first = join_online(db, clinic, p, pp)
+    second = join_online(db, clinic, q, pq, now=ONLINE_ONLY + timedelta(minutes=1))
+    free_one(db, clinic, taken)
+    db.refresh(first)
+    assert first.status == "offered"
+    slot_id = first.offered_slot_id
+    waitlist.leave(db, principal=pp, entry_id=first.id, now=ONLINE_ONLY + timedelta(minutes=3))
+    db.refresh(second)
+    assert second.status == "offered" and second.offered_slot_id == slot_id
+    with pytest.raises(OfferUnavailable):
+        waitlist.accept(db, principal=pp, entry_id=first.id,
+                        now=ONLINE_ONLY + timedelta(minutes=4))
+
+
+def test_only_the_patient_or_staff_can_take_someone_off_the_waitlist(
+        db: Session, clinic: Clinic) -> None:
+    full_session(db, clinic)
+    (p, pp), (_q, pq) = clinic.patient(db), clinic.patient(db)
+    entry = join_online(db, clinic, p, pp)
+    with pytest.raises(PermissionDenied):
+        waitlist.leave(db, principal=pq, entry_id=entry.id, now=ONLINE_ONLY)
+    db.refresh(entry)
+    assert entry.status == "waiting"
+    assert waitlist.leave(db, principal=clinic.window, entry_id=entry.id,
+                          now=ONLINE_ONLY).status == "cancelled"
+    with pytest.raises(WaitlistClosed):
+        waitlist.leave(db, principal=pp, entry_id=entry.id + 1000, now=ONLINE_ONLY)

@@ -246,18 +246,37 @@ def call_next(schedule_id: int, db: DbSession, principal: CurrentPrincipal,
     return AppointmentRead.of(called) if called else None
 
 
-def _waitlist_read(e: WaitlistEntry) -> WaitlistRead:
+def _waitlist_read(db: Session, e: WaitlistEntry) -> WaitlistRead:
     return WaitlistRead(id=e.id, schedule_id=e.schedule_id, patient_id=e.patient_id,
                         status=e.status, offered_slot_id=e.offered_slot_id,
-                        offer_expires_at=e.offer_expires_at)
+                        offer_expires_at=e.offer_expires_at,
+                        position=waitlist.position(db, e))
 
 
 @router.post("/waitlist", status_code=201, response_model=WaitlistRead)
 def join_waitlist(body: WaitlistCreate, db: DbSession, principal: CurrentPrincipal,
                   now: Now) -> WaitlistRead:
-    return _waitlist_read(waitlist.join(db, principal=principal, patient_id=body.patient_id,
-                                        schedule_id=body.schedule_id, channel=body.channel,
-                                        now=now))
+    return _waitlist_read(db, waitlist.join(
+        db, principal=principal, patient_id=body.patient_id, schedule_id=body.schedule_id,
+        channel=body.channel, now=now))
+
+
+@router.get("/waitlist", response_model=list[WaitlistRead])
+def list_waitlist(db: DbSession, principal: CurrentPrincipal,
+                  patient_id: Annotated[int, Query(gt=0)]) -> list[WaitlistRead]:
+    """A patient's waitlist entries, newest first, each with its place in line."""
+    from onetrip.identity import service as identity_service
+
+    identity_service.access_patient(db, principal, patient_id)
+    return [_waitlist_read(db, e) for e in waitlist.entries_for(db, patient_id=patient_id)]
+
+
+@router.post("/waitlist/{entry_id}/cancel", response_model=WaitlistRead)
+def leave_waitlist(entry_id: int, db: DbSession, principal: CurrentPrincipal,
+                   now: Now) -> WaitlistRead:
+    """取消候补: stop waiting; a slot offered and not yet taken passes to the next in line."""
+    return _waitlist_read(db, waitlist.leave(db, principal=principal, entry_id=entry_id,
+                                             now=now))
 
 
 @router.post("/waitlist/{entry_id}/accept", response_model=AppointmentRead)

@@ -41,7 +41,8 @@ router = APIRouter(include_in_schema=False)
 TABS = {"upcoming": "待就诊", "past": "已完成", "cancelled": "已取消"}
 FLASHES = {"cancelled": "已取消预约，号源已释放", "checked_in": "报到成功，请留意叫号",
            "rebooked": "改约成功", "declined": "已放弃改约，挂号费将原路退还",
-           "waiting": "已加入候补，有号源释放时将通知您", "booked": "预约成功"}
+           "waiting": "已加入候补，有号源释放时将通知您", "booked": "预约成功",
+           "left": "已取消候补"}
 _QUEUE_POLL_SECONDS = 15
 
 
@@ -107,8 +108,8 @@ def _appointments_page(request: Request, db: Session, me: Principal, now: dateti
                                                 now),
                     "options": _options(db, list(o.slot_ids))} for o in offers],
         "waits": [{"entry": e, **schedule_context(db, service.access_schedule(db, e.schedule_id)),
-                   "offered": _options(db, [e.offered_slot_id]) if e.offered_slot_id else []}
-                  for e in waits],
+                   "offered": _options(db, [e.offered_slot_id]) if e.offered_slot_id else [],
+                   "position": waitlist.position(db, e)} for e in waits],
         "restrictions": _restrictions(db, ids, now), "flash": FLASHES.get(flash or ""),
         "error": error}, status_code=status_code)
 
@@ -251,6 +252,17 @@ def join_waitlist(request: Request, db: DbSession, now: Now, me: Account,
         return times_page(request, db, now, me, schedule_id,
                           errors={"patient_id": exc.text}, status_code=exc.http_status)
     return RedirectResponse("/me/appointments?flash=waiting", status_code=303)
+
+
+@router.post("/me/waitlist/{entry_id}/cancel")
+def leave_waitlist(entry_id: int, request: Request, db: DbSession, now: Now,
+                   me: Account) -> Response:
+    """取消候补 (or pass on a slot offered): the next in line gets the offer."""
+    def leave() -> str:
+        waitlist.leave(db, principal=me, entry_id=entry_id, now=now)
+        return "/me/appointments?flash=left"
+
+    return _offer_action(request, db, me, now, leave)
 
 
 def _booked_path(appointment_id: int) -> str:

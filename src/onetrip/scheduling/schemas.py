@@ -135,6 +135,8 @@ class WaitlistRead(BaseModel):
     status: str
     offered_slot_id: int | None
     offer_expires_at: datetime | None
+    #: Patients waiting ahead of this one (null once it no longer waits).
+    position: int | None = None
 
 
 class StopRequest(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -144,6 +144,45 @@ def accept(db: Session, *, principal: Principal, entry_id: int, now: datetime) -
     entry.status, entry.appointment_id = "accepted", appt.id
     events.publish(db, AppointmentBooked.of(appt))
     return appt
+
+
+def leave(db: Session, *, principal: Principal, entry_id: int,
+          now: datetime) -> WaitlistEntry:
+    """取消候补: the patient (or staff for them) stops waiting. A slot offered to them and not
+    yet taken passes at once to the next in line, or back to its pool."""
+    entry = db.get(WaitlistEntry, entry_id)
+    if entry is None:
+        raise WaitlistClosed("没有这条候补记录", detail={"entry_id": entry_id})
+    identity_service.access_patient(db, principal, entry.patient_id)
+    offered = entry.offered_slot_id if entry.status == "offered" else None
+    # The slot first, then the entry: the order ``accept`` takes them in, so a leave and an
+    # accept at the same moment wait for one another instead of deadlocking; whichever
+    # takes the slot first wins it.
+    if offered is not None:
+        db.execute(update(Slot).where(Slot.id == offered, Slot.status == "held")
+                   .values(status="free", held_until=None),
+                   execution_options={"synchronize_session": False})
+    if not rowcount(db.execute(
+            update(WaitlistEntry).where(WaitlistEntry.id == entry.id,
+                                        WaitlistEntry.status.in_(("waiting", "offered")))
+            .values(status="cancelled"), execution_options={"synchronize_session": False})):
+        raise WaitlistClosed("该候补已结束", detail={"status": entry.status})
+    db.refresh(entry)
+    if offered is not None:
+        offer_freed_slot(db, slot_id=offered, now=now)
+    return entry
+
+
+def position(db: Session, entry: WaitlistEntry) -> int | None:
+    """How many patients wait before this one for its session (None once it no longer
+    waits). Those ahead who cannot take a slot when it frees are passed over for it."""
+    if entry.status != "waiting":
+        return None
+    w = WaitlistEntry
+    return db.scalar(select(func.count()).select_from(w).where(
+        w.schedule_id == entry.schedule_id, w.status == "waiting",
+        or_(w.created_at < entry.created_at,
+            and_(w.created_at == entry.created_at, w.id < entry.id)))) or 0
 
 
 def _restriction(db: Session, *, patient_id: int, schedule: Schedule, channel: Channel,
