@@ -14,7 +14,7 @@ from onetrip.identity.models import AuditEvent, Patient
 from onetrip.identity.service import Principal
 from onetrip.notify.models import Notification
 from onetrip.notify.templates import render
-from onetrip.scheduling import booking, penalties, stopclinic, sweep, waitlist
+from onetrip.scheduling import booking, penalties, service, stopclinic, sweep, waitlist
 from onetrip.scheduling.errors import (
     LimitReached,
     OfferUnavailable,
@@ -178,11 +178,12 @@ def test_bk6_a_slot_freed_by_a_run_out_hold_goes_to_the_waitlist_first(
     assert sweep.sweep(db, now=ONLINE_ONLY + timedelta(minutes=10)).holds_expired == 0
 
 
-@pytest.mark.parametrize("by", ["schedule", "slot"])
+@pytest.mark.parametrize(("by", "refusal"), [("schedule", PoolClosed), ("slot", SlotTaken)])
 def test_bk6_a_run_out_hold_is_not_booked_past_the_waitlist_before_the_sweeper_offers_it(
-        db: Session, clinic: Clinic, by: str) -> None:
+        db: Session, clinic: Clinic, by: str, refusal: type[Exception]) -> None:
     """Between a hold running out and the sweeper's next pass, a direct booking (of the
-    session or of that very slot) does not take the slot from the patient waiting for it."""
+    session or of that very slot) does not take the slot from the patient waiting for it.
+    (All the session has left for the app is that slot: its window slots open on the day.)"""
     taken = full_session(db, clinic)
     booking.cancel(db, principal=clinic.window, appointment_id=taken[0].id, now=ONLINE_ONLY)
     h, ph = clinic.patient(db)
@@ -194,9 +195,14 @@ def test_bk6_a_run_out_hold_is_not_booked_past_the_waitlist_before_the_sweeper_o
     q, pq = clinic.patient(db)
     target = {"schedule_id": clinic.schedule.id} if by == "schedule" else \
         {"slot_id": held.slot_id}
-    with pytest.raises((ScheduleFull, SlotTaken)):
+    with pytest.raises(refusal):
         booking.book(db, principal=pq, patient_id=q.id, channel=Channel.app, now=later,
                      **target)  # type: ignore[arg-type]
+    # Nor is it shown as free: the session stays full, and the next patient may join its
+    # waitlist instead of being sent to book a slot they could not have.
+    assert service.free_slots(db, schedule=clinic.schedule, channel=Channel.app,
+                              now=later) == []
+    assert join_online(db, clinic, q, pq, now=later).status == "waiting"
     assert sweep.sweep(db, now=later).holds_expired == 1
     db.refresh(entry)
     assert entry.status == "offered" and entry.offered_slot_id == held.slot_id

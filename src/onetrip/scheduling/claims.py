@@ -21,11 +21,9 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import (
     Integer,
     Table,
-    and_,
     any_,
     bindparam,
     case,
-    exists,
     func,
     select,
     true,
@@ -39,7 +37,7 @@ from onetrip.db import among
 from onetrip.errors import OnetripError
 from onetrip.scheduling import service
 from onetrip.scheduling.errors import PoolClosed, ScheduleFull, SlotInPast, SlotTaken
-from onetrip.scheduling.models import Appointment, Slot, WaitlistEntry
+from onetrip.scheduling.models import Appointment, Slot
 from onetrip.scheduling.rules import Pool, PoolPolicy, PoolTimer, effective_pool
 
 if TYPE_CHECKING:
@@ -124,19 +122,11 @@ def _claim_statement(dialect: str, pools: frozenset[Pool], *, named: bool, lapse
                      schedules: int = 0) -> Any:
     """The claim UPDATE, built once per shape (its values are bound parameters): the named
     slots, or each schedule's earliest ones (on SQLite, for how many schedules), open to
-    ``pools``; free slots, or those whose hold ran out.
-
-    BK-6: a slot whose hold ran out in a session with patients waiting is theirs first: it
-    is left for the sweeper, which offers it to the first of them.
-    """
+    ``pools``; free slots, or those whose hold ran out (``service.lapsed``: not where
+    patients wait for the session)."""
     t = _SLOT.c
     now = bindparam("now", type_=_SLOT.c.start_at.type)
-    held, free = service.constant("held"), service.constant("free")
-    w = cast(Table, WaitlistEntry.__table__).c
-    waited = exists().where(w.schedule_id == t.schedule_id,
-                            w.status == service.constant("waiting"))
-    state = and_(t.status == held, t.held_until <= now, ~waited) if lapsed \
-        else t.status == free
+    state = service.lapsed(now, t) if lapsed else t.status == service.constant("free")
     conditions = [state, t.start_at > now,
                   service.open_to(pools, now, t)]
     postgres = dialect == "postgresql"

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     and_,
     case,
+    exists,
     false,
     func,
     insert,
@@ -37,7 +38,13 @@ from onetrip.org import service as org_service
 from onetrip.org.models import Department, Hospital, Practitioner
 from onetrip.org.rules import DayStatus
 from onetrip.scheduling.errors import PolicyRejected, ScheduleNotFound
-from onetrip.scheduling.models import BookingPolicy, Schedule, ScheduleTemplate, Slot
+from onetrip.scheduling.models import (
+    BookingPolicy,
+    Schedule,
+    ScheduleTemplate,
+    Slot,
+    WaitlistEntry,
+)
 from onetrip.scheduling.rules import (
     CHANNEL_POOLS,
     BookingWindow,
@@ -368,11 +375,21 @@ def free_run_out(db: Session, slot_ids: Iterable[int], now: datetime) -> list[in
         execution_options={"synchronize_session": False}).scalars())
 
 
-def claimable(now: datetime, cols: Any = None) -> ColumnElement[bool]:
-    """SQL: free, or held by a hold whose time ran out (``cols`` as for ``open_to``)."""
+def claimable(now: Any, cols: Any = None) -> ColumnElement[bool]:
+    """SQL: free, or held by a hold whose time ran out (``cols`` as for ``open_to``).
+
+    BK-6: a slot whose hold ran out in a session with patients waiting is theirs first: it
+    is neither shown nor booked as free until the sweeper has offered it to them.
+    """
     c = cols if cols is not None else Slot
-    return or_(c.status == constant("free"),
-               and_(c.status == constant("held"), c.held_until <= now))
+    return or_(c.status == constant("free"), lapsed(now, c))
+
+
+def lapsed(now: Any, c: Any) -> ColumnElement[bool]:
+    """SQL: held by a hold whose time ran out, in a session nobody waits for."""
+    waiting = exists().where(WaitlistEntry.schedule_id == c.schedule_id,
+                             WaitlistEntry.status == constant("waiting"))
+    return and_(c.status == constant("held"), c.held_until <= now, ~waiting)
 
 
 def list_schedules(db: Session, *, hospital: Hospital, day: date,
