@@ -109,14 +109,26 @@ def test_the_jobs_end_when_their_server_is_killed(race_engine: Engine) -> None:
 
 
 def _children(pid: int, *, expect: int) -> list[int]:
-    """The pids of the processes ``pid`` started, once there are ``expect`` of them."""
+    """The pids of the jobs ``pid`` started, once ``expect`` of them run their own program
+    (a child still between fork and exec shows its parent's command line)."""
     deadline = time.monotonic() + 30
     while True:
         found = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
-                 and _parent(p) == pid]
+                 and _parent(p) == pid and _is_job(_cmdline(p))]
         if len(found) >= expect or time.monotonic() > deadline:
             return found
         time.sleep(0.1)
+
+
+def _is_job(cmdline: bytes) -> bool:
+    return b"\0schedule\0sweep\0" in cmdline or b"\0notify\0worker" in cmdline
+
+
+def _cmdline(proc_dir: Path) -> bytes:
+    try:
+        return (proc_dir / "cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def _parent(proc_dir: Path) -> int | None:

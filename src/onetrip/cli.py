@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -62,17 +63,21 @@ def _exit_normally(_sig: int, _frame: object) -> None:
 
 
 def _start_jobs() -> list[subprocess.Popen[bytes]]:
+    server = os.getpid()
     return [subprocess.Popen([sys.executable, "-c", "from onetrip.cli import app; app()", *job],
-                             preexec_fn=_die_with_parent) for job in JOBS]
+                             preexec_fn=lambda: _die_with(server)) for job in JOBS]
 
 
-def _die_with_parent() -> None:
-    """In the job's process: end it (SIGTERM) if the server dies without stopping it, as
-    under ``kill -9`` (Linux; elsewhere the job outlives such a server)."""
+def _die_with(server: int) -> None:
+    """In the job's process, before it starts: end it (SIGTERM) if the server dies without
+    stopping it, as under ``kill -9`` (Linux; elsewhere the job outlives such a server).
+    A server that died before this ran has already left the job to another parent."""
     if sys.platform == "linux":
         import ctypes
 
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() != server:
+            os._exit(0)
 
 
 def _stop_jobs(started: list[subprocess.Popen[bytes]]) -> None:
