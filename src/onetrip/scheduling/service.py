@@ -363,16 +363,19 @@ def constant(word: str) -> ColumnElement[str]:
     return literal_column(f"'{word}'", String)
 
 
-def free_run_out(db: Session, slot_ids: Iterable[int], now: datetime) -> list[int]:
-    """Free the slots among ``slot_ids`` still held by a hold or offer whose time ran out;
-    the ids freed (a slot taken meanwhile stays as it is)."""
+def free_held(db: Session, slot_ids: Iterable[int], *,
+              ran_out_by: datetime | None = None) -> list[int]:
+    """Free the slots among ``slot_ids`` still held (by a hold or an offer), or with
+    ``ran_out_by`` only those whose time had run out by then; the ids freed (a slot taken
+    meanwhile stays as it is)."""
     ids = list(slot_ids)
     if not ids:
         return []
-    return list(db.execute(
-        update(Slot).where(Slot.id.in_(ids), Slot.status == "held", Slot.held_until <= now)
-        .values(status="free", held_until=None).returning(Slot.id),
-        execution_options={"synchronize_session": False}).scalars())
+    stmt = update(Slot).where(Slot.id.in_(ids), Slot.status == "held")
+    if ran_out_by is not None:
+        stmt = stmt.where(Slot.held_until <= ran_out_by)
+    return list(db.execute(stmt.values(status="free", held_until=None).returning(Slot.id),
+                           execution_options={"synchronize_session": False}).scalars())
 
 
 def claimable(now: Any, cols: Any = None) -> ColumnElement[bool]:

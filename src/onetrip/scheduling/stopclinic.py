@@ -225,10 +225,7 @@ def accept_offer(db: Session, *, principal: Principal, offer_id: int, slot_id: i
                     execution_options={"synchronize_session": False})):
                 raise OfferUnavailable("该号源已被他人预约，请选择其他号源")
             if offer.held_slot_id and offer.held_slot_id != slot_id:
-                db.execute(update(Slot).where(Slot.id == offer.held_slot_id,
-                                              Slot.status == "held")
-                           .values(status="free", held_until=None),
-                           execution_options={"synchronize_session": False})
+                service.free_held(db, [offer.held_slot_id])
             slot = db.get_one(Slot, slot_id)
             db.refresh(slot)
             schedule = slot.schedule
@@ -263,9 +260,7 @@ def decline_offer(db: Session, *, principal: Principal, offer_id: int,
     if offer.status != "open":
         raise OfferUnavailable(detail={"status": offer.status})
     if offer.held_slot_id:
-        db.execute(update(Slot).where(Slot.id == offer.held_slot_id, Slot.status == "held")
-                   .values(status="free", held_until=None),
-                   execution_options={"synchronize_session": False})
+        service.free_held(db, [offer.held_slot_id])
     offer.status = "declined"
     db.flush()
     if offer.held_slot_id:

@@ -35,8 +35,8 @@ def sweep(db: Session, *, now: datetime) -> SweepReport:
         RebookingOffer.status == "open", RebookingOffer.expires_at <= now)))
     for offer in offers:
         offer.status = "expired"
-    freed = service.free_run_out(
-        db, [*holds, *(o.held_slot_id for o in offers if o.held_slot_id)], now)
+    freed = service.free_held(
+        db, [*holds, *(o.held_slot_id for o in offers if o.held_slot_id)], ran_out_by=now)
     # BK-6: a slot freed by the clock goes to the session's waitlist first, as a cancelled one.
     waitlist.offer_freed_slots(db, slot_ids=freed, now=now)
     waitlisted = waitlist.expire_offers(db, now=now)

@@ -159,9 +159,7 @@ def leave(db: Session, *, principal: Principal, entry_id: int,
     # accept at the same moment wait for one another instead of deadlocking; whichever
     # takes the slot first wins it.
     if offered is not None:
-        db.execute(update(Slot).where(Slot.id == offered, Slot.status == "held")
-                   .values(status="free", held_until=None),
-                   execution_options={"synchronize_session": False})
+        service.free_held(db, [offered])
     if not rowcount(db.execute(
             update(WaitlistEntry).where(WaitlistEntry.id == entry.id,
                                         WaitlistEntry.status.in_(("waiting", "offered")))
@@ -232,7 +230,7 @@ def expire_offers(db: Session, *, now: datetime) -> int:
     for entry in stale:
         entry.status = "expired"
         if entry.offered_slot_id is not None:
-            service.free_run_out(db, [entry.offered_slot_id], now)
+            service.free_held(db, [entry.offered_slot_id], ran_out_by=now)
             db.flush()
             offer_freed_slot(db, slot_id=entry.offered_slot_id, now=now)
     return len(stale)
