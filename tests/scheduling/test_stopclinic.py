@@ -9,13 +9,28 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from onetrip.errors import InvalidInput
-from onetrip.identity.models import AuditEvent
+from onetrip.identity.models import AuditEvent, Patient
+from onetrip.identity.service import Principal
 from onetrip.scheduling import booking, service, stopclinic
 from onetrip.scheduling.errors import LimitReached
-from onetrip.scheduling.models import Slot
+from onetrip.scheduling.models import Appointment, RebookingOffer, Slot
 from onetrip.scheduling.rules import Channel, SessionOfDay
 from tests.factories import make_department, make_practitioner
 from tests.scheduling.conftest import CREATED, DAY, OPEN, Clinic
+
+
+def booked_then_stopped(db: Session, clinic: Clinic,
+                        ) -> tuple[Patient, Principal, Appointment, RebookingOffer]:
+    """A patient books the clinic's session from the app, then the session stops: their
+    appointment and the rebooking offer that holds them a slot."""
+    p, pp = clinic.patient(db)
+    appt = booking.book(db, principal=pp, patient_id=p.id, channel=Channel.app,
+                        schedule_id=clinic.schedule.id, now=OPEN)
+    (offer,) = stopclinic.stop_clinic(db, principal=clinic.window,
+                                      schedule_id=clinic.schedule.id, reason="停诊",
+                                      now=OPEN).offers
+    assert offer.held_slot_id is not None
+    return p, pp, appt, offer
 
 
 def test_bk8_an_offer_for_a_day_already_booked_in_the_department_is_a_clean_409(
@@ -25,13 +40,7 @@ def test_bk8_an_offer_for_a_day_already_booked_in_the_department_is_a_clean_409(
     later = DAY + timedelta(days=2)
     clinic.session(db, day=later, doctor=colleague)
     afternoon = clinic.session(db, day=later, doctor=colleague, session=SessionOfDay.pm)
-    p, pp = clinic.patient(db)
-    appt = booking.book(db, principal=pp, patient_id=p.id, channel=Channel.app,
-                        schedule_id=clinic.schedule.id, now=OPEN)
-    (offer,) = stopclinic.stop_clinic(db, principal=clinic.window,
-                                      schedule_id=clinic.schedule.id, reason="停诊",
-                                      now=OPEN).offers
-    assert offer.held_slot_id is not None
+    p, pp, appt, offer = booked_then_stopped(db, clinic)
     # Meanwhile the patient booked the same department's afternoon of the offered day.
     booking.book(db, principal=pp, patient_id=p.id, channel=Channel.app,
                  schedule_id=afternoon.id, now=OPEN + timedelta(minutes=1))
@@ -59,13 +68,7 @@ def test_bk8_a_rebooking_offer_replaces_the_cancelled_appointment_past_the_total
     colleague = make_practitioner(db, clinic.hospital, clinic.department,
                                   service_level="expert")
     clinic.session(db, day=DAY + timedelta(days=2), doctor=colleague)
-    p, pp = clinic.patient(db)
-    booking.book(db, principal=pp, patient_id=p.id, channel=Channel.app,
-                 schedule_id=clinic.schedule.id, now=OPEN)
-    (offer,) = stopclinic.stop_clinic(db, principal=clinic.window,
-                                      schedule_id=clinic.schedule.id, reason="停诊",
-                                      now=OPEN).offers
-    assert offer.held_slot_id is not None
+    p, pp, _appt, offer = booked_then_stopped(db, clinic)
     booking.book(db, principal=pp, patient_id=p.id, channel=Channel.app,
                  schedule_id=other.id, now=OPEN + timedelta(minutes=1))
     with pytest.raises(LimitReached):  # a new booking is over the limit ...

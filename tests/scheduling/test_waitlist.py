@@ -162,15 +162,22 @@ def test_bk6_stopping_a_session_ends_its_waitlist_with_a_notice(
     assert "停诊" in render("waitlist_closed", notices[0].variables)
 
 
-def test_bk6_a_slot_freed_by_a_run_out_hold_goes_to_the_waitlist_first(
-        db: Session, clinic: Clinic) -> None:
+def a_hold_and_a_patient_waiting(db: Session, clinic: Clinic,
+                                 ) -> tuple[Appointment, WaitlistEntry]:
+    """A full session whose last slot is held from the app, then a patient joins its
+    waitlist: the hold (5 minutes) and the waiting entry."""
     taken = full_session(db, clinic)
     booking.cancel(db, principal=clinic.window, appointment_id=taken[0].id, now=ONLINE_ONLY)
     h, ph = clinic.patient(db)
     held = booking.book(db, principal=ph, patient_id=h.id, channel=Channel.app,
                         schedule_id=clinic.schedule.id, now=ONLINE_ONLY, hold=True)
     p, pp = clinic.patient(db)
-    entry = join_online(db, clinic, p, pp, now=ONLINE_ONLY + timedelta(minutes=1))
+    return held, join_online(db, clinic, p, pp, now=ONLINE_ONLY + timedelta(minutes=1))
+
+
+def test_bk6_a_slot_freed_by_a_run_out_hold_goes_to_the_waitlist_first(
+        db: Session, clinic: Clinic) -> None:
+    held, entry = a_hold_and_a_patient_waiting(db, clinic)
     report = sweep.sweep(db, now=ONLINE_ONLY + timedelta(minutes=10))
     assert report.holds_expired == 1
     db.refresh(entry)
@@ -184,13 +191,7 @@ def test_bk6_a_run_out_hold_is_not_booked_past_the_waitlist_before_the_sweeper_o
     """Between a hold running out and the sweeper's next pass, a direct booking (of the
     session or of that very slot) does not take the slot from the patient waiting for it.
     (All the session has left for the app is that slot: its window slots open on the day.)"""
-    taken = full_session(db, clinic)
-    booking.cancel(db, principal=clinic.window, appointment_id=taken[0].id, now=ONLINE_ONLY)
-    h, ph = clinic.patient(db)
-    held = booking.book(db, principal=ph, patient_id=h.id, channel=Channel.app,
-                        schedule_id=clinic.schedule.id, now=ONLINE_ONLY, hold=True)
-    p, pp = clinic.patient(db)
-    entry = join_online(db, clinic, p, pp, now=ONLINE_ONLY + timedelta(minutes=1))
+    held, entry = a_hold_and_a_patient_waiting(db, clinic)
     later = ONLINE_ONLY + timedelta(minutes=10)
     q, pq = clinic.patient(db)
     target = {"schedule_id": clinic.schedule.id} if by == "schedule" else \
