@@ -82,6 +82,53 @@ def test_concurrent_requests_share_transactions_and_each_gets_its_own_answer(
         assert audit.verify_chain(db).ok
 
 
+def test_under_load_a_batch_waits_briefly_for_the_requests_it_just_answered(
+        race_engine: Engine, seeded: tuple[racekit.Seed, Principal],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each client sends again as soon as it has its answer, as a server's connections do in
+    # a rush. Taking only what has queued, the clients split into groups that commit in
+    # turn; with the linger, every batch after the first holds them all.
+    seed, clerk = seeded
+    sizes: list[int] = []
+    real = groupcommit.execute
+
+    def recording(commands: list[Command], **kw: object) -> list[groupcommit.Answer]:
+        sizes.append(len(commands))
+        return real(commands, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(groupcommit, "execute", recording)
+    committer = GroupCommitter(sessions=sessions_for(race_engine, write=True), linger=2.0)
+    clients, rounds = 6, 5
+    answers: list[groupcommit.Answer] = []
+
+    def client(patient: int) -> None:
+        for _ in range(rounds):
+            answers.append(committer.submit(command(seed, clerk, patient)))
+
+    threads = [threading.Thread(target=client, args=(p,))
+               for p in seed.patient_ids[:clients]]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    committer.close()
+    assert sum(sizes) == clients * rounds
+    assert sizes[1:-1] == [clients] * (len(sizes) - 2), sizes
+    # Each patient booked once; their later requests were refused by the limits.
+    assert Counter(a.status_code for a in answers) == {201: clients,
+                                                       409: clients * (rounds - 1)}
+
+
+def test_a_request_that_comes_alone_is_not_held_for_the_linger(
+        race_engine: Engine, seeded: tuple[racekit.Seed, Principal]) -> None:
+    seed, clerk = seeded
+    committer = GroupCommitter(sessions=sessions_for(race_engine, write=True), linger=600.0)
+    for patient in seed.patient_ids[:2]:
+        answer = committer.submit_future(command(seed, clerk, patient)).result(timeout=60)
+        assert answer.status_code == 201
+    committer.close()
+
+
 def test_the_same_key_twice_in_one_batch_books_once_and_answers_alike(
         race_engine: Engine, seeded: tuple[racekit.Seed, Principal]) -> None:
     seed, clerk = seeded

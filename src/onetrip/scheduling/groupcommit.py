@@ -9,9 +9,12 @@ commits. Only then is each request answered: an answer is never given for a book
 could still roll back, and a crash before the commit leaves nothing behind.
 
 Batching is what makes the engine fast: a transaction costs the same dozen statements and
-one commit (one fsync) whether it books one patient or a hundred. Nobody waits for a batch
-to fill: a lone request is committed at once, and a batch grows only while the database is
-busy with the one before.
+one commit (one fsync) whether it books one patient or a hundred. A lone request is
+committed at once. Under load, a batch may linger (``booking_linger_ms``, 2 ms) for as
+many requests as the last batch answered plus those that queued meanwhile: in a rush the
+clients just answered send again at once, and without the linger they would split into
+groups committing in turn, each paying the whole transaction. The linger ends as soon as
+that many have come.
 
 A deadlock PostgreSQL broke (or a serialization failure), or an idempotency key another
 process answered meanwhile, undoes the batch and it runs again; any other error runs the
@@ -26,6 +29,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future
@@ -37,6 +41,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from onetrip.config import get_settings
 from onetrip.db import new_session, writer_turn
 from onetrip.errors import OnetripError
 from onetrip.identity import audit
@@ -332,8 +337,11 @@ class GroupCommitter:
     (smaller batches, and the two contend for the interpreter).
     """
 
-    def __init__(self, *, max_batch: int = 200, sessions: Sessions | None = None) -> None:
+    def __init__(self, *, max_batch: int = 200, linger: float | None = None,
+                 sessions: Sessions | None = None) -> None:
         self.max_batch = max_batch
+        #: Seconds a batch may wait for the requests it expects (see the module's doc).
+        self.linger = get_settings().booking_linger_ms / 1000 if linger is None else linger
         self.sessions = sessions
         self._queue: queue.SimpleQueue[tuple[Command, Future[Answer]] | None] = \
             queue.SimpleQueue()
@@ -358,21 +366,33 @@ class GroupCommitter:
         self._queue.put(None)
         self._thread.join(timeout=10)
 
+    def _take(self, expected: int) -> list[tuple[Command, Future[Answer]]] | None:
+        """The next batch: the first request to come and every one queued behind it, and
+        while fewer than ``expected`` have come, those that come within the linger. None
+        once the committer is closed."""
+        item = self._queue.get()
+        if item is None:
+            return None
+        batch = [item]
+        deadline = time.monotonic() + self.linger
+        while len(batch) < self.max_batch:
+            wait = deadline - time.monotonic() if len(batch) < expected else 0.0
+            try:
+                more = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if more is None:
+                self._queue.put(None)
+                break
+            batch.append(more)
+        return batch
+
     def _loop(self) -> None:
+        expected = 1
         while True:
-            item = self._queue.get()
-            if item is None:
+            batch = self._take(expected)
+            if batch is None:
                 return
-            batch = [item]
-            while len(batch) < self.max_batch:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._queue.put(None)
-                    break
-                batch.append(more)
             # A request whose caller has gone (its future cancelled) is not booked; once
             # taken, a request can no longer be cancelled and always gets its answer.
             batch = [(c, f) for c, f in batch if f.set_running_or_notify_cancel()]
@@ -385,6 +405,7 @@ class GroupCommitter:
                 answers = [INTERNAL] * len(batch)
             for (_c, future), answer in zip(batch, answers, strict=True):
                 future.set_result(answer)
+            expected = min(self.max_batch, len(batch) + self._queue.qsize())
 
 
 _committer: GroupCommitter | None = None
