@@ -11,10 +11,10 @@ could still roll back, and a crash before the commit leaves nothing behind.
 Batching is what makes the engine fast: a transaction costs the same dozen statements and
 one commit (one fsync) whether it books one patient or a hundred. A lone request is
 committed at once. Under load, a batch may linger (``booking_linger_ms``, 2 ms) for as
-many requests as the last batch answered plus those that queued meanwhile: in a rush the
-clients just answered send again at once, and without the linger they would split into
-groups committing in turn, each paying the whole transaction. The linger ends as soon as
-that many have come.
+many requests as the last batch answered plus those that queued meanwhile: clients that
+send again as soon as they are answered would otherwise split into groups committing in
+turn, each paying the whole transaction. The linger ends as soon as that many have come;
+one in vain is not tried again for the next ``REST_AFTER_IN_VAIN`` batches.
 
 A deadlock PostgreSQL broke (or a serialization failure), or an idempotency key another
 process answered meanwhile, undoes the batch and it runs again; any other error runs the
@@ -28,8 +28,8 @@ import dataclasses
 import logging
 import os
 import queue
+import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future
@@ -330,6 +330,12 @@ def _with_retries(open_session: Sessions, work: Callable[[Session], Any]) -> Any
     raise AssertionError("unreachable")
 
 
+#: Batches that go without lingering after a linger in vain: where the answered requests'
+#: next ones take longer than the linger to come (each passes through a busy web server's
+#: request handling first), lingering only delays every batch.
+REST_AFTER_IN_VAIN = 20
+
+
 class GroupCommitter:
     """The process's booking thread: ``submit`` a command, get its answer after its commit.
 
@@ -343,6 +349,10 @@ class GroupCommitter:
         #: Seconds a batch may wait for the requests it expects (see the module's doc).
         self.linger = get_settings().booking_linger_ms / 1000 if linger is None else linger
         self.sessions = sessions
+        #: Set by a submitter once ``_wanted`` requests wait (a lingering batch's wake-up).
+        self._enough = threading.Event()
+        self._wanted = sys.maxsize
+        self._rest = 0  # batches still to go without lingering
         self._queue: queue.SimpleQueue[tuple[Command, Future[Answer]] | None] = \
             queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="onetrip-group-commit",
@@ -360,25 +370,35 @@ class GroupCommitter:
     def submit_future(self, command: Command) -> Future[Answer]:
         future: Future[Answer] = Future()
         self._queue.put((command, future))
+        if self._queue.qsize() >= self._wanted:
+            self._enough.set()
         return future
 
     def close(self) -> None:
         self._queue.put(None)
+        self._enough.set()
         self._thread.join(timeout=10)
 
     def _take(self, expected: int) -> list[tuple[Command, Future[Answer]]] | None:
-        """The next batch: the first request to come and every one queued behind it, and
-        while fewer than ``expected`` have come, those that come within the linger. None
-        once the committer is closed."""
+        """The next batch: the first request to come and every one queued behind it,
+        after waiting up to the linger while fewer than ``expected`` have come (unless a
+        recent linger waited in vain). None once the committer is closed."""
         item = self._queue.get()
         if item is None:
             return None
         batch = [item]
-        deadline = time.monotonic() + self.linger
+        if self._rest:
+            self._rest -= 1
+        elif self.linger > 0 and self._queue.qsize() < expected - 1:
+            self._enough.clear()
+            self._wanted = expected - 1
+            came = self._queue.qsize() >= self._wanted or self._enough.wait(self.linger)
+            self._wanted = sys.maxsize
+            if not came:
+                self._rest = REST_AFTER_IN_VAIN
         while len(batch) < self.max_batch:
-            wait = deadline - time.monotonic() if len(batch) < expected else 0.0
             try:
-                more = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+                more = self._queue.get_nowait()
             except queue.Empty:
                 break
             if more is None:
