@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -118,42 +117,6 @@ def test_under_load_a_batch_waits_briefly_for_the_requests_it_just_answered(
     # Each patient booked once; their later requests were refused by the limits.
     assert Counter(a.status_code for a in answers) == {201: clients,
                                                        409: clients * (rounds - 1)}
-
-
-def test_after_a_linger_in_vain_the_next_batches_do_not_linger(
-        race_engine: Engine, seeded: tuple[racekit.Seed, Principal],
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    # Behind a busy web server the answered clients' next requests come later than the
-    # linger: lingering would only delay each batch.
-    seed, clerk = seeded
-    a, b, c, d, e = seed.patient_ids[:5]
-    sizes: list[list[int]] = []
-    busy, release = threading.Event(), threading.Event()
-    real = groupcommit.execute
-
-    def recording(commands: list[Command], **kw: object) -> list[groupcommit.Answer]:
-        sizes.append([cmd.patient_id for cmd in commands])
-        if len(sizes) == 1:
-            busy.set()
-            release.wait(10)
-        return real(commands, **kw)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(groupcommit, "execute", recording)
-    committer = GroupCommitter(sessions=sessions_for(race_engine, write=True), linger=3.0)
-    first = committer.submit_future(command(seed, clerk, a))
-    assert busy.wait(10)
-    # Two more queue while the first commits: the next batch expects three and lingers
-    # for the third, in vain.
-    queued = [committer.submit_future(command(seed, clerk, p)) for p in (b, c)]
-    release.set()
-    assert all(f.result(30).status_code == 201 for f in [first, *queued])
-    # It expects two now; without the rest, d would wait for e.
-    later = committer.submit_future(command(seed, clerk, d))
-    time.sleep(0.5)
-    assert committer.submit(command(seed, clerk, e)).status_code == 201
-    assert later.result(30).status_code == 201
-    committer.close()
-    assert sizes == [[a], [b, c], [d], [e]]
 
 
 def test_a_request_that_comes_alone_is_not_held_for_the_linger(

@@ -13,8 +13,7 @@ one commit (one fsync) whether it books one patient or a hundred. A lone request
 committed at once. Under load, a batch may linger (``booking_linger_ms``, 2 ms) for as
 many requests as the last batch answered plus those that queued meanwhile: clients that
 send again as soon as they are answered would otherwise split into groups committing in
-turn, each paying the whole transaction. The linger ends as soon as that many have come;
-one in vain is not tried again for the next ``REST_AFTER_IN_VAIN`` batches.
+turn, each paying the whole transaction. The linger ends as soon as that many have come.
 
 A deadlock PostgreSQL broke (or a serialization failure), or an idempotency key another
 process answered meanwhile, undoes the batch and it runs again; any other error runs the
@@ -330,12 +329,6 @@ def _with_retries(open_session: Sessions, work: Callable[[Session], Any]) -> Any
     raise AssertionError("unreachable")
 
 
-#: Batches that go without lingering after a linger in vain: where the answered requests'
-#: next ones take longer than the linger to come (each passes through a busy web server's
-#: request handling first), lingering only delays every batch.
-REST_AFTER_IN_VAIN = 20
-
-
 class GroupCommitter:
     """The process's booking thread: ``submit`` a command, get its answer after its commit.
 
@@ -352,7 +345,6 @@ class GroupCommitter:
         #: Set by a submitter once ``_wanted`` requests wait (a lingering batch's wake-up).
         self._enough = threading.Event()
         self._wanted = sys.maxsize
-        self._rest = 0  # batches still to go without lingering
         self._queue: queue.SimpleQueue[tuple[Command, Future[Answer]] | None] = \
             queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="onetrip-group-commit",
@@ -381,21 +373,20 @@ class GroupCommitter:
 
     def _take(self, expected: int) -> list[tuple[Command, Future[Answer]]] | None:
         """The next batch: the first request to come and every one queued behind it,
-        after waiting up to the linger while fewer than ``expected`` have come (unless a
-        recent linger waited in vain). None once the committer is closed."""
+        after waiting up to the linger while fewer than ``expected`` have come. None once
+        the committer is closed."""
         item = self._queue.get()
         if item is None:
             return None
         batch = [item]
-        if self._rest:
-            self._rest -= 1
-        elif self.linger > 0 and self._queue.qsize() < expected - 1:
+        if self.linger > 0 and self._queue.qsize() < expected - 1:
+            # One sleep, woken by the submitter that makes it enough: not a wake-up (and a
+            # turn of the interpreter lock taken from the web server) for every arrival.
             self._enough.clear()
             self._wanted = expected - 1
-            came = self._queue.qsize() >= self._wanted or self._enough.wait(self.linger)
+            if self._queue.qsize() < self._wanted:
+                self._enough.wait(self.linger)
             self._wanted = sys.maxsize
-            if not came:
-                self._rest = REST_AFTER_IN_VAIN
         while len(batch) < self.max_batch:
             try:
                 more = self._queue.get_nowait()
