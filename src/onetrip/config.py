@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     booking_rate_per_account: int = Field(default=30, ge=1)
     booking_rate_per_address: int = Field(default=300, ge=1)
     # Under load, how long a booking batch may wait for the requests the last one answered
-    # to come back (docs/booking.md, "Throughput"); 0 takes only what has queued.
+    # to come back (docs/booking.md, the opening rush); 0 takes only what has queued.
     booking_linger_ms: float = Field(default=2.0, ge=0, le=100)
     # Identity numbers and phones at rest (docs/identity.md, "Key management"): comma-separated
     # "key_id:base64 of 32 bytes"; the first key encrypts, every listed key decrypts. Empty:

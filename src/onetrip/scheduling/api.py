@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from onetrip.deps import CurrentPrincipal, DbSession, Now, Units, secret_from
 from onetrip.errors import NotAuthenticated, PermissionDenied
-from onetrip.identity.rules import Role, may_administer_hospital
+from onetrip.identity import service as identity_service
+from onetrip.identity.rules import DocumentType, Role, may_administer_hospital
 from onetrip.identity.service import Principal
 from onetrip.org import service as org_service
 from onetrip.org.models import Department, Hospital, Practitioner
@@ -179,8 +180,6 @@ def list_appointments(db: DbSession, principal: CurrentPrincipal,
                       patient_id: Annotated[int, Query(gt=0)],
                       status: Annotated[list[str] | None, Query()] = None,
                       ) -> list[AppointmentRead]:
-    from onetrip.identity import service as identity_service
-
     identity_service.access_patient(db, principal, patient_id)
     return [AppointmentRead.of(a)
             for a in booking.list_appointments(db, patient_id=patient_id, statuses=status)]
@@ -196,9 +195,6 @@ def read_appointment(appointment_id: int, db: DbSession,
 def check_in(appointment_id: int, db: DbSession, principal: CurrentPrincipal, now: Now,
              body: CheckInRequest | None = None) -> AppointmentRead:
     """Arrival check-in; on site the presented document must be the booked patient's."""
-    from onetrip.identity import service as identity_service
-    from onetrip.identity.rules import DocumentType
-
     patient_id = None
     if body is not None and body.document_number:
         found = identity_service.find_by_document(db, DocumentType(body.document_type),
@@ -265,8 +261,6 @@ def join_waitlist(body: WaitlistCreate, db: DbSession, principal: CurrentPrincip
 def list_waitlist(db: DbSession, principal: CurrentPrincipal,
                   patient_id: Annotated[int, Query(gt=0)]) -> list[WaitlistRead]:
     """A patient's waitlist entries, newest first, each with its place in line."""
-    from onetrip.identity import service as identity_service
-
     identity_service.access_patient(db, principal, patient_id)
     return [_waitlist_read(db, e) for e in waitlist.entries_for(db, patient_id=patient_id)]
 
@@ -320,8 +314,6 @@ def substitute_schedule(schedule_id: int, body: SubstituteRequest, db: DbSession
 @router.get("/rebooking-offers", response_model=list[OfferRead])
 def list_offers(db: DbSession, principal: CurrentPrincipal,
                 patient_id: Annotated[int, Query(gt=0)]) -> list[OfferRead]:
-    from onetrip.identity import service as identity_service
-
     identity_service.access_patient(db, principal, patient_id)
     return [_offer_read(o) for o in stopclinic.offers_for(db, patient_id=patient_id)]
 
