@@ -199,8 +199,9 @@ class WaitlistEntry(Base):
 
     __tablename__ = "waitlist_entry"
     __table_args__ = (
-        CheckConstraint("status IN ('waiting', 'offered', 'accepted', 'expired', 'cancelled')",
-                        name="status"),
+        # cancelled: the patient left; closed: a stop-clinic ended it (BK-6).
+        CheckConstraint("status IN ('waiting', 'offered', 'accepted', 'expired', 'cancelled', "
+                        "'closed')", name="status"),
         Index("uq_waitlist_active_patient_schedule", "patient_id", "schedule_id", unique=True,
               sqlite_where=text("status IN ('waiting', 'offered')"),
               postgresql_where=text("status IN ('waiting', 'offered')")),

@@ -132,6 +132,8 @@ class WaitlistRead(BaseModel):
     id: int
     schedule_id: int
     patient_id: int
+    #: waiting, offered, accepted (booked), expired (an offer not taken in time),
+    #: cancelled (the patient left) or closed (the session was stopped, BK-6).
     status: str
     offered_slot_id: int | None
     offer_expires_at: datetime | None

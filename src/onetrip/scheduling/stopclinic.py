@@ -185,7 +185,7 @@ def _close_waitlist(db: Session, schedule_id: int, now: datetime) -> int:
         WaitlistEntry.schedule_id == schedule_id,
         WaitlistEntry.status.in_(("waiting", "offered")))))
     for entry in entries:
-        entry.status = "cancelled"
+        entry.status = "closed"
         events.publish(db, WaitlistClosed(entry_id=entry.id, patient_id=entry.patient_id,
                                           schedule_id=schedule_id, closed_at=now))
     db.flush()
