@@ -155,6 +155,10 @@ def exam_cases(code: str) -> list[Case]:
         out.append(Case(f"{name}：肠道准备须前一天", request(code, not_before=told("00:00")),
                         (slot(code, 0, "09:00"), slot(code, 1, "09:00")),
                         exam(code, bowel_prep=False), "preparation"))
+    if e.prep_days:  # told at 08:00: the day before the preparation is done, and that day
+        out.append(Case(f"{name}：提前{e.prep_days}天准备", request(code, not_before=told("08:00")),
+                        (slot(code, e.prep_days - 1, "09:00"), slot(code, e.prep_days, "09:00")),
+                        exam(code, prep_days=0), "preparation"))
     if e.latest_start is not None:
         late = hhmm(at(f"{e.latest_start:%H:%M}") + timedelta(minutes=30))
         out.append(Case(f"{name}：{e.latest_start:%H:%M}前开始", request(code),
@@ -253,6 +257,6 @@ def test_every_rule_of_the_catalogue_has_its_case() -> None:
         len(CAT.orders) + len(CAT.bans))
     with_rules = {code for code, e in CAT.exams.items() if e.fasting_hours or e.breaks_fast
                   or e.drink_before_minutes or e.bowel_prep or e.latest_start or e.last_of_day
-                  or e.after_minutes or e.creatinine}
+                  or e.after_minutes or e.creatinine or e.prep_days}
     assert with_rules <= {c.req.orders[-1].exam_code for c in CATALOGUE_CASES} | {
         c.req.orders[0].exam_code for c in CATALOGUE_CASES}

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from onetrip.config import get_settings
 from onetrip.exams import booking, resources, service
 from onetrip.exams.errors import (
     CalendarOverlap,
@@ -158,6 +159,36 @@ def test_rm1_the_preparation_reminder_reaches_the_outbox_for_the_evening_before(
     evening = datetime.combine(local.date() - timedelta(days=1), time(18, 0),
                                tzinfo=now.tzinfo)
     assert note.send_at == evening
+
+
+def test_ex2_a_thyroid_scan_comes_after_the_two_weeks_without_iodine(
+        db: Session, hospital: Hospital, doctor: Principal, centre: Principal,
+        now: datetime) -> None:
+    """The patient stops iodine-rich food and medicines 14 days before a thyroid scan
+    (catalogue ``prep_days``): the plan looks that far ahead, and a slot sooner is refused."""
+    tz = get_settings().tz
+    p = make_patient(db)
+    o = order(db, doctor, hospital, p, "nm_thyroid", now)
+    it = service.propose(db, hospital_id=hospital.id, patient_id=p.id, now=now)
+    assert not it.unplanned
+    (visit,) = it.visits
+    scans = [s for s in service.free_slots(db, hospital_id=hospital.id, start=now,
+                                           end=now + timedelta(days=30))
+             if "nm_thyroid" in s.exam_codes]
+    ready = now.date() + timedelta(days=14)
+    # The first clinic day with a scan slot once the two weeks are over.
+    assert visit.start.astimezone(tz).date() == min(
+        s.start.astimezone(tz).date() for s in scans
+        if s.start.astimezone(tz).date() >= ready)
+    soon = next(s for s in scans if s.start.astimezone(tz).date() < ready)
+    before = counts(db)
+    with pytest.raises(PlanBreaksRules, match="14天"):
+        booking.book_single(db, principal=centre, order_id=o.id, slot_id=soon.slot_id,
+                            now=now)
+    assert counts(db) == before
+    booking.book_plan(db, principal=centre, hospital_id=hospital.id, patient_id=p.id,
+                      itinerary=it, now=now)
+    assert counts(db)[1] == before[1] + 1
 
 
 def test_a_plan_whose_slot_filled_meanwhile_books_nothing(

@@ -38,9 +38,12 @@ EVENING_BEFORE = datetime.combine(DAY - timedelta(days=1), time(17, 0), tzinfo=T
 
 def request(*codes: str, facts: PatientFacts = ADULT, followup: bool = False,
             not_before: datetime | None = None, patient_id: int = 1) -> PatientRequest:
+    """The patient's orders; told the evening before, or earlier by the days of
+    preparation at home an exam needs (a thyroid scan's two weeks without iodine)."""
     items = tuple(OrderItem(i + 1, c, needed_for_followup=True) for i, c in enumerate(codes))
     f = FollowUp(at("13:30"), at("16:45"), sample.OUTPATIENT) if followup else None
-    return PatientRequest(patient_id, facts, items, not_before or EVENING_BEFORE, f)
+    ahead = timedelta(days=max(CAT.exams[c].prep_days for c in codes)) if codes else timedelta()
+    return PatientRequest(patient_id, facts, items, not_before or EVENING_BEFORE - ahead, f)
 
 
 def slot_of(code: str, clock: str, day: date = DAY) -> FreeSlot:

@@ -34,6 +34,9 @@ class ExamType:
     after_minutes: int = 0
     result_minutes: int = 60
     fasting_hours: int = 0
+    #: Days of preparation at home, counted from the day the patient is told (no iodine for
+    #: two weeks before a thyroid scan).
+    prep_days: int = 0
     breaks_fast: bool = False
     drink_before_minutes: int = 0
     latest_start: time | None = None
@@ -107,7 +110,7 @@ def _exam(row: Mapping[str, Any]) -> ExamType:
             values["latest_start"] = time.fromisoformat(str(latest))
         except ValueError as exc:
             raise CatalogueInvalid(f"检查{code}的latest_start应为HH:MM") from exc
-    for key in ("minutes", "after_minutes", "result_minutes", "fasting_hours",
+    for key in ("minutes", "after_minutes", "result_minutes", "fasting_hours", "prep_days",
                 "drink_before_minutes", "creatinine_days", "creatinine_age"):
         if key in values and (not isinstance(values[key], int) or values[key] < 0):
             raise CatalogueInvalid(f"检查{code}的{key}应为非负整数")
@@ -227,6 +230,7 @@ def rules_table(cat: Catalogue) -> str:
         other = [label for flag, label in (
             (e.creatinine,
              f"{e.creatinine_age}岁及以上、肾病或糖尿病须{e.creatinine_days}天内肌酐"),
+            (e.prep_days, f"提前{e.prep_days}天准备"),
             (e.sedation, "镇静"), (e.bowel_prep, "肠道准备（前一天）"), (e.escort, "须陪同"),
             (e.last_of_day, "当日最后一项"), (e.breaks_fast and not e.drink_before_minutes,
                                          "结束空腹")) if flag]

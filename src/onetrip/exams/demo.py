@@ -23,8 +23,10 @@ ORDERED_BY = "doctor:demo:门诊医生"
 
 
 def set_up_hospital(db: Session, hospital: Hospital, *, start: datetime, days: int) -> int:
-    """Catalogue, resources, walking times and ``days`` of calendar; returns slots added."""
+    """Catalogue, resources, walking times and ``days`` of calendar (a room whose exams
+    need days of preparation at home, beyond them too); returns slots added."""
     service.install_catalogue(db, hospital_id=hospital.id)
+    cat = service.catalogue(db, hospital.id)
     for (a, b), minutes in sample.WALKS.items():
         resources.set_walk(db, hospital_id=hospital.id, a=a, b=b, minutes=minutes)
     tz = get_settings().tz
@@ -36,8 +38,9 @@ def set_up_hospital(db: Session, hospital: Hospital, *, start: datetime, days: i
             building=spec.building, room=spec.room, exam_codes=spec.exam_codes,
             slot_minutes=spec.slot_minutes, capacity=spec.capacity,
             hours=[[a.strftime("%H:%M"), b.strftime("%H:%M")] for a, b in spec.hours])
+        prep = max(cat.exams[c].prep_days for c in spec.exam_codes)
         added += resources.open_calendar(db, resource=res, start=first,
-                                       end=first + timedelta(days=days - 1))
+                                         end=first + timedelta(days=days - 1 + prep))
     return added
 
 

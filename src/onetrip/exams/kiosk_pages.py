@@ -83,7 +83,7 @@ def _slots_page(request: Request, db: Session, here: AtKiosk, now: datetime,
         suggested = next((v for v in it.visits if v.order_id == order.id), None)
         facts = service.request_for(db, [order], now).facts
         free = service.free_slots(db, hospital_id=here.hospital.id, start=now,
-                                  end=now + timedelta(days=service.PLAN_DAYS))
+                                  end=service.plan_end(cat, [order.exam_code], now))
         ctx |= {"suggested": suggested, "followup_at": it.followup_at,
                 "room": _room(db, here, suggested.resource_id) if suggested else "",
                 "choices": _choices([s for s in free if R.slot_allowed(
@@ -125,13 +125,14 @@ def confirm(order_id: int, slot_id: int, request: Request, db: DbSession, kiosk:
     """One chosen time, with the place and the preparation, to confirm."""
     here = at_kiosk(request, db, kiosk, now)
     order = _own_order(db, here, order_id)
+    cat = service.catalogue(db, here.hospital.id)
     slot = next((s for s in service.free_slots(db, hospital_id=here.hospital.id, start=now,
-                                               end=now + timedelta(days=service.PLAN_DAYS))
+                                               end=service.plan_end(cat, [order.exam_code], now))
                  if s.slot_id == slot_id and order.exam_code in s.exam_codes), None)
     if slot is None:
         return _slots_page(request, db, here, now, order, "该时间已约满或不可预约，请另选时间",
                            409)
-    exam = service.catalogue(db, here.hospital.id).exams.get(order.exam_code)
+    exam = cat.exams.get(order.exam_code)
     return patient_page(request, here, now, "kiosk_exam_confirm.html", {
         "order": order, "exam": exam, "slot": slot, "room": _room(db, here, slot.resource_id)})
 

@@ -65,10 +65,10 @@ def _plan_context(db: DbSession, hospital_id: int, patient_id: int, it: R.Itiner
                   now: datetime) -> dict[str, Any]:
     tz = get_settings().tz
     cat = service.catalogue(db, hospital_id)
-    free = service.free_slots(db, hospital_id=hospital_id, start=now,
-                              end=now + timedelta(days=service.PLAN_DAYS))
     orders = {o.id: o for o in service.pending_orders(db, hospital_id=hospital_id,
                                                       patient_id=patient_id)}
+    free = service.free_slots(db, hospital_id=hospital_id, start=now,
+                              end=service.plan_end(cat, [v.exam_code for v in it.visits], now))
     rooms = {r.id: r for r in db.scalars(select(ExamResource).where(
         ExamResource.hospital_id == hospital_id))}
     facts = service.request_for(db, list(orders.values()), now).facts if orders else None

@@ -175,13 +175,15 @@ class Itinerary:
 def ready_at(exam: ExamType, told: datetime, tz: ZoneInfo) -> datetime:
     """The earliest start that leaves the patient, told of the exam at ``told``, the time
     its preparation takes: the fasting hours (whoever is told in the morning may have had
-    breakfast), the drinking before a full bladder, and bowel preparation, which takes the
-    day before (never the day the patient is told)."""
+    breakfast), the drinking before a full bladder, bowel preparation, which takes the
+    day before (never the day the patient is told), and the days of preparation at home
+    (``prep_days``: told today, the exam is on that day after today at the soonest)."""
     at = max(told + timedelta(hours=exam.fasting_hours),
              told + timedelta(minutes=exam.drink_before_minutes))
-    if exam.bowel_prep:
-        next_day = told.astimezone(tz).date() + timedelta(days=1)
-        at = max(at, datetime.combine(next_day, time(0, 0), tzinfo=tz))
+    days = max(exam.prep_days, 1 if exam.bowel_prep else 0)
+    if days:
+        first_day = told.astimezone(tz).date() + timedelta(days=days)
+        at = max(at, datetime.combine(first_day, time(0, 0), tzinfo=tz))
     return at
 
 

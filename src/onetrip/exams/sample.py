@@ -104,13 +104,16 @@ def slots_for(resources: tuple[ResourceSpec, ...], day: date, tz: ZoneInfo,
 def day_requests(cat: Catalogue, *, patients: int, day: date, tz: ZoneInfo, seed: int,
                  followup_share: float = 0.5) -> list[PatientRequest]:
     """A day's patients, each with a bundle of 2 to 5 orders, in the order they came, all
-    planned the evening before (time to fast overnight, bowel preparation that day)."""
+    planned the evening before (time to fast overnight, bowel preparation that day), or
+    earlier by the days of preparation at home a bundle's exam needs (a thyroid scan's
+    two weeks without iodine)."""
     rng = random.Random(seed)
     out = []
     order_id = 1
-    told = datetime.combine(day - timedelta(days=1), time(17, 0), tzinfo=tz)
     for pid in range(1, patients + 1):
         bundle = [c for c in rng.choice(BUNDLES) if c in cat.exams]
+        ahead = 1 + max((cat.exams[c].prep_days for c in bundle), default=0)
+        told = datetime.combine(day - timedelta(days=ahead), time(17, 0), tzinfo=tz)
         age = rng.randint(18, 85)
         facts = PatientFacts(age=age, renal_disease=rng.random() < 0.05,
                              diabetes=rng.random() < 0.12,

@@ -7,7 +7,7 @@ Services take the session and never commit; the request or CLI edge does.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -44,7 +44,7 @@ from onetrip.identity import service as identity_service
 from onetrip.identity.service import Principal
 from onetrip.scheduling.rules import Channel
 
-PLAN_DAYS = 5  # the planner looks this many calendar days ahead
+PLAN_DAYS = 5  # the planner looks this many calendar days ahead, after any days of preparation
 
 
 # --- catalogue ---------------------------------------------------------------------------
@@ -269,6 +269,14 @@ def held_visits(db: Session, *, patient_id: int, hospital_id: int, now: datetime
     return tuple(out)
 
 
+def plan_end(cat: R.Catalogue, codes: Iterable[str], now: datetime) -> datetime:
+    """How far ahead the free slots for these exams are looked for: PLAN_DAYS after the
+    longest preparation at home among them (two weeks without iodine before a thyroid
+    scan), so that an exam with such a preparation finds its slots too."""
+    prep = max((cat.exams[c].prep_days for c in codes if c in cat.exams), default=0)
+    return now + timedelta(days=PLAN_DAYS + prep)
+
+
 def propose(db: Session, *, hospital_id: int, patient_id: int, now: datetime,
             order_ids: Sequence[int] | None = None,
             principal: Principal | None = None) -> R.Itinerary:
@@ -279,10 +287,10 @@ def propose(db: Session, *, hospital_id: int, patient_id: int, now: datetime,
     if not orders:
         raise OrderNotFound("该患者没有待预约的检查申请")
     req = request_for(db, orders, now, followup.channel_for(principal))
+    cat = catalogue(db, hospital_id)
     slots = free_slots(db, hospital_id=hospital_id, start=now,
-                       end=now + timedelta(days=PLAN_DAYS))
-    return planner.plan_patient(catalogue(db, hospital_id), site(db, hospital_id),
-                                get_settings().tz, req, slots)
+                       end=plan_end(cat, [o.exam_code for o in orders], now))
+    return planner.plan_patient(cat, site(db, hospital_id), get_settings().tz, req, slots)
 
 
 def propose_batch(db: Session, *, hospital_id: int, now: datetime
@@ -292,10 +300,11 @@ def propose_batch(db: Session, *, hospital_id: int, now: datetime
     for o in pending_orders(db, hospital_id=hospital_id):
         by_patient.setdefault(o.patient_id, []).append(o)
     reqs = [request_for(db, orders, now) for orders in by_patient.values()]
-    slots = free_slots(db, hospital_id=hospital_id, start=now,
-                       end=now + timedelta(days=PLAN_DAYS))
-    its = batch.plan_batch(catalogue(db, hospital_id), site(db, hospital_id),
-                             get_settings().tz, reqs, slots, work_limit=0.2)
+    cat = catalogue(db, hospital_id)
+    slots = free_slots(db, hospital_id=hospital_id, start=now, end=plan_end(
+        cat, [o.exam_code for orders in by_patient.values() for o in orders], now))
+    its = batch.plan_batch(cat, site(db, hospital_id), get_settings().tz, reqs, slots,
+                           work_limit=0.2)
     return list(zip(reqs, its, strict=True))
 
 

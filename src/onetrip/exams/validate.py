@@ -115,6 +115,8 @@ def _unary(cat: Catalogue, tz: ZoneInfo, req: PatientRequest, v: Visit, slot: Fr
         needs.append(f"提前{exam.drink_before_minutes}分钟饮水")
     if exam.bowel_prep and local.date() <= told.date():
         needs.append("前一天肠道准备")
+    if (local.date() - told.date()).days < exam.prep_days:
+        needs.append(f"提前{exam.prep_days}天准备")
     if needs:
         flag("preparation", f"{exam.name}距预约时间太近，来不及{'、'.join(needs)}")
     if exam.latest_start is not None and (local.hour, local.minute) > (
