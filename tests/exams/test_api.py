@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from onetrip.config import get_settings
 from onetrip.deps import get_now
 from onetrip.exams import service
 from onetrip.exams.models import ExamBooking, ExamOrder, ExamResource
@@ -122,3 +123,43 @@ def test_the_plan_page_lists_the_exams_booked_already(
     assert r.status_code == 201, r.text
     assert meal(client.get(f"/exams/patients/{p.id}/itinerary", headers=centre).text) == (
         "可以进食")
+
+
+def test_the_centre_records_a_patient_who_came_fasting_and_plans_that_morning(
+        client: TestClient, db: Session, hospital: Hospital) -> None:
+    """EX-2: a patient told of an abdominal ultrasound at 07:30 who has eaten nothing since
+    last night has it that morning; a bad time is refused and changes nothing."""
+    tz = get_settings().tz
+    days = sorted({s.start.astimezone(tz).date() for s in service.free_slots(
+        db, hospital_id=hospital.id, start=datetime.now(tz),
+        end=datetime.now(tz) + timedelta(days=6)) if "us_abdomen" in s.exam_codes})
+    day = days[1]
+    now = datetime.combine(day, time(7, 30), tzinfo=tz)
+    client.app.dependency_overrides[get_now] = lambda: now  # type: ignore[attr-defined]
+    doctor = auth(make_token(db, Role.doctor, hospital))
+    centre = auth(make_token(db, Role.exam_centre, hospital))
+    p = make_patient(db)
+    assert client.post("/api/v1/exams/orders", headers=doctor, json={
+        "patient_id": p.id, "exam_code": "us_abdomen"}).status_code == 201
+    plan = client.get(f"/exams/centre/patients/{p.id}", headers=centre)
+    assert f"{day:%m-%d} 0" not in plan.text and "data-fasting" not in plan.text
+    later = (now + timedelta(hours=1)).isoformat()
+    r = client.put(f"/api/v1/exams/patients/{p.id}/fasting", headers=centre,
+                   json={"since": later})
+    assert r.status_code == 422 and r.json()["code"] == "fasting_since_invalid"
+    bad = client.post(f"/exams/centre/patients/{p.id}/fasting", headers=centre,
+                      data={"since": "昨晚"})
+    assert bad.status_code == 422 and "末次进食时间须在过去24小时内" in bad.text
+    orders = client.get(f"/api/v1/exams/orders?patient_id={p.id}", headers=centre).json()
+    assert [o["fasting_since"] for o in orders] == [None]
+    last_night = datetime.combine(day - timedelta(days=1), time(21, 0))
+    ok = client.post(f"/exams/centre/patients/{p.id}/fasting", headers=centre,
+                     data={"since": last_night.strftime("%Y-%m-%dT%H:%M")},
+                     follow_redirects=False)
+    assert ok.status_code == 303
+    plan = client.get(ok.headers["location"], headers=centre)
+    assert "data-fasting" in plan.text and f"{day:%m-%d} 0" in plan.text
+    r = client.put(f"/api/v1/exams/patients/{p.id}/fasting", headers=doctor,
+                   json={"since": last_night.replace(tzinfo=tz).isoformat()})
+    assert r.status_code == 200
+    assert datetime.fromisoformat(r.json()[0]["fasting_since"]) == last_night.replace(tzinfo=tz)

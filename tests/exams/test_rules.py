@@ -116,6 +116,26 @@ def test_preparation_needs_its_time_between_booking_and_the_exam(
     assert ("preparation" not in broken(req, [v])) is ready
 
 
+@pytest.mark.parametrize(("code", "last_meal", "start", "ready"), [
+    # told at 07:30, but nothing eaten since 21:00 yesterday: the fast is long enough
+    ("us_abdomen", ("21:00", -1), "08:00", True),
+    ("us_abdomen", ("06:00", 0), "08:00", False),  # breakfast at 06:00: not this morning
+    ("us_abdomen", None, "08:00", False),  # nothing said: the patient may have eaten
+    ("blood_fasting", ("23:30", -1), "07:30", True),
+    # fasting does not fill the bladder: the hour of drinking still counts from 07:30
+    ("us_urinary", ("21:00", -1), "08:00", False),
+])
+def test_a_patient_who_came_fasting_needs_no_new_fast(
+        code: str, last_meal: tuple[str, int] | None, start: str, ready: bool) -> None:
+    since = at(last_meal[0], DAY + timedelta(days=last_meal[1])) if last_meal else None
+    req = request(code, facts=PatientFacts(age=40, fasting_since=since),
+                  not_before=at("07:30"))
+    v = visit(req, 0, start)
+    slot = next(s for s in SLOTS if s.slot_id == v.slot_id)
+    assert rules.slot_allowed(CAT.exams[code], slot, req.facts, req.not_before, TZ) is ready
+    assert ("preparation" not in broken(req, [v])) is ready
+
+
 def test_ultrasound_before_gastroscopy() -> None:
     req = request("us_abdomen", "gastroscopy")
     good = [visit(req, 0, "08:00"), visit(req, 1, "08:30")]

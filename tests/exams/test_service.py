@@ -16,13 +16,14 @@ from onetrip.exams.errors import (
     ChannelNotAllowed,
     CreatinineRequired,
     ExamSlotFull,
+    FastingInvalid,
     PlanBreaksRules,
     ResourceInvalid,
     UnknownExam,
 )
 from onetrip.exams.models import CatalogueRule, ExamBooking, ExamOrder, ExamSlot
 from onetrip.exams.rules import FreeSlot
-from onetrip.identity.models import Patient
+from onetrip.identity.models import AuditEvent, Patient
 from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
 from onetrip.notify.models import Notification
@@ -189,6 +190,38 @@ def test_ex2_a_thyroid_scan_comes_after_the_two_weeks_without_iodine(
     booking.book_plan(db, principal=centre, hospital_id=hospital.id, patient_id=p.id,
                       itinerary=it, now=now)
     assert counts(db)[1] == before[1] + 1
+
+
+def test_ex2_a_patient_who_came_fasting_has_the_ultrasound_that_morning(
+        db: Session, hospital: Hospital, doctor: Principal, centre: Principal) -> None:
+    """One trip: told of an abdominal ultrasound at 07:30, a patient who has eaten nothing
+    since last night has it that morning once the centre records so; otherwise tomorrow."""
+    tz = get_settings().tz
+    days = sorted({s.start.astimezone(tz).date() for s in service.free_slots(
+        db, hospital_id=hospital.id, start=datetime.now(tz), end=datetime.now(tz)
+        + timedelta(days=6)) if "us_abdomen" in s.exam_codes})
+    day = days[1]  # a clinic day with the next one open too, its morning still ahead
+    now = datetime.combine(day, time(7, 30), tzinfo=tz)
+    p = make_patient(db)
+    o = order(db, doctor, hospital, p, "us_abdomen", now)
+    first = service.propose(db, hospital_id=hospital.id, patient_id=p.id, now=now)
+    assert first.visits[0].start.astimezone(tz).date() > day
+    for bad in (now + timedelta(minutes=5), now - timedelta(hours=25)):
+        with pytest.raises(FastingInvalid):
+            service.record_fasting(db, principal=centre, hospital_id=hospital.id,
+                                   patient_id=p.id, since=bad, now=now)
+        assert db.get_one(ExamOrder, o.id).fasting_since is None
+    last_night = datetime.combine(day - timedelta(days=1), time(21, 0), tzinfo=tz)
+    rows = service.record_fasting(db, principal=centre, hospital_id=hospital.id,
+                                  patient_id=p.id, since=last_night, now=now)
+    assert [r.id for r in rows] == [o.id] and rows[0].fasting_since == last_night
+    assert db.scalar(select(func.count()).select_from(AuditEvent).where(
+        AuditEvent.action == "exam.fasting", AuditEvent.patient_id == p.id)) == 1
+    it = service.propose(db, hospital_id=hospital.id, patient_id=p.id, now=now)
+    (visit,) = it.visits
+    assert visit.start.astimezone(tz).date() == day and visit.start.astimezone(tz).hour < 12
+    booking.book_plan(db, principal=centre, hospital_id=hospital.id, patient_id=p.id,
+                      itinerary=it, now=now)
 
 
 def test_a_plan_whose_slot_filled_meanwhile_books_nothing(

@@ -18,6 +18,7 @@ from onetrip.exams.models import ExamResource
 from onetrip.exams.schemas import (
     BookingRead,
     CalendarOpen,
+    FastingSet,
     ItineraryRead,
     OrderCreate,
     OrderRead,
@@ -119,6 +120,17 @@ def list_orders(db: DbSession, principal: Planner,
         identity_service.access_patient(db, principal, patient_id)
     return [OrderRead.of(o) for o in service.pending_orders(
         db, hospital_id=_hospital(principal), patient_id=patient_id)]
+
+
+@router.put("/patients/{patient_id}/fasting", response_model=list[OrderRead])
+def record_fasting(patient_id: int, body: FastingSet, db: DbSession, principal: Planner,
+                   now: Now) -> list[OrderRead]:
+    """The patient has eaten nothing since ``since`` (asked by staff): their fasting exams
+    can be planned for that morning (422 fasting_since_invalid for a time to come or more
+    than 24 hours ago)."""
+    return [OrderRead.of(o) for o in service.record_fasting(
+        db, principal=principal, hospital_id=_hospital(principal), patient_id=patient_id,
+        since=body.since, now=now)]
 
 
 @router.post("/plans", response_model=ItineraryRead)

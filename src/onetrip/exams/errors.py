@@ -73,3 +73,8 @@ class NotCancellable(Conflict):
 class FollowupUnavailable(Conflict):
     code = "followup_unavailable"
     message = "复诊门诊号源已约满，检查与复诊均未预约，请重新安排行程"
+
+
+class FastingInvalid(InvalidInput):
+    code = "fasting_since_invalid"
+    message = "末次进食时间须在过去24小时内"

@@ -17,6 +17,7 @@ from onetrip.deps import DbSession, Now, OptionalPrincipal
 from onetrip.errors import NotAuthenticated, OnetripError, PermissionDenied
 from onetrip.exams import booking, followup, kiosk_pages, service
 from onetrip.exams import rules as R
+from onetrip.exams.errors import FastingInvalid
 from onetrip.exams.models import ExamBooking, ExamResource
 from onetrip.identity import patient_pages
 from onetrip.identity import service as identity_service
@@ -86,7 +87,10 @@ def _plan_context(db: DbSession, hospital_id: int, patient_id: int, it: R.Itiner
               if b.hospital_id == hospital_id and b.start_at > now]
     patient = identity_service.get_patient(db, patient_id)
     session = followup.session_order(list(orders.values()))
+    fasting = [o.fasting_since for o in orders.values() if o.fasting_since is not None]
     return {"patient": patient, "it": it, "visits": visits, "booked": booked,
+            "fasting_since": max(fasting) if fasting else None,
+            "last_meal_default": (now - timedelta(hours=10)).astimezone(tz),
             "trips": it.trips(tz),
             "minutes": it.hospital_minutes(tz),
             "followup_session": followup.session_label(db, session) if session else None,
@@ -108,6 +112,33 @@ def proposal(patient_id: int, request: Request, db: DbSession, principal: Centre
                          now=now, principal=principal)
     return render_page(request, "exams_plan.html",
                        _plan_context(db, principal.hospital_id, patient_id, it, now))
+
+
+@router.post("/exams/centre/patients/{patient_id}/fasting")
+async def fasting(patient_id: int, request: Request, db: DbSession, principal: Centre,
+                  now: Now) -> Response:
+    """患者已空腹: record when the patient last ate, then plan again from it."""
+    assert principal.hospital_id is not None
+    form = await request.form()
+    try:
+        since: datetime | None = datetime.fromisoformat(str(form.get("since") or ""))
+    except ValueError:
+        since = None
+    try:
+        if since is None:
+            raise FastingInvalid(detail={"field": "since"})
+        if since.tzinfo is None:  # the browser's datetime-local: the hospital's wall clock
+            since = since.replace(tzinfo=get_settings().tz)
+        service.record_fasting(db, principal=principal, hospital_id=principal.hospital_id,
+                               patient_id=patient_id, since=since, now=now)
+    except OnetripError as exc:  # nothing was recorded
+        it = service.propose(db, hospital_id=principal.hospital_id, patient_id=patient_id,
+                             now=now, principal=principal)
+        ctx = _plan_context(db, principal.hospital_id, patient_id, it, now)
+        return render_page(request, "exams_plan.html",
+                           {**ctx, "flash": exc.text, "flash_kind": "error"},
+                           status_code=exc.http_status)
+    return RedirectResponse(f"/exams/centre/patients/{patient_id}", status_code=303)
 
 
 @router.post("/exams/centre/patients/{patient_id}/book")

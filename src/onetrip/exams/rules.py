@@ -32,6 +32,15 @@ class PatientFacts:
     renal_disease: bool = False
     diabetes: bool = False
     creatinine_on: date | None = None
+    #: Nothing eaten since then (asked by staff): the fast counts from there, not from
+    #: when the patient is told.
+    fasting_since: datetime | None = None
+
+
+def fast_from(told: datetime, facts: PatientFacts) -> datetime:
+    """Since when the patient has fasted, as far as anyone knows: since they were told,
+    or since they last ate if staff recorded that earlier."""
+    return min(told, facts.fasting_since) if facts.fasting_since is not None else told
 
 
 def age_on(birth: date, day: date) -> int:
@@ -172,13 +181,15 @@ class Itinerary:
         return sum(int((hi - lo).total_seconds() // 60) for lo, hi in spans.values())
 
 
-def ready_at(exam: ExamType, told: datetime, tz: ZoneInfo) -> datetime:
+def ready_at(exam: ExamType, told: datetime, tz: ZoneInfo,
+             fasted: datetime | None = None) -> datetime:
     """The earliest start that leaves the patient, told of the exam at ``told``, the time
-    its preparation takes: the fasting hours (whoever is told in the morning may have had
-    breakfast), the drinking before a full bladder, bowel preparation, which takes the
-    day before (never the day the patient is told), and the days of preparation at home
-    (``prep_days``: told today, the exam is on that day after today at the soonest)."""
-    at = max(told + timedelta(hours=exam.fasting_hours),
+    its preparation takes: the fasting hours from ``fasted`` (``fast_from``: whoever is
+    told in the morning may have had breakfast), the drinking before a full bladder, bowel
+    preparation, which takes the day before (never the day the patient is told), and the
+    days of preparation at home (``prep_days``: told today, the exam is on that day after
+    today at the soonest)."""
+    at = max((fasted or told) + timedelta(hours=exam.fasting_hours),
              told + timedelta(minutes=exam.drink_before_minutes))
     days = max(exam.prep_days, 1 if exam.bowel_prep else 0)
     if days:
@@ -193,7 +204,7 @@ def slot_allowed(exam: ExamType, slot: FreeSlot, facts: PatientFacts, not_before
     from ``not_before`` (when the patient is told), mornings only, creatinine."""
     local = slot.start.astimezone(tz)
     return (exam.code in slot.exam_codes and slot.free > 0
-            and slot.start >= ready_at(exam, not_before, tz)
+            and slot.start >= ready_at(exam, not_before, tz, fast_from(not_before, facts))
             and slot.minutes >= exam.minutes
             and (exam.latest_start is None or local.time() <= exam.latest_start)
             and creatinine_ok(exam, facts, local.date()))

@@ -101,11 +101,20 @@ class OrderRead(BaseModel):
     exam_code: str
     status: str
     ordered_at: datetime
+    #: The patient has eaten nothing since (recorded by staff), or null.
+    fasting_since: datetime | None = None
 
     @classmethod
     def of(cls, o: ExamOrder) -> OrderRead:
         return cls(id=o.id, patient_id=o.patient_id, exam_code=o.exam_code, status=o.status,
-                   ordered_at=o.ordered_at)
+                   ordered_at=o.ordered_at, fasting_since=o.fasting_since)
+
+
+class FastingSet(BaseModel):
+    """Since when the patient has eaten nothing (within the last 24 hours), with its
+    time zone."""
+
+    since: AwareDatetime
 
 
 class PlanRequest(BaseModel):

@@ -26,6 +26,7 @@ from onetrip.exams.catalogue import (
 from onetrip.exams.errors import (
     CatalogueRejected,
     CreatinineRequired,
+    FastingInvalid,
     OrderNotFound,
     ResourceInvalid,
     UnknownExam,
@@ -197,6 +198,27 @@ def place_order(db: Session, *, principal: Principal, hospital_id: int, patient_
     return row
 
 
+#: How far back a patient's word on their last meal is taken.
+FASTING_WITHIN = timedelta(hours=24)
+
+
+def record_fasting(db: Session, *, principal: Principal, hospital_id: int, patient_id: int,
+                   since: datetime, now: datetime) -> list[ExamOrder]:
+    """The patient has eaten nothing since ``since`` (staff asked): kept on their pending
+    orders, so the fasting exams can be that morning (EX-2: one trip). A time to come, or
+    more than a day ago, is refused and nothing changes."""
+    if since.tzinfo is None or not now - FASTING_WITHIN <= since <= now:
+        raise FastingInvalid(detail={"field": "since"})
+    patient = identity_service.access_patient(db, principal, patient_id, action="exam.fasting")
+    orders = pending_orders(db, hospital_id=hospital_id, patient_id=patient.id)
+    if not orders:
+        raise OrderNotFound("该患者没有待预约的检查申请")
+    for o in orders:
+        o.fasting_since = since
+    db.flush()
+    return orders
+
+
 def access_order(db: Session, order_id: int, hospital_id: int | None) -> ExamOrder:
     row = db.get(ExamOrder, order_id)
     if row is None or (hospital_id is not None and row.hospital_id != hospital_id):
@@ -221,9 +243,10 @@ def request_for(db: Session, orders: Sequence[ExamOrder], now: datetime,
     patient = identity_service.get_patient(db, orders[0].patient_id)
     assert patient is not None
     creat = [o.creatinine_on for o in orders if o.creatinine_on is not None]
+    fasting = [o.fasting_since for o in orders if o.fasting_since is not None]
     facts = R.PatientFacts(R.age_on(patient.birth_date, now.astimezone(tz).date()),
                            any(o.renal_disease for o in orders), any(o.diabetes for o in orders),
-                           max(creat) if creat else None)
+                           max(creat) if creat else None, max(fasting) if fasting else None)
     windows = [o for o in orders if o.followup_opens and o.followup_closes]
     visit = None
     if windows:

@@ -21,6 +21,7 @@ from onetrip.exams.rules import (
     PatientRequest,
     Site,
     Visit,
+    fast_from,
 )
 
 Flag = Callable[[str, str], None]
@@ -109,7 +110,7 @@ def _unary(cat: Catalogue, tz: ZoneInfo, req: PatientRequest, v: Visit, slot: Fr
     local = v.start.astimezone(tz)
     told = req.not_before.astimezone(tz)
     needs = []
-    if _minutes(told, v.start) < exam.fasting_hours * 60:
+    if _minutes(fast_from(told, req.facts), v.start) < exam.fasting_hours * 60:
         needs.append(f"禁食{exam.fasting_hours}小时")
     if _minutes(told, v.start) < exam.drink_before_minutes:
         needs.append(f"提前{exam.drink_before_minutes}分钟饮水")
