@@ -13,6 +13,7 @@ from onetrip.config import get_settings
 from onetrip.deps import get_now
 from onetrip.exams import service
 from onetrip.exams.models import ExamBooking, ExamOrder, ExamResource
+from onetrip.exams.rules import FreeSlot
 from onetrip.identity.rules import Role
 from onetrip.org.models import Hospital
 from tests.factories import auth, make_patient, make_token
@@ -163,3 +164,38 @@ def test_the_centre_records_a_patient_who_came_fasting_and_plans_that_morning(
                    json={"since": last_night.replace(tzinfo=tz).isoformat()})
     assert r.status_code == 200
     assert datetime.fromisoformat(r.json()[0]["fasting_since"]) == last_night.replace(tzinfo=tz)
+
+
+def test_the_plan_page_offers_only_times_that_keep_the_rules_with_the_other_exams(
+        client: TestClient, db: Session, hospital: Hospital, now: datetime) -> None:
+    """The times offered to adjust an exam leave out those that clash with an exam booked
+    already or with the rest of the plan (the booking would refuse them)."""
+    client.app.dependency_overrides[get_now] = lambda: now  # type: ignore[attr-defined]
+    doctor = auth(make_token(db, Role.doctor, hospital))
+    centre = auth(make_token(db, Role.exam_centre, hospital))
+    p = make_patient(db)
+    ecg, thyroid = [client.post("/api/v1/exams/orders", headers=doctor,
+                                json={"patient_id": p.id, "exam_code": c}).json()["id"]
+                    for c in ("ecg", "us_thyroid")]
+    plan = client.post("/api/v1/exams/plans", headers=centre,
+                       json={"patient_id": p.id, "order_ids": [ecg]}).json()
+    assert client.post("/api/v1/exams/bookings", headers=centre, json={
+        "patient_id": p.id, "visits": [{"order_id": ecg, "slot_id": plan["visits"][0][
+            "slot_id"]}]}).status_code == 201
+    booked = db.scalars(select(ExamBooking).where(ExamBooking.order_id == ecg)).one()
+    page = client.get(f"/exams/centre/patients/{p.id}", headers=centre).text
+    select_html = re.search(rf'<select name="slot_{thyroid}".*?</select>', page, re.S)
+    assert select_html is not None
+    offered = {int(v) for v in re.findall(r'value="(\d+)"', select_html.group(0))}
+    tz = get_settings().tz
+
+    def clashes(s: FreeSlot) -> bool:
+        return s.start < booked.end_at and s.start + timedelta(minutes=s.minutes) > (
+            booked.start_at)
+
+    same_day = [s for s in service.free_slots(db, hospital_id=hospital.id, start=now,
+                                              end=now + timedelta(days=2))
+                if "us_thyroid" in s.exam_codes
+                and s.start.astimezone(tz).date() == booked.start_at.astimezone(tz).date()]
+    assert any(clashes(s) for s in same_day)  # the plain list would offer such a time
+    assert len(offered) > 1 and not any(clashes(s) for s in same_day if s.slot_id in offered)

@@ -153,3 +153,26 @@ def test_one_exam_booked_at_the_kiosk_leaves_room_for_the_rest_of_the_trip(
     rest = service.propose(db, hospital_id=hospital.id, patient_id=p.id, now=now)
     assert rest.unplanned == [] and rest.followup_at is not None
     assert set(rest.days(tz)) == {first.start_at.astimezone(tz).date()}  # type: ignore[arg-type]
+
+
+def test_the_kiosk_offers_no_time_that_clashes_with_an_exam_booked_already(
+        kiosk: TestClient, db: Session, doctor: Principal, hospital: Hospital,
+        now: datetime) -> None:
+    p, number, (ecg, thyroid) = patient_with(db, doctor, hospital, now, "ecg", "us_thyroid")
+    identify(kiosk, number)
+    ok = kiosk.post(f"/kiosk/exams/orders/{ecg.id}", data={"slot_id": re.findall(
+        r'data-slot="(\d+)"', kiosk.get(f"/kiosk/exams/orders/{ecg.id}").text)[0]},
+        follow_redirects=False)
+    assert ok.status_code == 303
+    (booked,) = bookings(db, p)
+    page = kiosk.get(f"/kiosk/exams/orders/{thyroid.id}").text
+    offered = [db.get_one(ExamSlot, int(x)) for x in re.findall(r'data-slot="(\d+)"', page)]
+    free = [s for s in service.free_slots(db, hospital_id=hospital.id, start=now,
+                                          end=now + timedelta(days=2))
+            if "us_thyroid" in s.exam_codes]
+
+    def clash(start: datetime, end: datetime) -> bool:
+        return start < booked.end_at and end > booked.start_at
+
+    assert any(clash(s.start, s.start + timedelta(minutes=s.minutes)) for s in free)
+    assert offered and not any(clash(s.start_at, s.end_at) for s in offered)

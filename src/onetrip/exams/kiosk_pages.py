@@ -81,14 +81,17 @@ def _slots_page(request: Request, db: Session, here: AtKiosk, now: datetime,
         it = service.propose(db, hospital_id=here.hospital.id, patient_id=here.patient.id,
                              now=now, principal=here.principal)
         suggested = next((v for v in it.visits if v.order_id == order.id), None)
-        facts = service.request_for(db, [order], now).facts
+        req = service.request_for(db, [order], now)
+        site = service.site(db, here.hospital.id)
+        item = R.OrderItem(order.id, order.exam_code)
         free = service.free_slots(db, hospital_id=here.hospital.id, start=now,
                                   end=service.plan_end(cat, [order.exam_code], now))
+        # Other times that keep the rules, with the patient's booked exams too.
         ctx |= {"suggested": suggested, "followup_at": it.followup_at,
                 "room": _room(db, here, suggested.resource_id) if suggested else "",
-                "choices": _choices([s for s in free if R.slot_allowed(
-                    exam, s, facts, now, tz) and (suggested is None
-                                                  or s.start != suggested.start)], tz)}
+                "choices": _choices([s for s in free if R.usable(
+                    cat, site, tz, req, item, s) and (suggested is None
+                                                     or s.start != suggested.start)], tz)}
     return patient_page(request, here, now, "kiosk_exam_slots.html", ctx,
                         status_code=status_code)
 

@@ -72,14 +72,20 @@ def _plan_context(db: DbSession, hospital_id: int, patient_id: int, it: R.Itiner
                               end=service.plan_end(cat, [v.exam_code for v in it.visits], now))
     rooms = {r.id: r for r in db.scalars(select(ExamResource).where(
         ExamResource.hospital_id == hospital_id))}
-    facts = service.request_for(db, list(orders.values()), now).facts if orders else None
+    req = service.request_for(db, list(orders.values()), now) if orders else None
+    site = service.site(db, hospital_id)
     visits = []
     for v in it.visits:
         exam = cat.exams[v.exam_code]
+        # Times that keep the rules with the exams booked already and the rest of the plan.
+        others = [*(req.held if req else ()), *(w for w in it.visits if w is not v)]
+        item = R.OrderItem(v.order_id, v.exam_code)
         options = [s for s in free if v.exam_code in s.exam_codes
-                   and facts is not None and R.slot_allowed(exam, s, facts, now, tz)
+                   and req is not None and R.slot_allowed(exam, s, req.facts, now, tz)
                    and s.start.astimezone(tz).date() == v.start.astimezone(tz).date()
-                   and s.slot_id != v.slot_id][:ALTERNATIVES]
+                   and s.slot_id != v.slot_id
+                   and R.fits_with(cat, site, tz, others, R.visit_for(s, item, exam))
+                   ][:ALTERNATIVES]
         visits.append({"v": v, "exam": exam, "place": _place(rooms.get(v.resource_id)),
                        "options": [(s, rooms[s.resource_id].name) for s in options]})
     booked = [{"b": b, "exam": cat.exams.get(b.exam_code), "place": _place(b.resource)}
