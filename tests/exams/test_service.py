@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 
 import pytest
@@ -217,11 +218,23 @@ def test_ex2_a_patient_who_came_fasting_has_the_ultrasound_that_morning(
     assert [r.id for r in rows] == [o.id] and rows[0].fasting_since == last_night
     assert db.scalar(select(func.count()).select_from(AuditEvent).where(
         AuditEvent.action == "exam.fasting", AuditEvent.patient_id == p.id)) == 1
-    it = service.propose(db, hospital_id=hospital.id, patient_id=p.id, now=now)
-    (visit,) = it.visits
-    assert visit.start.astimezone(tz).date() == day and visit.start.astimezone(tz).hour < 12
+    # A fasting blood draw the doctor adds meanwhile is that morning too, booked alone as
+    # well: the last meal is the patient's, not one order's.
+    blood = order(db, doctor, hospital, p, "blood_fasting", now)
+    soon = now + timedelta(minutes=20)
+    it = service.propose(db, hospital_id=hospital.id, patient_id=p.id, now=soon)
+    assert {v.start.astimezone(tz).date() for v in it.visits} == {day}
+    assert all(v.start.astimezone(tz).hour < 12 for v in it.visits)
+    # Hours later (the patient may have eaten since), the fast counts from being told again.
+    later = service.propose(db, hospital_id=hospital.id, patient_id=p.id,
+                            now=now + service.FASTING_HOLDS + timedelta(minutes=1))
+    assert all(v.start.astimezone(tz).date() > day for v in later.visits)
+    draw = next(v for v in it.visits if v.order_id == blood.id)
+    booking.book_single(db, principal=centre, order_id=blood.id, slot_id=draw.slot_id,
+                        now=soon)
     booking.book_plan(db, principal=centre, hospital_id=hospital.id, patient_id=p.id,
-                      itinerary=it, now=now)
+                      itinerary=replace(it, visits=[v for v in it.visits if v is not draw]),
+                      now=soon)
 
 
 def test_a_plan_whose_slot_filled_meanwhile_books_nothing(

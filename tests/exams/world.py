@@ -42,7 +42,7 @@ def request(*codes: str, facts: PatientFacts = ADULT, followup: bool = False,
     preparation at home an exam needs (a thyroid scan's two weeks without iodine)."""
     items = tuple(OrderItem(i + 1, c, needed_for_followup=True) for i, c in enumerate(codes))
     f = FollowUp(at("13:30"), at("16:45"), sample.OUTPATIENT) if followup else None
-    ahead = timedelta(days=max(CAT.exams[c].prep_days for c in codes)) if codes else timedelta()
+    ahead = timedelta(days=rules.longest_prep(CAT, codes))
     return PatientRequest(patient_id, facts, items, not_before or EVENING_BEFORE - ahead, f)
 
 

@@ -82,6 +82,13 @@ def _check_channel(db: Session, principal: Principal, cat: R.Catalogue,
     return channel
 
 
+def as_booked(req: R.PatientRequest, itinerary: R.Itinerary) -> R.PatientRequest:
+    """The request a plan is checked against when booked: the follow-up's window where the
+    plan has a follow-up time (its appointment is booked separately), none otherwise."""
+    return replace(req, followup=replace(req.followup, starts=None)
+                   if itinerary.followup_at and req.followup else None)
+
+
 def book_plan(db: Session, *, principal: Principal, hospital_id: int, patient_id: int,
               itinerary: R.Itinerary, now: datetime) -> list[ExamBooking]:
     """Book every visit of an itinerary, or nothing: the plan is checked again by the
@@ -98,10 +105,7 @@ def book_plan(db: Session, *, principal: Principal, hospital_id: int, patient_id
     tz = get_settings().tz
     site = service.site(db, hospital_id)
     # The patient's booked exams are in the request: the new ones keep the rules with them.
-    req = service.request_for(db, orders, now)
-    # The follow-up's window is checked here; its appointment is booked below.
-    req = replace(req, followup=replace(req.followup, starts=None)
-                  if itinerary.followup_at and req.followup else None)
+    req = as_booked(service.request_for(db, orders, now), itinerary)
     lo = min(v.start for v in itinerary.visits)
     hi = max(v.start for v in itinerary.visits) + timedelta(minutes=1)
     free = service.free_slots(db, hospital_id=hospital_id, start=lo, end=hi)

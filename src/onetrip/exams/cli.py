@@ -69,17 +69,19 @@ def catalogue_import(hospital: str, file: Path) -> None:
 
 @app.command("open-calendars")
 def open_calendars(hospital: str, days: int = typer.Option(7, min=1, max=90)) -> None:
-    """Slots for the coming days of every active resource (days with slots are kept)."""
+    """Slots for the coming days of every active resource (days with slots are kept); a
+    room whose exams need days of preparation at home gets that many days more."""
     from onetrip.config import get_settings
     from onetrip.db import session_scope, utcnow
-    from onetrip.exams import resources
+    from onetrip.exams import resources, service
     from onetrip.exams.models import ExamResource
 
     start = utcnow().astimezone(get_settings().tz).date()
     with session_scope() as db:
         hid = _hospital_id(db, hospital)
-        added = sum(resources.open_calendar(db, resource=r, start=start,
-                                          end=start + timedelta(days=days - 1))
+        cat = service.catalogue(db, hid)
+        added = sum(resources.open_calendar(db, resource=r, start=start, end=start + timedelta(
+            days=resources.calendar_days(cat, r.exam_codes, days) - 1))
                     for r in db.scalars(select(ExamResource).where(
                         ExamResource.hospital_id == hid, ExamResource.active)))
     typer.echo(f"{added} slots added")

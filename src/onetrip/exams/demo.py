@@ -24,7 +24,7 @@ ORDERED_BY = "doctor:demo:门诊医生"
 
 def set_up_hospital(db: Session, hospital: Hospital, *, start: datetime, days: int) -> int:
     """Catalogue, resources, walking times and ``days`` of calendar (a room whose exams
-    need days of preparation at home, beyond them too); returns slots added."""
+    need days of preparation at home, that many more); returns slots added."""
     service.install_catalogue(db, hospital_id=hospital.id)
     cat = service.catalogue(db, hospital.id)
     for (a, b), minutes in sample.WALKS.items():
@@ -38,9 +38,9 @@ def set_up_hospital(db: Session, hospital: Hospital, *, start: datetime, days: i
             building=spec.building, room=spec.room, exam_codes=spec.exam_codes,
             slot_minutes=spec.slot_minutes, capacity=spec.capacity,
             hours=[[a.strftime("%H:%M"), b.strftime("%H:%M")] for a, b in spec.hours])
-        prep = max(cat.exams[c].prep_days for c in spec.exam_codes)
+        ahead = resources.calendar_days(cat, spec.exam_codes, days)
         added += resources.open_calendar(db, resource=res, start=first,
-                                         end=first + timedelta(days=days - 1 + prep))
+                                         end=first + timedelta(days=ahead - 1))
     return added
 
 

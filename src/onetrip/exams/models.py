@@ -154,9 +154,11 @@ class ExamOrder(Base):
     followup_department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"))
     followup_practitioner_id: Mapped[int | None] = mapped_column(
         ForeignKey("practitioner.id"))
-    #: The patient has eaten nothing since (asked and recorded by staff): a fasting exam
-    #: may then be that morning though the patient is told of it only now.
+    #: The patient has eaten nothing since (asked and recorded by staff at
+    #: ``fasting_noted_at``): for a short while after, a fasting exam may be that morning
+    #: though the patient is told of it only now.
     fasting_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    fasting_noted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ExamBooking(Base):

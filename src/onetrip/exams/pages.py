@@ -4,7 +4,9 @@ the patient's itinerary as a timeline; the kiosk's exam pages ride along (kiosk_
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
+from itertools import islice
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -15,7 +17,7 @@ from starlette.responses import Response
 from onetrip.config import get_settings
 from onetrip.deps import DbSession, Now, OptionalPrincipal
 from onetrip.errors import NotAuthenticated, OnetripError, PermissionDenied
-from onetrip.exams import booking, followup, kiosk_pages, service
+from onetrip.exams import booking, followup, kiosk_pages, service, validate
 from onetrip.exams import rules as R
 from onetrip.exams.errors import FastingInvalid
 from onetrip.exams.models import ExamBooking, ExamResource
@@ -74,18 +76,22 @@ def _plan_context(db: DbSession, hospital_id: int, patient_id: int, it: R.Itiner
         ExamResource.hospital_id == hospital_id))}
     req = service.request_for(db, list(orders.values()), now) if orders else None
     site = service.site(db, hospital_id)
+
+    def bookable(v: R.Visit, s: R.FreeSlot) -> bool:
+        """The plan with ``v`` moved to ``s`` passes the check the booking makes (the
+        patient's booked exams, the rest of the plan, the follow-up)."""
+        assert req is not None
+        moved = R.visit_for(s, R.OrderItem(v.order_id, v.exam_code), cat.exams[v.exam_code])
+        plan = replace(it, visits=[moved if w is v else w for w in it.visits])
+        return not validate.validate(cat, site, tz, [booking.as_booked(req, plan)], [plan], free)
+
     visits = []
     for v in it.visits:
         exam = cat.exams[v.exam_code]
-        # Times that keep the rules with the exams booked already and the rest of the plan.
-        others = [*(req.held if req else ()), *(w for w in it.visits if w is not v)]
-        item = R.OrderItem(v.order_id, v.exam_code)
-        options = [s for s in free if v.exam_code in s.exam_codes
-                   and req is not None and R.slot_allowed(exam, s, req.facts, now, tz)
-                   and s.start.astimezone(tz).date() == v.start.astimezone(tz).date()
-                   and s.slot_id != v.slot_id
-                   and R.fits_with(cat, site, tz, others, R.visit_for(s, item, exam))
-                   ][:ALTERNATIVES]
+        day = v.start.astimezone(tz).date()
+        options = list(islice((s for s in free if v.exam_code in s.exam_codes
+                               and s.start.astimezone(tz).date() == day
+                               and s.slot_id != v.slot_id and bookable(v, s)), ALTERNATIVES))
         visits.append({"v": v, "exam": exam, "place": _place(rooms.get(v.resource_id)),
                        "options": [(s, rooms[s.resource_id].name) for s in options]})
     booked = [{"b": b, "exam": cat.exams.get(b.exam_code), "place": _place(b.resource)}
@@ -93,10 +99,8 @@ def _plan_context(db: DbSession, hospital_id: int, patient_id: int, it: R.Itiner
               if b.hospital_id == hospital_id and b.start_at > now]
     patient = identity_service.get_patient(db, patient_id)
     session = followup.session_order(list(orders.values()))
-    fasting = [o.fasting_since for o in orders.values() if o.fasting_since is not None]
     return {"patient": patient, "it": it, "visits": visits, "booked": booked,
-            "fasting_since": max(fasting) if fasting else None,
-            "last_meal_default": (now - timedelta(hours=10)).astimezone(tz),
+            "fasting_since": req.facts.fasting_since if req else None,
             "trips": it.trips(tz),
             "minutes": it.hospital_minutes(tz),
             "followup_session": followup.session_label(db, session) if session else None,

@@ -125,6 +125,12 @@ def add_slots(db: Session, *, resource: ExamResource, starts: Sequence[datetime]
     return rows
 
 
+def calendar_days(cat: R.Catalogue, exam_codes: Sequence[str], days: int) -> int:
+    """How many days of a room's calendar to open so that ``days`` of planning remain for
+    each of its exams after its days of preparation at home (a thyroid scan's two weeks)."""
+    return days + R.longest_prep(cat, exam_codes)
+
+
 def open_calendar(db: Session, *, resource: ExamResource, start: date, end: date) -> int:
     """Slots for every clinic day from ``start`` to ``end`` in the opening hours; days that
     already have slots are left as they are. Returns the number of slots added."""

@@ -37,6 +37,11 @@ class PatientFacts:
     fasting_since: datetime | None = None
 
 
+def longest_prep(cat: Catalogue, codes: Iterable[str]) -> int:
+    """The most days of preparation at home among these exams (0 for none)."""
+    return max((cat.exams[c].prep_days for c in codes if c in cat.exams), default=0)
+
+
 def fast_from(told: datetime, facts: PatientFacts) -> datetime:
     """Since when the patient has fasted, as far as anyone knows: since they were told,
     or since they last ate if staff recorded that earlier."""

@@ -19,6 +19,7 @@ from onetrip.exams.rules import (
     PatientFacts,
     PatientRequest,
     Site,
+    longest_prep,
 )
 
 OUTPATIENT = "门诊楼"
@@ -112,7 +113,7 @@ def day_requests(cat: Catalogue, *, patients: int, day: date, tz: ZoneInfo, seed
     order_id = 1
     for pid in range(1, patients + 1):
         bundle = [c for c in rng.choice(BUNDLES) if c in cat.exams]
-        ahead = 1 + max((cat.exams[c].prep_days for c in bundle), default=0)
+        ahead = 1 + longest_prep(cat, bundle)
         told = datetime.combine(day - timedelta(days=ahead), time(17, 0), tzinfo=tz)
         age = rng.randint(18, 85)
         facts = PatientFacts(age=age, renal_disease=rng.random() < 0.05,

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from onetrip.config import get_settings
@@ -200,23 +200,37 @@ def place_order(db: Session, *, principal: Principal, hospital_id: int, patient_
 
 #: How far back a patient's word on their last meal is taken.
 FASTING_WITHIN = timedelta(hours=24)
+#: How long it holds once recorded: the plan is made and booked while the patient is there
+#: and still fasting, not later in the day or another day (they may have eaten since).
+FASTING_HOLDS = timedelta(hours=2)
 
 
 def record_fasting(db: Session, *, principal: Principal, hospital_id: int, patient_id: int,
                    since: datetime, now: datetime) -> list[ExamOrder]:
     """The patient has eaten nothing since ``since`` (staff asked): kept on their pending
-    orders, so the fasting exams can be that morning (EX-2: one trip). A time to come, or
-    more than a day ago, is refused and nothing changes."""
+    orders, so for the next FASTING_HOLDS their fasting exams can be that morning (EX-2:
+    one trip). A time to come, or more than a day ago, is refused and nothing changes."""
     if since.tzinfo is None or not now - FASTING_WITHIN <= since <= now:
         raise FastingInvalid(detail={"field": "since"})
-    patient = identity_service.access_patient(db, principal, patient_id, action="exam.fasting")
+    patient = identity_service.access_patient(db, principal, patient_id, action="exam.plan")
     orders = pending_orders(db, hospital_id=hospital_id, patient_id=patient.id)
     if not orders:
         raise OrderNotFound("该患者没有待预约的检查申请")
     for o in orders:
-        o.fasting_since = since
+        o.fasting_since, o.fasting_noted_at = since, now
+    audit.record(db, principal, action="exam.fasting", patient_id=patient.id,
+                 detail={"since": since.isoformat(), "orders": [o.id for o in orders]})
     db.flush()
     return orders
+
+
+def last_meal(db: Session, *, patient_id: int, hospital_id: int, now: datetime
+              ) -> datetime | None:
+    """The patient's last meal as staff recorded it in the last FASTING_HOLDS (the latest
+    time given, whichever of the patient's orders carries it); None when nothing recent."""
+    return db.scalar(select(func.max(ExamOrder.fasting_since)).where(
+        ExamOrder.patient_id == patient_id, ExamOrder.hospital_id == hospital_id,
+        ExamOrder.fasting_noted_at >= now - FASTING_HOLDS, ExamOrder.fasting_noted_at <= now))
 
 
 def access_order(db: Session, order_id: int, hospital_id: int | None) -> ExamOrder:
@@ -243,10 +257,11 @@ def request_for(db: Session, orders: Sequence[ExamOrder], now: datetime,
     patient = identity_service.get_patient(db, orders[0].patient_id)
     assert patient is not None
     creat = [o.creatinine_on for o in orders if o.creatinine_on is not None]
-    fasting = [o.fasting_since for o in orders if o.fasting_since is not None]
     facts = R.PatientFacts(R.age_on(patient.birth_date, now.astimezone(tz).date()),
                            any(o.renal_disease for o in orders), any(o.diabetes for o in orders),
-                           max(creat) if creat else None, max(fasting) if fasting else None)
+                           max(creat) if creat else None,
+                           last_meal(db, patient_id=patient.id,
+                                     hospital_id=orders[0].hospital_id, now=now))
     windows = [o for o in orders if o.followup_opens and o.followup_closes]
     visit = None
     if windows:
@@ -296,8 +311,7 @@ def plan_end(cat: R.Catalogue, codes: Iterable[str], now: datetime) -> datetime:
     """How far ahead the free slots for these exams are looked for: PLAN_DAYS after the
     longest preparation at home among them (two weeks without iodine before a thyroid
     scan), so that an exam with such a preparation finds its slots too."""
-    prep = max((cat.exams[c].prep_days for c in codes if c in cat.exams), default=0)
-    return now + timedelta(days=PLAN_DAYS + prep)
+    return now + timedelta(days=PLAN_DAYS + R.longest_prep(cat, codes))
 
 
 def propose(db: Session, *, hospital_id: int, patient_id: int, now: datetime,

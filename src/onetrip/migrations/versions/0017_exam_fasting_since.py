@@ -1,4 +1,4 @@
-"""exams: an order keeps since when the patient has eaten nothing, as staff recorded it
+"""exams: an order keeps since when the patient has eaten nothing, and when staff recorded it
 
 Revision ID: 0017_exam_fasting_since
 Revises: 0016_thyroid_prep_days
@@ -20,12 +20,21 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+_COLUMNS = ('fasting_since', 'fasting_noted_at')
+
+
 def upgrade() -> None:
     # Plain ADD COLUMN (no batch rebuild): exam bookings refer to the table.
-    op.add_column('exam_order', sa.Column('fasting_since', onetrip.db.UTCDateTime(timezone=True),
-                                          nullable=True))
+    for name in _COLUMNS:
+        op.add_column('exam_order', sa.Column(name, onetrip.db.UTCDateTime(timezone=True),
+                                              nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('exam_order') as batch:
-        batch.drop_column('fasting_since')
+    # SQLite's own DROP COLUMN (3.35 and later): batch mode would copy the table and drop
+    # the old one, which exam bookings refer to.
+    for name in reversed(_COLUMNS):
+        if op.get_bind().dialect.name == 'sqlite':
+            op.execute(f'ALTER TABLE exam_order DROP COLUMN {name}')
+        else:
+            op.drop_column('exam_order', name)
