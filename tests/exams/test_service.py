@@ -237,6 +237,19 @@ def test_ex2_a_patient_who_came_fasting_has_the_ultrasound_that_morning(
                       now=soon)
 
 
+def test_the_batch_looks_further_ahead_only_in_rooms_whose_exams_need_preparation_days(
+        db: Session, hospital: Hospital, now: datetime) -> None:
+    """One thyroid scan waiting must not stretch every patient's batch plan over three
+    weeks: only the nuclear medicine room's slots go beyond PLAN_DAYS."""
+    cat = service.catalogue(db, hospital.id)
+    ahead = service.plan_end(cat, ["nm_thyroid"], now)
+    kept = service.batch_slots(cat, service.free_slots(
+        db, hospital_id=hospital.id, start=now, end=ahead), now)
+    short = now + timedelta(days=service.PLAN_DAYS)
+    assert kept and all(s.start < short for s in kept if "nm_thyroid" not in s.exam_codes)
+    assert any(s.start >= short for s in kept if "nm_thyroid" in s.exam_codes)
+
+
 def test_a_plan_whose_slot_filled_meanwhile_books_nothing(
         db: Session, hospital: Hospital, doctor: Principal, centre: Principal,
         now: datetime) -> None:

@@ -330,6 +330,14 @@ def propose(db: Session, *, hospital_id: int, patient_id: int, now: datetime,
     return planner.plan_patient(cat, site(db, hospital_id), get_settings().tz, req, slots)
 
 
+def batch_slots(cat: R.Catalogue, slots: Sequence[R.FreeSlot], now: datetime
+                ) -> list[R.FreeSlot]:
+    """The slots a batch plans over: each room's within PLAN_DAYS after its exams'
+    longest preparation, so one thyroid scan waiting does not widen every patient's model
+    to three weeks."""
+    return [s for s in slots if s.start < plan_end(cat, s.exam_codes, now)]
+
+
 def propose_batch(db: Session, *, hospital_id: int, now: datetime
                   ) -> list[tuple[R.PatientRequest, R.Itinerary]]:
     """Re-plan every patient's pending orders together over the same free slots."""
@@ -338,8 +346,8 @@ def propose_batch(db: Session, *, hospital_id: int, now: datetime
         by_patient.setdefault(o.patient_id, []).append(o)
     reqs = [request_for(db, orders, now) for orders in by_patient.values()]
     cat = catalogue(db, hospital_id)
-    slots = free_slots(db, hospital_id=hospital_id, start=now, end=plan_end(
-        cat, [o.exam_code for orders in by_patient.values() for o in orders], now))
+    slots = batch_slots(cat, free_slots(db, hospital_id=hospital_id, start=now, end=plan_end(
+        cat, [o.exam_code for orders in by_patient.values() for o in orders], now)), now)
     its = batch.plan_batch(cat, site(db, hospital_id), get_settings().tz, reqs, slots,
                            work_limit=0.2)
     return list(zip(reqs, its, strict=True))
