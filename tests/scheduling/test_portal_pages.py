@@ -16,7 +16,7 @@ from onetrip.identity import auth
 from onetrip.identity.models import Account, Patient
 from onetrip.identity.rules import Relationship
 from onetrip.scheduling import booking, queue, service, stopclinic, waitlist
-from onetrip.scheduling.models import Appointment
+from onetrip.scheduling.models import Appointment, Schedule
 from onetrip.scheduling.rules import Channel
 from tests.factories import account_principal, make_account, make_patient, make_practitioner
 from tests.scheduling.conftest import DAY, OPEN, Clinic, Clock, chinese_name, local
@@ -261,16 +261,21 @@ def test_bk6_stop_clinic_offer_accepted_in_one_tap(client: TestClient, clock: Cl
     assert gone.status_code == 409 and "已失效" in gone.text
 
 
-def test_bk6_waitlist_join_then_accept_the_freed_slot(client: TestClient, clock: Clock,
-                                                      clinic: Clinic, db: Session) -> None:
-    fam = sign_in_family(client, db)
+def full_session(db: Session, clinic: Clinic) -> tuple[Schedule, list[Appointment]]:
+    """A session two days ahead whose online slots other patients have all booked."""
     small = clinic.session(db, day=DAY + timedelta(days=2), capacity=2)
-    online = service.free_slots(db, schedule=small, channel=Channel.web, now=OPEN)
     holders = []
-    for _ in online:
+    for _ in service.free_slots(db, schedule=small, channel=Channel.web, now=OPEN):
         p, pp = clinic.patient(db)
         holders.append(booking.book(db, principal=pp, patient_id=p.id, channel=Channel.web,
                                     schedule_id=small.id, now=OPEN))
+    return small, holders
+
+
+def test_bk6_waitlist_join_then_accept_the_freed_slot(client: TestClient, clock: Clock,
+                                                      clinic: Clinic, db: Session) -> None:
+    fam = sign_in_family(client, db)
+    small, holders = full_session(db, clinic)
     full = client.get(f"/book/schedules/{small.id}")
     assert "已约满" in full.text and "加入候补" in full.text
     r = client.post("/me/waitlist", data={"schedule_id": small.id, "patient_id": fam.kid.id},
@@ -290,11 +295,7 @@ def test_bk6_waitlist_join_then_accept_the_freed_slot(client: TestClient, clock:
 def test_bk6_the_page_shows_the_place_in_line_and_a_patient_can_leave_the_waitlist(
         client: TestClient, clock: Clock, clinic: Clinic, db: Session) -> None:
     fam = sign_in_family(client, db)
-    small = clinic.session(db, day=DAY + timedelta(days=2), capacity=2)
-    for _ in service.free_slots(db, schedule=small, channel=Channel.web, now=OPEN):
-        p, pp = clinic.patient(db)
-        booking.book(db, principal=pp, patient_id=p.id, channel=Channel.web,
-                     schedule_id=small.id, now=OPEN)
+    small, _holders = full_session(db, clinic)
     ahead, pa = clinic.patient(db)
     waitlist.join(db, principal=pa, patient_id=ahead.id, schedule_id=small.id,
                   channel=Channel.web, now=OPEN)
@@ -308,6 +309,24 @@ def test_bk6_the_page_shows_the_place_in_line_and_a_patient_can_leave_the_waitli
     assert "已取消候补" in after and "data-wait=" not in after
     again = client.post(f"/me/waitlist/{entry_id}/cancel")
     assert again.status_code == 409 and "该候补已结束" in again.text
+
+
+def test_bk6_a_wait_a_stop_clinic_ended_says_so_on_the_page(
+        client: TestClient, clock: Clock, clinic: Clinic, db: Session) -> None:
+    """The entry does not just vanish: the page says the session was stopped, until it
+    would have taken place; an entry the patient left says nothing more."""
+    fam = sign_in_family(client, db)
+    small, _holders = full_session(db, clinic)
+    client.post("/me/waitlist", data={"schedule_id": small.id, "patient_id": fam.kid.id})
+    stopclinic.stop_clinic(db, principal=clinic.window, schedule_id=small.id,
+                           reason="专家外出会诊", now=OPEN)
+    db.commit()
+    page = client.get("/me/appointments").text
+    card = re.search(r'<section class="card" data-wait-closed="\d+">(.*?)</section>', page, re.S)
+    assert card is not None and "已停诊，候补已结束" in card.group(1)
+    assert "data-wait=" not in page and "取消候补" not in card.group(1)
+    clock.now = small.end_at + timedelta(minutes=1)
+    assert "data-wait-closed" not in client.get("/me/appointments").text
 
 
 def test_waitlist_refusal_is_shown_beside_the_patient(client: TestClient, clock: Clock,

@@ -97,9 +97,14 @@ def _appointments_page(request: Request, db: Session, me: Principal, now: dateti
                     key=lambda a: a.start_at, reverse=tab != "upcoming")
     offers = [o for pid in ids for o in stopclinic.offers_for(db, patient_id=pid)
               if o.status == "open"]
-    waits = [e for pid in ids for e in waitlist.entries_for(db, patient_id=pid)
+    entries = [e for pid in ids for e in waitlist.entries_for(db, patient_id=pid)]
+    waits = [e for e in entries
              if e.status == "waiting" or (e.status == "offered" and e.offer_expires_at
                                           and e.offer_expires_at > now)]
+    # Waits a stop-clinic ended (BK-6), shown until the session would have taken place.
+    closed = [ctx for ctx in ({"entry": e, **schedule_context(
+        db, service.access_schedule(db, e.schedule_id))} for e in entries
+        if e.status == "closed") if ctx["schedule"].end_at > now]
     return render_page(request, "portal_my_appointments.html", {
         "tabs": TABS, "tab": tab, "counts": counts,
         "visits": [visit_of(db, a, now) for a in chosen],
@@ -110,6 +115,7 @@ def _appointments_page(request: Request, db: Session, me: Principal, now: dateti
         "waits": [{"entry": e, **schedule_context(db, service.access_schedule(db, e.schedule_id)),
                    "offered": _options(db, [e.offered_slot_id]) if e.offered_slot_id else [],
                    "position": waitlist.position(db, e)} for e in waits],
+        "closed_waits": closed,
         "restrictions": _restrictions(db, ids, now), "flash": FLASHES.get(flash or ""),
         "error": error}, status_code=status_code)
 
