@@ -6,7 +6,7 @@ import json
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from onetrip import migrate
 from onetrip.db import Base, make_engine
@@ -22,6 +22,18 @@ def test_migrated_schema_matches_the_models(engine: Engine) -> None:
     assert diff == []
 
 
+def add_hospitals(conn: Connection, *codes: str, level: str = "secondary") -> None:
+    """A region and its hospitals, as a database at an old revision holds them."""
+    conn.execute(text("INSERT INTO region (code, name, is_demo) VALUES ('r', '某市', FALSE)"))
+    for code in codes:
+        conn.execute(text(
+            "INSERT INTO hospital (region_id, code, name, short_name, level, kind, "
+            "is_alliance_lead, introduction, address, phone, clinic_weekdays, "
+            "holiday_clinics, search_keys) SELECT id, :code, '某医院', '', :level, "
+            "'general', FALSE, '', '某路1号', '', '[1]', FALSE, '' FROM region"),
+            {"code": code, "level": level})
+
+
 def test_upgrading_a_database_that_holds_hospitals_keeps_them() -> None:
     """A hospital upgrades a database full of its data: columns added to tables that others
     point at must not rebuild those tables (SQLite refuses to drop a referenced table)."""
@@ -29,13 +41,7 @@ def test_upgrading_a_database_that_holds_hospitals_keeps_them() -> None:
     engine = make_engine(url)
     try:
         with engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO region (code, name, is_demo) VALUES ('r', '某市', FALSE)"))
-            conn.execute(text(
-                "INSERT INTO hospital (region_id, code, name, short_name, level, kind, "
-                "is_alliance_lead, introduction, address, phone, clinic_weekdays, "
-                "holiday_clinics, search_keys) SELECT id, 'h', '某医院', '', 'secondary', "
-                "'general', FALSE, '', '某路1号', '', '[1]', FALSE, '' FROM region"))
+            add_hospitals(conn, "h")
         migrate.upgrade(url)
         with engine.connect() as conn:
             row = conn.execute(text(
@@ -54,15 +60,7 @@ def test_upgrading_gives_a_hospitals_thyroid_scan_its_two_weeks_without_iodine()
     engine = make_engine(url)
     try:
         with engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO region (code, name, is_demo) VALUES ('r', '某市', FALSE)"))
-            for code in ("a", "b"):
-                conn.execute(text(
-                    "INSERT INTO hospital (region_id, code, name, short_name, level, kind, "
-                    "is_alliance_lead, introduction, address, phone, clinic_weekdays, "
-                    "holiday_clinics, search_keys) SELECT id, :code, '某医院', '', 'tertiary', "
-                    "'general', FALSE, '', '某路1号', '', '[1]', FALSE, '' FROM region"),
-                    {"code": code})
+            add_hospitals(conn, "a", "b", level="tertiary")
             for hospital, spec in (("a", '{"minutes": 30, "source": "s"}'),
                                    ("b", '{"minutes": 30, "source": "s", "prep_days": 21}')):
                 conn.execute(text(

@@ -75,15 +75,18 @@ def _plan_context(db: DbSession, hospital_id: int, patient_id: int, it: R.Itiner
     rooms = {r.id: r for r in db.scalars(select(ExamResource).where(
         ExamResource.hospital_id == hospital_id))}
     req = service.request_for(db, list(orders.values()), now) if orders else None
+    checked = booking.as_booked(req, it) if req else None
     site = service.site(db, hospital_id)
+    by_id = {s.slot_id: s for s in free}
 
     def bookable(v: R.Visit, s: R.FreeSlot) -> bool:
         """The plan with ``v`` moved to ``s`` passes the check the booking makes (the
         patient's booked exams, the rest of the plan, the follow-up)."""
-        assert req is not None
+        assert checked is not None
         moved = R.visit_for(s, R.OrderItem(v.order_id, v.exam_code), cat.exams[v.exam_code])
         plan = replace(it, visits=[moved if w is v else w for w in it.visits])
-        return not validate.validate(cat, site, tz, [booking.as_booked(req, plan)], [plan], free)
+        used = [by_id[w.slot_id] for w in plan.visits if w.slot_id in by_id]
+        return not validate.validate(cat, site, tz, [checked], [plan], used)
 
     visits = []
     for v in it.visits:
@@ -124,6 +127,18 @@ def proposal(patient_id: int, request: Request, db: DbSession, principal: Centre
                        _plan_context(db, principal.hospital_id, patient_id, it, now))
 
 
+def _plan_again(request: Request, db: DbSession, principal: Principal, patient_id: int,
+                now: datetime, exc: OnetripError, status_code: int) -> Response:
+    """The plan page proposed afresh, with why the last action changed nothing."""
+    assert principal.hospital_id is not None
+    it = service.propose(db, hospital_id=principal.hospital_id, patient_id=patient_id,
+                         now=now, principal=principal)
+    ctx = _plan_context(db, principal.hospital_id, patient_id, it, now)
+    return render_page(request, "exams_plan.html",
+                       {**ctx, "flash": exc.text, "flash_kind": "error"},
+                       status_code=status_code)
+
+
 @router.post("/exams/centre/patients/{patient_id}/fasting")
 async def fasting(patient_id: int, request: Request, db: DbSession, principal: Centre,
                   now: Now) -> Response:
@@ -142,12 +157,7 @@ async def fasting(patient_id: int, request: Request, db: DbSession, principal: C
         service.record_fasting(db, principal=principal, hospital_id=principal.hospital_id,
                                patient_id=patient_id, since=since, now=now)
     except OnetripError as exc:  # nothing was recorded
-        it = service.propose(db, hospital_id=principal.hospital_id, patient_id=patient_id,
-                             now=now, principal=principal)
-        ctx = _plan_context(db, principal.hospital_id, patient_id, it, now)
-        return render_page(request, "exams_plan.html",
-                           {**ctx, "flash": exc.text, "flash_kind": "error"},
-                           status_code=exc.http_status)
+        return _plan_again(request, db, principal, patient_id, now, exc, exc.http_status)
     return RedirectResponse(f"/exams/centre/patients/{patient_id}", status_code=303)
 
 
@@ -172,11 +182,7 @@ async def book(patient_id: int, request: Request, db: DbSession, principal: Cent
         booking.book_plan(db, principal=principal, hospital_id=hospital_id,
                           patient_id=patient_id, itinerary=it, now=now)
     except OnetripError as exc:  # nothing was booked: the claims roll back together
-        it = service.propose(db, hospital_id=principal.hospital_id, patient_id=patient_id,
-                             now=now, principal=principal)
-        ctx = _plan_context(db, principal.hospital_id, patient_id, it, now)
-        return render_page(request, "exams_plan.html",
-                           {**ctx, "flash": exc.text, "flash_kind": "error"}, status_code=409)
+        return _plan_again(request, db, principal, patient_id, now, exc, 409)
     return RedirectResponse(f"/exams/patients/{patient_id}/itinerary?booked=1",
                             status_code=303)
 

@@ -102,9 +102,8 @@ def _appointments_page(request: Request, db: Session, me: Principal, now: dateti
              if e.status == "waiting" or (e.status == "offered" and e.offer_expires_at
                                           and e.offer_expires_at > now)]
     # Waits a stop-clinic ended (BK-6), shown until the session would have taken place.
-    closed = [ctx for ctx in ({"entry": e, **schedule_context(
-        db, service.access_schedule(db, e.schedule_id))} for e in entries
-        if e.status == "closed") if ctx["schedule"].end_at > now]
+    closed = [{"entry": e, **schedule_context(db, s)} for e in entries if e.status == "closed"
+              for s in [service.access_schedule(db, e.schedule_id)] if s.end_at > now]
     return render_page(request, "portal_my_appointments.html", {
         "tabs": TABS, "tab": tab, "counts": counts,
         "visits": [visit_of(db, a, now) for a in chosen],
