@@ -91,19 +91,28 @@ def test_under_load_a_batch_waits_briefly_for_the_requests_it_just_answered(
     seed, clerk = seeded
     sizes: list[int] = []
     real = groupcommit.execute
+    clients, rounds = 6, 5
+    # The first batch answers once every client has sent: a client thread that starts late
+    # on a busy machine would otherwise join the rush a batch after the others.
+    lock, sent, all_sent = threading.Lock(), [0], threading.Event()
 
     def recording(commands: list[Command], **kw: object) -> list[groupcommit.Answer]:
+        all_sent.wait(60)
         sizes.append(len(commands))
         return real(commands, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(groupcommit, "execute", recording)
     committer = GroupCommitter(sessions=sessions_for(race_engine, write=True), linger=2.0)
-    clients, rounds = 6, 5
     answers: list[groupcommit.Answer] = []
 
     def client(patient: int) -> None:
         for _ in range(rounds):
-            answers.append(committer.submit(command(seed, clerk, patient)))
+            future = committer.submit_future(command(seed, clerk, patient))
+            with lock:  # no client sends again before the first batch is answered
+                sent[0] += 1
+                if sent[0] == clients:
+                    all_sent.set()
+            answers.append(future.result(timeout=60))
 
     threads = [threading.Thread(target=client, args=(p,))
                for p in seed.patient_ids[:clients]]
