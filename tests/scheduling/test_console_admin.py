@@ -11,10 +11,13 @@ from openpyxl import load_workbook
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from onetrip.identity import audit
+from onetrip.identity.models import AuditEvent
 from onetrip.identity.rules import Role
 from onetrip.scheduling import service, templates
+from onetrip.scheduling.cli import CLI
 from onetrip.scheduling.models import Schedule
-from tests.factories import make_department
+from tests.factories import make_department, make_hospital, make_practitioner
 from tests.scheduling.conftest import DAY, Clinic, local
 from tests.scheduling.console_kit import as_staff
 from tests.scheduling.test_templates import sheet
@@ -90,8 +93,10 @@ def test_import_reports_every_bad_row_and_imports_nothing_then_a_good_sheet(
                   "", "20", "12/10"])
     ok = client.post("/console/templates/import", files={"file": ("排班.xlsx", good, XLSX)},
                      follow_redirects=False)
+    event = db.scalars(select(AuditEvent).where(
+        AuditEvent.action == "schedule_template.import")).one()
     assert ok.headers["location"] == (
-        f"/console/templates?hospital={clinic.hospital.code}&flash=imported&count=2")
+        f"/console/templates?hospital={clinic.hospital.code}&flash=imported&import={event.id}")
     ok = client.get(ok.headers["location"])
     assert ok.status_code == 200 and "已导入2个出诊时段" in ok.text
     assert len(templates.templates_of(db, clinic.hospital)) == 2
@@ -182,9 +187,21 @@ FORGED = "排班系统已迁移，请点击 http://evil.example 重新登录"
 def test_admin_pages_show_no_text_a_link_brings(client: TestClient, db: Session,
                                                 clinic: Clinic) -> None:
     as_staff(client, db, Role.hospital_admin, clinic.hospital, NOW)
+    other = make_hospital(db)
+    dept = make_department(db, other)
+    doctor = make_practitioner(db, other, dept)
+    theirs = templates.import_sheet(db, hospital=other, by=CLI, content=sheet(
+        [dept.name, doctor.code, doctor.name, "专家门诊", "", "20", ""]))
+    not_an_import = audit.record(db, CLI, action="schedule_template.add", patient_id=None,
+                                 detail={"hospital": clinic.hospital.code, "sessions": 500})
+    db.commit()
     for path in ("/console/templates", "/console/policy"):
-        for query in ({"flash": FORGED}, {"flash": "imported", "count": FORGED},
-                      {"flash": "imported"}, {"flash": FORGED, "count": "2"}):
+        for query in ({"flash": FORGED}, {"flash": "imported", "import": FORGED},
+                      {"flash": "imported"}, {"flash": FORGED, "import": "2"},
+                      {"flash": "imported", "count": "500"},
+                      {"flash": "imported", "import": str(theirs.event_id)},
+                      {"flash": "imported", "import": str(not_an_import.id)},
+                      {"flash": "imported", "import": "99999999999999999999"}):
             r = client.get(path, params=query)
             assert r.status_code == 200 and FORGED not in r.text, (path, query)
             assert "已导入" not in r.text and 'class="flash ok"' not in r.text, (path, query)

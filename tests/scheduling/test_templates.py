@@ -35,7 +35,7 @@ def sheet(*rows: list[object]) -> bytes:
 def test_a_good_sheet_replaces_the_doctors_templates(db: Session, clinic: Clinic) -> None:
     content = sheet([clinic.department.name, clinic.doctor.code, clinic.doctor.name,
                      "专家门诊", "", "20", "12/10"])
-    assert templates.import_sheet(db, hospital=clinic.hospital, content=content) == 2
+    assert templates.import_sheet(db, hospital=clinic.hospital, content=content).sessions == 2
     rows = templates.templates_of(db, clinic.hospital)
     assert {(t.weekday, t.session, t.capacity, t.slot_minutes) for t in rows} == {
         (1, "am", 20, 10), (3, "pm", 12, 10)}

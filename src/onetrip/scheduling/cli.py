@@ -38,12 +38,12 @@ def import_sheet(path: Path, hospital: str = typer.Option(...)) -> None:
 
     try:
         with session_scope() as db:
-            count = templates.import_sheet(
+            done = templates.import_sheet(
                 db, hospital=org_service.access_hospital(db, hospital),
                 content=path.read_bytes(), by=CLI)
     except OnetripError as exc:
         raise _fail(exc) from exc
-    typer.echo(f"imported {count} weekly sessions")
+    typer.echo(f"imported {done.sessions} weekly sessions")
 
 
 @app.command("export")

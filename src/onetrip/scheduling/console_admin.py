@@ -90,10 +90,11 @@ FLASHES = {"added": "已添加出诊模板", "changed": "已修改出诊模板",
            "retired": "已停用该出诊模板（已生成的排班不受影响）"}
 
 
-def _flash(flash: str, count: str) -> str | None:
+def _flash(db: Session, hospital: Hospital, flash: str, event: str) -> str | None:
     if flash == "imported":
-        # The sheet leaves no import row to read: the count is a checked whole number.
-        n = link_int(count)
+        # The count is read from the import's audit row, never from the link.
+        event_id = link_int(event)
+        n = templates.imported_sessions(db, hospital, event_id) if event_id else None
         return f"已导入{n}个出诊时段" if n is not None else None
     return FLASHES.get(flash)
 
@@ -102,11 +103,14 @@ def _flash(flash: str, count: str) -> str | None:
 def templates_page(request: Request, db: DbSession, principal: Admin, now: Now,
                    hospital: Annotated[str | None, Query(max_length=40)] = None,
                    department: Annotated[str, Query(max_length=40)] = "",
-                   flash: str = "", count: str = "") -> Response:
+                   flash: str = "",
+                   event: Annotated[str, Query(alias="import")] = "",
+                   ) -> Response:
     """The weekly templates (one department at a time if chosen), import and generation."""
     h = console_hospital(db, principal, hospital)
     return page(request, "console_templates.html", principal,
-                {**_list_ctx(db, principal, h, now, department), "flash": _flash(flash, count)})
+                {**_list_ctx(db, principal, h, now, department),
+                 "flash": _flash(db, h, flash, event)})
 
 
 def _int(raw: str) -> int | None:
@@ -199,13 +203,14 @@ async def import_sheet(request: Request, db: DbSession, principal: Admin, now: N
         message = "文件超过5MB，请只保留出诊模板工作表"
     else:
         try:
-            count = templates.import_sheet(db, hospital=h, content=content, by=principal)
+            done = templates.import_sheet(db, hospital=h, content=content, by=principal)
         except TemplateSheetInvalid as exc:
             message = exc.text
             problems = exc.detail if isinstance(exc.detail, list) else None
         else:
             return RedirectResponse("/console/templates?" + urlencode(
-                {"hospital": h.code, "flash": "imported", "count": count}), status_code=303)
+                {"hospital": h.code, "flash": "imported", "import": done.event_id}),
+                status_code=303)
     ctx = _list_ctx(db, principal, h, now)
     return page(request, "console_templates.html", principal,
                 {**ctx, "sheet_message": message, "sheet_errors": problems or [],

@@ -32,6 +32,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from onetrip.config import get_settings
 from onetrip.db import among, among_bound, read_built
 from onetrip.identity import audit
+from onetrip.identity.models import AuditEvent
 from onetrip.identity.service import Principal
 from onetrip.org import calendar as org_calendar
 from onetrip.org import service as org_service
@@ -78,10 +79,12 @@ def _errors_text(exc: ValidationError | PolicyInvalid) -> str:
     return "；".join(messages)
 
 
-def record_change(db: Session, by: Principal | None, action: str, **detail: object) -> None:
+def record_change(db: Session, by: Principal | None, action: str,
+                  **detail: object) -> AuditEvent | None:
     """Every change to schedules, templates and policy leaves an audit row (who, what)."""
-    if by is not None:
-        audit.record(db, by, action=action, patient_id=None, detail=dict(detail))
+    if by is None:
+        return None
+    return audit.record(db, by, action=action, patient_id=None, detail=dict(detail))
 
 
 def policy_for(db: Session, hospital_id: int) -> tuple[PoolPolicy, PenaltyRule]:

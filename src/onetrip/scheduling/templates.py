@@ -20,7 +20,7 @@ import io
 import re
 from dataclasses import dataclass
 from datetime import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from openpyxl import Workbook, load_workbook
 from sqlalchemy import select, true, update
@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from onetrip.errors import InvalidInput, NotFound
+from onetrip.identity.models import AuditEvent
 from onetrip.identity.service import Principal
 from onetrip.org import service as org_service
 from onetrip.org.models import Department, Hospital, Location, Practitioner
@@ -181,8 +182,20 @@ def _in(departments: frozenset[int] | None) -> ColumnElement[bool]:
     return true() if departments is None else ScheduleTemplate.department_id.in_(departments)
 
 
+class Imported(NamedTuple):
+    """What a sheet import did: the weekly sessions it wrote, and its audit row (None when
+    nobody is named to record it as)."""
+
+    sessions: int
+    event_id: int | None
+
+
+#: The audit action of a sheet import; its detail names the hospital and the sessions.
+IMPORT_ACTION = "schedule_template.import"
+
+
 def import_sheet(db: Session, *, hospital: Hospital, content: bytes,
-                 by: Principal | None = None) -> int:
+                 by: Principal | None = None) -> Imported:
     """Replace the templates of the doctors the sheet lists; all rows or none. A department
     admin replaces them within its departments only."""
     departments = managed_departments(db, by)
@@ -199,9 +212,20 @@ def import_sheet(db: Session, *, hospital: Hospital, content: bytes,
             session=r.session.value, start_time=SESSION_STARTS[r.session],
             slot_minutes=r.slot_minutes, capacity=r.capacity, service_level=r.service_level))
     db.flush()
-    record_change(db, by, "schedule_template.import", hospital=hospital.code,
-                  doctors=len(doctors), sessions=len(rows))
-    return len(rows)
+    event = record_change(db, by, IMPORT_ACTION, hospital=hospital.code,
+                          doctors=len(doctors), sessions=len(rows))
+    return Imported(len(rows), event.id if event is not None else None)
+
+
+def imported_sessions(db: Session, hospital: Hospital, event_id: int) -> int | None:
+    """How many weekly sessions the import recorded as ``event_id`` wrote, if that is an
+    import into ``hospital``."""
+    event = db.get(AuditEvent, event_id)
+    if event is None or event.action != IMPORT_ACTION or \
+            event.detail.get("hospital") != hospital.code:
+        return None
+    sessions = event.detail.get("sessions")
+    return sessions if isinstance(sessions, int) else None
 
 
 def templates_of(db: Session, hospital: Hospital,
