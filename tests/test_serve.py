@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from onetrip.config import get_settings
 from onetrip.db import utcnow
 from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
@@ -39,9 +41,29 @@ def test_the_served_app_freezes_its_start_up_objects_out_of_the_collector() -> N
         gc.unfreeze()
 
 
+@pytest.fixture
+def no_quiet_hours() -> Iterator[None]:
+    """No SMS quiet hours, here and in the server: at night (22:00-07:00 local) the
+    confirmation of a booking for another day waits for the morning (RM-1, tested in
+    tests/notify), and the test below would fail by the clock."""
+    saved = {k: os.environ.get(k) for k in ("ONETRIP_NOTIFY_QUIET_START",
+                                            "ONETRIP_NOTIFY_QUIET_END")}
+    os.environ.update(dict.fromkeys(saved, "00:00"))
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        get_settings.cache_clear()
+
+
 @pytest.mark.slow
 def test_serve_runs_the_sweeper_and_the_reminder_worker_beside_the_server_and_stops_them(
-        race_engine: Engine, tmp_path: Path) -> None:
+        race_engine: Engine, tmp_path: Path, no_quiet_hours: None) -> None:
     """`onetrip serve` (and so `make run`) works as production does, with nobody pressing a
     button: a hold that ran out is ended and its slot freed by the sweeper (BK-3), a booking's
     confirmation is delivered by the reminder worker (RM-1); stopping the server stops both."""
