@@ -76,12 +76,7 @@ def sign_in(request: Request, db: DbSession,
 
 @router.get("/staff/sign-out")
 def sign_out(request: Request, db: DbSession) -> Response:
-    secret = request.cookies.get(TOKEN_COOKIE, "")
-    if secret.startswith(auth.SESSION_PREFIX):
-        auth.end_session(db, secret)
-    response = RedirectResponse("/", status_code=303)
-    response.delete_cookie(TOKEN_COOKIE)
-    return response
+    return patient_pages.signed_out(request, db)
 
 
 CareStaff = Annotated[Principal, Depends(staff_pages.staff_only(CARE_STAFF))]

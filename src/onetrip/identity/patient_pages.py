@@ -18,7 +18,7 @@ from starlette.responses import Response
 from onetrip.config import get_settings
 from onetrip.deps import TOKEN_COOKIE, DbSession, OptionalPrincipal
 from onetrip.errors import OnetripError
-from onetrip.identity import audit, service, sms
+from onetrip.identity import audit, auth, service, sms
 from onetrip.identity.models import Account
 from onetrip.identity.principal import Principal
 from onetrip.identity.rules import (
@@ -113,11 +113,20 @@ def sign_in(request: Request, db: DbSession,
     return response
 
 
-@router.get("/sign-out")
-def sign_out() -> Response:
+def signed_out(request: Request, db: Session) -> Response:
+    """End the signed-in session on the server (a copy of the cookie no longer signs in)
+    and clear the cookie: the patient's and the staff's sign-out."""
+    secret = request.cookies.get(TOKEN_COOKIE, "")
+    if secret.startswith(auth.SESSION_PREFIX):
+        auth.end_session(db, secret)
     response = RedirectResponse("/", status_code=303)
     response.delete_cookie(TOKEN_COOKIE)
     return response
+
+
+@router.get("/sign-out")
+def sign_out(request: Request, db: DbSession) -> Response:
+    return signed_out(request, db)
 
 
 # --- my family ------------------------------------------------------------------------------
