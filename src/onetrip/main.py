@@ -55,6 +55,7 @@ def create_app() -> FastAPI:
     from onetrip.scheduling import (
         console_admin,
         console_doctor,
+        console_indicators,
         console_pages,
         console_policy,
         console_stop,
@@ -89,7 +90,8 @@ def create_app() -> FastAPI:
                    notify_api.router, notify_pages.router, fhir_api.router, exams_api.router,
                    exams_pages.router,
                    console_pages.router, console_window.router, console_doctor.router,
-                   console_stop.router, console_admin.router, console_policy.router):
+                   console_stop.router, console_admin.router, console_policy.router,
+                   console_indicators.router):
         app.include_router(router)
     app.include_router(portal_pages.router)
     app.include_router(portal_me_pages.router)

@@ -22,6 +22,7 @@ from onetrip.scheduling import (
     gate,
     groupcommit,
     idempotency,
+    indicators,
     queue,
     service,
     stopclinic,
@@ -32,6 +33,7 @@ from onetrip.scheduling.rules import Channel, Pool, PoolTimer, effective_pool
 from onetrip.scheduling.schemas import (
     AppointmentRead,
     BookingCreate,
+    BookingIndicatorsRead,
     CancelRequest,
     CheckInRequest,
     OfferAccept,
@@ -353,3 +355,24 @@ def write_policy(code: str, body: PolicyWrite, db: DbSession,
     row = service.set_policy(db, hospital=h, pools=body.pools, penalty=body.penalty,
                              by=principal)
     return PolicyRead(hospital=h.code, pools=row.pools, penalty=row.penalty)
+
+
+@router.get("/indicators/booking", response_model=BookingIndicatorsRead)
+def read_booking_indicators(
+        db: DbSession, principal: CurrentPrincipal,
+        start: Annotated[str | None, Query(alias="from", description="2026-10-01")] = None,
+        end: Annotated[str | None, Query(alias="to", description="2026-10-31")] = None,
+        month: Annotated[str | None, Query(description="2026-10, instead of from and to")] = None,
+        hospital: str | None = None) -> BookingIndicatorsRead:
+    """Booking indicators of the period (国考 22 and 23, BK-2, BK-6, BK-9), per hospital and
+    department: a hospital's admins see theirs, department admins their departments, the
+    regional admin and the regulator every hospital (or the one named)."""
+    first, last = indicators.period(start, end, month)
+    hospitals, departments = indicators.viewable(db, principal, hospital)
+    rows = indicators.figures(db, hospitals, first, last, departments)
+    return BookingIndicatorsRead.model_validate({
+        "from": first, "to": last,
+        "region": sum((r.total for r in rows), indicators.Figures()).to_dict(),
+        "hospitals": [{**r.total.to_dict(), "hospital": r.hospital.code, "name": r.hospital.name,
+                       "departments": [{**f.to_dict(), "code": d.code, "name": d.name}
+                                       for d, f in r.departments]} for r in rows]})

@@ -27,7 +27,7 @@ from onetrip.identity.rules import CARE_STAFF, ROLE_LABELS, STAFF_ADMINS, Role
 from onetrip.identity.service import Principal
 from onetrip.org import service as org_service
 from onetrip.org.models import Department, Hospital, Location, Practitioner
-from onetrip.scheduling import scope, service
+from onetrip.scheduling import indicators, scope, service
 from onetrip.scheduling.errors import ScheduleNotFound
 from onetrip.scheduling.models import Schedule
 from onetrip.scheduling.rules import CHANNEL_LABELS, POOL_LABELS, SESSION_LABELS, Pool, SessionOfDay
@@ -55,9 +55,9 @@ Doctor = Annotated[Principal, Depends(require_role(*DOCTORS))]
 Staff = Annotated[Principal, Depends(require_role(*STAFF))]
 
 #: What the navigation and the home page offer each role: (page, roles).
-PAGES = {"window": CLERKS, "queue": DOCTORS, "sessions": STOPPERS, "templates": ADMINS,
-         "policy": POLICY_ADMINS, "patients": tuple(CARE_STAFF),
-         "accounts": tuple(STAFF_ADMINS)}
+PAGES = {"home": STAFF, "window": CLERKS, "queue": DOCTORS, "sessions": STOPPERS,
+         "templates": ADMINS, "policy": POLICY_ADMINS, "indicators": indicators.VIEWERS,
+         "patients": tuple(CARE_STAFF), "accounts": tuple(STAFF_ADMINS)}
 
 STATUS_LABELS = {"held": "锁号中", "booked": "已预约", "arrived": "已报到", "fulfilled": "已就诊",
                  "cancelled": "已取消", "noshow": "爽约", "expired": "已过期"}

@@ -191,3 +191,39 @@ class TemplateWrite(BaseModel):
     slot_minutes: int = Field(ge=1, le=120)
     capacity: int = Field(ge=1, le=200)
     service_level: str | None = None
+
+
+class IndicatorFigures(BaseModel):
+    """One department's, hospital's or region's booking indicators (``indicators``); a
+    rate with nothing to divide by is null."""
+
+    visits: int
+    booked_visits: int
+    appointment_rate: float | None = Field(description="国考 22: booked visits / visits")
+    average_wait_minutes: float | None = Field(
+        description="国考 23: minutes from check-in (or the slot, if earlier) to being called")
+    noshows: int
+    noshow_rate: float | None
+    slots: int
+    online_slots: int
+    online_share: float | None = Field(description="BK-2: online and referral slots / slots")
+    online_share_met: bool | None = Field(description="online_share at least 80%")
+    average_lead_days: float | None = Field(description="days booked ahead (BK-9)")
+
+
+class DepartmentIndicators(IndicatorFigures):
+    code: str
+    name: str
+
+
+class HospitalIndicators(IndicatorFigures):
+    hospital: str
+    name: str
+    departments: list[DepartmentIndicators]
+
+
+class BookingIndicatorsRead(BaseModel):
+    from_: date = Field(alias="from")
+    to: date
+    region: IndicatorFigures
+    hospitals: list[HospitalIndicators]
