@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from datetime import date
 
 import pytest
+from uvicorn.logging import AccessFormatter
 
 from onetrip.logs import redact
 from onetrip.main import create_app
@@ -24,6 +26,45 @@ def test_pipl_access_log_lines_are_masked_before_any_handler(
     line = caplog.records[-1].getMessage()
     assert number not in line and "13712345678" not in line
     assert f"{number[:6]}********{number[-4:]}" in line and "137****5678" in line
+
+
+@pytest.mark.parametrize("escape", ["%7C", "%2C", "%3A", "%20", "%E4%B8%89"])
+def test_pipl_numbers_after_a_percent_escape_are_masked(escape: str) -> None:
+    """A URL escapes the separator before the number (``identifier=urn:x|…`` is sent as
+    ``urn:x%7C…``): the escape's last hex digit must not hide the number's start."""
+    number = resident_id(date(1990, 3, 7))
+    line = redact(f"/fhir/Patient?identifier=urn:x{escape}{number}&q={escape}13957500001")
+    assert number not in line and "13957500001" not in line
+    assert "139****0001" in line
+
+
+def test_pipl_masking_keeps_the_access_formatter_working(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """uvicorn's access formatter reads the request line from the record's five arguments:
+    masking must keep them, or the line is lost to a logging error."""
+    create_app()
+    logger = logging.getLogger("uvicorn.access")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(AccessFormatter("%(request_line)s %(status_code)s", use_colors=False))
+    logger.addHandler(handler)
+    old_level, logger.level = logger.level, logging.INFO
+    try:
+        logger.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET",
+                    "/api/v1/hospitals?region=13957500001", "1.1", 404)
+    finally:
+        logger.removeHandler(handler)
+        logger.level = old_level
+    assert "GET /api/v1/hospitals?region=139****0001 HTTP/1.1 404" in stream.getvalue()
+    assert "Logging error" not in capsys.readouterr().err
+
+
+def test_pipl_a_number_given_as_an_integer_argument_is_masked(
+        caplog: pytest.LogCaptureFixture) -> None:
+    create_app()
+    caplog.set_level(logging.INFO, logger="uvicorn.error")
+    logging.getLogger("uvicorn.error").info("lookup %d failed", 13957500001)
+    assert caplog.records[-1].getMessage() == "lookup 139****0001 failed"
 
 
 @pytest.mark.parametrize(("text", "kept"), [
