@@ -96,6 +96,11 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+#: The largest id a row can have on every backend (SQLite's INTEGER; a larger number cannot
+#: even be sent to it): the bound of the ids a request brings.
+MAX_ID = 2**63 - 1
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

@@ -48,6 +48,11 @@ class NotAuthenticated(OnetripError):
     message = "请先登录"
 
 
+class ValueOutOfRange(InvalidInput):
+    code = "value_out_of_range"
+    message = "输入的数字或日期超出范围"
+
+
 class PermissionDenied(OnetripError):
     code = "permission_denied"
     http_status = 403
@@ -99,6 +104,7 @@ def install_handlers(app: Any) -> None:
     from fastapi import Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, Response
+    from sqlalchemy.exc import DataError
     from starlette.exceptions import HTTPException
 
     log = logging.getLogger("onetrip.errors")
@@ -144,6 +150,16 @@ def install_handlers(app: Any) -> None:
         code, message = codes.get(exc.status_code, ("http_error", "请求无法完成"))
         return render(request, exc.status_code, {"code": code, "message": message,
                                                  "detail": None})
+
+    async def _out_of_range(request: Request, exc: Exception) -> Response:
+        # A number or date no column can hold (an id of 20 digits, the year 9999 moved on
+        # by a day) reaches the database or the calendar only from a request: bad input.
+        log.warning("value out of range on %s %s: %s", request.method, request.url.path,
+                    type(exc).__name__)
+        return render(request, 422, ValueOutOfRange().to_dict())
+
+    app.add_exception_handler(OverflowError, _out_of_range)
+    app.add_exception_handler(DataError, _out_of_range)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -122,3 +122,15 @@ def test_audit_verify_command_reports_an_intact_chain(db: Session) -> None:
     result = CliRunner().invoke(app, ["audit", "verify"])
     assert result.exit_code == 0, result.output
     assert "审计链完整" in result.output
+
+
+@pytest.mark.parametrize("query", ["patient_id=-1", "patient_id=0", "staff_id=-5",
+                                   f"patient_id={2**63}"])
+def test_an_audit_search_for_an_impossible_id_is_refused_and_leaves_no_row(
+        client: TestClient, db: Session, query: str) -> None:
+    token = make_token(db, Role.regional_admin)
+    db.commit()
+    before = len(_rows(db))
+    r = client.get(f"/api/v1/audit?{query}", headers=auth(token))
+    assert r.status_code == 422 and r.json()["code"] == "invalid_request"
+    assert len(_rows(db)) == before

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from onetrip.db import MAX_ID
 from onetrip.deps import TOKEN_COOKIE, CurrentPrincipal, DbSession, require_role
 from onetrip.errors import OnetripError, PermissionDenied
 from onetrip.identity import audit, auth, empi, service, sms, verify
@@ -141,8 +142,9 @@ def unmerge_patients(merge_id: int, db: DbSession, principal: CurrentPrincipal) 
 
 @router.get("/audit", response_model=list[AuditRead])
 def search_audit(db: DbSession, principal: EmpiAdmin,
-                 patient_id: Annotated[int | None, Query()] = None,
-                 staff_id: Annotated[int | None, Query()] = None) -> list[AuditRead]:
+                 patient_id: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None,
+                 staff_id: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None,
+                 ) -> list[AuditRead]:
     """Audit rows about a patient (and the records merged into it) or by a staff member."""
     ids = empi.merged_into(db, patient_id) if patient_id is not None else None
     rows = audit.search(db, patient_ids=ids, staff_id=staff_id)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field, model_validator
 
 from onetrip.config import get_settings
+from onetrip.db import MAX_ID
 from onetrip.identity.rules import DocumentType
 from onetrip.scheduling.models import Appointment, Schedule, Slot
 from onetrip.scheduling.rules import Channel, SessionOfDay
@@ -68,9 +69,9 @@ class SlotRead(BaseModel):
 class BookingCreate(BaseModel):
     """Book a given slot, or the earliest free slot of a schedule open to the channel."""
 
-    schedule_id: int | None = Field(default=None, gt=0)
-    slot_id: int | None = Field(default=None, gt=0)
-    patient_id: int = Field(gt=0)
+    schedule_id: int | None = Field(default=None, gt=0, le=MAX_ID)
+    slot_id: int | None = Field(default=None, gt=0, le=MAX_ID)
+    patient_id: int = Field(gt=0, le=MAX_ID)
     channel: Channel
 
     @model_validator(mode="after")
@@ -123,8 +124,8 @@ class QueueRead(BaseModel):
 
 
 class WaitlistCreate(BaseModel):
-    schedule_id: int = Field(gt=0)
-    patient_id: int = Field(gt=0)
+    schedule_id: int = Field(gt=0, le=MAX_ID)
+    patient_id: int = Field(gt=0, le=MAX_ID)
     channel: Channel
 
 
@@ -164,7 +165,7 @@ class OfferRead(BaseModel):
 
 
 class OfferAccept(BaseModel):
-    slot_id: int = Field(gt=0)
+    slot_id: int = Field(gt=0, le=MAX_ID)
 
 
 class StopRead(BaseModel):
