@@ -88,3 +88,16 @@ def test_calendar_override_needs_an_admin_of_that_hospital(client: TestClient,
     r = client.put(url, json={"kind": "maybe"},
                    headers=auth(make_token(db, Role.regional_admin)))
     assert r.status_code == 422
+
+
+def test_the_calendars_last_day_can_be_read_and_ruled(client: TestClient, db: Session) -> None:
+    """Reading up to 9999-12-31 stepped one day past it (an overflow, and a 500)."""
+    days = client.get("/api/v1/hospitals/sfsdery/calendar",
+                      params={"start": "9999-12-30", "end": "9999-12-31"})
+    assert days.status_code == 200 and [d["date"] for d in days.json()] == [
+        "9999-12-30", "9999-12-31"]
+    own = org_service.access_hospital(db, "sfsdery")
+    r = client.put("/api/v1/hospitals/sfsdery/calendar/9999-12-31",
+                   json={"kind": "closed", "name": "设备检修"},
+                   headers=auth(make_token(db, Role.hospital_admin, own)))
+    assert r.status_code == 200 and r.json()["status"] == "closed"

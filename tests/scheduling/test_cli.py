@@ -61,3 +61,14 @@ def test_a_bad_sheet_is_reported_row_by_row_and_imports_nothing(
     with session_scope(write=False) as db:
         h = db.scalars(select(Hospital).where(Hospital.code == code)).one()
         assert templates.templates_of(db, h) == []
+
+
+def test_an_unknown_hospital_is_named_not_a_traceback(engine: Engine, tmp_path: Path) -> None:
+    path = tmp_path / "排班.xlsx"
+    path.write_bytes(sheet(["内科", "d1", "某医生", "专家门诊", "", "20", ""]))
+    for args in (["import", "--hospital", "nosuch", str(path)],
+                 ["export", "--hospital", "nosuch", str(tmp_path / "out.xlsx")],
+                 ["generate", "--hospital", "nosuch", "--from", "2026-12-14"]):
+        result = CliRunner().invoke(app, ["schedule", *args])
+        assert result.exit_code == 2 and "hospital_not_found" in result.output, args
+    assert not (tmp_path / "out.xlsx").exists()

@@ -167,17 +167,12 @@ def clinic_days(db: Session, hospital: Hospital, start: date, end: date) -> list
     if end < start:
         raise InvalidInput("结束日期早于开始日期")
     own, region = _overrides(db, hospital, start, end)
-    out = []
-    day = start
-    while day <= end:
-        out.append(decide_clinic_day(
-            day, clinic_weekdays=list(hospital.clinic_weekdays),
-            holiday_clinics=hospital.holiday_clinics,
-            hospital_override=own.get(day), region_override=region.get(day),
-            statutory=statutory_day(day),
-        ))
-        day += timedelta(days=1)
-    return out
+    days = (start + timedelta(days=i) for i in range((end - start).days + 1))
+    return [decide_clinic_day(
+        day, clinic_weekdays=list(hospital.clinic_weekdays),
+        holiday_clinics=hospital.holiday_clinics,
+        hospital_override=own.get(day), region_override=region.get(day),
+        statutory=statutory_day(day)) for day in days]
 
 
 def clinic_day(db: Session, hospital: Hospital, day: date) -> ClinicDay:

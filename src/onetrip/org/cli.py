@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from onetrip.cli_errors import reported
+
 app = typer.Typer(help="Working calendar: statutory holidays, 调休 and local rulings.",
                   no_args_is_help=True)
 
@@ -18,11 +20,19 @@ def show(hospital: str = typer.Option(...), start: str = typer.Option(..., "--fr
     from onetrip.db import session_scope
     from onetrip.org import calendar, service
 
-    with session_scope() as db:
+    first, last = _day(start), _day(end) if end else _day(start)
+    with reported(), session_scope() as db:
         h = service.access_hospital(db, hospital)
-        first = date.fromisoformat(start)
-        for d in calendar.clinic_days(db, h, first, date.fromisoformat(end) if end else first):
+        for d in calendar.clinic_days(db, h, first, last):
             typer.echo(f"{d.day.isoformat()}  {d.status.value:7}  {d.reason}")
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        typer.echo(f"not a date (YYYY-MM-DD): {text}", err=True)
+        raise typer.Exit(2) from exc
 
 
 @app.command("import")
@@ -32,29 +42,22 @@ def import_file(path: Path, hospital: str | None = typer.Option(None),
     from sqlalchemy import select
 
     from onetrip.db import session_scope
-    from onetrip.errors import OnetripError
     from onetrip.org import calendar, service
     from onetrip.org.models import Region
 
     if (hospital is None) == (region is None):
         typer.echo("give exactly one of --hospital or --region", err=True)
         raise typer.Exit(2)
-    try:
-        with session_scope() as db:
-            text = path.read_text(encoding="utf-8-sig")
-            if hospital is not None:
-                h = service.access_hospital(db, hospital)
-                count = calendar.import_overrides(db, text, hospital=h, source=f"file:{path.name}")
-            else:
-                r = db.scalar(select(Region).where(Region.code == region))
-                if r is None:
-                    typer.echo(f"unknown region {region}", err=True)
-                    raise typer.Exit(2)
-                count = calendar.import_overrides(db, text, region_id=r.id,
-                                                  source=f"file:{path.name}")
-    except OnetripError as exc:
-        typer.echo(f"{exc.code}: {exc.text}", err=True)
-        for item in exc.detail or []:
-            typer.echo(f"  line {item.get('line')}: {item.get('error')}", err=True)
-        raise typer.Exit(2) from exc
+    with reported(), session_scope() as db:
+        text = path.read_text(encoding="utf-8-sig")
+        if hospital is not None:
+            h = service.access_hospital(db, hospital)
+            count = calendar.import_overrides(db, text, hospital=h, source=f"file:{path.name}")
+        else:
+            r = db.scalar(select(Region).where(Region.code == region))
+            if r is None:
+                typer.echo(f"unknown region {region}", err=True)
+                raise typer.Exit(2)
+            count = calendar.import_overrides(db, text, region_id=r.id,
+                                              source=f"file:{path.name}")
     typer.echo(f"imported {count} dates")

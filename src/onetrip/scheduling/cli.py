@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from onetrip.cli_errors import reported
 from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
 
@@ -18,31 +19,16 @@ app = typer.Typer(help="Schedules: weekly templates, the Excel sheet, generation
                   no_args_is_help=True)
 
 
-def _fail(exc: Exception) -> typer.Exit:
-    from onetrip.errors import OnetripError
-
-    if isinstance(exc, OnetripError):
-        typer.echo(f"{exc.code}: {exc.text}", err=True)
-        for item in exc.detail if isinstance(exc.detail, list) else []:
-            typer.echo(f"  row {item.get('line')}: {item.get('error')}", err=True)
-    return typer.Exit(2)
-
-
 @app.command("import")
 def import_sheet(path: Path, hospital: str = typer.Option(...)) -> None:
     """Replace the weekly templates of the doctors the .xlsx sheet lists (all rows or none)."""
     from onetrip.db import session_scope
-    from onetrip.errors import OnetripError
     from onetrip.org import service as org_service
     from onetrip.scheduling import templates
 
-    try:
-        with session_scope() as db:
-            done = templates.import_sheet(
-                db, hospital=org_service.access_hospital(db, hospital),
-                content=path.read_bytes(), by=CLI)
-    except OnetripError as exc:
-        raise _fail(exc) from exc
+    with reported(item="row"), session_scope() as db:
+        done = templates.import_sheet(db, hospital=org_service.access_hospital(db, hospital),
+                                      content=path.read_bytes(), by=CLI)
     typer.echo(f"imported {done.sessions} weekly sessions")
 
 
@@ -53,7 +39,7 @@ def export_sheet(path: Path, hospital: str = typer.Option(...)) -> None:
     from onetrip.org import service as org_service
     from onetrip.scheduling import templates
 
-    with session_scope(write=False) as db:
+    with reported(), session_scope(write=False) as db:
         path.write_bytes(templates.export_sheet(db, org_service.access_hospital(db, hospital)))
     typer.echo(f"wrote {path}")
 
@@ -70,7 +56,7 @@ def generate(hospital: str = typer.Option(...),
 
     now = utcnow()
     first = date.fromisoformat(start) if start else now.astimezone(get_settings().tz).date()
-    with session_scope() as db:
+    with reported(), session_scope() as db:
         report = service.generate_from_templates(
             db, hospital=org_service.access_hospital(db, hospital), start=first,
             end=first + timedelta(days=days - 1), now=now, by=CLI)
