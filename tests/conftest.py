@@ -140,3 +140,31 @@ def race_engine(database_url: str) -> Iterator[Engine]:
     yield engine
     engine.dispose()
     drop()
+
+
+@pytest.fixture(scope="module")
+def cli_engine(database_url: str) -> Iterator[Engine]:
+    """A committed database of its own for a module of `onetrip` command tests, made the
+    app's database while they run: a command commits, and the hospitals and rows the tests
+    make must not reach the shared test database (the demo's own tests refuse a database
+    holding other data). Dropped after the module."""
+    import uuid
+
+    from tests import racekit
+
+    url, drop = racekit.fresh_database(f"cli{uuid.uuid4().hex[:6]}")
+    _use_database(url)
+    engine = dbmod.get_engine()
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        _use_database(database_url)
+        drop()
+
+
+def _use_database(url: str) -> None:
+    os.environ["ONETRIP_DATABASE_URL"] = url
+    config.get_settings.cache_clear()
+    dbmod.get_engine.cache_clear()
+    dbmod._session_factory.cache_clear()

@@ -67,7 +67,7 @@ def _outbox(phone: str, *args: str) -> list[str]:
     return result.output.splitlines()
 
 
-def test_sms_outbox_shows_the_sign_in_code_that_then_signs_in(engine: Engine) -> None:
+def test_sms_outbox_shows_the_sign_in_code_that_then_signs_in(cli_engine: Engine) -> None:
     phone = _phone()
     assert _outbox(phone) == []
     with session_scope() as db:
@@ -81,7 +81,7 @@ def test_sms_outbox_shows_the_sign_in_code_that_then_signs_in(engine: Engine) ->
     assert signed.error is None and signed.secret
 
 
-def test_sms_outbox_lists_the_newest_messages_to_that_phone_only(engine: Engine) -> None:
+def test_sms_outbox_lists_the_newest_messages_to_that_phone_only(cli_engine: Engine) -> None:
     phone, other = _phone(), _phone()
     with session_scope() as db:
         for n in range(7):
@@ -97,6 +97,6 @@ def test_sms_outbox_lists_the_newest_messages_to_that_phone_only(engine: Engine)
     assert bodies(f"+86 {phone[:3]} {phone[3:]}", "--limit", "1") == ["第6条"]
 
 
-def test_sms_outbox_refuses_a_number_that_is_not_a_mobile(engine: Engine) -> None:
+def test_sms_outbox_refuses_a_number_that_is_not_a_mobile(cli_engine: Engine) -> None:
     result = CliRunner().invoke(app, ["identity", "sms-outbox", "12345"])
     assert result.exit_code == 2 and "invalid_phone" in result.output

@@ -43,7 +43,7 @@ def _overrides(code: str) -> list[tuple[date, str, str, str]]:
                 for o in calendar.list_overrides(db, hospital=h)]
 
 
-def test_show_prints_each_dates_ruling_and_reason(engine: Engine) -> None:
+def test_show_prints_each_dates_ruling_and_reason(cli_engine: Engine) -> None:
     code = _hospital()
     lines = _show(code, "--from", "2026-09-30", "--to", "2026-10-02")
     assert [line.split()[0] for line in lines] == ["2026-09-30", "2026-10-01", "2026-10-02"]
@@ -54,7 +54,7 @@ def test_show_prints_each_dates_ruling_and_reason(engine: Engine) -> None:
 
 
 def test_import_for_a_hospital_rules_its_dates_and_a_second_import_replaces(
-        engine: Engine, tmp_path: Path) -> None:
+        cli_engine: Engine, tmp_path: Path) -> None:
     code = _hospital()
     path = tmp_path / "院历.csv"
     path.write_text("date,kind,name\n2026-09-30,停诊,院庆\n2026-10-10,休,\n", encoding="utf-8")
@@ -73,7 +73,7 @@ def test_import_for_a_hospital_rules_its_dates_and_a_second_import_replaces(
 
 
 def test_import_for_a_region_rules_a_year_the_statutory_calendar_lacks(
-        engine: Engine, tmp_path: Path) -> None:
+        cli_engine: Engine, tmp_path: Path) -> None:
     region = f"rg{uuid.uuid4().hex[:8]}"
     inside, outside = _hospital(region), _hospital()
     assert _show(inside, "--from", "2027-01-01")[0].split()[1] == "unknown"
@@ -94,7 +94,7 @@ def test_import_for_a_region_rules_a_year_the_statutory_calendar_lacks(
 
 
 def test_a_file_with_any_bad_line_is_reported_line_by_line_and_imports_nothing(
-        engine: Engine, tmp_path: Path) -> None:
+        cli_engine: Engine, tmp_path: Path) -> None:
     code = _hospital()
     path = tmp_path / "bad.csv"
     path.write_text("2026-11-02,停诊,院庆\n2026-11-31,休,\n2026-11-03,请假,\n",
@@ -108,28 +108,28 @@ def test_a_file_with_any_bad_line_is_reported_line_by_line_and_imports_nothing(
 
 @pytest.mark.parametrize("where", [[], ["--hospital", "x", "--region", "y"]])
 def test_import_needs_exactly_one_of_hospital_or_region(
-        engine: Engine, tmp_path: Path, where: list[str]) -> None:
+        cli_engine: Engine, tmp_path: Path, where: list[str]) -> None:
     path = tmp_path / "one.csv"
     path.write_text("2026-11-02,停诊,\n", encoding="utf-8")
     result = CliRunner().invoke(app, ["calendar", "import", *where, str(path)])
     assert result.exit_code == 2 and "exactly one of --hospital or --region" in result.output
 
 
-def test_import_names_an_unknown_region(engine: Engine, tmp_path: Path) -> None:
+def test_import_names_an_unknown_region(cli_engine: Engine, tmp_path: Path) -> None:
     path = tmp_path / "one.csv"
     path.write_text("2026-11-02,停诊,\n", encoding="utf-8")
     result = CliRunner().invoke(app, ["calendar", "import", "--region", "nosuch", str(path)])
     assert result.exit_code == 2 and "unknown region nosuch" in result.output
 
 
-def test_import_names_an_unknown_hospital(engine: Engine, tmp_path: Path) -> None:
+def test_import_names_an_unknown_hospital(cli_engine: Engine, tmp_path: Path) -> None:
     path = tmp_path / "one.csv"
     path.write_text("2026-11-02,停诊,\n", encoding="utf-8")
     result = CliRunner().invoke(app, ["calendar", "import", "--hospital", "nosuch", str(path)])
     assert result.exit_code == 2 and "hospital_not_found" in result.output
 
 
-def test_show_names_an_unknown_hospital(engine: Engine) -> None:
+def test_show_names_an_unknown_hospital(cli_engine: Engine) -> None:
     result = CliRunner().invoke(app, ["calendar", "show", "--hospital", "nosuch",
                                       "--from", "2026-11-02"])
     assert result.exit_code == 2 and "hospital_not_found" in result.output

@@ -28,7 +28,7 @@ def _hospital() -> tuple[str, list[object]]:
 
 
 def test_import_writes_the_sheet_audited_and_export_gives_it_back(
-        engine: Engine, tmp_path: Path) -> None:
+        cli_engine: Engine, tmp_path: Path) -> None:
     code, row = _hospital()
     path = tmp_path / "排班.xlsx"
     path.write_bytes(sheet(row))
@@ -52,7 +52,7 @@ def test_import_writes_the_sheet_audited_and_export_gives_it_back(
 
 
 def test_a_bad_sheet_is_reported_row_by_row_and_imports_nothing(
-        engine: Engine, tmp_path: Path) -> None:
+        cli_engine: Engine, tmp_path: Path) -> None:
     code, row = _hospital()
     path = tmp_path / "bad.xlsx"
     path.write_bytes(sheet(row, ["不存在科", "nobody", "", "", "", "二十", ""]))
@@ -63,7 +63,7 @@ def test_a_bad_sheet_is_reported_row_by_row_and_imports_nothing(
         assert templates.templates_of(db, h) == []
 
 
-def test_an_unknown_hospital_is_named_not_a_traceback(engine: Engine, tmp_path: Path) -> None:
+def test_an_unknown_hospital_is_named_not_a_traceback(cli_engine: Engine, tmp_path: Path) -> None:
     path = tmp_path / "排班.xlsx"
     path.write_bytes(sheet(["内科", "d1", "某医生", "专家门诊", "", "20", ""]))
     for args in (["import", "--hospital", "nosuch", str(path)],

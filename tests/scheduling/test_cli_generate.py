@@ -55,7 +55,7 @@ def _generate(code: str, *args: str) -> list[str]:
     return result.output.splitlines()
 
 
-def test_generate_creates_the_templates_sessions_on_clinic_days_only(engine: Engine) -> None:
+def test_generate_creates_the_templates_sessions_on_clinic_days_only(cli_engine: Engine) -> None:
     code = _hospital()
     with session_scope(write=False) as db:
         h = db.scalars(select(Hospital).where(Hospital.code == code)).one()
@@ -84,7 +84,7 @@ def test_generate_creates_the_templates_sessions_on_clinic_days_only(engine: Eng
         assert event.detail["created"] == len(expected)
 
 
-def test_generating_again_changes_nothing(engine: Engine) -> None:
+def test_generating_again_changes_nothing(cli_engine: Engine) -> None:
     code = _hospital()
     first = _generate(code, "--from", START.isoformat(), "--days", str(DAYS))
     created = int(first[0].split()[1])
@@ -96,7 +96,7 @@ def test_generating_again_changes_nothing(engine: Engine) -> None:
             Hospital.code == code)) == created
 
 
-def test_generate_refuses_a_span_beyond_92_days_and_writes_nothing(engine: Engine) -> None:
+def test_generate_refuses_a_span_beyond_92_days_and_writes_nothing(cli_engine: Engine) -> None:
     code = _hospital()
     for days in ("0", "93"):
         result = CliRunner().invoke(app, ["schedule", "generate", "--hospital", code,
