@@ -10,11 +10,15 @@ from datetime import date, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from onetrip.config import get_settings
+from onetrip.db import utcnow
+from onetrip.identity.models import FamilyMember
 from onetrip.identity.rules import Role
-from onetrip.scheduling import booking, indicators, queue, service
+from onetrip.org.models import Hospital, Region
+from onetrip.scheduling import booking, demo, indicators, queue, service
 from onetrip.scheduling.models import Appointment, Slot
 from onetrip.scheduling.rules import Channel, SessionOfDay
 from tests.factories import auth, make_department, make_hospital, make_practitioner, make_token
@@ -194,3 +198,18 @@ def test_the_regulator_sees_every_hospital_and_then_one_hospitals_departments(
                      headers=auth(regulator))
     assert f'data-department="{clinic.department.code}" data-rate="0.6667"' in one.text
     assert client.get("/console/indicators", headers=auth(clerk)).status_code == 403
+
+
+def test_the_demo_region_has_a_past_week_of_visits_to_count(db: Session) -> None:
+    today = utcnow().astimezone(get_settings().tz).date()
+    hospitals = list(db.scalars(select(Hospital).join(Region).where(Region.is_demo)))
+    rows = indicators.figures(db, hospitals, today - timedelta(days=demo.HISTORY_DAYS),
+                              today - timedelta(days=1))
+    total = sum((r.total for r in rows), indicators.Figures())
+    assert total.visits > 1000 and 0 < total.booked_visits < total.visits
+    assert total.noshows > 0 and total.called > 0 and (total.average_wait_minutes or 0) > 0
+    # No demo sign-in meets a no-show's restriction: the no-shows are of patients without
+    # a phone account.
+    assert db.scalar(select(func.count()).select_from(Appointment).join(
+        FamilyMember, FamilyMember.patient_id == Appointment.patient_id).where(
+        Appointment.status == "noshow")) == 0

@@ -1,17 +1,18 @@
-"""Demo schedules for 示范市: weekly templates, 14 days of sessions, some appointments."""
+"""Demo schedules for 示范市: weekly templates, 14 days of sessions, some appointments, and
+the past week's visits."""
 
 from __future__ import annotations
 
 import random
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import exists, insert, select, update
 from sqlalchemy.orm import Session
 
 from onetrip.config import get_settings
 from onetrip.db import utcnow
 from onetrip.identity import staff as staff_service
-from onetrip.identity.models import Patient
+from onetrip.identity.models import FamilyMember, Patient
 from onetrip.org import calendar
 from onetrip.org.models import Hospital, Location, Practitioner, Region
 from onetrip.org.rules import DayStatus, OverrideKind
@@ -96,6 +97,67 @@ def _book_some(db: Session, h: Hospital, patients: list[int], rng: random.Random
     return len(rows)
 
 
+#: Days of visits already over that the demo gives, for the indicators to count.
+HISTORY_DAYS = 7
+_ONLINE = ("wechat", "app", "web", "phone")
+_CHANNEL = {Pool.window: ("window",), Pool.priority: ("window",), Pool.clinic: ("clinic",),
+            Pool.referral: ("referral",), Pool.online: _ONLINE}
+
+
+def _history(db: Session, h: Hospital, patients: list[int], rng: random.Random,
+             today: date, created: datetime) -> int:
+    """The past week's visits (国考 22 and 23, BK-6, BK-9): booked days ahead on every
+    channel or registered at the window that morning, checked in early or late and called
+    in, a few no-shows. Only patients without a phone account take part, so that no demo
+    sign-in meets a no-show's booking restriction."""
+    if not patients:
+        return 0
+    tz = get_settings().tz
+    service.generate_from_templates(db, hospital=h, start=today - timedelta(days=HISTORY_DAYS),
+                                    end=today - timedelta(days=1), now=created)
+    slots = db.execute(
+        select(Slot, service.Schedule.department_id, service.Schedule.day,
+               service.Schedule.end_at)
+        .join(service.Schedule, service.Schedule.id == Slot.schedule_id)
+        .where(service.Schedule.hospital_id == h.id,
+               service.Schedule.day >= today - timedelta(days=HISTORY_DAYS),
+               service.Schedule.day < today).order_by(Slot.id)).all()
+    rows, taken, used = [], [], set()
+    for slot, department_id, day, end_at in slots:
+        patient_id = rng.choice(patients)
+        if rng.random() > 0.6 or (patient_id, department_id, day) in used:
+            continue
+        used.add((patient_id, department_id, day))
+        taken.append(slot.id)
+        channel = rng.choice(_CHANNEL[Pool(slot.pool)])
+        opens = datetime.combine(day, time(7), tzinfo=tz)
+        if channel == "window" and rng.random() < 0.7:  # registered on site that morning
+            booked_at = max(opens, slot.start_at - timedelta(minutes=rng.randint(5, 90)))
+        else:
+            booked_at = slot.start_at - timedelta(days=rng.randint(1, 7),
+                                                  minutes=rng.randint(0, 600))
+        row = {"slot_id": slot.id, "schedule_id": slot.schedule_id, "patient_id": patient_id,
+               "hospital_id": h.id, "department_id": department_id, "day": day,
+               "start_at": slot.start_at, "pool": slot.pool, "channel": channel,
+               "booked_by": "demo", "created_at": booked_at, "booked_at": booked_at,
+               "cancel_reason": "", "status": "fulfilled", "checked_in_at": None,
+               "called_at": None, "noshow_at": None, "penalty_event": None}
+        if rng.random() < 0.06:
+            row |= {"status": "noshow", "noshow_at": end_at + timedelta(minutes=30),
+                    "penalty_event": "noshow"}
+        else:
+            arrived = max(booked_at, slot.start_at + timedelta(minutes=rng.randint(-25, 20)))
+            row |= {"checked_in_at": arrived, "called_at": max(arrived, slot.start_at)
+                    + timedelta(minutes=rng.randint(0, 25))}
+        rows.append(row)
+    for i in range(0, len(taken), 500):
+        db.execute(update(Slot).where(Slot.id.in_(taken[i:i + 500])).values(status="booked"),
+                   execution_options={"synchronize_session": False})
+    if rows:
+        db.execute(insert(Appointment), rows)
+    return len(rows)
+
+
 #: The name a demo hospital's provisional ruling carries on the calendar page.
 PROVISIONAL = "演示数据：该年官方日历尚未导入，按本院门诊日推定"
 
@@ -123,7 +185,9 @@ def load_scheduling(db: Session, region: Region, seed: int) -> dict[str, int]:
     today = now.astimezone(tz).date()
     created = datetime.combine(today - timedelta(days=30), time(8), tzinfo=tz)
     patients = list(db.scalars(select(Patient.id).order_by(Patient.id).limit(3000)))
-    counts = {"schedule_templates": 0, "schedules": 0, "appointments": 0}
+    without_account = list(db.scalars(select(Patient.id).where(~exists().where(
+        FamilyMember.patient_id == Patient.id)).order_by(Patient.id).limit(3000)))
+    counts = {"schedule_templates": 0, "schedules": 0, "appointments": 0, "past_visits": 0}
     for h in region.hospitals:
         counts["schedule_templates"] += _templates(db, h, rng)
         rule_unknown_days(db, h, today, today + timedelta(days=DAYS - 1))
@@ -132,4 +196,5 @@ def load_scheduling(db: Session, region: Region, seed: int) -> dict[str, int]:
                                                  now=created)
         counts["schedules"] += report.created
         counts["appointments"] += _book_some(db, h, patients, rng, now, today)
+        counts["past_visits"] += _history(db, h, without_account, rng, today, created)
     return counts
