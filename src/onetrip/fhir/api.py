@@ -24,14 +24,22 @@ from onetrip.fhir import bulk, directory, operations, patients, slots
 from onetrip.fhir.capability import capability_statement
 from onetrip.fhir.context import Context, Found
 from onetrip.fhir.operations import FindRequest, Target
-from onetrip.fhir.outcome import FHIR_JSON, FhirResponse, UnknownResource, UnsupportedType
-from onetrip.fhir.params import Query, bundle, parse_instant, searchset
+from onetrip.fhir.outcome import (
+    FHIR_JSON,
+    BodyTooLarge,
+    FhirResponse,
+    UnknownResource,
+    UnsupportedType,
+)
+from onetrip.fhir.params import Query, bundle, parse_instant, reference_int, searchset
 from onetrip.scheduling.api import idempotent
 from onetrip.scheduling.gate import admit_booking
 from onetrip.scheduling.rules import Channel
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+#: A Parameters body or a search form is a few kilobytes; this is ample and bounds memory.
+MAX_BODY_BYTES = 1_000_000
 
 READERS: dict[str, Callable[[Context, str], dict[str, Any]]] = {
     "Patient": patients.read_patient,
@@ -79,11 +87,22 @@ def _multi(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
     return out
 
 
+async def read_body(request: Request) -> bytes:
+    """The request body, refused (413) as soon as it passes MAX_BODY_BYTES, declared or not."""
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY_BYTES:
+            raise BodyTooLarge(f"请求体不能超过{MAX_BODY_BYTES}字节",
+                               detail={"limit_bytes": MAX_BODY_BYTES})
+    return bytes(raw)
+
+
 async def json_body(request: Request) -> Any:
-    raw = await request.body()
+    raw = await read_body(request)
     try:
         return json.loads(raw or b"null")
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise InvalidInput("请求体不是有效的 JSON") from exc
 
 
@@ -92,7 +111,7 @@ JsonBody = Annotated[Any, Depends(json_body)]
 
 async def form_params(request: Request) -> dict[str, list[str]]:
     """POST _search: the URL's parameters and the form body's, together."""
-    body = (await request.body()).decode("utf-8", errors="replace")
+    body = (await read_body(request)).decode("utf-8", errors="replace")
     pairs = list(request.query_params.multi_items())
     pairs += [(k, v) for k, values in parse_qs(body).items() for v in values]
     return _multi(pairs)
@@ -126,7 +145,7 @@ def bulk_manifest(request: Request, ctx: Ctx, region: str | None = None,
 
 
 @router.get("/$bulk-publish/{kind}.ndjson")
-def bulk_file(kind: str, ctx: Ctx, region: str | None = None, organization: int | None = None,
+def bulk_file(kind: str, ctx: Ctx, region: str | None = None, organization: str | None = None,
               week: str | None = None,
               since: Annotated[str | None, QueryParam(alias="_since")] = None) -> Response:
     if kind == "Location":
@@ -134,7 +153,8 @@ def bulk_file(kind: str, ctx: Ctx, region: str | None = None, organization: int 
     elif kind == "Schedule":
         resources = bulk.schedules(ctx, region, _since(since))
     elif kind == "Slot" and organization is not None:
-        resources = bulk.slots(ctx, organization, week, _since(since))
+        hospital_id = reference_int(organization, "Organization", "organization")
+        resources = bulk.slots(ctx, hospital_id, week, _since(since))
     else:
         raise UnsupportedType(detail={"file": kind})
     return Response(bulk.ndjson(resources), media_type=bulk.NDJSON,

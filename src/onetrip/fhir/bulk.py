@@ -24,7 +24,7 @@ from sqlalchemy import exists, or_, select
 from onetrip.fhir import resources as fr
 from onetrip.fhir.context import Context
 from onetrip.fhir.outcome import InvalidSearch
-from onetrip.fhir.params import instant
+from onetrip.fhir.params import check_year, instant
 from onetrip.fhir.slots import bookable, department_of, doctor_of, slot_status
 from onetrip.org.models import Hospital, Region
 from onetrip.scheduling import service as scheduling_service
@@ -132,6 +132,7 @@ def week_days(week: str) -> tuple[date, date]:
     except ValueError as exc:
         raise InvalidSearch("参数week应为 YYYY-Www，如 2026-W51",
                             detail=[{"field": "week"}]) from exc
+    check_year(monday.year, "week")
     return monday, monday + timedelta(days=6)
 
 
@@ -139,6 +140,7 @@ def slots(ctx: Context, hospital_id: int, week: str | None,
           since: datetime | None) -> Iterator[dict[str, Any]]:
     """The hospital's slots to come (of one ISO week if given), ``free`` or ``busy`` as the
     public sees them: ``busy`` also while the hospital pauses booking of their day."""
+    days = week_days(week) if week is not None else None  # a bad week is refused first
     public = _public(ctx)
     h = ctx.db.get(Hospital, hospital_id)
     if h is None or not listable(h):
@@ -147,9 +149,8 @@ def slots(ctx: Context, hospital_id: int, week: str | None,
     stmt = (select(Slot, Schedule, status).join(Schedule, Slot.schedule_id == Schedule.id)
             .where(Schedule.hospital_id == hospital_id, Slot.start_at > ctx.now)
             .order_by(Slot.start_at, Slot.id))
-    if week is not None:
-        monday, sunday = week_days(week)
-        stmt = stmt.where(Schedule.day >= monday, Schedule.day <= sunday)
+    if days is not None:
+        stmt = stmt.where(Schedule.day >= days[0], Schedule.day <= days[1])
     if since is not None:
         stmt = stmt.where(_slot_changed(ctx, hospital_id, since))
     for row, s, state in ctx.db.execute(stmt).all():

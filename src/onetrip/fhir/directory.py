@@ -11,7 +11,7 @@ from sqlalchemy.orm import selectinload
 from onetrip.fhir import resources as fr
 from onetrip.fhir.context import Context, Found, page, page_list
 from onetrip.fhir.outcome import UnknownResource
-from onetrip.fhir.params import Query, reference_id, reference_int, token
+from onetrip.fhir.params import Query, reference_int, resource_id, token
 from onetrip.org.models import (
     Department,
     Hospital,
@@ -21,14 +21,8 @@ from onetrip.org.models import (
 )
 
 
-def _int(ident: str) -> int:
-    if not ident.isdigit():
-        raise UnknownResource(detail={"id": ident})
-    return int(ident)
-
-
 def _get(ctx: Context, model: Any, ident: str) -> Any:
-    row = ctx.db.get(model, _int(ident))
+    row = ctx.db.get(model, resource_id(ident))
     if row is None:
         raise UnknownResource(detail={"id": ident})
     return row
@@ -146,6 +140,7 @@ def search_practitioner_roles(ctx: Context, query: Query) -> Found:
         stmt = stmt.where(Department.hospital_id.in_(orgs))
     if codes := _codes(query, "specialty"):
         stmt = stmt.where(Department.code.in_(codes))
-    if services := [reference_id(v, "HealthcareService", "service") for v in query.all("service")]:
-        stmt = stmt.where(Department.id.in_([_int(s) for s in services]))
+    if services := [reference_int(v, "HealthcareService", "service")
+                    for v in query.all("service")]:
+        stmt = stmt.where(Department.id.in_(services))
     return page(ctx, query, stmt, lambda row: fr.practitioner_role(row[0], row[1]))

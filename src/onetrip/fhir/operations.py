@@ -19,7 +19,13 @@ from sqlalchemy import or_, select
 from onetrip.errors import InvalidInput
 from onetrip.fhir.context import Context
 from onetrip.fhir.outcome import InvalidSearch, TooCostly, Unsupported
-from onetrip.fhir.params import parse_instant, reference_id, reference_int
+from onetrip.fhir.params import (
+    DEFAULT_COUNT,
+    parse_digits,
+    parse_instant,
+    reference_id,
+    reference_int,
+)
 from onetrip.fhir.resources import proposed
 from onetrip.fhir.slots import (
     bookable,
@@ -44,13 +50,31 @@ MAX_FIND_COUNT = 100
 # --- input: Parameters ------------------------------------------------------------------
 
 
+def _objects(value: Any, field: str) -> list[dict[str, Any]]:
+    """A list of JSON objects (none if absent); raises InvalidInput for any other shape."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise InvalidInput(f"{field} 应为对象列表", detail=[{"field": field}])
+    return value
+
+
+def _object(value: Any, field: str) -> dict[str, Any]:
+    """A JSON object (empty if absent); raises InvalidInput for any other shape."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{field} 应为对象", detail=[{"field": field}])
+    return value
+
+
 def parameters(body: Any) -> dict[str, list[Any]]:
     """A Parameters resource as ``{name: [value or resource, ...]}``."""
     if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
         raise InvalidInput("请求体应为 FHIR Parameters 资源", detail=[{"field": "resourceType"}])
     out: dict[str, list[Any]] = {}
-    for p in body.get("parameter") or []:
-        if not isinstance(p, dict) or not isinstance(p.get("name"), str):
+    for p in _objects(body.get("parameter"), "parameter"):
+        if not isinstance(p.get("name"), str):
             raise InvalidInput("Parameters.parameter 格式有误", detail=[{"field": "parameter"}])
         value = p.get("resource")
         if value is None:
@@ -59,13 +83,23 @@ def parameters(body: Any) -> dict[str, list[Any]]:
     return out
 
 
-def _text(value: Any) -> str:
+def _text(value: Any, name: str) -> str:
     if isinstance(value, dict):  # valueReference, valueCoding, valueCodeableConcept
         if "reference" in value:
             return str(value["reference"])
-        coding = value.get("coding", [value])[0]
-        return str(coding.get("code", ""))
+        codings = _objects(value.get("coding", [value]), f"{name}.coding")
+        if not codings:
+            raise InvalidInput(f"参数{name}缺少编码", detail=[{"field": f"{name}.coding"}])
+        return str(codings[0].get("code", ""))
     return str(value)
+
+
+def _count(values: list[str]) -> int:
+    """$find's _count: the last one given, at most MAX_FIND_COUNT."""
+    count = parse_digits(values[-1]) if values else DEFAULT_COUNT
+    if count is None:
+        raise InvalidSearch("参数_count应为非负整数", detail=[{"field": "_count"}])
+    return min(count, MAX_FIND_COUNT)
 
 
 # --- $find ------------------------------------------------------------------------------
@@ -85,10 +119,10 @@ class FindRequest:
     @classmethod
     def of(cls, values: dict[str, list[Any]]) -> FindRequest:
         def texts(name: str) -> list[str]:
-            return [t for v in values.get(name, []) for t in _text(v).split(",") if t]
+            return [t for v in values.get(name, []) for t in _text(v, name).split(",") if t]
 
         for name in ("start", "end"):
-            if not values.get(name):
+            if not texts(name):
                 raise InvalidSearch(f"缺少必填参数{name}", detail=[{"field": name}])
         start = parse_instant(texts("start")[-1], "start")[0]
         last = texts("end")[-1]
@@ -98,9 +132,6 @@ class FindRequest:
         if end - start > timedelta(days=MAX_FIND_DAYS):
             raise TooCostly(f"查询时间范围不能超过{MAX_FIND_DAYS}天", detail=[{"field": "end"}])
         patients = [reference_int(v, "Patient", "patient") for v in texts("patient")]
-        count = texts("_count")
-        if count and not count[-1].isdigit():
-            raise InvalidSearch("参数_count应为非负整数", detail=[{"field": "_count"}])
         return cls(start=start, end=end,
                    specialties=[t.rpartition("|")[2] for t in texts("specialty")],
                    practitioners=[reference_int(v, "Practitioner", "practitioner")
@@ -110,7 +141,7 @@ class FindRequest:
                    organizations=[reference_int(v, "Organization", "organization")
                                   for v in texts("organization")],
                    patient_id=patients[-1] if patients else None,
-                   count=min(int(count[-1]) if count else 20, MAX_FIND_COUNT))
+                   count=_count(texts("_count")))
 
 
 def find(ctx: Context, req: FindRequest) -> list[dict[str, Any]]:
@@ -156,11 +187,10 @@ class Target:
 
 
 def _proposal(ident: str) -> Target | None:
-    parts = ident.removeprefix("proposed-").split("-")
-    if not ident.startswith("proposed-") or not all(p.isdigit() for p in parts) \
-            or len(parts) > 2:
+    ids = [parse_digits(p) for p in ident.removeprefix("proposed-").split("-")]
+    if not ident.startswith("proposed-") or None in ids or len(ids) > 2:
         return None
-    return Target(slot_id=int(parts[0]), patient_id=int(parts[1]) if len(parts) == 2 else None)
+    return Target(slot_id=ids[0], patient_id=ids[1] if len(ids) == 2 else None)
 
 
 def _from_reference(raw: str, patient_id: int | None) -> Target:
@@ -168,31 +198,36 @@ def _from_reference(raw: str, patient_id: int | None) -> Target:
     proposal = _proposal(ident)
     if proposal is not None:
         return Target(slot_id=proposal.slot_id, patient_id=proposal.patient_id or patient_id)
-    if not ident.isdigit():
+    appointment_id = parse_digits(ident)
+    if appointment_id is None:
         raise InvalidSearch("appointment-reference 应引用 $find 返回的预约",
                             detail=[{"field": "appointment-reference"}])
-    return Target(appointment_id=int(ident))
+    return Target(appointment_id=appointment_id)
 
 
-def _from_resource(appt: dict[str, Any], patient_id: int | None) -> Target:
+def _cancellation(appt: dict[str, Any]) -> Target:
+    appointment_id = parse_digits(str(appt.get("id") or ""))
+    if appointment_id is None:
+        raise InvalidInput("取消预约须给出预约编号", detail=[{"field": "Appointment.id"}])
+    reason = _object(appt.get("cancelationReason"), "cancelationReason").get("text")
+    return Target(appointment_id=appointment_id, cancel=True, reason=str(reason or "FHIR取消"))
+
+
+def _from_resource(appt: Any, patient_id: int | None) -> Target:
     if not isinstance(appt, dict) or appt.get("resourceType") != "Appointment":
         raise InvalidInput("appointment-resource 应为 Appointment 资源",
                            detail=[{"field": "appointment-resource"}])
-    ident = str(appt.get("id") or "")
     if appt.get("status") == "cancelled":
-        if not ident.isdigit():
-            raise InvalidInput("取消预约须给出预约编号", detail=[{"field": "Appointment.id"}])
-        reason = (appt.get("cancelationReason") or {}).get("text") or "FHIR取消"
-        return Target(appointment_id=int(ident), cancel=True, reason=str(reason))
-    for p in appt.get("participant") or []:
-        actor = str((p.get("actor") or {}).get("reference", ""))
+        return _cancellation(appt)
+    for p in _objects(appt.get("participant"), "participant"):
+        actor = str(_object(p.get("actor"), "participant.actor").get("reference", ""))
         if actor.rpartition("/")[0].endswith("Patient"):
             patient_id = reference_int(actor, "Patient", "participant")
-    if ident:
+    if ident := str(appt.get("id") or ""):
         found = _from_reference(f"Appointment/{ident}", patient_id)
         if found.slot_id is not None or found.appointment_id is not None:
             return found
-    slots = appt.get("slot") or []
+    slots = _objects(appt.get("slot"), "slot")
     if not slots:
         raise InvalidInput("Appointment 须引用一个号源（slot）", detail=[{"field": "slot"}])
     return Target(slot_id=reference_int(str(slots[0].get("reference", "")), "Slot", "slot"),
@@ -202,10 +237,12 @@ def _from_resource(appt: dict[str, Any], patient_id: int | None) -> Target:
 def target_of(body: Any) -> Target:
     """Read the target of a $hold/$book body (a Parameters resource)."""
     values = parameters(body)
-    patients = [reference_int(_text(v), "Patient", "patient") for v in values.get("patient", [])]
+    patients = [reference_int(_text(v, "patient"), "Patient", "patient")
+                for v in values.get("patient", [])]
     patient_id = patients[-1] if patients else None
     if values.get("appointment-reference"):
-        return _from_reference(_text(values["appointment-reference"][-1]), patient_id)
+        return _from_reference(_text(values["appointment-reference"][-1],
+                                     "appointment-reference"), patient_id)
     if values.get("appointment-resource"):
         return _from_resource(values["appointment-resource"][-1], patient_id)
     raise InvalidSearch("缺少参数 appointment-reference 或 appointment-resource",

@@ -20,7 +20,8 @@ ERROR_SYSTEM = "urn:onetrip:error"
 
 _ISSUE_BY_STATUS = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found",
                     405: "not-supported", 406: "not-supported", 409: "business-rule",
-                    410: "deleted", 415: "not-supported", 422: "invalid", 429: "throttled"}
+                    410: "deleted", 413: "too-long", 415: "not-supported", 422: "invalid",
+                    429: "throttled"}
 # Conflicts that are about the slot itself rather than a booking rule.
 _ISSUE_BY_CODE = {"slot_taken": "conflict", "schedule_full": "conflict",
                   "hold_expired": "expired", "idempotency_key_reused": "conflict",
@@ -54,6 +55,12 @@ class TooCostly(InvalidInput):
     code = "fhir_too_costly"
     http_status = 400
     message = "查询范围过大"
+
+
+class BodyTooLarge(InvalidInput):
+    code = "fhir_body_too_large"
+    http_status = 413
+    message = "请求体过大"
 
 
 class UnknownResource(NotFound):

@@ -6,6 +6,7 @@ without a time means the whole local day, as FHIR's precision rules say.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -15,11 +16,35 @@ from sqlalchemy import and_
 from sqlalchemy.sql.elements import ColumnElement
 
 from onetrip.config import get_settings
-from onetrip.fhir.outcome import InvalidSearch
+from onetrip.fhir.outcome import InvalidSearch, UnknownResource
 
 DEFAULT_COUNT = 20
 MAX_COUNT = 200
+#: The years a date parameter may name: the calendar's ends overflow date arithmetic.
+YEARS = range(1900, 2201)
 _PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le")
+#: 1 to 18 ASCII digits: within a 64-bit integer, so a database column can hold it.
+_DIGITS = re.compile(r"[0-9]{1,18}")
+
+
+def parse_digits(raw: str) -> int | None:
+    """The number ``raw`` writes in 1 to 18 ASCII digits, or None (``²`` is no digit here)."""
+    return int(raw) if _DIGITS.fullmatch(raw) else None
+
+
+def resource_id(ident: str) -> int:
+    """The row id in a resource id; raises UnknownResource for one no row can have."""
+    value = parse_digits(ident)
+    if value is None:
+        raise UnknownResource(detail={"id": ident})
+    return value
+
+
+def check_year(year: int, name: str) -> None:
+    """Raise InvalidSearch unless ``year`` is in YEARS."""
+    if year not in YEARS:
+        raise InvalidSearch(f"参数{name}的年份应在{YEARS[0]}至{YEARS[-1]}之间",
+                            detail=[{"field": name}])
 
 
 def instant(value: datetime) -> str:
@@ -32,17 +57,21 @@ def parse_instant(raw: str, name: str) -> tuple[datetime, datetime]:
     tz = get_settings().tz
     raw = raw.strip().replace(" ", "+")  # an unencoded "+08:00" in a URL arrives as " 08:00"
     try:
-        if "T" not in raw:
-            day = date.fromisoformat(raw)
-            start = datetime.combine(day, time(0), tzinfo=tz)
-            return start, start + timedelta(days=1)
-        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        moment, length = _moment(raw)
     except ValueError as exc:
         raise InvalidSearch(f"参数{name}的时间格式有误，应为 YYYY-MM-DD 或 ISO 8601",
                             detail=[{"field": name}]) from exc
+    check_year(moment.year, name)  # before any arithmetic: 9999-12-31 + 1 day overflows
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=tz)
-    return moment, moment + timedelta(seconds=1)
+    return moment, moment + length
+
+
+def _moment(raw: str) -> tuple[datetime, timedelta]:
+    """A date's midnight and a day, or a dateTime and a second; raises ValueError."""
+    if "T" in raw:
+        return datetime.fromisoformat(raw.replace("Z", "+00:00")), timedelta(seconds=1)
+    return datetime.combine(date.fromisoformat(raw), time(0)), timedelta(days=1)
 
 
 def date_condition(column: Any, raw: str, name: str) -> ColumnElement[bool]:
@@ -79,10 +108,11 @@ def reference_id(raw: str, resource_type: str, name: str) -> str:
 
 
 def reference_int(raw: str, resource_type: str, name: str) -> int:
-    value = reference_id(raw, resource_type, name)
-    if not value.isdigit():
+    """The row id a reference names; raises InvalidSearch for one no row can have."""
+    value = parse_digits(reference_id(raw, resource_type, name))
+    if value is None:
         raise InvalidSearch(f"参数{name}的资源编号无效", detail=[{"field": name}])
-    return int(value)
+    return value
 
 
 def token(raw: str) -> tuple[str | None, str]:
@@ -120,9 +150,10 @@ class Query:
         raw = self.one(name)
         if raw is None:
             return default
-        if not raw.isdigit():
+        value = parse_digits(raw)
+        if value is None:
             raise InvalidSearch(f"参数{name}应为非负整数", detail=[{"field": name}])
-        return max(low, min(high, int(raw)))
+        return max(low, min(high, value))
 
 
 def _page_url(base: str, resource_type: str, query: Query, offset: int) -> str:

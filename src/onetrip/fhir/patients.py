@@ -12,16 +12,15 @@ from typing import Any
 from onetrip.errors import PermissionDenied
 from onetrip.fhir import resources as fr
 from onetrip.fhir.context import Context, Found, page_list
-from onetrip.fhir.outcome import InvalidSearch, UnknownResource, Unsupported
-from onetrip.fhir.params import Query, token
+from onetrip.fhir.outcome import InvalidSearch, Unsupported
+from onetrip.fhir.params import Query, parse_digits, resource_id, token
 from onetrip.identity import service as identity_service
 from onetrip.identity.rules import ACCOUNT_ROLES, DocumentType
 
 
 def read_patient(ctx: Context, ident: str) -> dict[str, Any]:
-    if not ident.isdigit():
-        raise UnknownResource(detail={"id": ident})
-    return fr.patient(identity_service.access_patient(ctx.db, ctx.signed_in(), int(ident)))
+    return fr.patient(identity_service.access_patient(ctx.db, ctx.signed_in(),
+                                                      resource_id(ident)))
 
 
 def _document_type(system: str | None) -> DocumentType:
@@ -47,8 +46,9 @@ def search_patients(ctx: Context, query: Query, *, in_url: bool) -> Found:
                                                  document_type=_document_type(system),
                                                  document_number=number)
     elif ids := query.all("_id"):
-        found = [identity_service.access_patient(ctx.db, principal, int(i))
-                 for i in ids if i.isdigit()]
+        # _id is a token: one that is no row id matches no patient
+        found = [identity_service.access_patient(ctx.db, principal, pid)
+                 for pid in map(parse_digits, ids) if pid is not None]
     elif principal.role in ACCOUNT_ROLES:
         found = [identity_service.access_patient(ctx.db, principal, pid)
                  for pid in sorted(principal.patient_ids)]

@@ -24,7 +24,15 @@ from onetrip.errors import PermissionDenied
 from onetrip.fhir import resources as fr
 from onetrip.fhir.context import Context, Found, page, page_list
 from onetrip.fhir.outcome import InvalidSearch, UnknownResource
-from onetrip.fhir.params import Query, date_condition, reference_id, reference_int, token
+from onetrip.fhir.params import (
+    Query,
+    date_condition,
+    parse_digits,
+    reference_id,
+    reference_int,
+    resource_id,
+    token,
+)
 from onetrip.identity import service as identity_service
 from onetrip.identity.rules import ACCOUNT_ROLES, Role
 from onetrip.identity.service import Principal
@@ -126,12 +134,6 @@ def department_of(ctx: Context, department_id: int) -> Department:
     return ctx.row(Department, department_id)
 
 
-def _int(ident: str) -> int:
-    if not ident.isdigit():
-        raise UnknownResource(detail={"id": ident})
-    return int(ident)
-
-
 # --- Schedule ---------------------------------------------------------------------------
 
 
@@ -140,7 +142,7 @@ def schedule_resource(ctx: Context, s: Schedule) -> dict[str, Any]:
 
 
 def read_schedule(ctx: Context, ident: str) -> dict[str, Any]:
-    s = ctx.db.get(Schedule, _int(ident))
+    s = ctx.db.get(Schedule, resource_id(ident))
     if s is None:
         raise UnknownResource(detail={"id": ident})
     return schedule_resource(ctx, s)
@@ -166,11 +168,13 @@ def _actor_filter(values: list[str]) -> list[ColumnElement[bool]]:
 
 
 def location_filter(ident: str) -> ColumnElement[bool]:
-    if ident.startswith("site-") and ident[5:].isdigit():
-        return Schedule.hospital_id == int(ident[5:])
-    if not ident.isdigit():
+    """``site-<hospital>`` (a hospital's site) or ``<location>`` (a room or building)."""
+    value = parse_digits(ident.removeprefix("site-"))
+    if value is None:
         raise InvalidSearch("参数location的资源编号无效", detail=[{"field": "location"}])
-    return Schedule.location_id == int(ident)
+    if ident.startswith("site-"):
+        return Schedule.hospital_id == value
+    return Schedule.location_id == value
 
 
 def specialty_filter(query: Query, name: str = "specialty") -> list[ColumnElement[bool]]:
@@ -210,7 +214,7 @@ def slot_resource(ctx: Context, row: Slot, s: Schedule, status: str) -> dict[str
 
 def read_slot(ctx: Context, ident: str) -> dict[str, Any]:
     stmt = (select(Slot, Schedule, slot_status(ctx.now, bookable(ctx)))
-            .join(Schedule, Slot.schedule_id == Schedule.id).where(Slot.id == _int(ident)))
+            .join(Schedule, Slot.schedule_id == Schedule.id).where(Slot.id == resource_id(ident)))
     row = ctx.db.execute(stmt).first()
     if row is None:
         raise UnknownResource(detail={"id": ident})
@@ -257,12 +261,13 @@ def _waitlist_resource(ctx: Context, e: WaitlistEntry) -> dict[str, Any]:
 def read_appointment(ctx: Context, ident: str) -> dict[str, Any]:
     principal = ctx.signed_in()
     if ident.startswith("waitlist-"):
-        entry = ctx.db.get(WaitlistEntry, _int(ident.removeprefix("waitlist-")))
+        entry = ctx.db.get(WaitlistEntry, resource_id(ident.removeprefix("waitlist-")))
         if entry is None or entry.status not in ("waiting", "offered"):
             raise UnknownResource(detail={"id": ident})
         identity_service.access_patient(ctx.db, principal, entry.patient_id)
         return _waitlist_resource(ctx, entry)
-    return appointment_resource(ctx, booking.access_appointment(ctx.db, principal, _int(ident)))
+    appt = booking.access_appointment(ctx.db, principal, resource_id(ident))
+    return appointment_resource(ctx, appt)
 
 
 def _patients(ctx: Context, query: Query) -> list[int]:
