@@ -7,6 +7,7 @@ the tests show the arithmetic.
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 from onetrip.quality import importing
@@ -82,11 +83,16 @@ CHARGES = [
 ]
 
 
+def csv_text(header: list[str], rows: list[tuple[object, ...]]) -> str:
+    out = io.StringIO()
+    w = csv.writer(out)
+    w.writerow(header)
+    w.writerows(rows)
+    return out.getvalue()
+
+
 def write_csv(path: Path, header: list[str], rows: list[tuple[object, ...]]) -> Path:
-    with path.open("w", encoding="utf-8", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        w.writerows(rows)
+    path.write_text(csv_text(header, rows), encoding="utf-8", newline="")
     return path
 
 

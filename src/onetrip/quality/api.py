@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,7 +10,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import Response
 
 from onetrip.deps import DbSession, require_role
-from onetrip.errors import InvalidInput, PermissionDenied
+from onetrip.errors import PermissionDenied
 from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
 from onetrip.quality import analyses, report
@@ -169,10 +168,7 @@ async def create_import(hospital: str, db: DbSession, viewer: QualityViewer,
 async def import_upload(db: DbSession, hospital: Any, kind: DatasetKind, period: str,
                         file: UploadFile, mapping: str, viewer: Viewer) -> Any:
     """Save an upload to a temporary file and import it (shared with the page)."""
-    try:
-        columns = json.loads(mapping) if mapping.strip() else None
-    except json.JSONDecodeError as exc:
-        raise InvalidInput("列映射应为 JSON，例如 {\"prescription_id\": \"处方编号\"}") from exc
+    columns = quality_service.parse_mapping(mapping)
     suffix = Path(file.filename or "upload.csv").suffix.lower()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"upload{suffix}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -40,8 +39,9 @@ def import_command(
     from onetrip.org import service as org_service
     from onetrip.quality import service
 
-    columns = json.loads(mapping.read_text(encoding="utf-8")) if mapping else None
     try:
+        columns = service.parse_mapping(mapping.read_text(encoding="utf-8")) if mapping \
+            else None
         with session_scope() as db, typer.progressbar(length=100, label="导入中") as bar:
             shown = [0]
 
@@ -79,15 +79,23 @@ def report_command(period: str = typer.Option(..., help="2026-10, 2026-Q4 or 202
             use = analyses.rational(db, h, p)
             values = rat.total | rat.shares | use.indicators
             for key, name, _source, target, _d in report.indicator_rows(service.thresholds()):
-                v = values.get(key)
-                shown = "—" if v is None else (f"{v:.2f}" if key in (
-                    "consumables_per_100", "antibacterial_intensity") else f"{v:.2%}")
-                typer.echo(f"{name}: {shown}" + (f"  (阈值 {target})" if target else ""))
+                shown = _in_unit(key, values.get(key))
+                typer.echo(f"{name}: {shown}" + (f"  (阈值 {_in_unit(key, target)})"
+                                                 if target else ""))
             if xlsx is not None:
                 report.build_workbook(db, h, p).save(xlsx)
                 typer.echo(f"workbook written to {xlsx}")
     except OnetripError as exc:
         raise _fail(exc) from exc
+
+
+def _in_unit(key: str, value: float | None) -> str:
+    """An indicator's value (or threshold) as the report shows it: per cent, or a plain
+    number for the two that are not shares."""
+    if value is None:
+        return "—"
+    return f"{value:.2f}" if key in ("consumables_per_100", "antibacterial_intensity") \
+        else f"{value:.2%}"
 
 
 @app.command("gc")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -124,13 +125,38 @@ def _read_parquet(path: Path) -> tuple[list[str], Iterator[tuple[pa.Table, int, 
     return headers, batches()
 
 
+_READERS = {".csv": _read_csv, ".txt": _read_csv, ".xlsx": _read_excel, ".xlsm": _read_excel,
+            ".parquet": _read_parquet}
+#: What the parsers raise on a file they cannot read: not the format its name says, damaged,
+#: in another encoding, or with columns that are not text or numbers (BadZipFile, a missing
+#: archive member, XML that does not parse, UnicodeDecodeError, any Arrow error ...).
+_UNREADABLE = (ValueError, LookupError, OSError, EOFError, SyntaxError, zipfile.BadZipFile,
+               csv.Error, pa.ArrowException)
+
+
+def _unreadable(path: Path) -> UnsupportedFile:
+    return UnsupportedFile("无法读取该文件：文件可能已损坏、内容与扩展名不符或含有无法识别的列。"
+                           "只支持 CSV（UTF-8 或 GBK）、Excel（.xlsx）和 Parquet 文件",
+                           detail={"file": path.name})
+
+
 def open_source(path: Path) -> tuple[list[str], Iterator[tuple[pa.Table, int, int]]]:
-    """Headers and batches of text columns of a CSV, Excel or Parquet file."""
-    suffix = path.suffix.lower()
-    if suffix in (".csv", ".txt"):
-        return _read_csv(path)
-    if suffix in (".xlsx", ".xlsm"):
-        return _read_excel(path)
-    if suffix == ".parquet":
-        return _read_parquet(path)
-    raise UnsupportedFile(detail={"file": path.name})
+    """Headers and batches of text columns of a CSV, Excel or Parquet file; raises
+    UnsupportedFile for another kind of file and for one that cannot be read, whether
+    at the start or in a later batch."""
+    read = _READERS.get(path.suffix.lower())
+    if read is None:
+        raise UnsupportedFile(detail={"file": path.name})
+    try:
+        headers, batches = read(path)
+    except _UNREADABLE as exc:
+        raise _unreadable(path) from exc
+    return headers, _guarded(path, batches)
+
+
+def _guarded(path: Path, batches: Iterator[tuple[pa.Table, int, int]]
+             ) -> Iterator[tuple[pa.Table, int, int]]:
+    try:
+        yield from batches
+    except _UNREADABLE as exc:
+        raise _unreadable(path) from exc

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeGuard
 
 # --- periods -------------------------------------------------------------------------------
 
@@ -32,7 +32,7 @@ class Period:
     end: date
 
     def previous(self) -> Period:
-        return parse_period(_shift(self, -1))
+        return _parse(_shift(self, -1))
 
     def months(self) -> list[str]:
         """The months (YYYY-MM) this period touches: the import unit is one month."""
@@ -44,9 +44,13 @@ class Period:
         return out
 
 
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
-_QUARTER = re.compile(r"^(\d{4})-[Qq]([1-4])$")
-_WEEK = re.compile(r"^(\d{4})-[Ww](\d{2})$")
+# ASCII digits only: ``\d`` would also take full-width ones (２０２６-１０).
+_MONTH = re.compile(r"^([0-9]{4})-([0-9]{2})$")
+_QUARTER = re.compile(r"^([0-9]{4})-[Qq]([1-4])$")
+_WEEK = re.compile(r"^([0-9]{4})-[Ww]([0-9]{2})$")
+#: The years a user may name. The analyses reach a year back from a period (previous
+#: period, 12-month trend) and the calendar must still hold that year.
+USER_YEARS = range(1900, 2201)
 
 
 def _add_months(d: date, n: int) -> date:
@@ -55,24 +59,29 @@ def _add_months(d: date, n: int) -> date:
 
 
 def parse_period(text: str) -> Period:
-    """Parse ``2026-10`` (month), ``2026-Q4`` (quarter) or ``2026-W43`` (ISO week)."""
+    """Parse ``2026-10`` (month), ``2026-Q4`` (quarter) or ``2026-W43`` (ISO week) of the
+    years 1900 to 2200; raises ValueError."""
+    return _parse(text, USER_YEARS)
+
+
+def _parse(text: str, years: range | None = None) -> Period:
+    """Parse a period label; without ``years`` (a period derived from a parsed one) any
+    year the calendar holds."""
     text = text.strip()
-    if m := _MONTH.match(text):
-        year, month = int(m[1]), int(m[2])
-        if not 1 <= month <= 12:
+    m = _MONTH.match(text) or _QUARTER.match(text) or _WEEK.match(text)
+    if m is None or (years is not None and int(m[1]) not in years):
+        raise ValueError(text)
+    year, n = int(m[1]), int(m[2])
+    if m.re is _MONTH:
+        if not 1 <= n <= 12:
             raise ValueError(text)
-        start = date(year, month, 1)
-        return Period(PeriodKind.month, f"{year:04d}-{month:02d}", start, _add_months(start, 1))
-    if m := _QUARTER.match(text):
-        year, q = int(m[1]), int(m[2])
-        start = date(year, 3 * q - 2, 1)
-        return Period(PeriodKind.quarter, f"{year:04d}-Q{q}", start, _add_months(start, 3))
-    if m := _WEEK.match(text):
-        year, week = int(m[1]), int(m[2])
-        start = date.fromisocalendar(year, week, 1)
-        return Period(PeriodKind.week, f"{year:04d}-W{week:02d}", start,
-                      start + timedelta(days=7))
-    raise ValueError(text)
+        start = date(year, n, 1)
+        return Period(PeriodKind.month, f"{year:04d}-{n:02d}", start, _add_months(start, 1))
+    if m.re is _QUARTER:
+        start = date(year, 3 * n - 2, 1)
+        return Period(PeriodKind.quarter, f"{year:04d}-Q{n}", start, _add_months(start, 3))
+    start = date.fromisocalendar(year, n, 1)
+    return Period(PeriodKind.week, f"{year:04d}-W{n:02d}", start, start + timedelta(days=7))
 
 
 def _shift(p: Period, n: int) -> str:
@@ -89,7 +98,7 @@ def _shift(p: Period, n: int) -> str:
 def month_range(first: str, last: str) -> list[str]:
     """Every month label from ``first`` to ``last`` inclusive."""
     out = []
-    d, end = parse_period(first).start, parse_period(last).start
+    d, end = _parse(first).start, _parse(last).start
     while d <= end:
         out.append(f"{d.year:04d}-{d.month:02d}")
         d = _add_months(d, 1)
@@ -200,6 +209,12 @@ FIELDS: dict[DatasetKind, tuple[FieldSpec, ...]] = {
     DatasetKind.prescriptions: PRESCRIPTION_FIELDS, DatasetKind.charges: CHARGE_FIELDS}
 #: The column whose date must fall in the imported month.
 PERIOD_FIELD = {DatasetKind.prescriptions: "prescribed_at", DatasetKind.charges: "charged_on"}
+
+
+def is_column_mapping(value: object) -> TypeGuard[dict[str, str]]:
+    """Whether ``value`` is a column mapping: an object of field names to header texts."""
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str)
+                                           for k, v in value.items())
 
 
 def resolve_columns(kind: DatasetKind, headers: list[str],

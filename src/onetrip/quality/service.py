@@ -6,6 +6,7 @@ Session first, keyword-only, never commits (the edge does). The analyses themsel
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,6 +37,7 @@ from onetrip.quality.rules import (
     PeriodKind,
     Thresholds,
     Verdict,
+    is_column_mapping,
     parse_period,
 )
 
@@ -67,6 +69,11 @@ class ReviewReasonRequired(InvalidInput):
     message = "判定为不合理时必须填写理由"
 
 
+class InvalidMapping(InvalidInput):
+    code = "quality_invalid_mapping"
+    message = '列映射应为 JSON 对象，键和值都是文字，例如 {"prescription_id": "处方编号"}'
+
+
 class UnknownThreshold(InvalidInput):
     code = "quality_unknown_threshold"
     message = "阈值配置中有未知项"
@@ -78,6 +85,20 @@ def period_of(text: str) -> Period:
         return parse_period(text)
     except ValueError as exc:
         raise InvalidPeriod(detail={"period": text}) from exc
+
+
+def parse_mapping(text: str) -> dict[str, str] | None:
+    """The column mapping a form sends (JSON {field: header}; blank for none); raises
+    InvalidMapping."""
+    if not text.strip():
+        return None
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as exc:  # "[[[[…" nests past the recursion limit
+        raise InvalidMapping() from exc
+    if not is_column_mapping(value):
+        raise InvalidMapping()
+    return value
 
 
 def thresholds() -> Thresholds:
@@ -156,6 +177,8 @@ def import_file(db: Session, *, hospital: Hospital, kind: DatasetKind, period: s
     month = period_of(period)
     if month.kind is not PeriodKind.month:
         raise ImportNeedsMonth(detail={"period": period})
+    if mapping is not None and not is_column_mapping(mapping):
+        raise InvalidMapping()
     written = importing.write_dataset(
         source, kind=kind, hospital_code=hospital.code, period=month,
         analytics_dir=analytics_dir(), mapping=mapping, progress=progress,
