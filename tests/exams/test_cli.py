@@ -113,15 +113,20 @@ def test_a_catalogue_the_planner_cannot_use_is_refused_and_nothing_changes(
         before.read_text(encoding="utf-8"))
 
 
-@pytest.mark.xfail(strict=True, reason="catalogue-import parses the file outside its try: "
-                   "a JSON syntax error ends in a traceback, not 未导入 (exams/cli.py:59)")
-def test_a_file_that_is_not_json_is_refused_with_the_reason(
-        cli_engine: Engine, tmp_path: Path) -> None:
-    code, _ = _hospital()
-    broken = tmp_path / "broken.json"
-    broken.write_text('{"exam": [', encoding="utf-8")
+@pytest.mark.parametrize(("name", "content"), [
+    ("broken.json", b'{"exam": ['), ("broken.toml", b"[[exam]\ncode = "),
+    ("latin.json", b'{"exam": "\xe9"}'), ("deep.json", b"[" * 100_000 + b"]" * 100_000)])
+def test_a_file_that_is_not_json_or_toml_is_refused_with_the_reason(
+        cli_engine: Engine, tmp_path: Path, name: str, content: bytes) -> None:
+    code, hospital_id = _hospital()
+    with session_scope(write=False) as db:
+        before = catalogue_as_data(service.catalogue(db, hospital_id))
+    broken = tmp_path / name
+    broken.write_bytes(content)
     result = CliRunner().invoke(app, ["exams", "catalogue-import", code, str(broken)])
-    assert result.exit_code == 1 and "未导入" in result.output
+    assert result.exit_code == 1 and "未导入：文件不是有效的" in result.output
+    with session_scope(write=False) as db:
+        assert catalogue_as_data(service.catalogue(db, hospital_id)) == before
 
 
 def test_open_calendars_gives_each_active_room_its_days_once(cli_engine: Engine) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from onetrip.config import get_settings
 from onetrip.db import utcnow
 from onetrip.exams import resources, service
+from onetrip.exams.catalogue import default_catalogue_data
 from onetrip.exams.models import ExamBooking, ExamOrder, ExamSlot
 from onetrip.identity import service as identity_service
 from onetrip.identity.rules import DocumentType, Role
@@ -32,7 +33,7 @@ def seed(engine: Engine) -> tuple[str, list[dict[str, object]], list[int]]:
     day = utcnow().astimezone(tz).date() + timedelta(days=3)
     with Session(engine) as db:
         h = make_hospital(db, level="tertiary", clinic_weekdays=[1, 2, 3, 4, 5, 6, 7])
-        service.install_catalogue(db, hospital_id=h.id)
+        service.install_catalogue(db, hospital_id=h.id, data=default_catalogue_data())
         ecg = resources.add_resource(db, hospital_id=h.id, code="EC1", name="心电图室",
                                    building="门诊楼", exam_codes=["ecg"], slot_minutes=10,
                                    capacity=2, hours=[["08:00", "08:10"]])

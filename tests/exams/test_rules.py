@@ -49,7 +49,7 @@ def test_packaged_catalogue_cites_a_source_for_every_exam_and_rule() -> None:
                                   "reason": "x", "source": "y"}), "成环"),
     (lambda d: d["exam"][0].pop("source"), "source"),
     (lambda d: d["exam"][0].update(latest_start="noon"), "HH:MM"),
-    (lambda d: d["exam"][0].update(minutes=-5), "非负整数"),
+    (lambda d: d["exam"][0].update(minutes=-5), "minutes应为1到240之间的整数"),
     (lambda d: d["not_same_day"].append({"first": "ecg", "second": "ecg", "reason": "x",
                                          "source": "y"}), "不能相同"),
 ])

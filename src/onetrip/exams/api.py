@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query
 from sqlalchemy import select
 
 from onetrip.config import get_settings
@@ -53,8 +53,10 @@ def read_catalogue(db: DbSession, principal: Planner) -> dict[str, Any]:
 
 
 @router.put("/catalogue")
-def replace_catalogue(body: dict[str, Any], db: DbSession, principal: Centre) -> dict[str, Any]:
-    """Replace the catalogue; one the planner could not use is refused (catalogue_invalid)."""
+def replace_catalogue(body: Annotated[Any, Body()], db: DbSession,
+                      principal: Centre) -> dict[str, Any]:
+    """Replace the catalogue; one the planner could not use, or not a catalogue at all, is
+    refused whole (catalogue_invalid)."""
     cat = service.install_catalogue(db, hospital_id=_hospital(principal), data=body,
                                     by=principal)
     return catalogue_as_data(cat)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Iterable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import time
 from importlib import resources
@@ -90,72 +91,169 @@ class Catalogue:
         return next((r for r in self.bans if {r.first, r.second} == {a, b}), None)
 
 
-_EXAM_FIELDS = {f for f in ExamType.__dataclass_fields__}
+DAY_MINUTES = 24 * 60
+#: No slot is longer (a resource's ``slot_minutes``), so no exam may take longer.
+MAX_SLOT_MINUTES = 240
+#: The span each number may take: past it the value is a slip of the keyboard, and the
+#: planner's time arithmetic (and the database's integers) would overflow.
+_NUMBERS = {"minutes": (1, MAX_SLOT_MINUTES), "after_minutes": (0, DAY_MINUTES),
+            "result_minutes": (0, 30 * DAY_MINUTES), "fasting_hours": (0, 24),
+            "prep_days": (0, 60), "drink_before_minutes": (0, MAX_SLOT_MINUTES),
+            "creatinine_days": (0, 365), "creatinine_age": (0, 150),
+            "gap_minutes": (0, 30 * DAY_MINUTES), "reverse_minutes": (0, 30 * DAY_MINUTES),
+            "reverse_days": (0, 30)}
+#: The longest text of each field (the database's columns for codes, names and rules).
+_TEXTS = {"code": 40, "name": 100, "modality": 16, "source": 300, "instruction": 500,
+          "contrast": 40, "reason": 300}
+_EXAM_FIELDS = set(ExamType.__dataclass_fields__)
 _BOOL_FIELDS = {"breaks_fast", "full_bladder", "creatinine", "sedation", "bowel_prep", "escort",
                 "last_of_day"}
+_PAIR_FIELDS = {"first", "second", "reason", "source"}
+_ORDER_FIELDS = _PAIR_FIELDS | {"gap_minutes", "reverse_days", "reverse_minutes"}
+_SECTIONS = ("exam", "order", "not_same_day")
 
 
-def _exam(row: Mapping[str, Any]) -> ExamType:
-    unknown = set(row) - _EXAM_FIELDS
-    code = str(row.get("code", ""))
+def _number(row: Mapping[str, Any], key: str, where: str) -> int:
+    lo, hi = _NUMBERS[key]
+    value = row[key]
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise CatalogueInvalid(f"{where}的{key}应为{lo}到{hi}之间的整数")
+    return value
+
+
+def _text(row: Mapping[str, Any], key: str, where: str) -> str:
+    value = row[key]
+    if not isinstance(value, str):
+        raise CatalogueInvalid(f"{where}的{key}应为文本")
+    if len(value) > _TEXTS[key]:
+        raise CatalogueInvalid(f"{where}的{key}不能超过{_TEXTS[key]}字")
+    return value
+
+
+def _table(row: object, where: str) -> Mapping[str, Any]:
+    if not isinstance(row, Mapping):
+        raise CatalogueInvalid(f"{where}应为对象")
+    return row
+
+
+def _known(row: Mapping[str, Any], fields: set[str], where: str) -> None:
+    unknown = set(row) - fields
     if unknown:
-        raise CatalogueInvalid(f"检查{code}含有未知字段：{'、'.join(sorted(unknown))}")
+        raise CatalogueInvalid(f"{where}含有未知字段：{'、'.join(sorted(map(str, unknown)))}")
+
+
+def _blank(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _latest_start(value: object, where: str) -> time:
+    at = value if isinstance(value, time) else None
+    if isinstance(value, str):
+        with suppress(ValueError):
+            at = time.fromisoformat(value)
+    if at is None or at.tzinfo is not None or at.second or at.microsecond:
+        raise CatalogueInvalid(f"{where}的latest_start应为HH:MM（当地时间）")
+    return at
+
+
+def _exam(raw: object, n: int) -> ExamType:
+    row = _table(raw, f"检查目录exam的第{n}项")
+    code = row.get("code")
+    where = f"检查{code}" if isinstance(code, str) and code.strip() else f"检查（第{n}项）"
+    _known(row, _EXAM_FIELDS, where)
     for key in ("code", "name", "modality", "minutes", "source"):
-        if not row.get(key):
-            raise CatalogueInvalid(f"检查{code or '（无编码）'}缺少{key}")
+        if _blank(row.get(key)):
+            raise CatalogueInvalid(f"{where}缺少{key}")
+    for key in _TEXTS.keys() & set(row):
+        if key != "contrast" or row[key] is not None:
+            _text(row, key, where)
+    for key in _NUMBERS.keys() & set(row):
+        _number(row, key, where)
+    for key in _BOOL_FIELDS & set(row):
+        if not isinstance(row[key], bool):
+            raise CatalogueInvalid(f"{where}的{key}应为true或false")
     values = dict(row)
-    latest = values.get("latest_start")
-    if latest is not None and not isinstance(latest, time):
-        try:
-            values["latest_start"] = time.fromisoformat(str(latest))
-        except ValueError as exc:
-            raise CatalogueInvalid(f"检查{code}的latest_start应为HH:MM") from exc
-    for key in ("minutes", "after_minutes", "result_minutes", "fasting_hours", "prep_days",
-                "drink_before_minutes", "creatinine_days", "creatinine_age"):
-        if key in values and (not isinstance(values[key], int) or values[key] < 0):
-            raise CatalogueInvalid(f"检查{code}的{key}应为非负整数")
-    for key in _BOOL_FIELDS & set(values):
-        values[key] = bool(values[key])
-    if values["minutes"] < 1:
-        raise CatalogueInvalid(f"检查{code}的minutes应大于0")
+    if row.get("latest_start") is not None:
+        values["latest_start"] = _latest_start(row["latest_start"], where)
     return ExamType(**values)
 
 
-def _pair(row: Mapping[str, Any], exams: Mapping[str, ExamType], kind: str) -> dict[str, Any]:
-    first, second = str(row.get("first", "")), str(row.get("second", ""))
+_KINDS = {"order": "先后", "not_same_day": "不同日"}
+
+
+def _pair(raw: object, n: int, exams: Mapping[str, ExamType], section: str,
+          fields: set[str]) -> tuple[Mapping[str, Any], str, dict[str, Any]]:
+    """A rule's row, how messages name it, and its two exams with the reason and source."""
+    kind = _KINDS[section]
+    row = _table(raw, f"{kind}规则（{section}的第{n}项）")
+    first, second = row.get("first"), row.get("second")
+    if not isinstance(first, str) or not isinstance(second, str):
+        raise CatalogueInvalid(f"{kind}规则（{section}的第{n}项）的first和second应为检查编码")
+    where = f"{kind}规则{first}→{second}"
+    _known(row, fields, where)
     for code in (first, second):
         if code not in exams:
             raise CatalogueInvalid(f"{kind}规则引用了目录中没有的检查：{code or '（空）'}")
     if first == second:
         raise CatalogueInvalid(f"{kind}规则的两项检查不能相同：{first}")
-    if not row.get("source") or not row.get("reason"):
-        raise CatalogueInvalid(f"{kind}规则{first}→{second}须注明理由和依据")
-    return {"first": first, "second": second, "reason": str(row["reason"]),
-            "source": str(row["source"])}
+    if _blank(row.get("source")) or _blank(row.get("reason")):
+        raise CatalogueInvalid(f"{where}须注明理由和依据")
+    return row, where, {"first": first, "second": second,
+                        "reason": _text(row, "reason", where),
+                        "source": _text(row, "source", where)}
 
 
-def parse_catalogue(data: Mapping[str, Any]) -> Catalogue:
-    """The catalogue from its data form (TOML or stored JSON); raises CatalogueInvalid."""
+def _order(raw: object, n: int, exams: Mapping[str, ExamType]) -> OrderRule:
+    row, where, base = _pair(raw, n, exams, "order", _ORDER_FIELDS)
+    if {"reverse_days", "reverse_minutes"} <= set(row):
+        raise CatalogueInvalid(f"{where}的reverse_days与reverse_minutes只能给出其一")
+    if "reverse_days" in row:
+        reverse: int | None = _number(row, "reverse_days", where) * DAY_MINUTES
+    elif "reverse_minutes" in row:
+        reverse = _number(row, "reverse_minutes", where)
+    else:
+        reverse = None
+    gap = _number(row, "gap_minutes", where) if "gap_minutes" in row else 0
+    return OrderRule(**base, gap_minutes=gap, reverse_minutes=reverse)
+
+
+def _rows(data: Mapping[str, Any], key: str) -> list[object]:
+    rows = data.get(key, [])
+    if not isinstance(rows, list):
+        raise CatalogueInvalid(f"检查目录的{key}应为列表")
+    return rows
+
+
+def _unique(rules: Iterable[OrderRule | SameDayBan], section: str) -> None:
+    seen = set()
+    for r in rules:
+        if (r.first, r.second) in seen:
+            raise CatalogueInvalid(f"{_KINDS[section]}规则{r.first}→{r.second}重复")
+        seen.add((r.first, r.second))
+
+
+def parse_catalogue(data: object) -> Catalogue:
+    """The catalogue from its data form (TOML or stored JSON); raises CatalogueInvalid
+    naming the exam or rule and the field, for anything the planner could not use."""
+    if not isinstance(data, Mapping):
+        raise CatalogueInvalid("检查目录应为对象（含exam、order、not_same_day）")
+    unknown = set(data) - set(_SECTIONS)
+    if unknown:
+        raise CatalogueInvalid(f"检查目录含有未知项：{'、'.join(sorted(map(str, unknown)))}"
+                               f"（应为{'、'.join(_SECTIONS)}）")
     exams: dict[str, ExamType] = {}
-    for row in data.get("exam", []):
-        exam = _exam(row)
+    for n, row in enumerate(_rows(data, "exam"), 1):
+        exam = _exam(row, n)
         if exam.code in exams:
             raise CatalogueInvalid(f"检查编码重复：{exam.code}")
         exams[exam.code] = exam
-    orders = []
-    for row in data.get("order", []):
-        base = _pair(row, exams, "先后")
-        gap = row.get("gap_minutes", 0)
-        if "reverse_days" in row:
-            reverse: int | None = int(row["reverse_days"]) * 24 * 60
-        elif "reverse_minutes" in row:
-            reverse = int(row["reverse_minutes"])
-        else:
-            reverse = None
-        if not isinstance(gap, int) or gap < 0 or (reverse is not None and reverse < 0):
-            raise CatalogueInvalid(f"先后规则{base['first']}→{base['second']}的间隔应为非负整数")
-        orders.append(OrderRule(**base, gap_minutes=gap, reverse_minutes=reverse))
-    bans = [SameDayBan(**_pair(row, exams, "不同日")) for row in data.get("not_same_day", [])]
+    if not exams:
+        raise CatalogueInvalid("检查目录中没有检查（exam为空）")
+    orders = [_order(row, n, exams) for n, row in enumerate(_rows(data, "order"), 1)]
+    bans = [SameDayBan(**_pair(row, n, exams, "not_same_day", _PAIR_FIELDS)[2])
+            for n, row in enumerate(_rows(data, "not_same_day"), 1)]
+    _unique(orders, "order")
+    _unique(bans, "not_same_day")
     _check_acyclic(orders)
     return Catalogue(exams=exams, orders=tuple(orders), bans=tuple(bans))
 

@@ -55,8 +55,13 @@ def catalogue_import(hospital: str, file: Path) -> None:
     from onetrip.errors import OnetripError
     from onetrip.exams import service
 
-    text = file.read_text(encoding="utf-8")
-    data = tomllib.loads(text) if file.suffix == ".toml" else json.loads(text)
+    kind = "TOML" if file.suffix == ".toml" else "JSON"
+    try:
+        text = file.read_text(encoding="utf-8")
+        data = tomllib.loads(text) if kind == "TOML" else json.loads(text)
+    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON or TOML, nested too deep
+        typer.echo(f"未导入：文件不是有效的 {kind}（{exc}）", err=True)
+        raise typer.Exit(1) from exc
     try:
         with session_scope() as db:
             cat = service.install_catalogue(db, hospital_id=_hospital_id(db, hospital),

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from onetrip.config import get_settings
 from onetrip.db import utcnow
 from onetrip.exams import resources, sample, service
+from onetrip.exams.catalogue import default_catalogue_data
 from onetrip.exams.models import ExamOrder
 from onetrip.exams.rules import age_on
 from onetrip.identity.models import Patient
@@ -25,7 +26,7 @@ ORDERED_BY = "doctor:demo:门诊医生"
 def set_up_hospital(db: Session, hospital: Hospital, *, start: datetime, days: int) -> int:
     """Catalogue, resources, walking times and ``days`` of calendar (a room whose exams
     need days of preparation at home, that many more); returns slots added."""
-    service.install_catalogue(db, hospital_id=hospital.id)
+    service.install_catalogue(db, hospital_id=hospital.id, data=default_catalogue_data())
     cat = service.catalogue(db, hospital.id)
     for (a, b), minutes in sample.WALKS.items():
         resources.set_walk(db, hospital_id=hospital.id, a=a, b=b, minutes=minutes)

@@ -15,7 +15,7 @@ from onetrip.config import get_settings
 from onetrip.exams import rules as R
 from onetrip.exams.errors import CalendarOverlap, ResourceInvalid, ResourceNotFound, UnknownExam
 from onetrip.exams.models import ExamResource, ExamSlot, ExamWalk
-from onetrip.exams.service import catalogue, record
+from onetrip.exams.service import catalogue, check_days, record
 from onetrip.identity.service import Principal
 from onetrip.org import calendar as org_calendar
 from onetrip.org.models import Hospital
@@ -100,6 +100,9 @@ def add_slots(db: Session, *, resource: ExamResource, starts: Sequence[datetime]
     slot too long for EX-3 or too short for an exam of the room, are refused and nothing
     is added."""
     tz = get_settings().tz
+    if any(s.tzinfo is None for s in starts):
+        raise ResourceInvalid("号源开始时间须带时区")
+    check_days(s.date() for s in starts)  # in the zone given: before any conversion
     if minutes is not None:
         _check_slot_length(catalogue(db, resource.hospital_id), resource.exam_codes, minutes)
     if capacity is not None and capacity < 1:
@@ -134,6 +137,7 @@ def calendar_days(cat: R.Catalogue, exam_codes: Sequence[str], days: int) -> int
 def open_calendar(db: Session, *, resource: ExamResource, start: date, end: date) -> int:
     """Slots for every clinic day from ``start`` to ``end`` in the opening hours; days that
     already have slots are left as they are. Returns the number of slots added."""
+    check_days((start, end))
     tz = get_settings().tz
     hospital = db.get_one(Hospital, resource.hospital_id)
     have = set(db.scalars(select(ExamSlot.day).where(

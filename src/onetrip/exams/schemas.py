@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, Field
 
 from onetrip.exams import rules as R
+from onetrip.exams.catalogue import MAX_SLOT_MINUTES
 from onetrip.exams.models import ExamBooking, ExamOrder, ExamResource, ExamSlot
 
 
@@ -18,8 +19,8 @@ class OrderCreate(BaseModel):
     diabetes: bool = False
     creatinine_on: date | None = None
     needed_for_followup: bool = False
-    followup_opens: datetime | None = None
-    followup_closes: datetime | None = None
+    followup_opens: AwareDatetime | None = None
+    followup_closes: AwareDatetime | None = None
     followup_building: str = Field(default="", max_length=50)
     #: The outpatient session to book the follow-up in; none: a return visit (回诊).
     followup_department_id: int | None = Field(default=None, gt=0)
@@ -35,7 +36,7 @@ class ResourceCreate(BaseModel):
     building: str = Field(min_length=1, max_length=50)
     room: str = Field(default="", max_length=100)
     exam_codes: list[str] = Field(min_length=1, max_length=40)
-    slot_minutes: int = Field(gt=0, le=240)
+    slot_minutes: int = Field(gt=0, le=MAX_SLOT_MINUTES)
     capacity: int = Field(default=1, gt=0, le=100)
     #: Opening hours, local time: [["08:00", "12:00"], ["13:30", "17:00"]].
     hours: list[tuple[str, str]] = Field(min_length=1, max_length=6)
@@ -71,7 +72,7 @@ class SlotsCreate(BaseModel):
     """Single slots beside the opening hours (an evening list, say); times with their zone."""
 
     starts: list[AwareDatetime] = Field(min_length=1, max_length=200)
-    minutes: int | None = Field(default=None, gt=0, le=240)
+    minutes: int | None = Field(default=None, gt=0, le=MAX_SLOT_MINUTES)
     capacity: int | None = Field(default=None, gt=0, le=100)
 
 
@@ -161,7 +162,7 @@ class PlanBook(BaseModel):
 
     patient_id: int = Field(gt=0)
     visits: list[Pick] = Field(min_length=1, max_length=20)
-    followup_at: datetime | None = None
+    followup_at: AwareDatetime | None = None
 
 
 class BookingRead(BaseModel):

@@ -81,17 +81,25 @@ def _rows_data(db: Session, hospital_id: int) -> dict[str, Any] | None:
 
 
 def catalogue(db: Session, hospital_id: int) -> R.Catalogue:
-    """The hospital's catalogue as edited by its exam centre (the packaged one until then)."""
+    """The hospital's catalogue as edited by its exam centre (the packaged one until then);
+    a stored one that fails the checks (saved before they were tightened) is refused with
+    its fault named (catalogue_invalid) until the centre replaces it."""
     data = _rows_data(db, hospital_id)
-    return parse_catalogue(data if data is not None else default_catalogue_data())
-
-
-def install_catalogue(db: Session, *, hospital_id: int, data: dict[str, Any] | None = None,
-                      by: Principal | None = None) -> R.Catalogue:
-    """Replace the hospital's catalogue (exams and rules) with ``data``, the packaged one by
-    default; a catalogue the planner could not use is refused and nothing changes."""
+    if data is None:
+        return parse_catalogue(default_catalogue_data())
     try:
-        cat = parse_catalogue(data if data is not None else default_catalogue_data())
+        return parse_catalogue(data)
+    except CatalogueInvalid as exc:
+        raise CatalogueRejected(f"本院保存的检查目录有误，请重新导入：{exc}") from exc
+
+
+def install_catalogue(db: Session, *, hospital_id: int, data: object,
+                      by: Principal | None = None) -> R.Catalogue:
+    """Replace the hospital's catalogue (exams and rules) with ``data`` (the packaged one is
+    ``default_catalogue_data()``); one the planner could not use, or not a catalogue at
+    all, is refused and nothing changes."""
+    try:
+        cat = parse_catalogue(data)
     except CatalogueInvalid as exc:
         raise CatalogueRejected(str(exc)) from exc
     db.execute(delete(CatalogueRule).where(CatalogueRule.hospital_id == hospital_id))
@@ -156,6 +164,18 @@ def free_slots(db: Session, *, hospital_id: int, start: datetime, end: datetime
             for s, r in rows]
 
 
+#: The days a calendar holds: outside them a date is a slip of the keyboard, and neither the
+#: time zone arithmetic nor the database holds the years 1 and 9999 in every zone.
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2200, 12, 31)
+
+
+def check_days(days: Iterable[date]) -> None:
+    """Refuse (resource_invalid) a slot, calendar or follow-up on a day no calendar holds;
+    datetimes give their day in the zone they came in, before any conversion."""
+    if any(not FIRST_DAY <= d <= LAST_DAY for d in days):
+        raise ResourceInvalid(f"日期须在{FIRST_DAY.year}年至{LAST_DAY.year}年之间")
+
+
 # --- orders ------------------------------------------------------------------------------
 
 
@@ -179,6 +199,7 @@ def place_order(db: Session, *, principal: Principal, hospital_id: int, patient_
                            creatinine_on)
     if not R.creatinine_ok(exam, facts, today):
         raise CreatinineRequired(detail={"exam_code": exam_code, "age": facts.age})
+    check_days(t.date() for t in (followup_opens, followup_closes) if t is not None)
     if (followup_opens is None) != (followup_closes is None) or (
             followup_opens and followup_closes and followup_closes <= followup_opens):
         raise ResourceInvalid("复诊时段须同时给出开始与结束，且结束晚于开始")
