@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -74,6 +74,21 @@ class Seed:
     schedule_ids: list[int]
     patient_ids: list[int]
     window_token: str
+
+
+def hold_run_out(db: Session, seed: Seed) -> tuple[Principal, Any]:
+    """The seed's window clerk, and a hold it took for the first patient ten minutes ago,
+    run out by now (for a sweeper to end)."""
+    from onetrip.org.models import Hospital
+    from onetrip.scheduling import booking
+    from onetrip.scheduling.rules import Channel
+
+    hospital_id = db.scalars(select(Hospital.id).where(
+        Hospital.code == seed.hospital_code)).one()
+    clerk = Principal(role=Role.window, hospital_id=hospital_id, label="test")
+    return clerk, booking.book(db, principal=clerk, patient_id=seed.patient_ids[0],
+                               channel=Channel.window, schedule_id=seed.schedule_ids[0],
+                               now=utcnow() - timedelta(minutes=10), hold=True)
 
 
 def seed(engine: Engine, *, patients: int, schedules: int = 1, capacity: int = 5,

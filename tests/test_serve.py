@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,11 +17,8 @@ from sqlalchemy.orm import Session
 
 from onetrip.config import get_settings
 from onetrip.db import utcnow
-from onetrip.identity.rules import Role
-from onetrip.identity.service import Principal
 from onetrip.main import serve_app
 from onetrip.notify.models import Notification
-from onetrip.org.models import Hospital
 from onetrip.scheduling import booking
 from onetrip.scheduling.models import Appointment, Slot
 from onetrip.scheduling.rules import Channel
@@ -69,12 +65,7 @@ def test_serve_runs_the_sweeper_and_the_reminder_worker_beside_the_server_and_st
     confirmation is delivered by the reminder worker (RM-1); stopping the server stops both."""
     seed = racekit.seed(race_engine, patients=2)
     with Session(race_engine) as db:
-        hospital_id = db.scalars(select(Hospital.id).where(
-            Hospital.code == seed.hospital_code)).one()
-        clerk = Principal(role=Role.window, hospital_id=hospital_id, label="test")
-        held = booking.book(db, principal=clerk, patient_id=seed.patient_ids[0],
-                            channel=Channel.window, schedule_id=seed.schedule_ids[0],
-                            now=utcnow() - timedelta(minutes=10), hold=True)
+        clerk, held = racekit.hold_run_out(db, seed)
         booked = booking.book(db, principal=clerk, patient_id=seed.patient_ids[1],
                               channel=Channel.window, schedule_id=seed.schedule_ids[0],
                               now=utcnow())

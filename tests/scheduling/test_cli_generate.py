@@ -18,16 +18,13 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from onetrip.cli import app
-from onetrip.db import session_scope, utcnow
+from onetrip.db import session_scope
 from onetrip.identity.models import AuditEvent
-from onetrip.identity.rules import Role
-from onetrip.identity.service import Principal
 from onetrip.org import calendar
 from onetrip.org.models import Hospital
 from onetrip.org.rules import DayStatus
-from onetrip.scheduling import booking, templates
+from onetrip.scheduling import templates
 from onetrip.scheduling.models import Appointment, Schedule, Slot
-from onetrip.scheduling.rules import Channel
 from tests import racekit
 from tests.factories import make_department, make_hospital, make_practitioner
 from tests.scheduling.test_templates import sheet
@@ -121,12 +118,7 @@ def _sweep(url: str) -> str:
 def test_sweep_runs_once_by_default_ending_a_hold_that_ran_out(race_engine: Engine) -> None:
     seed = racekit.seed(race_engine, patients=1)
     with Session(race_engine) as db:
-        hospital_id = db.scalars(select(Hospital.id).where(
-            Hospital.code == seed.hospital_code)).one()
-        clerk = Principal(role=Role.window, hospital_id=hospital_id, label="test")
-        held = booking.book(db, principal=clerk, patient_id=seed.patient_ids[0],
-                            channel=Channel.window, schedule_id=seed.schedule_ids[0],
-                            now=utcnow() - timedelta(minutes=10), hold=True)
+        _clerk, held = racekit.hold_run_out(db, seed)
         held_id, slot_id = held.id, held.slot_id
         db.commit()
     url = str(race_engine.info["url"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import exists, insert, select, update
 from sqlalchemy.orm import Session
@@ -89,6 +90,11 @@ def _book_some(db: Session, h: Hospital, patients: list[int], rng: random.Random
                      "pool": pool.value, "channel": rng.choice(["wechat", "app", "web", "phone"]),
                      "status": "booked", "booked_by": "demo", "created_at": now,
                      "booked_at": now, "cancel_reason": ""})
+    return _insert(db, taken, rows)
+
+
+def _insert(db: Session, taken: list[int], rows: list[dict[str, Any]]) -> int:
+    """Mark the slots taken and insert their appointments; returns how many."""
     for i in range(0, len(taken), 500):
         db.execute(update(Slot).where(Slot.id.in_(taken[i:i + 500])).values(status="booked"),
                    execution_options={"synchronize_session": False})
@@ -150,12 +156,7 @@ def _history(db: Session, h: Hospital, patients: list[int], rng: random.Random,
             row |= {"checked_in_at": arrived, "called_at": max(arrived, slot.start_at)
                     + timedelta(minutes=rng.randint(0, 25))}
         rows.append(row)
-    for i in range(0, len(taken), 500):
-        db.execute(update(Slot).where(Slot.id.in_(taken[i:i + 500])).values(status="booked"),
-                   execution_options={"synchronize_session": False})
-    if rows:
-        db.execute(insert(Appointment), rows)
-    return len(rows)
+    return _insert(db, taken, rows)
 
 
 #: The name a demo hospital's provisional ruling carries on the calendar page.
