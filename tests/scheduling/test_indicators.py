@@ -113,7 +113,9 @@ def test_the_period_is_checked() -> None:
     for start, end, month in ((DAY.isoformat(), "2026-12-13", None),
                               (DAY.isoformat(), (DAY + timedelta(days=366)).isoformat(), None),
                               (None, DAY.isoformat(), None), ("2026-02-30", "2026-03-01", None),
-                              (None, None, "2026-13"), (None, None, None), ("", "", "")):
+                              (None, None, "2026-13"), (None, None, None), ("", "", ""),
+                              (None, None, "9999-12"), ("9999-12-30", "9999-12-31", None),
+                              ("0001-01-01", "0001-01-02", None)):
         with pytest.raises(indicators.IndicatorPeriodInvalid):
             indicators.period(start, end, month)
     assert indicators.period(DAY.isoformat(), year) == (DAY, DAY + timedelta(days=365))

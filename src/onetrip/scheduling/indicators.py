@@ -52,6 +52,7 @@ ON_SITE = (Channel.window.value, Channel.kiosk.value)
 ONLINE_POOLS = (Pool.online.value, Pool.referral.value)
 ONLINE_SHARE_FLOOR = 0.8
 MAX_DAYS = 366
+YEARS = range(1900, 2201)
 
 
 class IndicatorPeriodInvalid(InvalidInput):
@@ -124,12 +125,15 @@ def period(start: str | None, end: str | None, month: str | None = None) -> tupl
     try:
         if month and not (start or end):
             first = date.fromisoformat(f"{month}-01")
+            if first.year not in YEARS:
+                raise ValueError(month)
             first_of_next = (first + timedelta(days=31)).replace(day=1)
             return first, first_of_next - timedelta(days=1)
         days = (date.fromisoformat(start or ""), date.fromisoformat(end or ""))
     except ValueError as exc:
         raise IndicatorPeriodInvalid(detail={"from": start, "to": end, "month": month}) from exc
-    if days[0] > days[1] or (days[1] - days[0]).days >= MAX_DAYS:
+    if days[0] > days[1] or (days[1] - days[0]).days >= MAX_DAYS or \
+            not {days[0].year, days[1].year} <= set(YEARS):
         raise IndicatorPeriodInvalid(detail={"from": start, "to": end})
     return days
 
