@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
@@ -109,3 +110,16 @@ def test_quality_pages_show_no_text_a_link_brings(
             r = client.get(path, params={**scope, **extra})
             assert r.status_code == 200 and FORGED not in r.text, (path, extra)
             assert "已导入处方明细" not in r.text, (path, extra)
+
+
+@pytest.mark.parametrize(("role", "linked"), [(Role.regulator, True), (Role.hospital_admin, True),
+                                              (Role.pharmacist, False)])
+def test_the_quality_pages_link_the_booking_indicators_for_who_may_see_them(
+        client: TestClient, db: Session, handmade_hospital: Hospital, role: Role,
+        linked: bool) -> None:
+    _sign_in(client, db, role, None if role is Role.regulator else handmade_hospital)
+    page = client.get("/quality", params={"hospital": "hm1", "period": "2026-10"})
+    assert page.status_code == 200
+    assert ('href="/console/indicators"' in page.text) is linked
+    if linked:
+        assert client.get("/console/indicators").status_code == 200
