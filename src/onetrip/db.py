@@ -96,9 +96,10 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-#: The largest id a row can have on every backend (SQLite's INTEGER; a larger number cannot
-#: even be sent to it): the bound of the ids a request brings.
-MAX_ID = 2**63 - 1
+#: The largest id a row can have on every backend (ids are PostgreSQL INTEGER; SQLite's
+#: INTEGER holds more): the bound of the ids a request brings. A larger one in a booking
+#: would fail its whole batch on PostgreSQL.
+MAX_ID = 2**31 - 1
 
 
 def utcnow() -> datetime:

@@ -154,15 +154,19 @@ def install_handlers(app: Any) -> None:
     async def _out_of_range(request: Request, exc: Exception) -> Response:
         # A number or date no column can hold (an id of 20 digits, the year 9999 moved on
         # by a day) reaches the database or the calendar only from a request: bad input.
-        log.warning("value out of range on %s %s: %s", request.method, request.url.path,
-                    type(exc).__name__)
+        # PostgreSQL's other data errors (a division by zero, a text too long) are bugs.
+        if isinstance(exc, DataError) and getattr(exc.orig, "sqlstate", None) not in (
+                "22003", "22008"):  # numeric value out of range, datetime field overflow
+            return await _unexpected(request, exc)
+        log.warning("value out of range on %s %s", request.method, request.url.path,
+                    exc_info=exc)
         return render(request, 422, ValueOutOfRange().to_dict())
+
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return render(request, 500, {"code": "internal_error",
+                                     "message": "系统繁忙，请稍后再试", "detail": None})
 
     app.add_exception_handler(OverflowError, _out_of_range)
     app.add_exception_handler(DataError, _out_of_range)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return render(request, 500, {"code": "internal_error",
-                                     "message": "系统繁忙，请稍后再试", "detail": None})
+    app.add_exception_handler(Exception, _unexpected)

@@ -13,7 +13,8 @@ from onetrip.scheduling.models import Appointment, WaitlistEntry
 from tests.factories import auth, make_token
 from tests.scheduling.conftest import Clinic
 
-HUGE = [2**63, 99999999999999999999, -(2**63) - 1]
+#: Past PostgreSQL's INTEGER (ids' type), past SQLite's INTEGER, past any, and below.
+HUGE = [2**31, 2**63, 99999999999999999999, -(2**63) - 1]
 
 
 @pytest.mark.parametrize("value", HUGE)
@@ -28,6 +29,9 @@ def test_an_id_too_big_for_any_row_in_a_path_or_query_is_refused(
         r = client.get(path, params=params, headers=auth(token))
         assert 400 <= r.status_code < 500, (path, r.status_code, r.text)
         assert r.json()["code"] not in ("internal_error", None), (path, r.text)
+    # FHIR reads an id no row can have as an unknown resource, on every backend alike.
+    r = client.get(f"/fhir/Slot/{value}", headers=auth(token))
+    assert r.status_code == 404, r.text
 
 
 @pytest.mark.parametrize("value", HUGE)

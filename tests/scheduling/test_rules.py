@@ -46,6 +46,15 @@ def test_bk4_policy_with_less_than_40_percent_referral_is_refused() -> None:
         PoolPolicy(referral_share_of_online=0.39)
 
 
+@pytest.mark.parametrize("thresholds", [{1: 3_000_000}, {1: 0}, {0: 30}, {10_000: 30}, {}])
+def test_bk6_a_penalty_rule_past_its_bounds_is_refused(thresholds: dict[int, int]) -> None:
+    """A restriction of millions of days was stored, then every page that worked out a
+    restricted patient's end date overflowed."""
+    with pytest.raises(ValueError, match="处罚阈值"):
+        PenaltyRule(thresholds=thresholds)
+    assert PenaltyRule(thresholds={3: 3650}).thresholds == {3: 3650}
+
+
 @pytest.mark.parametrize("capacity", [1, 5, 10, 20, 33, 50])
 def test_allocation_meets_the_floors_for_any_capacity(capacity: int) -> None:
     pools = Counter(allocate_pools(capacity, POLICY))

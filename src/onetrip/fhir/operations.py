@@ -22,6 +22,7 @@ from onetrip.fhir.outcome import InvalidSearch, TooCostly, Unsupported
 from onetrip.fhir.params import (
     DEFAULT_COUNT,
     parse_digits,
+    parse_id,
     parse_instant,
     reference_id,
     reference_int,
@@ -187,7 +188,7 @@ class Target:
 
 
 def _proposal(ident: str) -> Target | None:
-    ids = [parse_digits(p) for p in ident.removeprefix("proposed-").split("-")]
+    ids = [parse_id(p) for p in ident.removeprefix("proposed-").split("-")]
     if not ident.startswith("proposed-") or None in ids or len(ids) > 2:
         return None
     return Target(slot_id=ids[0], patient_id=ids[1] if len(ids) == 2 else None)
@@ -198,7 +199,7 @@ def _from_reference(raw: str, patient_id: int | None) -> Target:
     proposal = _proposal(ident)
     if proposal is not None:
         return Target(slot_id=proposal.slot_id, patient_id=proposal.patient_id or patient_id)
-    appointment_id = parse_digits(ident)
+    appointment_id = parse_id(ident)
     if appointment_id is None:
         raise InvalidSearch("appointment-reference 应引用 $find 返回的预约",
                             detail=[{"field": "appointment-reference"}])
@@ -206,7 +207,7 @@ def _from_reference(raw: str, patient_id: int | None) -> Target:
 
 
 def _cancellation(appt: dict[str, Any]) -> Target:
-    appointment_id = parse_digits(str(appt.get("id") or ""))
+    appointment_id = parse_id(str(appt.get("id") or ""))
     if appointment_id is None:
         raise InvalidInput("取消预约须给出预约编号", detail=[{"field": "Appointment.id"}])
     reason = _object(appt.get("cancelationReason"), "cancelationReason").get("text")

@@ -16,6 +16,7 @@ from sqlalchemy import and_
 from sqlalchemy.sql.elements import ColumnElement
 
 from onetrip.config import get_settings
+from onetrip.db import MAX_ID
 from onetrip.fhir.outcome import InvalidSearch, UnknownResource
 
 DEFAULT_COUNT = 20
@@ -32,9 +33,15 @@ def parse_digits(raw: str) -> int | None:
     return int(raw) if _DIGITS.fullmatch(raw) else None
 
 
+def parse_id(raw: str) -> int | None:
+    """The row id ``raw`` writes, or None for one no row can have (``db.MAX_ID``)."""
+    value = parse_digits(raw)
+    return value if value is not None and value <= MAX_ID else None
+
+
 def resource_id(ident: str) -> int:
     """The row id in a resource id; raises UnknownResource for one no row can have."""
-    value = parse_digits(ident)
+    value = parse_id(ident)
     if value is None:
         raise UnknownResource(detail={"id": ident})
     return value
@@ -109,7 +116,7 @@ def reference_id(raw: str, resource_type: str, name: str) -> str:
 
 def reference_int(raw: str, resource_type: str, name: str) -> int:
     """The row id a reference names; raises InvalidSearch for one no row can have."""
-    value = parse_digits(reference_id(raw, resource_type, name))
+    value = parse_id(reference_id(raw, resource_type, name))
     if value is None:
         raise InvalidSearch(f"参数{name}的资源编号无效", detail=[{"field": name}])
     return value

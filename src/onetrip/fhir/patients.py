@@ -13,7 +13,7 @@ from onetrip.errors import PermissionDenied
 from onetrip.fhir import resources as fr
 from onetrip.fhir.context import Context, Found, page_list
 from onetrip.fhir.outcome import InvalidSearch, Unsupported
-from onetrip.fhir.params import Query, parse_digits, resource_id, token
+from onetrip.fhir.params import Query, parse_id, resource_id, token
 from onetrip.identity import service as identity_service
 from onetrip.identity.rules import ACCOUNT_ROLES, DocumentType
 
@@ -48,7 +48,7 @@ def search_patients(ctx: Context, query: Query, *, in_url: bool) -> Found:
     elif ids := query.all("_id"):
         # _id is a token: one that is no row id matches no patient
         found = [identity_service.access_patient(ctx.db, principal, pid)
-                 for pid in map(parse_digits, ids) if pid is not None]
+                 for pid in map(parse_id, ids) if pid is not None]
     elif principal.role in ACCOUNT_ROLES:
         found = [identity_service.access_patient(ctx.db, principal, pid)
                  for pid in sorted(principal.patient_ids)]

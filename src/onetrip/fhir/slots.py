@@ -27,7 +27,7 @@ from onetrip.fhir.outcome import InvalidSearch, UnknownResource
 from onetrip.fhir.params import (
     Query,
     date_condition,
-    parse_digits,
+    parse_id,
     reference_id,
     reference_int,
     resource_id,
@@ -169,7 +169,7 @@ def _actor_filter(values: list[str]) -> list[ColumnElement[bool]]:
 
 def location_filter(ident: str) -> ColumnElement[bool]:
     """``site-<hospital>`` (a hospital's site) or ``<location>`` (a room or building)."""
-    value = parse_digits(ident.removeprefix("site-"))
+    value = parse_id(ident.removeprefix("site-"))
     if value is None:
         raise InvalidSearch("参数location的资源编号无效", detail=[{"field": "location"}])
     if ident.startswith("site-"):

@@ -274,6 +274,11 @@ class PenaltyEvent(StrEnum):
     same_day_refund = "same_day_refund"
 
 
+#: The longest restriction a penalty rule may give (ten years; past it, date arithmetic on
+#: the restriction's end overflows).
+MAX_PENALTY_DAYS = 3650
+
+
 class PenaltyRule(BaseModel):
     """A parameterised penalty: which events count, over what window, with what escalation.
 
@@ -292,8 +297,9 @@ class PenaltyRule(BaseModel):
 
     @model_validator(mode="after")
     def _sane(self) -> PenaltyRule:
-        if not self.thresholds or any(k < 1 or v < 1 for k, v in self.thresholds.items()):
-            raise PolicyInvalid("处罚阈值须为正整数")
+        if not self.thresholds or any(not 1 <= k <= 1000 or not 1 <= v <= MAX_PENALTY_DAYS
+                                      for k, v in self.thresholds.items()):
+            raise PolicyInvalid(f"处罚阈值须为正整数，限制天数不超过{MAX_PENALTY_DAYS}天")
         if not self.counted:
             raise PolicyInvalid("至少计入一种失约行为")
         return self
