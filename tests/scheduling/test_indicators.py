@@ -215,3 +215,15 @@ def test_the_demo_region_has_a_past_week_of_visits_to_count(db: Session) -> None
     assert db.scalar(select(func.count()).select_from(Appointment).join(
         FamilyMember, FamilyMember.patient_id == Appointment.patient_id).where(
         Appointment.status == "noshow")) == 0
+
+
+def test_a_stop_clinic_rebooking_on_the_day_counts_as_booked(db: Session,
+                                                             clinic: Clinic) -> None:
+    """BK-6: a clinic stopped that morning moves its patients at the window; the booking
+    each replaces was made before, so the visit stays a booked one."""
+    day = _morning(db, clinic)
+    assert indicators.figures(db, [clinic.hospital], DAY, DAY)[0].total.booked_visits == 2
+    day.on_site.rebooked_from_id = day.cancelled.id
+    db.flush()
+    [h] = indicators.figures(db, [clinic.hospital], DAY, DAY)
+    assert (h.total.visits, h.total.booked_visits) == (3, 3)

@@ -4,8 +4,9 @@ the hospital and the regulator alike (RE-2).
 * 门诊患者预约诊疗率 (国考 22; BK-9): booked visits / all outpatient visits. A visit is an
   appointment checked in (``arrived`` or ``fulfilled``). It is booked unless it was an
   on-site registration: taken at the window or a kiosk on the clinic day itself. A booking
-  made at the window for a later day, a same-day online booking, a doctor's follow-up and a
-  referral all count as booked, as the national definition counts every channel.
+  made at the window for a later day, a same-day online booking, a doctor's follow-up, a
+  referral and a stop-clinic's rebooking all count as booked, as the national definition
+  counts every channel.
 * 门诊患者预约后平均等待时间 (国考 23): the minutes from check-in to being called into the
   room, over the booked visits called. A patient who came before their slot waits from the
   slot's start: coming early is not the hospital's wait.
@@ -193,10 +194,13 @@ def _days(start: date, end: date) -> Any:
 
 def _visits(db: Session, ids: list[int], start: date, end: date,
             departments: frozenset[int] | None) -> list[tuple[tuple[int, int], Figures]]:
-    a = cast(Table, Appointment.__table__).c
+    a, s = cast(Table, Appointment.__table__).c, cast(Table, Schedule.__table__).c
     days = _days(start, end)
     visit = a.status.in_(("arrived", "fulfilled")) & a.checked_in_at.is_not(None)
-    on_site = a.channel.in_(ON_SITE) & (a.booked_at >= days.c.opens)
+    # A stop-clinic's rebooking is made when the clinic stops: the booking it replaces was
+    # made before, so it counts as booked whenever it was moved.
+    on_site = a.channel.in_(ON_SITE) & (a.booked_at >= days.c.opens) & \
+        a.rebooked_from_id.is_(None)
     booked = and_(visit, ~on_site)
     waited_from = case((a.checked_in_at > a.start_at, a.checked_in_at), else_=a.start_at)
     called = and_(booked, a.called_at.is_not(None))
@@ -209,8 +213,13 @@ def _visits(db: Session, ids: list[int], start: date, end: date,
                    func.sum(case((and_(called, a.called_at > waited_from),
                                   _minutes(db, a.called_at, waited_from)), else_=0.0)),
                    func.sum(case((booked, _minutes(db, a.start_at, a.booked_at)), else_=0.0)))
-            .join(days, days.c.day == a.day)
-            .where(a.hospital_id.in_(ids), a.status.in_(("arrived", "fulfilled", "noshow")))
+            # Through the period's sessions (an index on hospital and day) to their
+            # appointments (one on session and status): never a read of every appointment.
+            .select_from(cast(Table, Schedule.__table__))
+            .join(days, days.c.day == s.day)
+            .join(cast(Table, Appointment.__table__), a.schedule_id == s.id)
+            .where(s.hospital_id.in_(ids), s.day >= start, s.day <= end,
+                   a.status.in_(("arrived", "fulfilled", "noshow")))
             .group_by(a.hospital_id, a.department_id))
     if departments is not None:
         stmt = stmt.where(a.department_id.in_(departments))
