@@ -49,7 +49,7 @@ def _hospital(principal: Principal) -> int:
 @router.get("/catalogue")
 def read_catalogue(db: DbSession, principal: Planner) -> dict[str, Any]:
     """The hospital's exams and rules, each with its source."""
-    return catalogue_as_data(service.catalogue(db, _hospital(principal)))
+    return service.readable_catalogue(db, _hospital(principal))
 
 
 @router.put("/catalogue")

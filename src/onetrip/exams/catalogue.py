@@ -97,7 +97,7 @@ MAX_SLOT_MINUTES = 240
 #: The span each number may take: past it the value is a slip of the keyboard, and the
 #: planner's time arithmetic (and the database's integers) would overflow.
 _NUMBERS = {"minutes": (1, MAX_SLOT_MINUTES), "after_minutes": (0, DAY_MINUTES),
-            "result_minutes": (0, 30 * DAY_MINUTES), "fasting_hours": (0, 24),
+            "result_minutes": (0, 90 * DAY_MINUTES), "fasting_hours": (0, 24),
             "prep_days": (0, 60), "drink_before_minutes": (0, MAX_SLOT_MINUTES),
             "creatinine_days": (0, 365), "creatinine_age": (0, 150),
             "gap_minutes": (0, 30 * DAY_MINUTES), "reverse_minutes": (0, 30 * DAY_MINUTES),

@@ -27,13 +27,13 @@ def catalogue_export(hospital: str, out: Path) -> None:
     """Write the hospital's catalogue (exams, preparation, rules, sources) as JSON."""
     from onetrip.db import session_scope
     from onetrip.exams import service
-    from onetrip.exams.catalogue import catalogue_as_data
 
     with session_scope(write=False) as db:
-        cat = service.catalogue(db, _hospital_id(db, hospital))
-    out.write_text(json.dumps(catalogue_as_data(cat), ensure_ascii=False, indent=2),
+        data = service.readable_catalogue(db, _hospital_id(db, hospital))
+    out.write_text(json.dumps(data, ensure_ascii=False, indent=2),
                    encoding="utf-8")
-    typer.echo(f"{len(cat.exams)} exams, {len(cat.orders) + len(cat.bans)} rules -> {out}")
+    rules = len(data.get("order", [])) + len(data.get("not_same_day", []))
+    typer.echo(f"{len(data.get('exam', []))} exams, {rules} rules -> {out}")
 
 
 @app.command("rules-table")

@@ -93,6 +93,16 @@ def catalogue(db: Session, hospital_id: int) -> R.Catalogue:
         raise CatalogueRejected(f"本院保存的检查目录有误，请重新导入：{exc}") from exc
 
 
+def readable_catalogue(db: Session, hospital_id: int) -> dict[str, Any]:
+    """The catalogue as the centre reads and exports it: as stored even when it fails the
+    checks (one saved before they were tightened), so that it can be mended and imported
+    again; the planner still refuses it (``catalogue``)."""
+    try:
+        return catalogue_as_data(catalogue(db, hospital_id))
+    except CatalogueRejected:
+        return _rows_data(db, hospital_id) or default_catalogue_data()
+
+
 def install_catalogue(db: Session, *, hospital_id: int, data: object,
                       by: Principal | None = None) -> R.Catalogue:
     """Replace the hospital's catalogue (exams and rules) with ``data`` (the packaged one is
