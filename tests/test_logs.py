@@ -67,9 +67,40 @@ def test_pipl_a_number_given_as_an_integer_argument_is_masked(
     assert caplog.records[-1].getMessage() == "lookup 139****0001 failed"
 
 
+@pytest.mark.parametrize("written", [
+    "{id6} {id8} {id4}", "{id6}-{id8}-{id4}", "0086{phone}", "+86 {p3} {p4a} {p4b}",
+    "{p3}-{p4a}-{p4b}", "{p3} {p4a} {p4b}"])
+def test_pipl_numbers_written_with_separators_or_prefixes_are_masked(written: str) -> None:
+    """The app strips spaces and dashes from what it is given, so a client may send them."""
+    number, phone = resident_id(date(1990, 3, 7)), "13957500001"
+    text = written.format(id6=number[:6], id8=number[6:14], id4=number[14:], phone=phone,
+                          p3=phone[:3], p4a=phone[3:7], p4b=phone[7:])
+    masked = redact(f"lookup {text} failed")
+    digits = "".join(c for c in masked if c.isdigit())
+    assert number[6:14] not in digits and "75000" not in digits, masked
+
+
+def test_pipl_every_logger_and_every_traceback_is_masked(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Not only the web server's records: the application's own, and the text of an
+    exception logged with its traceback."""
+    create_app()
+    number = resident_id(date(1985, 1, 2))
+    caplog.set_level(logging.INFO)
+    logging.getLogger("onetrip.identity.test").info("patient %s", number)
+    try:
+        raise ValueError(f"no patient with document {number} or phone 13957500001")
+    except ValueError:
+        logging.getLogger("sqlalchemy.test").exception("lookup failed")
+    assert number not in caplog.text and "13957500001" not in caplog.text
+    assert f"{number[:6]}********{number[-4:]}" in caplog.text and "139****0001" in caplog.text
+
+
 @pytest.mark.parametrize(("text", "kept"), [
     ("order 20261122083015123456", "20261122083015123456"),  # a 20-digit id is no ID number
     ("hash 9f3a13712345678ab", "9f3a13712345678ab"),  # digits inside a token
+    ("at 2026-12-06 13:51:16.123456", "2026-12-06 13:51:16.123456"),  # a time
+    ("took 1384 ms over 12345 rows", "took 1384 ms over 12345 rows"),
 ])
 def test_pipl_redaction_leaves_other_numbers_alone(text: str, kept: str) -> None:
     assert kept in redact(text)

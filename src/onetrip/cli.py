@@ -14,6 +14,7 @@ from onetrip.config import get_settings
 from onetrip.exams.cli import app as exams_app
 from onetrip.identity.cli import app as token_app
 from onetrip.identity.cli import audit_app, identity_app
+from onetrip.logs import install_redaction
 from onetrip.notify.cli import app as notify_app
 from onetrip.org.cli import app as calendar_app
 from onetrip.quality.cli import app as quality_app
@@ -29,6 +30,12 @@ app.add_typer(schedule_app, name="schedule")
 app.add_typer(quality_app, name="quality")
 app.add_typer(notify_app, name="notify")
 app.add_typer(exams_app, name="exams")
+
+
+@app.callback()
+def _every_command() -> None:
+    """Every command's own logs (the worker's, the sweeper's) are masked as the server's."""
+    install_redaction()
 
 
 #: The clock-driven jobs `serve` runs beside the server unless told not to (``--no-jobs``):
