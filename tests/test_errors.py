@@ -46,3 +46,13 @@ def test_only_a_value_out_of_range_is_the_requests_fault(
     [record] = [r for r in caplog.records if r.name == "onetrip.errors"]
     assert record.exc_info is not None  # the traceback is kept either way
     assert record.levelno == (logging.WARNING if status == 422 else logging.ERROR)
+
+
+def test_a_body_that_is_no_json_is_named_as_the_body_not_a_character_offset() -> None:
+    from onetrip.main import create_app
+
+    r = TestClient(create_app()).post("/api/v1/appointments", content=b'{"slot_id": ',
+                                      headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["code"] == "invalid_request"
+    assert r.json()["message"] == "请求体不是有效的 JSON"
+    assert [d["field"] for d in r.json()["detail"]] == [""]

@@ -92,6 +92,8 @@ def describe_validation_errors(errors: Any) -> list[dict[str, Any]]:
     out = []
     for err in errors:
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        if err.get("type") == "json_invalid":  # its place is a character offset, no field
+            loc = []
         text = _PYDANTIC_ZH.get(err.get("type", ""), "取值无效")
         out.append({"field": ".".join(loc), "message": text, "type": err.get("type")})
     return out
@@ -137,8 +139,9 @@ def install_handlers(app: Any) -> None:
                 "code": "invalid_request", "detail": None,
                 "message": "提交的内容不完整或格式不正确，请返回上一页重新操作"})
         fields = "、".join(d["field"] for d in detail if d["field"]) or "请求"
-        body = {"code": "invalid_request", "message": f"请求参数有误：{fields}",
-                "detail": detail}
+        message = "请求体不是有效的 JSON" if any(d["type"] == "json_invalid" for d in detail) \
+            else f"请求参数有误：{fields}"
+        body = {"code": "invalid_request", "message": message, "detail": detail}
         return render(request, 422, body)
 
     @app.exception_handler(HTTPException)
