@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from onetrip.cli_errors import reported
 from onetrip.identity.rules import Role
 
 app = typer.Typer(help="Bearer tokens (shown once; only their hash is stored).",
@@ -11,15 +12,6 @@ app = typer.Typer(help="Bearer tokens (shown once; only their hash is stored).",
 identity_app = typer.Typer(help="Staff accounts, key rotation, the development SMS outbox.",
                            no_args_is_help=True)
 audit_app = typer.Typer(help="The append-only, hash-chained audit trail.", no_args_is_help=True)
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    from onetrip.errors import OnetripError
-
-    if isinstance(exc, OnetripError):
-        typer.echo(f"{exc.code}: {exc.text}", err=True)
-        return typer.Exit(2)
-    raise exc
 
 
 DEPARTMENT_HELP = "Department code (department_admin only): it manages this department " \
@@ -34,15 +26,11 @@ def create(role: Role = typer.Option(..., help="Role the token acts as."),
            ) -> None:
     """Create a token and print it once."""
     from onetrip.db import session_scope
-    from onetrip.errors import OnetripError
     from onetrip.identity import service
 
-    try:
-        with session_scope() as db:
-            _row, secret = service.create_token(db, role=role, hospital_code=hospital,
-                                                department_code=department, label=label)
-    except OnetripError as exc:
-        raise _fail(exc) from exc
+    with reported(), session_scope() as db:
+        _row, secret = service.create_token(db, role=role, hospital_code=hospital,
+                                            department_code=department, label=label)
     typer.echo(secret)
 
 
@@ -52,19 +40,15 @@ def list_tokens(hospital: str | None = typer.Option(None, help="Only this hospit
                 ) -> None:
     """List tokens (id, prefix, role, hospital, label); never the secrets."""
     from onetrip.db import session_scope
-    from onetrip.errors import OnetripError
     from onetrip.identity import auth
     from onetrip.org.models import Hospital
 
-    try:
-        with session_scope() as db:
-            for t in auth.list_tokens(db, hospital_code=hospital, include_revoked=revoked):
-                h = db.get(Hospital, t.hospital_id) if t.hospital_id else None
-                state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "active"
-                typer.echo(f"{t.id:>6}  {t.prefix:<10}  {t.role:<16} {h.code if h else '-':<10} "
-                           f"{t.created_at:%Y-%m-%d}  {state:<22} {t.label}")
-    except OnetripError as exc:
-        raise _fail(exc) from exc
+    with reported(), session_scope() as db:
+        for t in auth.list_tokens(db, hospital_code=hospital, include_revoked=revoked):
+            h = db.get(Hospital, t.hospital_id) if t.hospital_id else None
+            state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "active"
+            typer.echo(f"{t.id:>6}  {t.prefix:<10}  {t.role:<16} {h.code if h else '-':<10} "
+                       f"{t.created_at:%Y-%m-%d}  {state:<22} {t.label}")
 
 
 @app.command("revoke")
@@ -72,15 +56,11 @@ def revoke(token: str = typer.Argument(..., help="The token's id or prefix from 
                                        "`onetrip token list`, or the token itself.")) -> None:
     """Revoke a token at once (a kiosk taken out of service, a lost desk PC)."""
     from onetrip.db import session_scope
-    from onetrip.errors import OnetripError
     from onetrip.identity import auth
 
-    try:
-        with session_scope() as db:
-            row, now = auth.revoke_token(db, token)
-            ident, label, when = row.id, row.label, row.revoked_at
-    except OnetripError as exc:
-        raise _fail(exc) from exc
+    with reported(), session_scope() as db:
+        row, now = auth.revoke_token(db, token)
+        ident, label, when = row.id, row.label, row.revoked_at
     assert when is not None
     held_by = f" {label}" if label else ""
     typer.echo(f"{'revoked' if now else 'already revoked'}: token {ident}{held_by} "
@@ -97,16 +77,12 @@ def staff_create(username: str = typer.Option(...), name: str = typer.Option(...
                  ) -> None:
     """Create a staff account; prints the password and, for admins, the TOTP secret once."""
     from onetrip.db import session_scope
-    from onetrip.errors import OnetripError
     from onetrip.identity import auth
 
-    try:
-        with session_scope() as db:
-            new = auth.create_staff(db, username=username, name=name, role=role,
-                                    hospital_code=hospital, department_code=department,
-                                    practitioner_code=practitioner)
-    except OnetripError as exc:
-        raise _fail(exc) from exc
+    with reported(), session_scope() as db:
+        new = auth.create_staff(db, username=username, name=name, role=role,
+                                hospital_code=hospital, department_code=department,
+                                practitioner_code=practitioner)
     typer.echo(f"username: {username}\npassword: {new.password}")
     if new.totp_secret:
         typer.echo(f"totp secret: {new.totp_secret} (add it to an authenticator app)")
@@ -121,24 +97,20 @@ def staff_update(username: str = typer.Option(...),
                                                        "department code.")) -> None:
     """Change a staff account's practitioner link or department."""
     from onetrip.db import session_scope
-    from onetrip.errors import OnetripError
     from onetrip.identity import staff as staff_service
 
     if practitioner is None and department is None:
         typer.echo("nothing to change: give --practitioner or --department", err=True)
         raise typer.Exit(2)
-    try:
-        with session_scope() as db:
-            staff = staff_service.find_staff(db, username)
-            if practitioner is not None:
-                staff_service.link_practitioner(db, by=None, staff=staff,
-                                                practitioner_code=None if practitioner == "-"
-                                                else practitioner)
-            if department is not None:
-                staff_service.move_to_department(db, by=None, staff=staff,
-                                                 department_code=department)
-    except OnetripError as exc:
-        raise _fail(exc) from exc
+    with reported(), session_scope() as db:
+        staff = staff_service.find_staff(db, username)
+        if practitioner is not None:
+            staff_service.link_practitioner(db, by=None, staff=staff,
+                                            practitioner_code=None if practitioner == "-"
+                                            else practitioner)
+        if department is not None:
+            staff_service.move_to_department(db, by=None, staff=staff,
+                                             department_code=department)
     typer.echo(f"updated: {username}")
 
 
@@ -168,15 +140,11 @@ def sms_outbox(phone: str = typer.Argument(..., help="The phone the messages wen
                limit: int = 5) -> None:
     """Show the latest messages of the development SMS sender to one phone."""
     from onetrip.db import session_scope
-    from onetrip.errors import OnetripError
     from onetrip.identity import sms
 
-    try:
-        with session_scope() as db:
-            for m in sms.outbox_messages(db, phone, limit=limit):
-                typer.echo(f"{m.created_at:%Y-%m-%d %H:%M:%S} {m.body}")
-    except OnetripError as exc:
-        raise _fail(exc) from exc
+    with reported(), session_scope() as db:
+        for m in sms.outbox_messages(db, phone, limit=limit):
+            typer.echo(f"{m.created_at:%Y-%m-%d %H:%M:%S} {m.body}")
 
 
 @audit_app.command("verify")

@@ -372,7 +372,7 @@ def read_booking_indicators(
     rows = indicators.figures(db, hospitals, first, last, departments)
     return BookingIndicatorsRead.model_validate({
         "from": first, "to": last,
-        "region": sum((r.total for r in rows), indicators.Figures()).to_dict(),
+        "region": indicators.region_total(rows).to_dict(),
         "hospitals": [{**r.total.to_dict(), "hospital": r.hospital.code, "name": r.hospital.name,
                        "departments": [{**f.to_dict(), "code": d.code, "name": d.name}
                                        for d, f in r.departments]} for r in rows]})

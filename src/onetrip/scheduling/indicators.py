@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, fields
-from datetime import date, datetime, time, timedelta
+from datetime import date, time, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Date, Table, and_, case, func, literal, select, union_all
@@ -40,7 +40,7 @@ from onetrip.org import service as org_service
 from onetrip.org.models import Department, Hospital
 from onetrip.scheduling import scope
 from onetrip.scheduling.models import Appointment, Schedule, Slot
-from onetrip.scheduling.rules import Channel, Pool
+from onetrip.scheduling.rules import Channel, Pool, at_local
 
 #: Who sees the indicators: a department admin its own departments, a hospital admin its
 #: hospital, the regional admin and the regulator every hospital.
@@ -52,6 +52,9 @@ ON_SITE = (Channel.window.value, Channel.kiosk.value)
 #: for the primary-care clinics first).
 ONLINE_POOLS = (Pool.online.value, Pool.referral.value)
 ONLINE_SHARE_FLOOR = 0.8
+_APPOINTMENT = cast(Table, Appointment.__table__)
+_SCHEDULE = cast(Table, Schedule.__table__)
+_SLOT = cast(Table, Slot.__table__)
 MAX_DAYS = 366
 YEARS = range(1900, 2201)
 
@@ -174,6 +177,11 @@ def figures(db: Session, hospitals: list[Hospital], start: date, end: date,
     return out
 
 
+def region_total(rows: list[HospitalFigures]) -> Figures:
+    """The figures of all the hospitals given together."""
+    return sum((r.total for r in rows), Figures())
+
+
 def _minutes(db: Session, later: Any, earlier: Any) -> Any:
     """Minutes from ``earlier`` to ``later`` (both UTC times), in the database."""
     if db.get_bind().dialect.name == "postgresql":
@@ -188,13 +196,13 @@ def _days(start: date, end: date) -> Any:
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
     # UNION ALL, not VALUES: SQLite cannot name a VALUES list's columns.
     return union_all(*(select(literal(d, Date).label("day"),
-                              literal(datetime.combine(d, time(0), tz), UTCDateTime()
-                                      ).label("opens")) for d in days)).subquery("period_day")
+                              literal(at_local(d, time(0), tz), UTCDateTime()).label("opens"))
+                       for d in days)).subquery("period_day")
 
 
 def _visits(db: Session, ids: list[int], start: date, end: date,
             departments: frozenset[int] | None) -> list[tuple[tuple[int, int], Figures]]:
-    a, s = cast(Table, Appointment.__table__).c, cast(Table, Schedule.__table__).c
+    a, s = _APPOINTMENT.c, _SCHEDULE.c
     days = _days(start, end)
     visit = a.status.in_(("arrived", "fulfilled")) & a.checked_in_at.is_not(None)
     # A stop-clinic's rebooking is made when the clinic stops: the booking it replaces was
@@ -215,9 +223,9 @@ def _visits(db: Session, ids: list[int], start: date, end: date,
                    func.sum(case((booked, _minutes(db, a.start_at, a.booked_at)), else_=0.0)))
             # Through the period's sessions (an index on hospital and day) to their
             # appointments (one on session and status): never a read of every appointment.
-            .select_from(cast(Table, Schedule.__table__))
+            .select_from(_SCHEDULE)
             .join(days, days.c.day == s.day)
-            .join(cast(Table, Appointment.__table__), a.schedule_id == s.id)
+            .join(_APPOINTMENT, a.schedule_id == s.id)
             .where(s.hospital_id.in_(ids), s.day >= start, s.day <= end,
                    a.status.in_(("arrived", "fulfilled", "noshow")))
             .group_by(a.hospital_id, a.department_id))
@@ -232,10 +240,10 @@ def _visits(db: Session, ids: list[int], start: date, end: date,
 
 def _slots(db: Session, ids: list[int], start: date, end: date,
            departments: frozenset[int] | None) -> list[tuple[tuple[int, int], Figures]]:
-    s, sl = cast(Table, Schedule.__table__).c, cast(Table, Slot.__table__).c
+    s, sl = _SCHEDULE.c, _SLOT.c
     stmt = (select(s.hospital_id, s.department_id, func.count(),
                    func.sum(case((sl.pool.in_(ONLINE_POOLS), 1), else_=0)))
-            .join(Slot, sl.schedule_id == s.id)
+            .join(_SLOT, sl.schedule_id == s.id)
             .where(s.hospital_id.in_(ids), s.day >= start, s.day <= end)
             .group_by(s.hospital_id, s.department_id))
     if departments is not None:
