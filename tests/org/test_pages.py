@@ -118,3 +118,18 @@ def test_the_calendar_page_shows_no_text_a_link_brings(client: TestClient,
         assert r.status_code == 200 and FORGED not in r.text, query
         assert "已设定" not in r.text and "已导入" not in r.text, query
         assert 'class="flash ok"' not in r.text, query
+
+
+def test_a_calendar_file_too_large_is_refused_whole_not_cut(client: TestClient,
+                                                            db: Session) -> None:
+    """A file past the page's limit was read up to it and the rest silently dropped."""
+    h = org_service.access_hospital(db, "sfsdery")
+    admin = make_token(db, Role.hospital_admin, h)
+    client.post("/staff/sign-in", data={"token": admin, "next": "/admin/calendar"})
+    csv = ("日期,类型,说明\n2027-03-01,休,院庆\n" + "\n" * 1_000_000
+           + "2027-03-02,休,院庆\n").encode()
+    r = client.post("/admin/calendar/import", data={"hospital": "sfsdery"},
+                    files={"file": ("2027.csv", csv, "text/csv")})
+    assert r.status_code == 422 and "文件过大" in r.text, r.text[-300:]
+    assert not [o for o in calendar.list_overrides(db, hospital=h)
+                if o.day.isoformat() in ("2027-03-01", "2027-03-02")]

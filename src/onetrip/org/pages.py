@@ -194,6 +194,10 @@ def remove_override(override_id: int, db: DbSession, principal: CalendarAdmin,
     return _back(h, day, "deleted")
 
 
+#: A year of rulings is a few kilobytes.
+MAX_CALENDAR_BYTES = 1_000_000
+
+
 @router.post("/admin/calendar/import")
 async def import_calendar(db: DbSession, principal: CalendarAdmin,
                           hospital: Annotated[str, Form()],
@@ -201,7 +205,10 @@ async def import_calendar(db: DbSession, principal: CalendarAdmin,
                           scope: Annotated[str, Form(pattern="^(hospital|region)$")] = "hospital",
                           ) -> Response:
     h = _admin_hospital(db, principal, hospital)
-    raw = await file.read(1_000_000)
+    raw = await file.read(MAX_CALENDAR_BYTES + 1)
+    if len(raw) > MAX_CALENDAR_BYTES:  # refused whole: a file cut at the limit loses dates
+        raise calendar.CalendarImportInvalid("文件过大：日历文件不能超过1MB，每行一个日期",
+                                             detail={"limit_bytes": MAX_CALENDAR_BYTES})
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
