@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     data_keys: str = ""
     # Key of the blind index (HMAC-SHA256) for exact lookup; empty: derived from secret_key.
     index_key: str = ""
+    # Request bodies (docs/architecture.md, "Request sizes"): JSON and forms, and file uploads
+    # (multipart: quality data, schedule sheets), which are spooled to disk as they arrive.
+    max_body_bytes: int = Field(default=1_000_000, ge=10_000)
+    max_upload_bytes: int = Field(default=200_000_000, ge=10_000)
     max_family_members: int = Field(default=5, ge=1, le=20)
     staff_idle_minutes: int = 30
     patient_idle_minutes: int = 7 * 24 * 60

@@ -109,6 +109,8 @@ def install_handlers(app: Any) -> None:
     from sqlalchemy.exc import DataError
     from starlette.exceptions import HTTPException
 
+    from onetrip.bodylimit import BodyTooLarge
+
     log = logging.getLogger("onetrip.errors")
 
     def wants_json(request: Request) -> bool:
@@ -143,6 +145,10 @@ def install_handlers(app: Any) -> None:
             else f"请求参数有误：{fields}"
         body = {"code": "invalid_request", "message": message, "detail": detail}
         return render(request, 422, body)
+
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(request: Request, exc: BodyTooLarge) -> Response:
+        return render(request, exc.status_code, exc.to_dict())
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> Response:

@@ -11,6 +11,8 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from onetrip import __version__
+from onetrip.bodylimit import BodyLimit
+from onetrip.config import get_settings
 from onetrip.errors import install_handlers
 from onetrip.logs import install_redaction
 from onetrip.web import STATIC_DIR
@@ -79,6 +81,9 @@ def create_app() -> FastAPI:
     install_redaction()
 
     app.add_middleware(RequestId)
+    settings = get_settings()
+    app.add_middleware(BodyLimit, body_bytes=settings.max_body_bytes,
+                       upload_bytes=settings.max_upload_bytes)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

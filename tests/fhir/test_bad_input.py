@@ -26,7 +26,7 @@ DEEP = "[" * 100_000 + "]" * 100_000
 INVALID = (400, "invalid", "fhir_invalid_parameter")
 NOT_FOUND = (404, "not-found", "fhir_resource_not_found")
 BAD_BODY = (422, "invalid", "invalid_input")
-TOO_LARGE = (413, "too-long", "fhir_body_too_large")
+TOO_LARGE = (413, "too-long", "body_too_large")
 
 
 def _refused(response: Any, expected: tuple[int, str, str]) -> None:

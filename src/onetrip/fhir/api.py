@@ -26,7 +26,6 @@ from onetrip.fhir.context import Context, Found
 from onetrip.fhir.operations import FindRequest, Target
 from onetrip.fhir.outcome import (
     FHIR_JSON,
-    BodyTooLarge,
     FhirResponse,
     UnknownResource,
     UnsupportedType,
@@ -38,8 +37,6 @@ from onetrip.scheduling.rules import Channel
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
-#: A Parameters body or a search form is a few kilobytes; this is ample and bounds memory.
-MAX_BODY_BYTES = 1_000_000
 
 READERS: dict[str, Callable[[Context, str], dict[str, Any]]] = {
     "Patient": patients.read_patient,
@@ -87,19 +84,8 @@ def _multi(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
     return out
 
 
-async def read_body(request: Request) -> bytes:
-    """The request body, refused (413) as soon as it passes MAX_BODY_BYTES, declared or not."""
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY_BYTES:
-            raise BodyTooLarge(f"请求体不能超过{MAX_BODY_BYTES}字节",
-                               detail={"limit_bytes": MAX_BODY_BYTES})
-    return bytes(raw)
-
-
 async def json_body(request: Request) -> Any:
-    raw = await read_body(request)
+    raw = await request.body()  # bounded (bodylimit)
     try:
         return json.loads(raw or b"null")
     except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
@@ -111,7 +97,7 @@ JsonBody = Annotated[Any, Depends(json_body)]
 
 async def form_params(request: Request) -> dict[str, list[str]]:
     """POST _search: the URL's parameters and the form body's, together."""
-    body = (await read_body(request)).decode("utf-8", errors="replace")
+    body = (await request.body()).decode("utf-8", errors="replace")
     pairs = list(request.query_params.multi_items())
     pairs += [(k, v) for k, values in parse_qs(body).items() for v in values]
     return _multi(pairs)

@@ -57,12 +57,6 @@ class TooCostly(InvalidInput):
     message = "查询范围过大"
 
 
-class BodyTooLarge(InvalidInput):
-    code = "fhir_body_too_large"
-    http_status = 413
-    message = "请求体过大"
-
-
 class UnknownResource(NotFound):
     code = "fhir_resource_not_found"
     message = "未找到该资源"

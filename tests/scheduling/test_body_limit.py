@@ -1,0 +1,136 @@
+"""A request body is bounded before it is read into memory: 1 MB for JSON and forms, more
+for file uploads (multipart), declared in Content-Length or sent in chunks. An oversized
+body is refused with 413 ``body_too_large`` (a Chinese page on pages) and writes nothing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from onetrip import config
+from onetrip.identity.rules import Role
+from onetrip.scheduling.models import Appointment
+from tests.factories import auth, make_hospital, make_token
+from tests.quality import handmade
+from tests.scheduling.conftest import Clinic, Clock
+
+MB = 1_000_000
+
+
+def _chunks(body: bytes) -> Iterator[bytes]:
+    """The body sent in pieces (chunked, without a Content-Length)."""
+    for i in range(0, len(body), 65536):
+        yield body[i:i + 65536]
+
+
+def _booking_body(clinic: Clinic, patient_id: int, pad: int) -> bytes:
+    """A booking padded with white space: valid JSON of about ``pad`` bytes more."""
+    return json.dumps({"schedule_id": clinic.schedule.id, "patient_id": patient_id,
+                       "channel": "window"}).encode() + b" " * pad
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["sized", "chunked"])
+def test_an_oversized_json_body_is_refused_and_books_nothing(
+        client: TestClient, clock: Clock, db: Session, clinic: Clinic, chunked: bool) -> None:
+    patient, _ = clinic.patient(db)
+    token = make_token(db, Role.window, clinic.hospital)
+    db.commit()
+    body = _booking_body(clinic, patient.id, MB + 1000)
+    r = client.post("/api/v1/appointments", content=_chunks(body) if chunked else body,
+                    headers={**auth(token), "Idempotency-Key": "big",
+                             "Content-Type": "application/json"})
+    assert r.status_code == 413, r.text
+    assert r.json()["code"] == "body_too_large"
+    assert r.json()["detail"] == {"limit_bytes": MB}
+    assert "请求体" in r.json()["message"]
+    assert db.scalar(select(func.count()).select_from(Appointment).where(
+        Appointment.patient_id == patient.id)) == 0
+    # The same request within the limit books: the limit is what refused it.
+    small = _booking_body(clinic, patient.id, 100)
+    r = client.post("/api/v1/appointments", content=small,
+                    headers={**auth(token), "Idempotency-Key": "small",
+                             "Content-Type": "application/json"})
+    assert r.status_code == 201, r.text
+
+
+def test_an_oversized_form_on_a_page_gets_a_chinese_page(client: TestClient) -> None:
+    r = client.post("/staff/sign-in", content=b"token=" + b"x" * (MB + 10),
+                    headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 413
+    assert r.headers["content-type"].startswith("text/html")
+    assert "请求体过大" in r.text
+
+
+def test_an_oversized_fhir_body_is_an_operation_outcome(client: TestClient) -> None:
+    r = client.post("/fhir/Organization/_search", content=b"name=" + b"x" * (MB + 10),
+                    headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 413
+    outcome = r.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["code"] == "too-long"
+
+
+def _big_charges(path: Path, at_least: int) -> tuple[Path, int]:
+    """A valid month of charges larger than ``at_least`` bytes."""
+    base = handmade.month_rows(handmade.CHARGES, "2026-10")
+    rows: list[tuple[object, ...]] = []
+    n = 0
+    while True:
+        rows += [(f"{r[0]}-{n}", *r[1:]) for r in base]
+        n += 1
+        if n % 200 == 0:
+            handmade.write_csv(path, handmade.CHARGE_HEADER, rows)
+            if path.stat().st_size > at_least:
+                return path, len(rows)
+
+
+def test_a_file_upload_may_pass_the_json_limit(
+        client: TestClient, db: Session, tmp_path: Path) -> None:
+    hospital = make_hospital(db)
+    h = auth(make_token(db, Role.hospital_admin, hospital))
+    db.commit()
+    src, rows = _big_charges(tmp_path / "c.csv", MB + 100_000)
+    r = client.post(f"/api/v1/quality/{hospital.code}/imports", headers=h,
+                    data={"kind": "charges", "period": "2026-10"},
+                    files={"file": ("c.csv", src.read_bytes(), "text/csv")})
+    assert r.status_code == 201, r.text
+    assert r.json()["rows"] == rows
+
+
+@pytest.fixture
+def small_uploads(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    """Uploads capped at 200 kB (settings are read when the app is made)."""
+    monkeypatch.setenv("ONETRIP_MAX_UPLOAD_BYTES", "200000")
+    config.get_settings.cache_clear()
+    yield 200_000
+    monkeypatch.delenv("ONETRIP_MAX_UPLOAD_BYTES")
+    config.get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["sized", "chunked"])
+def test_an_upload_over_its_limit_is_refused_and_imports_nothing(
+        small_uploads: int, client: TestClient, db: Session, tmp_path: Path,
+        chunked: bool) -> None:
+    hospital = make_hospital(db)
+    h = auth(make_token(db, Role.hospital_admin, hospital))
+    db.commit()
+    src, _rows = _big_charges(tmp_path / "c.csv", small_uploads)
+    boundary = "onetripboundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"kind\"\r\n\r\ncharges\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"period\"\r\n\r\n2026-10\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f"filename=\"c.csv\"\r\nContent-Type: text/csv\r\n\r\n").encode() \
+        + src.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+    url = f"/api/v1/quality/{hospital.code}/imports"
+    r = client.post(url, content=_chunks(body) if chunked else body,
+                    headers={**h, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert r.status_code == 413, r.text
+    assert r.json() == {"code": "body_too_large", "message": r.json()["message"],
+                        "detail": {"limit_bytes": small_uploads}}
+    assert client.get(url, headers=h).json() == []
