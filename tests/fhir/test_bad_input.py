@@ -77,6 +77,9 @@ PUBLIC = [
     ("/fhir/$bulk-publish/Slot.ndjson", {"organization": "1", "week": "9999-W52"}, INVALID),
     ("/fhir/$bulk-publish/Slot.ndjson", {"organization": BIG, "week": "2026-W51"}, INVALID),
     ("/fhir/$bulk-publish/Slot.ndjson", {"organization": SUP2}, INVALID),
+    # A week in full-width digits, padded or of one digit is no ISO week written YYYY-Www.
+    *[("/fhir/$bulk-publish/Slot.ndjson", {"organization": "1", "week": w}, INVALID)
+      for w in ("２０２６-W51", "2026-W５１", " 2026-W51", "2026-W51 ", "2026-W5", "+2026-W51")],
 ]
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -118,6 +119,9 @@ def _slot_changed(ctx: Context, hospital_id: int, since: datetime) -> Any:
                touched)
 
 
+_WEEK = re.compile(r"([0-9]{4})-W([0-9]{2})")
+
+
 def week_of(day: date) -> str:
     """The ISO week of a clinic day, ``2026-W51``: one Slot file per hospital and week."""
     year, week, _ = day.isocalendar()
@@ -127,8 +131,10 @@ def week_of(day: date) -> str:
 def week_days(week: str) -> tuple[date, date]:
     """The Monday and the Sunday of an ISO week; raises InvalidSearch."""
     try:
-        year, number = week.split("-W")
-        monday = date.fromisocalendar(int(year), int(number), 1)
+        written = _WEEK.fullmatch(week)
+        if written is None:  # int() alone would take full-width digits and white space
+            raise ValueError(week)
+        monday = date.fromisocalendar(int(written[1]), int(written[2]), 1)
     except ValueError as exc:
         raise InvalidSearch("参数week应为 YYYY-Www，如 2026-W51",
                             detail=[{"field": "week"}]) from exc
