@@ -275,3 +275,21 @@ def test_a_mapping_that_is_not_an_object_is_refused_by_the_service(
                                     period="2026-10", source=src,
                                     mapping=["prescription_id"])  # type: ignore[arg-type]
     assert _stored(db, hospital) == before
+
+
+def test_a_parquet_file_with_a_nested_column_no_field_uses_is_imported(
+        client: TestClient, db: Session, tmp_path: Path) -> None:
+    """A HIS export may carry columns OneTrip does not read, of any type: only the columns
+    the mapping uses must be text or numbers."""
+    hospital = _hospital_with_october(db, tmp_path)
+    h = auth(make_token(db, Role.hospital_admin, hospital))
+    db.commit()
+    table = pacsv.read_csv(io.BytesIO(_good_csv()))
+    extra = pa.array([{"备注": "x", "标签": [1, 2]}] * table.num_rows)
+    out = io.BytesIO()
+    pq.write_table(table.append_column("扩展信息", extra), out)
+    r = client.post(f"/api/v1/quality/{hospital.code}/imports", headers=h,
+                    data={"kind": "prescriptions", "period": "2026-10"},
+                    files={"file": ("rx.parquet", out.getvalue(), "application/octet-stream")})
+    assert r.status_code == 201, r.text
+    assert r.json()["rows"] == table.num_rows

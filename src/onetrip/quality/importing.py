@@ -224,7 +224,8 @@ def write_dataset(source: Path, *, kind: DatasetKind, hospital_code: str, period
     try:
         if not _write_typed(con, source, headers, rename, kind, hospital_code, period,
                             progress, tmp):
-            _stage_batches(con, batches, rename, kind, hospital_code, period, progress)
+            _stage_batches(con, batches(rename), rename, kind, hospital_code, period,
+                           progress)
             con.execute("COPY (SELECT * EXCLUDE (__bad, __row) FROM staging) TO "
                         f"{_quote(str(tmp))} ({_LINE_FILE})")
         lines = f"read_parquet({_quote(str(tmp))})"

@@ -1,12 +1,17 @@
 """Readers of HIS exports: CSV (UTF-8 or GBK), Excel and Parquet, each yielding batches of
-text columns with the progress made, for the batch path of the importer."""
+text columns with the progress made, for the batch path of the importer.
+
+A reader gives the file's headers and a function of the columns wanted (those the mapping
+uses) that yields the batches. A Parquet file is read only in those columns, so a column of
+a type that has no text form (a struct, a list) is refused only when a field is read from
+it; CSV and Excel rows are text already and are read whole."""
 
 from __future__ import annotations
 
 import csv
 import io
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +22,10 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from onetrip.errors import InvalidInput
+
+Batches = Iterator[tuple[pa.Table, int, int]]
+#: The batches of the columns wanted (Parquet reads only those).
+Wanted = Callable[[Collection[str]], Batches]
 
 
 class UnsupportedFile(InvalidInput):
@@ -42,12 +51,12 @@ def _csv_header(path: Path, encoding: str) -> list[str]:
     return next(csv.reader(io.StringIO(first.lstrip("\ufeff"))), [])
 
 
-def _read_csv(path: Path) -> tuple[list[str], Iterator[tuple[pa.Table, int, int]]]:
+def _read_csv(path: Path) -> tuple[list[str], Wanted]:
     encoding = detect_encoding(path)
     headers = _csv_header(path, encoding)
     total = path.stat().st_size
 
-    def batches() -> Iterator[tuple[pa.Table, int, int]]:
+    def batches(_wanted: Collection[str]) -> Batches:
         with path.open("rb") as raw:
             reader = pacsv.open_csv(
                 raw,
@@ -58,7 +67,7 @@ def _read_csv(path: Path) -> tuple[list[str], Iterator[tuple[pa.Table, int, int]
             for batch in reader:
                 yield pa.Table.from_batches([batch]), min(raw.tell(), total), total
 
-    return headers, batches()
+    return headers, batches
 
 
 def _arrow_names(headers: list[str]) -> list[str]:
@@ -78,7 +87,7 @@ def _cell(value: Any) -> str | None:
     return str(value)
 
 
-def _read_excel(path: Path) -> tuple[list[str], Iterator[tuple[pa.Table, int, int]]]:
+def _read_excel(path: Path) -> tuple[list[str], Wanted]:
     from openpyxl import load_workbook
 
     wb = load_workbook(path, read_only=True, data_only=True)
@@ -87,7 +96,7 @@ def _read_excel(path: Path) -> tuple[list[str], Iterator[tuple[pa.Table, int, in
     headers = [_cell(h) or "" for h in next(rows, ())]
     total = max((ws.max_row or 1) - 1, 1)
 
-    def batches() -> Iterator[tuple[pa.Table, int, int]]:
+    def batches(_wanted: Collection[str]) -> Batches:
         done = 0
         chunk: list[tuple[Any, ...]] = []
         for row in rows:
@@ -101,7 +110,7 @@ def _read_excel(path: Path) -> tuple[list[str], Iterator[tuple[pa.Table, int, in
             yield _table(headers, chunk), done, total
         wb.close()
 
-    return headers, batches()
+    return headers, batches
 
 
 def _table(headers: list[str], rows: list[tuple[Any, ...]]) -> pa.Table:
@@ -110,19 +119,20 @@ def _table(headers: list[str], rows: list[tuple[Any, ...]]) -> pa.Table:
     return pa.table(cols)
 
 
-def _read_parquet(path: Path) -> tuple[list[str], Iterator[tuple[pa.Table, int, int]]]:
+def _read_parquet(path: Path) -> tuple[list[str], Wanted]:
     pf = pq.ParquetFile(path)
     headers = list(pf.schema_arrow.names)
     total = pf.metadata.num_rows
 
-    def batches() -> Iterator[tuple[pa.Table, int, int]]:
+    def batches(wanted: Collection[str]) -> Batches:
         done = 0
-        for batch in pf.iter_batches(batch_size=500_000):
+        for batch in pf.iter_batches(batch_size=500_000,
+                                     columns=[h for h in headers if h in wanted]):
             cols = {n: pc.cast(batch.column(n), pa.string()) for n in batch.schema.names}
             done += batch.num_rows
             yield pa.table(cols), done, total
 
-    return headers, batches()
+    return headers, batches
 
 
 _READERS = {".csv": _read_csv, ".txt": _read_csv, ".xlsx": _read_excel, ".xlsm": _read_excel,
@@ -140,10 +150,10 @@ def _unreadable(path: Path) -> UnsupportedFile:
                            detail={"file": path.name})
 
 
-def open_source(path: Path) -> tuple[list[str], Iterator[tuple[pa.Table, int, int]]]:
-    """Headers and batches of text columns of a CSV, Excel or Parquet file; raises
-    UnsupportedFile for another kind of file and for one that cannot be read, whether
-    at the start or in a later batch."""
+def open_source(path: Path) -> tuple[list[str], Wanted]:
+    """Headers of a CSV, Excel or Parquet file, and the batches of text columns of the
+    columns wanted; raises UnsupportedFile for another kind of file and for one that cannot
+    be read, whether at the start or in a later batch."""
     read = _READERS.get(path.suffix.lower())
     if read is None:
         raise UnsupportedFile(detail={"file": path.name})
@@ -151,12 +161,11 @@ def open_source(path: Path) -> tuple[list[str], Iterator[tuple[pa.Table, int, in
         headers, batches = read(path)
     except _UNREADABLE as exc:
         raise _unreadable(path) from exc
-    return headers, _guarded(path, batches)
+    return headers, lambda wanted: _guarded(path, batches, wanted)
 
 
-def _guarded(path: Path, batches: Iterator[tuple[pa.Table, int, int]]
-             ) -> Iterator[tuple[pa.Table, int, int]]:
+def _guarded(path: Path, batches: Wanted, wanted: Collection[str]) -> Batches:
     try:
-        yield from batches
+        yield from batches(wanted)
     except _UNREADABLE as exc:
         raise _unreadable(path) from exc
