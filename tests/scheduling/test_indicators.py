@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from onetrip.config import get_settings
 from onetrip.db import utcnow
+from onetrip.identity import auth as auth_service
 from onetrip.identity.models import FamilyMember
 from onetrip.identity.rules import Role
 from onetrip.org.models import Hospital, Region
@@ -227,3 +228,74 @@ def test_a_stop_clinic_rebooking_on_the_day_counts_as_booked(db: Session,
     db.flush()
     [h] = indicators.figures(db, [clinic.hospital], DAY, DAY)
     assert (h.total.visits, h.total.booked_visits) == (3, 3)
+
+
+# --- BK-10: kiosks ----------------------------------------------------------------------------
+
+
+def _kiosk(db: Session, hospital: Hospital, *, created: datetime,
+           revoked: datetime | None = None, role: Role = Role.kiosk) -> None:
+    row, _secret = auth_service.create_token(db, role=role, hospital_code=hospital.code,
+                                             label="门诊大厅自助机")
+    row.created_at, row.revoked_at = created, revoked
+    db.flush()
+
+
+@pytest.mark.parametrize(("visits", "days", "needed"), [
+    (0, 31, 0), (1, 31, 1), (50_000, 365, 1), (50_001, 365, 2), (137, 1, 2), (136, 1, 1),
+    (4_167, 30, 2), (4_109, 30, 1)])
+def test_kiosks_needed_are_one_per_50000_visits_a_year(visits: int, days: int,
+                                                       needed: int) -> None:
+    """BK-10: the period's visits, scaled to a year, need one kiosk per 50,000."""
+    assert indicators.kiosks_needed(visits, days) == needed
+
+
+def test_kiosks_in_service_at_the_end_of_the_period_are_counted(db: Session,
+                                                                clinic: Clinic) -> None:
+    _morning(db, clinic)
+    end = local(DAY + timedelta(days=1), 0)  # the period is DAY: it ends at midnight after
+    _kiosk(db, clinic.hospital, created=CREATED)  # in service
+    _kiosk(db, clinic.hospital, created=CREATED, revoked=end)  # taken out as the day ended
+    _kiosk(db, clinic.hospital, created=CREATED, revoked=end - timedelta(hours=1))  # before
+    _kiosk(db, clinic.hospital, created=end)  # set up after the period
+    _kiosk(db, clinic.hospital, created=CREATED, role=Role.window)  # a desk, not a kiosk
+    _kiosk(db, make_hospital(db), created=CREATED)  # another hospital's
+    [h] = indicators.figures(db, [clinic.hospital], DAY, DAY)
+    # Three visits in a day are 1,095 a year: one kiosk is needed; two are in service.
+    assert (h.kiosks, h.kiosks_needed, h.kiosks_met) == (2, 1, True)
+    [before] = indicators.figures(db, [clinic.hospital], CREATED.date() - timedelta(days=1),
+                                  CREATED.date() - timedelta(days=1))
+    assert (before.kiosks, before.kiosks_needed, before.kiosks_met) == (0, 0, True)
+
+
+def test_the_api_and_the_page_show_kiosk_coverage(client: TestClient, db: Session,
+                                                  clinic: Clinic) -> None:
+    _morning(db, clinic)
+    regulator = make_token(db, Role.regulator)
+    db.commit()
+    status, body = _get(client, regulator, hospital=clinic.hospital.code)
+    mine = body["hospitals"][0]
+    assert status == 200 and (mine["kiosks"], mine["kiosks_needed"], mine["kiosks_met"]) == (
+        0, 1, False)
+    _kiosk(db, clinic.hospital, created=CREATED)
+    db.commit()
+    status, body = _get(client, regulator)
+    mine = next(h for h in body["hospitals"] if h["hospital"] == clinic.hospital.code)
+    assert (mine["kiosks"], mine["kiosks_needed"], mine["kiosks_met"]) == (1, 1, True)
+    assert body["region"]["kiosks"] == sum(h["kiosks"] for h in body["hospitals"])
+    assert body["region"]["kiosks_needed"] == sum(h["kiosks_needed"] for h in body["hospitals"])
+    assert "kiosks" not in mine["departments"][0]
+    page = client.get("/console/indicators", headers=auth(regulator),
+                      params={"from": DAY.isoformat(), "to": DAY.isoformat()})
+    assert f'data-hospital="{clinic.hospital.code}"' in page.text and "自助机" in page.text
+    row = page.text.split(f'data-hospital="{clinic.hospital.code}"')[1].split("</tr>")[0]
+    assert 'data-kiosks="1/1"' in row
+
+
+def test_the_demo_hospitals_have_kiosks(db: Session) -> None:
+    today = utcnow().astimezone(get_settings().tz).date()
+    hospitals = list(db.scalars(select(Hospital).join(Region).where(Region.is_demo)))
+    rows = indicators.figures(db, hospitals, today - timedelta(days=demo.HISTORY_DAYS),
+                              today - timedelta(days=1))
+    assert all(r.kiosks >= 1 for r in rows)
+    assert any(r.kiosks_met for r in rows)

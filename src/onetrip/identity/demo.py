@@ -20,6 +20,7 @@ from faker import Faker
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from onetrip.db import utcnow
 from onetrip.identity import auth
 from onetrip.identity.crypto import keyring
 from onetrip.identity.models import Account, FamilyMember, Patient, PatientDocument
@@ -107,6 +108,12 @@ def _birth(rng: random.Random, min_age: int, max_age: int) -> date:
     return start + timedelta(days=rng.randrange((end - start).days))
 
 
+#: BK-10: the demo hospitals' kiosks by level, one token each (the secrets are not kept; a
+#: kiosk set up to try gets its own, ``onetrip token create --role kiosk``). The second-level
+#: hospital has one for about 90,000 visits a year: the indicator shows it short.
+DEMO_KIOSKS = {"tertiary": 10, "secondary": 1, "primary": 1}
+
+
 def load_identity(db: Session, region: Region, seed: int) -> dict[str, int]:
     """Bulk-load demo patients, documents, accounts, families and staff."""
     rng = random.Random(f"identity-{seed}")
@@ -159,8 +166,15 @@ def load_identity(db: Session, region: Region, seed: int) -> dict[str, int]:
                           hospital_code=s.hospital_code, department_code=s.department_code,
                           practitioner_code=s.practitioner_code, password=s.password,
                           totp_secret=s.totp_secret)
+    kiosks = 0
+    for h in region.hospitals:
+        for n in range(1, DEMO_KIOSKS.get(h.level, 1) + 1):
+            row, _secret = auth.create_token(db, role=Role.kiosk, hospital_code=h.code,
+                                             label=f"门诊大厅{n}号自助机")
+            row.created_at = utcnow() - timedelta(days=365)  # in service all the demo's past
+            kiosks += 1
     return {"patients": len(people), "documents": len(docs), "accounts": accounts,
-            "family_members": members, "staff": len(demo_staff(seed))}
+            "family_members": members, "staff": len(demo_staff(seed)), "kiosks": kiosks}
 
 
 def _insert_people(db: Session, kr: Any, people: list[dict[str, Any]]) -> list[int]:

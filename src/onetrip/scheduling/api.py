@@ -364,15 +364,16 @@ def read_booking_indicators(
         end: Annotated[str | None, Query(alias="to", description="2026-10-31")] = None,
         month: Annotated[str | None, Query(description="2026-10, instead of from and to")] = None,
         hospital: str | None = None) -> BookingIndicatorsRead:
-    """Booking indicators of the period (国考 22 and 23, BK-2, BK-6, BK-9), per hospital and
-    department: a hospital's admins see theirs, department admins their departments, the
+    """Booking indicators of the period (国考 22 and 23, BK-2, BK-6, BK-9, BK-10), per hospital
+    and department: a hospital's admins see theirs, department admins their departments, the
     regional admin and the regulator every hospital (or the one named)."""
     first, last = indicators.period(start, end, month)
     hospitals, departments = indicators.viewable(db, principal, hospital)
     rows = indicators.figures(db, hospitals, first, last, departments)
     return BookingIndicatorsRead.model_validate({
         "from": first, "to": last,
-        "region": indicators.region_total(rows).to_dict(),
-        "hospitals": [{**r.total.to_dict(), "hospital": r.hospital.code, "name": r.hospital.name,
+        "region": {**indicators.region_total(rows).to_dict(), **indicators.region_kiosks(rows)},
+        "hospitals": [{**r.total.to_dict(), **r.kiosk_dict(), "hospital": r.hospital.code,
+                       "name": r.hospital.name,
                        "departments": [{**f.to_dict(), "code": d.code, "name": d.name}
                                        for d, f in r.departments]} for r in rows]})

@@ -40,7 +40,7 @@ def indicators_page(request: Request, db: DbSession, principal: Viewer, now: Now
     rows = indicators.figures(db, hospitals, first, last, departments)
     ctx: dict[str, Any] = {
         "rows": rows, "first": first, "last": last, "error": error,
-        "region": indicators.region_total(rows),
+        "region": indicators.region_total(rows), "region_kiosks": indicators.region_kiosks(rows),
         "regional": principal.role in indicators.REGIONAL and not hospital,
         "picked": hospital,
         "choices": org_service.list_hospitals(db) if principal.role in indicators.REGIONAL

@@ -15,6 +15,9 @@ the hospital and the regulator alike (RE-2).
   referral pools.
 * 平均提前预约天数 (BK-9, mid- and long-term booking): how far ahead the booked visits were
   booked, in days.
+* 自助机配置 (BK-10, at least one kiosk per 50,000 visits): a hospital's kiosks in service
+  at the end of the period (its kiosk tokens, one per device, created by then and not
+  revoked) against the kiosks its visits need, the period's visits scaled to a year.
 
 Every figure is a sum over rows of the period (``day`` from ``start`` to ``end``), grouped
 by hospital and department in the database; a region's and a hospital's figures are sums
@@ -28,12 +31,13 @@ from dataclasses import dataclass, fields
 from datetime import date, time, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Date, Table, and_, case, func, literal, select, union_all
+from sqlalchemy import Date, Table, and_, case, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from onetrip.config import get_settings
 from onetrip.db import UTCDateTime
 from onetrip.errors import InvalidInput, PermissionDenied
+from onetrip.identity.models import ApiToken
 from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
 from onetrip.org import service as org_service
@@ -52,6 +56,8 @@ ON_SITE = (Channel.window.value, Channel.kiosk.value)
 #: for the primary-care clinics first).
 ONLINE_POOLS = (Pool.online.value, Pool.referral.value)
 ONLINE_SHARE_FLOOR = 0.8
+#: BK-10: at least one kiosk for every 50,000 outpatient visits a year.
+VISITS_PER_KIOSK = 50_000
 _APPOINTMENT = cast(Table, Appointment.__table__)
 _SCHEDULE = cast(Table, Schedule.__table__)
 _SLOT = cast(Table, Slot.__table__)
@@ -121,6 +127,21 @@ class HospitalFigures:
     hospital: Hospital
     total: Figures
     departments: list[tuple[Department, Figures]]
+    kiosks: int = 0  # in service at the end of the period (BK-10)
+    kiosks_needed: int = 0
+
+    @property
+    def kiosks_met(self) -> bool:
+        return self.kiosks >= self.kiosks_needed
+
+    def kiosk_dict(self) -> dict[str, Any]:
+        return {"kiosks": self.kiosks, "kiosks_needed": self.kiosks_needed,
+                "kiosks_met": self.kiosks_met}
+
+
+def kiosks_needed(visits: int, days: int) -> int:
+    """BK-10: the kiosks ``visits`` in ``days`` days need, scaled to a year of 365 days."""
+    return -(-visits * 365 // (days * VISITS_PER_KIOSK))
 
 
 def period(start: str | None, end: str | None, month: str | None = None) -> tuple[date, date]:
@@ -169,17 +190,43 @@ def figures(db: Session, hospitals: list[Hospital], start: date, end: date,
         per[key] = per[key] + f
     names = {d.id: d for d in db.scalars(select(Department).where(
         Department.id.in_({dep for _h, dep in per})))} if per else {}
+    kiosks = _kiosks(db, ids, end)
+    # A hospital's kiosks serve all its visits, whichever departments the viewer sees.
+    visits: dict[int, int] = defaultdict(int)
+    for (hid, _dep), f in (_visits(db, ids, start, end, None) if departments is not None
+                           else per.items()):
+        visits[hid] += f.visits
     out = []
     for h in hospitals:
         rows = sorted(((names[dep], f) for (hid, dep), f in per.items() if hid == h.id),
                       key=lambda row: row[0].code)
-        out.append(HospitalFigures(h, sum((f for _d, f in rows), Figures()), rows))
+        total = sum((f for _d, f in rows), Figures())
+        out.append(HospitalFigures(h, total, rows, kiosks.get(h.id, 0),
+                                   kiosks_needed(visits[h.id], (end - start).days + 1)))
     return out
 
 
 def region_total(rows: list[HospitalFigures]) -> Figures:
     """The figures of all the hospitals given together."""
     return sum((r.total for r in rows), Figures())
+
+
+def region_kiosks(rows: list[HospitalFigures]) -> dict[str, Any]:
+    """The hospitals' kiosks together; met only where every hospital meets its own."""
+    return {"kiosks": sum(r.kiosks for r in rows),
+            "kiosks_needed": sum(r.kiosks_needed for r in rows),
+            "kiosks_met": all(r.kiosks_met for r in rows)}
+
+
+def _kiosks(db: Session, ids: list[int], end: date) -> dict[int, int]:
+    """Each hospital's kiosks in service as the period's last day ends."""
+    until = at_local(end + timedelta(days=1), time(0), get_settings().tz)
+    t = ApiToken
+    return {hid: int(n) for hid, n in db.execute(
+        select(t.hospital_id, func.count()).where(
+            t.role == Role.kiosk.value, t.hospital_id.in_(ids), t.created_at < until,
+            or_(t.revoked_at.is_(None), t.revoked_at >= until))
+        .group_by(t.hospital_id)) if hid is not None}
 
 
 def _minutes(db: Session, later: Any, earlier: Any) -> Any:

@@ -212,19 +212,33 @@ class IndicatorFigures(BaseModel):
     average_lead_days: float | None = Field(description="days booked ahead (BK-9)")
 
 
+class KioskCoverage(BaseModel):
+    """BK-10: at least one kiosk per 50,000 outpatient visits a year."""
+
+    kiosks: int = Field(description="kiosks in service as the period ends (kiosk tokens)")
+    kiosks_needed: int = Field(description="the period's visits scaled to a year / 50,000, "
+                                           "rounded up")
+    kiosks_met: bool = Field(description="kiosks at least kiosks_needed (the region: every "
+                                         "hospital's)")
+
+
 class DepartmentIndicators(IndicatorFigures):
     code: str
     name: str
 
 
-class HospitalIndicators(IndicatorFigures):
+class HospitalIndicators(IndicatorFigures, KioskCoverage):
     hospital: str
     name: str
     departments: list[DepartmentIndicators]
 
 
+class RegionIndicators(IndicatorFigures, KioskCoverage):
+    pass
+
+
 class BookingIndicatorsRead(BaseModel):
     from_: date = Field(alias="from")
     to: date
-    region: IndicatorFigures
+    region: RegionIndicators
     hospitals: list[HospitalIndicators]
