@@ -21,7 +21,7 @@ from openpyxl import Workbook
 from sqlalchemy import select
 
 from onetrip.config import get_settings
-from onetrip.db import session_scope
+from onetrip.db import session_scope, utcnow
 from onetrip.identity import service as identity_service
 from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
@@ -273,3 +273,28 @@ def test_the_window_desk_works_without_javascript(browser: Any, console_server: 
     page.get_by_text("预约成功").wait_for(timeout=5000)
     assert "慕容秋" in page.content() and number not in page.content()
     context.close()
+
+
+def test_a_hospital_short_of_kiosks_is_marked_in_red(browser: Any, console_server: str,
+                                                     artifacts: Path) -> None:
+    """BK-10 on the indicators page: the demo's second-level hospital has one kiosk for
+    about 90,000 visits a year; its cell, and the region's, read 不足 in the alert colour,
+    as an online share under 80% does (BK-2)."""
+    today = utcnow().astimezone(get_settings().tz).date()
+    target = (f"/console/indicators?from={today - timedelta(days=7)}"
+              f"&to={today - timedelta(days=1)}")
+    with session_scope() as db:
+        _row, token = identity_service.create_token(db, role=Role.regulator)
+    page = staff_signed_in(browser, console_server, "/console/indicators", DESK, token=token)
+    page.wait_for_url("**/console/indicators")
+    page.goto(console_server + target)
+    short = page.locator("td[data-kiosks].bad")
+    assert short.count() >= 2 and "不足" in short.first.inner_text()
+    assert page.locator('tr[data-hospital="sfsdery"] td[data-kiosks].bad').count() == 1
+    colours = {short.nth(i).evaluate("e => getComputedStyle(e).color")
+               for i in range(short.count())}
+    met = page.locator("td[data-kiosks]:not(.bad)").first.evaluate(
+        "e => getComputedStyle(e).color")
+    assert colours == {"rgb(180, 35, 24)"} and met != "rgb(180, 35, 24)"
+    page.screenshot(path=str(artifacts / "console-indicators.png"), full_page=True)
+    page.close()
