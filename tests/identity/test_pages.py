@@ -156,6 +156,11 @@ def test_admin_merges_unmerges_and_reads_the_audit(client: TestClient, db: Sessi
     assert r.status_code == 200 and r.text.count('data-outcome="allowed"') >= 4
     r = client.get("/staff/audit", params={"staff": "nobody"})
     assert r.status_code == 422 and "未找到该工作人员" in r.text
+    for typed in ("²", "１２", "2147483648"):  # no row's id
+        r = client.get("/staff/audit", params={"patient_id": typed})
+        assert r.status_code == 422 and "就诊人编号应为数字" in r.text, typed
+        r = client.get("/staff/audit", params={"staff": typed})
+        assert r.status_code == 422 and "未找到该工作人员" in r.text, typed
 
 
 def test_window_registers_a_patient_at_the_desk(client: TestClient, db: Session) -> None:

@@ -40,6 +40,9 @@ def test_admin_adds_changes_and_retires_a_template_row_with_field_errors(
     bad = client.post("/console/templates", data=_row(clinic, capacity="二十", practitioner_id=""))
     assert bad.status_code == 422
     assert 'data-field="capacity"' in bad.text and 'data-field="practitioner_id"' in bad.text
+    for odd in ("²", "２０"):
+        r = client.post("/console/templates", data=_row(clinic, capacity=odd, weekday=odd))
+        assert r.status_code == 422 and 'data-field="capacity"' in r.text, odd
     assert templates.templates_of(db, clinic.hospital) == []
     zero = client.post("/console/templates", data=_row(clinic, capacity="0"))
     assert zero.status_code == 422 and "号源数应为1到200" in zero.text
@@ -158,6 +161,9 @@ def test_bk2_bk4_policy_floors_are_shown_beside_their_fields_and_nothing_is_save
     typed = client.post("/console/policy", data=values(hold_minutes="五", next_day_cutoff="25"))
     assert 'data-field="hold_minutes"' in typed.text
     assert 'data-field="next_day_cutoff"' in typed.text
+    for odd in ("²", "１５"):  # int() would refuse the one and read the other
+        r = client.post("/console/policy", data=values(hold_minutes=odd))
+        assert r.status_code == 422 and 'data-field="hold_minutes"' in r.text, odd
     both = client.post("/console/policy", data=values(online_share="70",
                                                       referral_share_of_online="30"))
     assert both.status_code == 422  # every broken floor at once, each beside its field

@@ -63,6 +63,10 @@ def test_bk6_substitute_keeps_the_appointments_and_lists_the_patients(
     assert missing.status_code == 422
     assert 'data-field="practitioner_id"' in missing.text
     assert 'data-field="sub_reason"' in missing.text
+    for typed in ("²", "１２", "2147483648"):  # no doctor's id
+        r = client.post(f"/console/sessions/{clinic.schedule.id}/substitute",
+                        data={"practitioner_id": typed, "reason": "病假"})
+        assert r.status_code == 422 and 'data-field="practitioner_id"' in r.text, typed
     same = client.post(f"/console/sessions/{clinic.schedule.id}/substitute",
                        data={"practitioner_id": str(clinic.doctor.id), "reason": "病假"})
     assert same.status_code == 422 and "替诊医生须为本院其他医生" in same.text

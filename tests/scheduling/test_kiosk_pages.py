@@ -185,6 +185,9 @@ def test_a_patient_cookie_only_works_on_its_own_kiosk_and_unaltered() -> None:
     assert patient_from_cookie(value, two, MORNING) is None
     assert patient_from_cookie(value.replace("42.", "43.", 1), one, MORNING) is None
     assert patient_from_cookie("", one, MORNING) is None
+    # Numbers int() would refuse (²) or read (full-width): not this kiosk's cookie either.
+    for forged in ("².1.1.0.x", "４２.1.1.0.x", "42.1.1.0"):
+        assert patient_from_cookie(forged, one, MORNING) is None
 
 
 def test_before_the_same_day_opening_the_kiosk_offers_no_time_it_would_refuse(

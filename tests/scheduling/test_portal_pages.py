@@ -121,6 +121,11 @@ def test_a_refused_booking_is_shown_beside_the_patient_field(client: TestClient,
     assert missing.status_code == 422 and "请选择就诊人" in missing.text
     stale = client.post(f"/book/slots/{slot_id}", data={"patient_id": str(fam.kid.id)})
     assert stale.status_code == 422 and "页面已过期" in stale.text
+    # A patient field that is no id of a row: the same clear refusal, never an error page.
+    for typed in ("²", "１２", "2147483648"):  # (past 12 characters the form is refused whole)
+        r = client.post(f"/book/slots/{slot_id}", data={"patient_id": typed,
+                                                        "form_token": form_token(form.text)})
+        assert r.status_code == 422 and "请选择就诊人" in r.text, typed
 
 
 def test_bk6_restriction_notice_with_reason_and_end_date(client: TestClient, clock: Clock,
@@ -336,6 +341,10 @@ def test_waitlist_refusal_is_shown_beside_the_patient(client: TestClient, clock:
                                           "patient_id": fam.me.id})
     assert r.status_code == 409 and 'data-field="patient_id"' in r.text
     assert "仍有号源" in r.text
+    for typed in ("²", "１２", "2147483648"):
+        r = client.post("/me/waitlist", data={"schedule_id": clinic.schedule.id,
+                                              "patient_id": typed})
+        assert r.status_code == 422 and "请选择就诊人" in r.text, typed
 
 
 def test_bk1_inside_wechat_the_portal_books_through_the_wechat_channel(

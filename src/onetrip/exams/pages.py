@@ -25,6 +25,7 @@ from onetrip.identity import patient_pages
 from onetrip.identity import service as identity_service
 from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
+from onetrip.numbers import parse_id
 from onetrip.web import render_page
 
 router = APIRouter(include_in_schema=False)
@@ -167,8 +168,10 @@ async def book(patient_id: int, request: Request, db: DbSession, principal: Cent
     """Book the plan as shown (or as adjusted); a broken rule shows the plan again."""
     assert principal.hospital_id is not None
     form = await request.form()
-    picks = [(int(k.removeprefix("slot_")), int(str(v))) for k, v in form.items()
-             if k.startswith("slot_") and str(v).isdigit()]
+    # A pick names an exam and a slot by id; anything else in the form is no pick.
+    numbered = [(parse_id(k.removeprefix("slot_")), parse_id(str(v))) for k, v in form.items()
+                if k.startswith("slot_")]
+    picks = [(exam, slot) for exam, slot in numbered if exam is not None and slot is not None]
     followup = str(form.get("followup_at") or "")
     try:
         followup_at = datetime.fromisoformat(followup) if followup else None

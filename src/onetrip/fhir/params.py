@@ -6,7 +6,6 @@ without a time means the whole local day, as FHIR's precision rules say.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -16,27 +15,15 @@ from sqlalchemy import and_
 from sqlalchemy.sql.elements import ColumnElement
 
 from onetrip.config import get_settings
-from onetrip.db import MAX_ID
 from onetrip.fhir.outcome import InvalidSearch, UnknownResource
+from onetrip.numbers import parse_digits, parse_id
 
 DEFAULT_COUNT = 20
 MAX_COUNT = 200
 #: The years a date parameter may name: the calendar's ends overflow date arithmetic.
 YEARS = range(1900, 2201)
 _PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le")
-#: 1 to 18 ASCII digits: within a 64-bit integer, so a database column can hold it.
-_DIGITS = re.compile(r"[0-9]{1,18}")
-
-
-def parse_digits(raw: str) -> int | None:
-    """The number ``raw`` writes in 1 to 18 ASCII digits, or None (``²`` is no digit here)."""
-    return int(raw) if _DIGITS.fullmatch(raw) else None
-
-
-def parse_id(raw: str) -> int | None:
-    """The row id ``raw`` writes, or None for one no row can have (``db.MAX_ID``)."""
-    value = parse_digits(raw)
-    return value if value is not None and value <= MAX_ID else None
+__all__ = ["parse_digits", "parse_id"]  # shared with the FHIR modules that import them here
 
 
 def resource_id(ident: str) -> int:

@@ -58,6 +58,7 @@ from onetrip.identity.rules import (
     TOTP_REQUIRED,
     Role,
 )
+from onetrip.numbers import parse_id
 from onetrip.org import service as org_service
 
 log = logging.getLogger(__name__)
@@ -168,8 +169,8 @@ def revoke_token(db: Session, which: str) -> tuple[ApiToken, bool]:
     taken out of service). Returns the row and whether it was revoked now (False: it
     already was, and keeps its first revocation time)."""
     which = which.strip()
-    if which.isdigit():
-        rows = [r for r in [db.get(ApiToken, int(which))] if r is not None]
+    if (token_id := parse_id(which)) is not None:
+        rows = [r for r in [db.get(ApiToken, token_id)] if r is not None]
     elif len(which) > 12:
         rows = list(db.scalars(select(ApiToken).where(ApiToken.token_hash == _hash(which))))
     else:
@@ -298,8 +299,8 @@ def account_role(db: Session, account_id: int) -> Role:
 
 def staff_id_of(db: Session, who: str) -> int | None:
     """A staff member's id from its id or username."""
-    if who.isdigit():
-        return db.scalar(select(Staff.id).where(Staff.id == int(who)))
+    if (staff_id := parse_id(who)) is not None:
+        return db.scalar(select(Staff.id).where(Staff.id == staff_id))
     return db.scalar(select(Staff.id).where(Staff.username == who))
 
 

@@ -25,6 +25,7 @@ from onetrip.identity.rules import (
     REGISTRARS,
     DocumentType,
 )
+from onetrip.numbers import parse_id
 from onetrip.web import link_int, render_page
 
 router = APIRouter(include_in_schema=False)
@@ -225,7 +226,7 @@ def audit_page(request: Request, db: DbSession, principal: EmpiAdmin,
                staff: Annotated[str, Query(max_length=64)] = "") -> Response:
     """By patient (with the records merged into it) or by staff member (id or username)."""
     rows, error = None, None
-    pid = int(patient_id) if patient_id.strip().isdigit() else None
+    pid = parse_id(patient_id.strip())
     staff_id = auth.staff_id_of(db, staff.strip()) if staff.strip() else None
     if patient_id.strip() and pid is None:
         error = "就诊人编号应为数字"

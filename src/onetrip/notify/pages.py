@@ -22,6 +22,7 @@ from onetrip.notify.channels import ALL_CHANNELS, CHANNEL_LABELS
 from onetrip.notify.models import Notification
 from onetrip.notify.slip import mask_name
 from onetrip.notify.templates import LABELS, SIGNATURE, TEMPLATES, render
+from onetrip.numbers import parse_id
 from onetrip.web import render_page
 
 router = APIRouter(include_in_schema=False)
@@ -96,8 +97,8 @@ def _patient_ids(db: DbSession, query: str) -> list[int] | None:
     query = query.strip()
     if not query:
         return None
-    if query.isdigit():
-        return [int(query)]
+    if (patient_id := parse_id(query)) is not None:
+        return [patient_id]
     return [p.id for p in identity_service.find_by_name(db, query)]
 
 

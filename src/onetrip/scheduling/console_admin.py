@@ -21,6 +21,7 @@ from starlette.responses import Response
 
 from onetrip.deps import DbSession, Now
 from onetrip.identity.service import Principal
+from onetrip.numbers import parse_digits
 from onetrip.org import service as org_service
 from onetrip.org.models import Hospital, Location
 from onetrip.org.rules import WEEKDAY_LABELS
@@ -115,7 +116,7 @@ def templates_page(request: Request, db: DbSession, principal: Admin, now: Now,
 
 def _int(raw: str) -> int | None:
     raw = raw.strip()
-    return int(raw) if raw.isdigit() and len(raw) <= 6 else None
+    return parse_digits(raw) if len(raw) <= 6 else None
 
 
 def read_fields(values: dict[str, str]) -> tuple[TemplateFields, dict[str, str]]:

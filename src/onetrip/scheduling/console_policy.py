@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from onetrip.deps import DbSession
 from onetrip.identity.service import Principal
+from onetrip.numbers import parse_digits
 from onetrip.org import service as org_service
 from onetrip.org.models import Hospital
 from onetrip.scheduling import service
@@ -70,8 +71,9 @@ def read_policy_form(values: dict[str, str]) -> tuple[dict[str, Any], dict[str, 
             errors[k] = "请填写0到100之间的数字"
     for k in INTEGER:
         raw = values.get(k, "").strip()
-        if raw.isdigit() and len(raw) <= 5:
-            typed[k] = int(raw)
+        number = parse_digits(raw) if len(raw) <= 5 else None
+        if number is not None:
+            typed[k] = number
         else:
             errors[k] = "请填写整数"
     for k in CLOCK:

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from onetrip.deps import DbSession, Now
 from onetrip.errors import OnetripError
 from onetrip.identity.service import Principal
+from onetrip.numbers import parse_id
 from onetrip.org import service as org_service
 from onetrip.org.models import Hospital
 from onetrip.scheduling import queue, scope, service, stopclinic
@@ -144,15 +145,16 @@ def substitute(schedule_id: int, request: Request, db: DbSession, principal: Sto
     access_console_schedule(db, principal, schedule_id)
     values = {"practitioner_id": practitioner_id, "sub_reason": reason}
     errors = {}
-    if not practitioner_id.strip().isdigit():
+    doctor = parse_id(practitioner_id.strip())
+    if doctor is None:
         errors["practitioner_id"] = "请选择替诊医生"
     if not reason.strip():
         errors["sub_reason"] = "请填写替诊原因"
-    if errors:
+    if errors or doctor is None:
         return _refused(request, db, principal, schedule_id, now, errors, values)
     try:
         stopclinic.substitute(db, principal=principal, schedule_id=schedule_id,
-                              practitioner_id=int(practitioner_id), reason=reason.strip(),
+                              practitioner_id=doctor, reason=reason.strip(),
                               now=now)
     except OnetripError as exc:
         if exc.http_status in (401, 403, 404):

@@ -32,6 +32,7 @@ from onetrip.identity import service as identity_service
 from onetrip.identity.models import Patient
 from onetrip.identity.rules import DocumentType, Role, mask_name
 from onetrip.identity.service import Principal
+from onetrip.numbers import parse_digits
 from onetrip.org.models import Department, Hospital, Practitioner
 from onetrip.scheduling import booking, page_booking, queue, service
 from onetrip.scheduling.errors import AppointmentNotFound, CheckInRefused, SlotNotFound
@@ -82,12 +83,13 @@ def patient_cookie(patient_id: int, kiosk: Principal, now: datetime) -> str:
 def patient_from_cookie(value: str, kiosk: Principal, now: datetime) -> int | None:
     """The patient a valid, unexpired cookie of this kiosk names, else None."""
     parts = value.split(".")
-    if len(parts) != 5 or not all(p.isdigit() for p in parts[:4]):
+    numbers = [parse_digits(p) for p in parts[:4]]
+    if len(parts) != 5 or None in numbers:
         return None
     payload = ".".join(parts[:4])
     if not hmac.compare_digest(_mac(payload), parts[4]):
         return None
-    patient_id, expires, token_id, staff_id = (int(p) for p in parts[:4])
+    patient_id, expires, token_id, staff_id = (n or 0 for n in numbers)
     if expires < now.timestamp() or token_id != (kiosk.token_id or 0) or \
             staff_id != (kiosk.staff_id or 0):
         return None

@@ -22,6 +22,7 @@ from onetrip.errors import OnetripError
 from onetrip.identity import service as identity_service
 from onetrip.identity.rules import RELATIONSHIP_LABELS
 from onetrip.identity.service import Principal
+from onetrip.numbers import parse_id
 from onetrip.org.models import Hospital
 from onetrip.scheduling import booking, queue, service, stopclinic, waitlist
 from onetrip.scheduling.models import Appointment, Slot
@@ -244,12 +245,13 @@ def join_waitlist(request: Request, db: DbSession, now: Now, me: Account,
                   schedule_id: Annotated[int, Form(gt=0)],
                   patient_id: Annotated[str, Form(max_length=12)] = "") -> Response:
     """候补 for a full session; the freed slot is offered to the first in line."""
-    if not patient_id.isdigit():
+    patient = parse_id(patient_id)
+    if patient is None:
         return times_page(request, db, now, me, schedule_id,
                           errors={"patient_id": "请选择就诊人"}, status_code=422)
     try:
         with db.begin_nested():
-            waitlist.join(db, principal=me, patient_id=int(patient_id),
+            waitlist.join(db, principal=me, patient_id=patient,
                           schedule_id=schedule_id, channel=portal_channel(request), now=now)
     except OnetripError as exc:
         if exc.http_status == 401:

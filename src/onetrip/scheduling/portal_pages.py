@@ -23,6 +23,7 @@ from onetrip.identity import service as identity_service
 from onetrip.identity.models import FamilyMember
 from onetrip.identity.rules import RELATIONSHIP_LABELS
 from onetrip.identity.service import Principal
+from onetrip.numbers import parse_id
 from onetrip.org import service as org_service
 from onetrip.org.models import Department, Hospital, Practitioner
 from onetrip.scheduling import booking, service
@@ -238,11 +239,12 @@ def book_slot(slot_id: int, _gate: PortalGate, request: Request, db: DbSession, 
     if me is None:
         return to_sign_in(f"/book/slots/{slot_id}")
     values = {"patient_id": patient_id}
-    if not patient_id.isdigit():
+    patient = parse_id(patient_id)
+    if patient is None:
         return _form_page(request, db, me, slot_id, now, values,
                           {"patient_id": "请选择就诊人"}, status_code=422)
     try:
-        appt = book_once(db, principal=me, form_token=form_token, patient_id=int(patient_id),
+        appt = book_once(db, principal=me, form_token=form_token, patient_id=patient,
                          slot_id=slot_id, channel=portal_channel(request), now=now)
     except OnetripError as exc:
         if exc.http_status == 401:

@@ -13,6 +13,7 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescap
 from starlette.responses import Response
 
 from onetrip.config import get_settings
+from onetrip.numbers import parse_id
 from onetrip.org import rules as org_rules
 
 PACKAGE = Path(__file__).resolve().parent.parent
@@ -50,10 +51,9 @@ def link_int(raw: str) -> int | None:
     """A whole number from a link's query string, or None for anything else.
 
     Flash links name a record by id and the page reads the message's values from it; a link
-    can be typed by anyone, so a value that is not a plain number is ignored rather than
-    answered with an error page. Nine digits at most: any id fits a PostgreSQL integer."""
-    raw = raw.strip()
-    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else None
+    can be typed by anyone, so a value that is not a plain number (or no row's id) is ignored
+    rather than answered with an error page."""
+    return parse_id(raw.strip())
 
 
 def render_page(request: Request, name: str, context: dict[str, Any] | None = None,
