@@ -106,10 +106,10 @@ def install_handlers(app: Any) -> None:
     from fastapi import Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, Response
-    from sqlalchemy.exc import DataError
+    from sqlalchemy.exc import DataError, StatementError
     from starlette.exceptions import HTTPException
 
-    from onetrip.bodylimit import BodyTooLarge
+    from onetrip.intake import InvalidText, Refused
 
     log = logging.getLogger("onetrip.errors")
 
@@ -146,8 +146,8 @@ def install_handlers(app: Any) -> None:
         body = {"code": "invalid_request", "message": message, "detail": detail}
         return render(request, 422, body)
 
-    @app.exception_handler(BodyTooLarge)
-    async def _too_large(request: Request, exc: BodyTooLarge) -> Response:
+    @app.exception_handler(Refused)
+    async def _refused(request: Request, exc: Refused) -> Response:
         return render(request, exc.status_code, exc.to_dict())
 
     @app.exception_handler(HTTPException)
@@ -164,7 +164,13 @@ def install_handlers(app: Any) -> None:
         # A number or date no column can hold (an id of 20 digits, the year 9999 moved on
         # by a day) reaches the database or the calendar only from a request: bad input.
         # PostgreSQL's other data errors (a division by zero, a text too long) are bugs.
-        if isinstance(exc, DataError) and getattr(exc.orig, "sqlstate", None) not in (
+        # A NUL the intake did not see (in an uploaded file's text) the driver refuses.
+        if isinstance(exc, DataError) and "NUL (0x00)" in str(exc.orig):
+            return render(request, 422, InvalidText().to_dict())
+        if isinstance(exc, StatementError) and not isinstance(exc, DataError):
+            if not isinstance(exc.orig, OverflowError):  # a bound value SQLAlchemy converts
+                return await _unexpected(request, exc)
+        elif isinstance(exc, DataError) and getattr(exc.orig, "sqlstate", None) not in (
                 "22003", "22008"):  # numeric value out of range, datetime field overflow
             return await _unexpected(request, exc)
         log.warning("value out of range on %s %s", request.method, request.url.path,
@@ -178,4 +184,5 @@ def install_handlers(app: Any) -> None:
 
     app.add_exception_handler(OverflowError, _out_of_range)
     app.add_exception_handler(DataError, _out_of_range)
+    app.add_exception_handler(StatementError, _out_of_range)
     app.add_exception_handler(Exception, _unexpected)

@@ -5,15 +5,15 @@ from __future__ import annotations
 import gc
 import os
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from onetrip import __version__
-from onetrip.bodylimit import BodyLimit
 from onetrip.config import get_settings
 from onetrip.errors import install_handlers
+from onetrip.intake import Intake, refuse_nul_in_url
 from onetrip.logs import install_redaction
 from onetrip.web import STATIC_DIR
 
@@ -75,6 +75,7 @@ def create_app() -> FastAPI:
         # No OpenTelemetry here: FastAPI's own would look up three providers (and the
         # environment) on every request to find none configured.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        dependencies=[Depends(refuse_nul_in_url)],
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_handlers(app)
@@ -82,7 +83,7 @@ def create_app() -> FastAPI:
 
     app.add_middleware(RequestId)
     settings = get_settings()
-    app.add_middleware(BodyLimit, body_bytes=settings.max_body_bytes,
+    app.add_middleware(Intake, body_bytes=settings.max_body_bytes,
                        upload_bytes=settings.max_upload_bytes)
 
     @app.get("/healthz", tags=["ops"])

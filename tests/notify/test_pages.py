@@ -117,6 +117,9 @@ def test_rm1_staff_outbox_filters_shows_the_reason_and_resends_without_a_duplica
     assert empty_form.count("<tr data-id=") == 1
     bad_day = client.get("/staff/notifications", params={"day": "2026-13-01"}, headers=window)
     assert bad_day.status_code == 200 and "日期格式应为YYYY-MM-DD" in bad_day.text
+    for day in ("0001-01-01", "9999-12-31"):  # local midnight no UTC time can hold
+        r = client.get("/staff/notifications", params={"day": day}, headers=window)
+        assert 400 <= r.status_code < 500, (day, r.status_code)
     for typed in ("²", "99999999999999999999"):  # no patient's id: no message is theirs
         r = client.get("/staff/notifications", params={"patient": typed}, headers=window)
         assert r.status_code == 200 and "<tr data-id=" not in r.text, typed

@@ -85,7 +85,7 @@ def _multi(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
 
 
 async def json_body(request: Request) -> Any:
-    raw = await request.body()  # bounded (bodylimit)
+    raw = await request.body()  # bounded, no NUL (intake)
     try:
         return json.loads(raw or b"null")
     except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep

@@ -1,0 +1,111 @@
+"""What comes in is checked before a route uses it (docs/architecture.md, "Request sizes").
+
+**Sizes.** A JSON or form body may hold ``max_body_bytes`` (1 MB: a booking is a few hundred
+bytes, the largest form a few kilobytes); a file upload (``multipart/form-data``: the quality
+data, the schedule sheet) ``max_upload_bytes``, which the form parser spools to disk. The
+limit is checked against the declared Content-Length at the first read and against the bytes
+as they arrive, so a body sent in chunks cannot pass it either.
+
+**NUL characters.** PostgreSQL cannot hold a NUL in text (the driver refuses the value), and
+SQLite would store it unseen; no person types one. A NUL in the link (path or query), in a
+form body (``%00``) or in a JSON body (``\\u0000``) is refused on every database alike. A
+file upload may hold any byte: its reader checks it.
+
+The read that finds a fault raises inside the route, before the route has done anything,
+and the app's error handlers answer in the route's own form (JSON under /api, an
+OperationOutcome under /fhir, a Chinese page elsewhere): 413 ``body_too_large`` or 422
+``invalid_text``.
+
+A plain ASGI middleware of our own, not Starlette's ``RequestBodyLimitMiddleware``: that one
+also answers 413 in place of the response of a route that never read the body, after the
+route has done its work (a cancellation sent with a large body would be made and reported
+refused). Here a route that does not read its body is not concerned by what it holds.
+"""
+
+from __future__ import annotations
+
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+#: A NUL as each kind of body writes it; the longest is what a chunk must keep of its end.
+_NUL_IN = {"application/x-www-form-urlencoded": (b"%00", b"\x00"),
+           "application/json": (b"\\u0000", b"\x00")}
+_KEEP = 5
+
+
+class Refused(HTTPException):
+    """A request refused at intake. An HTTPException, so that FastAPI's body parsing lets
+    it through to the handlers (it turns any other exception of a read into a 400)."""
+
+    code = "error"
+
+    def __init__(self, status: int, message: str, detail: object = None) -> None:
+        super().__init__(status, message)
+        self.info = detail
+
+    def to_dict(self) -> dict[str, object]:
+        return {"code": self.code, "message": self.detail, "detail": self.info}
+
+
+class BodyTooLarge(Refused):
+    code = "body_too_large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"请求体过大：不能超过{limit}字节", {"limit_bytes": limit})
+
+
+class InvalidText(Refused):
+    code = "invalid_text"
+
+    def __init__(self) -> None:
+        super().__init__(422, "输入中含有无效字符（NUL），请删除后重试")
+
+
+def refuse_nul_in_url(request: Request) -> None:
+    """The app's dependency for every route: no NUL in the path or the query string."""
+    if "\x00" in request.url.path or "%00" in request.url.query or \
+            "\x00" in request.url.query:
+        raise InvalidText()
+
+
+class Intake:
+    """Refuse a body larger than its limit, or holding a NUL, as the app reads it."""
+
+    def __init__(self, app: ASGIApp, *, body_bytes: int, upload_bytes: int) -> None:
+        self.app = app
+        self.body_bytes = body_bytes
+        self.upload_bytes = upload_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        kind = headers.get("content-type", "").split(";")[0].strip().lower()
+        limit = self.upload_bytes if kind == "multipart/form-data" else self.body_bytes
+        nul = _NUL_IN.get(kind, ())
+        declared = headers.get("content-length", "")
+        declared_too_large = declared.isascii() and declared.isdigit() and int(declared) > limit
+        received = 0
+        tail = b""
+
+        async def checked() -> Message:
+            nonlocal received, tail
+            if declared_too_large:
+                raise BodyTooLarge(limit)
+            message = await receive()
+            if message["type"] == "http.request":
+                chunk = message.get("body", b"")
+                received += len(chunk)
+                if received > limit:
+                    raise BodyTooLarge(limit)
+                if nul:
+                    seen = tail + chunk
+                    if any(n in seen for n in nul):
+                        raise InvalidText()
+                    tail = seen[-_KEEP:]
+            return message
+
+        await self.app(scope, checked, send)
