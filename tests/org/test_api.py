@@ -97,7 +97,12 @@ def test_the_calendars_last_day_can_be_read_and_ruled(client: TestClient, db: Se
     assert days.status_code == 200 and [d["date"] for d in days.json()] == [
         "9999-12-30", "9999-12-31"]
     own = org_service.access_hospital(db, "sfsdery")
+    admin = auth(make_token(db, Role.hospital_admin, own))
+    # A ruling names a day of the years the calendar page shows (2000-2100): one there
+    # could not be seen or deleted.
     r = client.put("/api/v1/hospitals/sfsdery/calendar/9999-12-31",
-                   json={"kind": "closed", "name": "设备检修"},
-                   headers=auth(make_token(db, Role.hospital_admin, own)))
+                   json={"kind": "closed", "name": "设备检修"}, headers=admin)
+    assert r.status_code == 422 and r.json()["code"] == "calendar_day_invalid"
+    r = client.put("/api/v1/hospitals/sfsdery/calendar/2100-12-31",
+                   json={"kind": "closed", "name": "设备检修"}, headers=admin)
     assert r.status_code == 200 and r.json()["status"] == "closed"

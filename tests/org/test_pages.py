@@ -133,3 +133,28 @@ def test_a_calendar_file_too_large_is_refused_whole_not_cut(client: TestClient,
     assert r.status_code == 422 and "文件过大" in r.text, r.text[-300:]
     assert not [o for o in calendar.list_overrides(db, hospital=h)
                 if o.day.isoformat() in ("2027-03-01", "2027-03-02")]
+
+
+def test_a_ruling_only_for_a_day_the_calendar_shows(client: TestClient, db: Session) -> None:
+    """A day is written YYYY-MM-DD in the page's years (2000-2100): a number was read as a
+    Unix time (0 is 1970-01-01) and any year was stored, where the page could not show or
+    delete it. Nothing is stored for such a day, by the form or by a file."""
+    h = org_service.access_hospital(db, "sfsdery")
+    admin = make_token(db, Role.hospital_admin, h)
+    client.post("/staff/sign-in", data={"token": admin, "next": "/admin/calendar"})
+    before = len(calendar.list_overrides(db, hospital=h))
+    for day in ("0", "86400", "1999-12-31", "2101-01-01", "9999-12-31", "20270101",
+                "2027-W01-1", "２０２７-01-01"):
+        r = client.post("/admin/calendar/overrides",
+                        data={"hospital": "sfsdery", "day": day, "kind": "closed"})
+        assert r.status_code == 422 and "日期" in r.text, day
+        csv = f"日期,类型,说明\n{day},休,x\n".encode()
+        r = client.post("/admin/calendar/import", data={"hospital": "sfsdery"},
+                        files={"file": ("bad.csv", csv, "text/csv")})
+        assert r.status_code == 422 and "第2行" in r.text, day
+    for text in ("2027-01-01,休," + "长" * 140_000 + "\n",  # a field past the csv module's
+                 "2027-01-01,休,元\x00旦\n"):  # limit; a NUL no database should hold
+        r = client.post("/admin/calendar/import", data={"hospital": "sfsdery"},
+                        files={"file": ("bad.csv", text.encode(), "text/csv")})
+        assert r.status_code == 422 and "未导入" in r.text
+    assert len(calendar.list_overrides(db, hospital=h)) == before

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -43,6 +44,28 @@ _KIND_WORDS = {
     "closed": OverrideKind.closed, "停诊": OverrideKind.closed,
     "open": OverrideKind.open, "开诊": OverrideKind.open,
 }
+
+
+#: The years a ruling may name: those the calendar page shows (and can delete a ruling of).
+YEARS = range(2000, 2101)
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+class CalendarDayInvalid(InvalidInput):
+    code = "calendar_day_invalid"
+    message = "日期应写作YYYY-MM-DD（如2027-01-01），且在2000年至2100年之间"
+
+
+def parse_day(raw: str) -> date | None:
+    """A day written YYYY-MM-DD in ``YEARS``, or None (a number, an ISO week or the basic
+    form 20270101, which ``date.fromisoformat`` also reads, are not what a person means)."""
+    if not _DAY.fullmatch(raw):
+        return None
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        return None
+    return day if day.year in YEARS else None
 
 
 class CalendarImportInvalid(InvalidInput):
@@ -207,6 +230,8 @@ def set_override(db: Session, *, day: date, kind: OverrideKind, name: str = "",
     """Rule on one date for a hospital or a region, replacing an earlier ruling."""
     if (hospital is None) == (region_id is None):
         raise InvalidInput("请指定医院或区域之一")
+    if day.year not in YEARS:
+        raise CalendarDayInvalid(detail={"day": day.isoformat()})
     hid = hospital.id if hospital is not None else None
     row = db.scalar(select(CalendarOverride).where(
         CalendarOverride.day == day,
@@ -255,8 +280,14 @@ def parse_calendar_csv(text: str) -> list[ImportLine]:
     lines: list[ImportLine] = []
     errors: list[dict[str, object]] = []
     seen: set[date] = set()
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
-    for lineno, row in enumerate(reader, start=1):
+    if "\x00" in text:
+        raise CalendarImportInvalid("文件中含有无效字符（NUL），未导入任何日期")
+    try:
+        rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+    except csv.Error as exc:  # a field past the module's limit (128 KB), a stray quote
+        raise CalendarImportInvalid("文件无法按CSV读取（某一列过长或引号不成对），"
+                                    "未导入任何日期") from exc
+    for lineno, row in enumerate(rows, start=1):
         cells = [c.strip() for c in row]
         if not any(cells) or cells[0].startswith("#"):
             continue
@@ -265,10 +296,10 @@ def parse_calendar_csv(text: str) -> list[ImportLine]:
         if len(cells) < 2:
             errors.append({"line": lineno, "error": "每行至少需要日期和类型两列"})
             continue
-        try:
-            day = date.fromisoformat(cells[0])
-        except ValueError:
-            errors.append({"line": lineno, "error": f"日期格式应为YYYY-MM-DD：{cells[0]}"})
+        day = parse_day(cells[0])
+        if day is None:
+            errors.append({"line": lineno, "error": "日期应写作YYYY-MM-DD，在2000年至2100年"
+                                                    f"之间：{cells[0]}"})
             continue
         kind = _KIND_WORDS.get(cells[1].lower())
         if kind is None:

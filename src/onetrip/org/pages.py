@@ -169,20 +169,23 @@ def _back(h: Hospital, day: date, flash: str, **values: int) -> RedirectResponse
 
 @router.post("/admin/calendar/overrides")
 def add_override(db: DbSession, principal: CalendarAdmin, hospital: Annotated[str, Form()],
-                 day: Annotated[date, Form()], kind: Annotated[OverrideKind, Form()],
+                 day: Annotated[str, Form(max_length=20)], kind: Annotated[OverrideKind, Form()],
                  name: Annotated[str, Form(max_length=100)] = "",
                  scope: Annotated[str, Form(pattern="^(hospital|region)$")] = "hospital",
                  ) -> Response:
     h = _admin_hospital(db, principal, hospital)
+    on = calendar.parse_day(day.strip())
+    if on is None:
+        raise calendar.CalendarDayInvalid(detail={"day": day})
     who = f"page:{principal.label or principal.role.value}"
     if scope == "region":
         if principal.role is not Role.regional_admin:
             raise PermissionDenied("只有区域管理员可以设定全区域日历")
-        row = calendar.set_override(db, day=day, kind=kind, name=name, region_id=h.region_id,
+        row = calendar.set_override(db, day=on, kind=kind, name=name, region_id=h.region_id,
                                     source=who)
     else:
-        row = calendar.set_override(db, day=day, kind=kind, name=name, hospital=h, source=who)
-    return _back(h, day, "set", override=row.id)
+        row = calendar.set_override(db, day=on, kind=kind, name=name, hospital=h, source=who)
+    return _back(h, on, "set", override=row.id)
 
 
 @router.post("/admin/calendar/overrides/{override_id}/delete")
