@@ -293,3 +293,31 @@ def test_a_parquet_file_with_a_nested_column_no_field_uses_is_imported(
                     files={"file": ("rx.parquet", out.getvalue(), "application/octet-stream")})
     assert r.status_code == 201, r.text
     assert r.json()["rows"] == table.num_rows
+
+
+def test_an_upload_named_with_a_long_extension_is_refused_as_unsupported(
+        client: TestClient, db: Session, tmp_path: Path) -> None:
+    """The client's extension named the temporary file: 300 letters of it failed with
+    'file name too long' (a 500)."""
+    hospital = _hospital_with_october(db, tmp_path)
+    h = auth(make_token(db, Role.hospital_admin, hospital))
+    db.commit()
+    before = _stored(db, hospital)
+    r = client.post(f"/api/v1/quality/{hospital.code}/imports", headers=h,
+                    data={"kind": "prescriptions", "period": "2026-10"},
+                    files={"file": ("rx." + "c" * 300, _good_csv(), "text/csv")})
+    assert r.status_code == 422 and r.json()["code"] == UNSUPPORTED, r.text
+    assert _stored(db, hospital) == before
+
+
+def test_an_offset_past_any_finding_is_refused(client: TestClient, db: Session) -> None:
+    token = make_token(db, Role.regional_admin)
+    db.commit()
+    big = "99999999999999999999"
+    r = client.get("/api/v1/quality/sfsrmyy/findings/over_supply",
+                   params={"period": "2026-10", "offset": big}, headers=auth(token))
+    assert r.status_code == 422, r.text
+    client.post("/staff/sign-in", data={"token": token, "next": "/"})
+    r = client.get("/quality/rational", params={"hospital": "sfsrmyy", "period": "2026-10",
+                                                "check": "big_prescription", "offset": big})
+    assert r.status_code == 422

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import zipfile
+from collections.abc import Callable
 from datetime import date, timedelta
 
 import pytest
@@ -132,3 +134,29 @@ def test_demo_region_has_two_weeks_of_sessions(db: Session) -> None:
     assert count and count > 1000
     days = db.scalar(select(func.count(func.distinct(Schedule.day))))
     assert days and days >= 10
+
+
+def _with_sheet_xml(content: bytes, edit: Callable[[bytes], bytes]) -> bytes:
+    """The workbook with its sheet's XML changed (openpyxl reads a sheet only as it goes)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(content)) as src, zipfile.ZipFile(out, "w") as z:
+        for name in src.namelist():
+            data = src.read(name)
+            z.writestr(name, edit(data) if name.startswith("xl/worksheets/") else data)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("edit", [
+    lambda x: x.replace(b"</sheetData>", b'<row r="9"><c r="A9"</sheetData>'),  # cut short
+    lambda x: x.replace(b"</sheetData>", b'<row r="9"><c r="A9" t="n"><v>abc</v></c></row>'
+                                         b"</sheetData>"),  # a number cell that is none
+    lambda x: x.replace(b"</sheetData>", b'<row r="9"><c r="ZZZZ9"><v>1</v></c></row>'
+                                         b"</sheetData>"),  # no such column
+], ids=["truncated", "number-not-a-number", "bad-reference"])
+def test_a_damaged_sheet_is_a_clear_error(db: Session, clinic: Clinic,
+                                          edit: Callable[[bytes], bytes]) -> None:
+    good = sheet([clinic.department.name, clinic.doctor.code, "", "", "", "20", ""])
+    with pytest.raises(TemplateSheetInvalid, match="xlsx"):
+        templates.import_sheet(db, hospital=clinic.hospital,
+                               content=_with_sheet_xml(good, edit))
+    assert templates.templates_of(db, clinic.hospital) == []

@@ -15,6 +15,7 @@ from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
 from onetrip.quality import analyses, report
 from onetrip.quality import service as quality_service
+from onetrip.quality.readers import SUFFIXES, UnsupportedFile
 from onetrip.quality.rules import CHECK_LABELS, Check, DatasetKind
 from onetrip.quality.schemas import (
     DDDWrite,
@@ -30,6 +31,8 @@ from onetrip.quality.schemas import (
 from onetrip.quality.service import Viewer
 
 router = APIRouter(prefix="/api/v1/quality", tags=["quality"])
+#: Findings are paged; no list of a hospital's month is a billion lines long.
+MAX_OFFSET = 10**9
 Staff = Annotated[Principal, Depends(require_role(*quality_service.VIEW_ROLES))]
 Period = Annotated[str, Query(max_length=8, description="2026-10, 2026-Q4 or 2026-W43")]
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -95,7 +98,8 @@ def read_rational(hospital: str, db: DbSession, viewer: QualityViewer,
 
 @router.get("/{hospital}/findings/{check}", response_model=FindingsRead)
 def read_findings(hospital: str, check: Check, db: DbSession, viewer: QualityViewer,
-                  period: Period, offset: Annotated[int, Query(ge=0)] = 0) -> FindingsRead:
+                  period: Period, offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+                  ) -> FindingsRead:
     """Every prescription one check found, 200 at a time."""
     h = quality_service.access_hospital(db, viewer, hospital)
     rows, total = analyses.findings(db, h, quality_service.period_of(period), check,
@@ -170,6 +174,8 @@ async def import_upload(db: DbSession, hospital: Any, kind: DatasetKind, period:
     """Save an upload to a temporary file and import it (shared with the page)."""
     columns = quality_service.parse_mapping(mapping)
     suffix = Path(file.filename or "upload.csv").suffix.lower()
+    if suffix not in SUFFIXES:  # the client's name never names a file of ours
+        raise UnsupportedFile(detail={"file": file.filename})
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"upload{suffix}"
         with path.open("wb") as out:

@@ -19,7 +19,7 @@ from onetrip.errors import OnetripError, PermissionDenied
 from onetrip.org.models import Hospital
 from onetrip.quality import analyses, report
 from onetrip.quality import service as quality_service
-from onetrip.quality.api import XLSX, import_upload
+from onetrip.quality.api import MAX_OFFSET, XLSX, import_upload
 from onetrip.quality.models import DataImport, Review
 from onetrip.quality.rules import (
     CHECK_LABELS,
@@ -151,7 +151,7 @@ def double_ten_page(request: Request, db: DbSession, viewer: QualityViewer,
 def rational_page(request: Request, db: DbSession, viewer: QualityViewer,
                   hospital: str | None = None, period: PeriodQ = None,
                   check: Check | None = None,
-                  offset: Annotated[int, Query(ge=0)] = 0) -> Response:
+                  offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> Response:
     h, p = _scope(db, viewer, hospital, period)
     use = analyses.rational(db, h, p)
     listed: list[dict[str, Any]] = []

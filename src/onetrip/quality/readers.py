@@ -137,6 +137,8 @@ def _read_parquet(path: Path) -> tuple[list[str], Wanted]:
 
 _READERS = {".csv": _read_csv, ".txt": _read_csv, ".xlsx": _read_excel, ".xlsm": _read_excel,
             ".parquet": _read_parquet}
+#: The file name endings read (an upload of another kind is refused before it is saved).
+SUFFIXES = frozenset(_READERS)
 #: What the parsers raise on a file they cannot read: not the format its name says, damaged,
 #: in another encoding, or with columns that are not text or numbers (BadZipFile, a missing
 #: archive member, XML that does not parse, UnicodeDecodeError, any Arrow error ...).

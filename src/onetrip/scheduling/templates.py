@@ -79,11 +79,11 @@ def parse_sheet(db: Session, hospital: Hospital, content: bytes,
     a doctor who works in none of them, is refused."""
     try:
         sheet = load_workbook(io.BytesIO(content), read_only=True, data_only=True).active
+        # Read-only mode parses the sheet's XML only now, row by row: a damaged sheet
+        # (cut short, a number cell holding text, a cell reference past ZZZ) fails here.
+        rows = list(sheet.iter_rows(values_only=True)) if sheet is not None else []
     except Exception as exc:  # openpyxl raises many kinds for a file that is not xlsx
         raise TemplateSheetInvalid("无法读取文件，请上传 .xlsx 格式的排班表") from exc
-    if sheet is None:
-        raise TemplateSheetInvalid("排班表为空")
-    rows = list(sheet.iter_rows(values_only=True))
     if not rows:
         raise TemplateSheetInvalid("排班表为空")
     header = [_text(v) for v in rows[0]]
