@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from onetrip.errors import PermissionDenied
 from onetrip.identity import service
 from onetrip.identity.errors import (
+    BirthDateTooEarly,
     DocumentBelongsToOther,
     DocumentNameMismatch,
     FamilyFull,
@@ -118,6 +119,17 @@ def test_id2_passport_needs_a_birth_date_not_in_the_future(db: Session) -> None:
         service.register_patient(db, WINDOW, name="John Smith", document_type=DocumentType.
                                  passport, document_number="AB-12", phone=mobile(),
                                  birth_date=date(1980, 1, 1))
+    # Nor before 1890, the same floor a resident ID number's date has: 0001-01-01 made a
+    # patient of 2,025 years.
+    for born in (date(1, 1, 1), date(1889, 12, 31)):
+        with pytest.raises(BirthDateTooEarly):
+            service.register_patient(db, WINDOW, name="John Smith", document_type=DocumentType.
+                                     passport, document_number="E12345679", phone=mobile(),
+                                     birth_date=born)
+    p = service.register_patient(db, WINDOW, name="John Smith", document_type=DocumentType.
+                                 passport, document_number="E12345679", phone=mobile(),
+                                 birth_date=date(1890, 1, 1)).patient
+    assert p.birth_date == date(1890, 1, 1)
 
 
 def test_id1_phone_must_be_a_mobile(db: Session) -> None:

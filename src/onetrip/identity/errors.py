@@ -45,6 +45,11 @@ class FutureBirthDate(InvalidDocument):
     message = "出生日期不能晚于今天"
 
 
+class BirthDateTooEarly(InvalidDocument):
+    code = "birth_date_too_early"
+    message = "出生日期不能早于1890年"
+
+
 class UnknownRegionCode(InvalidDocument):
     code = "unknown_region_code"
     message = "身份证号码前六位的地区代码无效"

@@ -169,7 +169,8 @@ _PROVINCES = frozenset({
     "65", "71", "81", "82", "83",
 })
 _RESIDENT_ID = re.compile(r"^\d{17}[\dX]$")
-_OLDEST_BIRTH = date(1890, 1, 1)
+#: The earliest birth date a record may have (a resident ID number's date, or one typed).
+OLDEST_BIRTH = date(1890, 1, 1)
 
 
 def resident_id_check_char(first17: str) -> str:
@@ -203,7 +204,7 @@ def resident_id_problem(value: str, today: date) -> DocumentProblem | None:
     if v[:2] not in _PROVINCES or (v[:2] not in {"81", "82", "83"} and v[2:4] == "00"):
         return DocumentProblem.region_code
     born = resident_id_birth_date(v)
-    if born is None or born < _OLDEST_BIRTH:
+    if born is None or born < OLDEST_BIRTH:
         return DocumentProblem.birth_date
     if born > today:
         return DocumentProblem.future_birth_date

@@ -37,6 +37,7 @@ from onetrip.identity.errors import (
     AlreadyFamilyMember,
     BirthDateMismatch,
     BirthDateRequired,
+    BirthDateTooEarly,
     DocumentBelongsToOther,
     DocumentNameMismatch,
     FamilyFull,
@@ -54,6 +55,7 @@ from onetrip.identity.rules import (
     ACCOUNT_ROLES,
     CARE_STAFF,
     CITIZEN_NUMBER_TYPES,
+    OLDEST_BIRTH,
     REGISTRARS,
     REVEALERS,
     DocumentType,
@@ -337,6 +339,8 @@ def register_patient(db: Session, principal: Principal, *, name: str,
         raise BirthDateRequired(detail={"field": "birth_date"})
     if born > today():
         raise FutureBirthDate(detail={"field": "birth_date"})
+    if born < OLDEST_BIRTH:  # the floor a resident ID number's date has
+        raise BirthDateTooEarly(detail={"field": "birth_date"})
     if gender not in ("", "male", "female"):
         gender = ""
     account = _account_of(db, principal)
