@@ -321,3 +321,22 @@ def test_an_offset_past_any_finding_is_refused(client: TestClient, db: Session) 
     r = client.get("/quality/rational", params={"hospital": "sfsrmyy", "period": "2026-10",
                                                 "check": "big_prescription", "offset": big})
     assert r.status_code == 422
+
+
+def test_a_review_of_a_drug_the_period_never_prescribed_is_refused(
+        client: TestClient, db: Session, tmp_path: Path) -> None:
+    """A verdict on a drug is of a drug in the period's lines: one for any typed code was
+    stored, and showed nowhere."""
+    hospital = _hospital_with_october(db, tmp_path)
+    h = auth(make_token(db, Role.pharmacist, hospital))
+    db.commit()
+    before = _reviews(db, hospital)
+    for code in ("NO-SUCH-DRUG", "１２", "<script>"):
+        r = client.post(f"/api/v1/quality/{hospital.code}/reviews", headers=h, json={
+            "period": "2026-10", "verdict": "rational", "drug_code": code})
+        assert r.status_code == 404 and r.json()["code"] == "quality_drug_not_found", code
+    assert _reviews(db, hospital) == before
+    r = client.post(f"/api/v1/quality/{hospital.code}/reviews", headers=h, json={
+        "period": "2026-10", "verdict": "rational", "drug_code": "OME"})
+    assert r.status_code == 201, r.text
+    assert _reviews(db, hospital) == before + 1

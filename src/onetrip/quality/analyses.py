@@ -157,6 +157,15 @@ def prescription(db: Session, hospital: Hospital, prescription_id: str,
     return lines
 
 
+def require_drug(db: Session, hospital: Hospital, drug_code: str, period: Period) -> None:
+    """Raises NoSuchDrug unless a line of this period prescribes ``drug_code`` (a verdict
+    on a drug is of one the lists can show)."""
+    with open_for(db, [hospital], period.months()) as con:
+        found = engine.prescribes(con, drug_code)
+    if not found:
+        raise quality_service.NoSuchDrug(detail={"drug": drug_code})
+
+
 # --- region -----------------------------------------------------------------------------------
 
 

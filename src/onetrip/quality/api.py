@@ -126,6 +126,8 @@ def create_review(hospital: str, body: ReviewWrite, db: DbSession,
     h = quality_service.access_hospital(db, viewer, hospital)
     quality_service.require_reviewer(viewer, h)
     extra: dict[str, str] = {}
+    if body.drug_code:
+        analyses.require_drug(db, h, body.drug_code, quality_service.period_of(body.period))
     if body.prescription_id:
         lines = analyses.prescription(db, h, body.prescription_id,
                                       quality_service.period_of(body.period))

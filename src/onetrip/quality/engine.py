@@ -457,6 +457,12 @@ def prescriptions_for(con: duckdb.DuckDBPyConnection, start: date, end: date,
         LIMIT {int(limit)} OFFSET {int(offset)}""")
 
 
+def prescribes(con: duckdb.DuckDBPyConnection, drug_code: str) -> bool:
+    """Whether any line of the open months prescribes ``drug_code``."""
+    return bool(duck.rows(con, "SELECT 1 AS found FROM rx WHERE drug_code = $code LIMIT 1",
+                          {"code": drug_code}))
+
+
 def prescription_lines(con: duckdb.DuckDBPyConnection,
                        prescription_id: str) -> list[dict[str, Any]]:
     """The lines of one prescription, in file order of drug code."""

@@ -191,6 +191,8 @@ def review(db: DbSession, viewer: QualityViewer, hospital: Annotated[str, Form()
     quality_service.require_reviewer(viewer, h)
     p = quality_service.period_of(period)
     extra: dict[str, str] = {}
+    if drug_code:
+        analyses.require_drug(db, h, drug_code, p)
     if prescription_id:
         head = analyses.prescription(db, h, prescription_id, p)[0]
         extra = {"prescriber_code": head["prescriber_code"],

@@ -64,6 +64,11 @@ class NoSuchPrescription(NotFound):
     message = "未找到该处方"
 
 
+class NoSuchDrug(NotFound):
+    code = "quality_drug_not_found"
+    message = "本期数据中没有该药品"
+
+
 class ReviewReasonRequired(InvalidInput):
     code = "quality_reason_required"
     message = "判定为不合理时必须填写理由"
