@@ -31,7 +31,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: A NUL as each kind of body writes it; the longest is what a chunk must keep of its end.
 _NUL_IN = {"application/x-www-form-urlencoded": (b"%00", b"\x00"),
-           "application/json": (b"\\u0000", b"\x00")}
+           "application/json": (b"\\u0000", b"\x00"),
+           "application/fhir+json": (b"\\u0000", b"\x00")}
 _KEEP = 5
 
 

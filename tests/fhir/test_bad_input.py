@@ -267,3 +267,17 @@ def test_search_by_post_refuses_a_form_body_too_large(client: TestClient) -> Non
     _refused(client.post("/fhir/Organization/_search", content=body,
                          headers={"Content-Type": "application/x-www-form-urlencoded"}),
              TOO_LARGE)
+
+
+@pytest.mark.parametrize("kind", ["application/fhir+json", "application/json"])
+def test_a_nul_in_a_parameters_body_is_refused(client: TestClient, at: object, db: Session,
+                                               kind: str) -> None:
+    """PostgreSQL's driver refused the NUL with a 500; SQLite would have read it."""
+    _patient, headers = patient_session(db)
+    before = _appointments(db)
+    body = ('{"resourceType":"Parameters","parameter":[{"name":"start","valueString":'
+            '"2026-12-14\\u0000"},{"name":"end","valueString":"2026-12-14"}]}')
+    response = client.post("/fhir/Appointment/$hold", content=body,
+                           headers={**headers, "Content-Type": kind})
+    _refused(response, (422, "invalid", "invalid_text"))
+    assert _appointments(db) == before
