@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from onetrip.config import get_settings
 from onetrip.db import utcnow
+from onetrip.deps import get_now
 from onetrip.identity import auth as auth_service
 from onetrip.identity.models import FamilyMember
 from onetrip.identity.rules import Role
@@ -299,3 +300,23 @@ def test_the_demo_hospitals_have_kiosks(db: Session) -> None:
                               today - timedelta(days=1))
     assert all(r.kiosks >= 1 for r in rows)
     assert any(r.kiosks_met for r in rows)
+
+
+def test_a_period_in_progress_needs_kiosks_for_the_days_gone_by(
+        client: TestClient, db: Session, clinic: Clinic, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A month still running has had only its first days' visits: scaled over all its days,
+    they would understate the year."""
+    assert indicators.days_gone_by(DAY, DAY + timedelta(days=30), DAY) == 1
+    assert indicators.days_gone_by(DAY, DAY + timedelta(days=30), None) == 31
+    assert indicators.days_gone_by(DAY, DAY + timedelta(days=30), DAY + timedelta(days=40)) == 31
+    _morning(db, clinic)
+    regulator = make_token(db, Role.regulator)
+    db.commit()
+    monkeypatch.setattr(indicators, "VISITS_PER_KIOSK", 10)  # three visits then count
+    client.app.dependency_overrides[get_now] = lambda: local(DAY, 20)  # type: ignore[attr-defined]
+    status, body = _get(client, regulator, hospital=clinic.hospital.code, **{
+        "from": (DAY - timedelta(days=13)).isoformat(),
+        "to": (DAY + timedelta(days=17)).isoformat()})
+    # 3 visits in the 14 days gone by are 78 a year: 8 kiosks at 10 visits each (over all
+    # 31 days of the period it would be 4).
+    assert status == 200 and body["hospitals"][0]["kiosks_needed"] == 8

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
+from onetrip.config import get_settings
 from onetrip.deps import CurrentPrincipal, DbSession, Now, Units, secret_from
 from onetrip.errors import NotAuthenticated, PermissionDenied
 from onetrip.identity import service as identity_service
@@ -359,7 +360,7 @@ def write_policy(code: str, body: PolicyWrite, db: DbSession,
 
 @router.get("/indicators/booking", response_model=BookingIndicatorsRead)
 def read_booking_indicators(
-        db: DbSession, principal: CurrentPrincipal,
+        db: DbSession, principal: CurrentPrincipal, now: Now,
         start: Annotated[str | None, Query(alias="from", description="2026-10-01")] = None,
         end: Annotated[str | None, Query(alias="to", description="2026-10-31")] = None,
         month: Annotated[str | None, Query(description="2026-10, instead of from and to")] = None,
@@ -369,7 +370,8 @@ def read_booking_indicators(
     regional admin and the regulator every hospital (or the one named)."""
     first, last = indicators.period(start, end, month)
     hospitals, departments = indicators.viewable(db, principal, hospital)
-    rows = indicators.figures(db, hospitals, first, last, departments)
+    rows = indicators.figures(db, hospitals, first, last, departments,
+                              today=now.astimezone(get_settings().tz).date())
     return BookingIndicatorsRead.model_validate({
         "from": first, "to": last,
         "region": {**indicators.region_total(rows).to_dict(), **indicators.region_kiosks(rows)},

@@ -37,7 +37,7 @@ def indicators_page(request: Request, db: DbSession, principal: Viewer, now: Now
         error, status = exc.text, 422
         first, last = today.replace(day=1), today
     hospitals, departments = indicators.viewable(db, principal, hospital or None)
-    rows = indicators.figures(db, hospitals, first, last, departments)
+    rows = indicators.figures(db, hospitals, first, last, departments, today=today)
     ctx: dict[str, Any] = {
         "rows": rows, "first": first, "last": last, "error": error,
         "region": indicators.region_total(rows), "region_kiosks": indicators.region_kiosks(rows),

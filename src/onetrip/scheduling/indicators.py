@@ -179,10 +179,18 @@ def viewable(db: Session, principal: Principal, code: str | None
     return [hospital], scope.managed_departments(db, principal)
 
 
+def days_gone_by(start: date, end: date, today: date | None) -> int:
+    """The days of the period that have had their visits: up to ``today`` while it runs."""
+    last = today if today is not None and start <= today < end else end
+    return (last - start).days + 1
+
+
 def figures(db: Session, hospitals: list[Hospital], start: date, end: date,
-            departments: frozenset[int] | None = None) -> list[HospitalFigures]:
+            departments: frozenset[int] | None = None,
+            today: date | None = None) -> list[HospitalFigures]:
     """Each hospital's figures for the days ``start`` to ``end``, with its departments'
-    (only ``departments``, when given), in the order given."""
+    (only ``departments``, when given), in the order given. ``today`` (local) scales a
+    period still running to the days gone by (BK-10's visits a year)."""
     ids = [h.id for h in hospitals]
     per: dict[tuple[int, int], Figures] = defaultdict(Figures)
     for key, f in (*_visits(db, ids, start, end, departments),
@@ -202,7 +210,8 @@ def figures(db: Session, hospitals: list[Hospital], start: date, end: date,
                       key=lambda row: row[0].code)
         total = sum((f for _d, f in rows), Figures())
         out.append(HospitalFigures(h, total, rows, kiosks.get(h.id, 0),
-                                   kiosks_needed(visits[h.id], (end - start).days + 1)))
+                                   kiosks_needed(visits[h.id],
+                                                 days_gone_by(start, end, today))))
     return out
 
 
