@@ -160,3 +160,15 @@ def test_a_damaged_sheet_is_a_clear_error(db: Session, clinic: Clinic,
         templates.import_sheet(db, hospital=clinic.hospital,
                                content=_with_sheet_xml(good, edit))
     assert templates.templates_of(db, clinic.hospital) == []
+
+
+def test_a_cell_in_full_width_digits_is_reported_like_any_other_bad_cell(
+        db: Session, clinic: Clinic) -> None:
+    """Numbers are read in ASCII digits, as on every form (regex ``\\d`` took ２８/７)."""
+    content = sheet([clinic.department.name, clinic.doctor.code, "", "", "", "２８/７", ""],
+                    [clinic.department.name, clinic.doctor.code, "", "", "", "", "٢٠"])
+    with pytest.raises(TemplateSheetInvalid) as err:
+        templates.import_sheet(db, hospital=clinic.hospital, content=content)
+    assert [(e["line"], "应为号源数" in e["error"]) for e in err.value.detail] == [
+        (2, True), (3, True)]
+    assert templates.templates_of(db, clinic.hospital) == []

@@ -41,7 +41,7 @@ from onetrip.scheduling.service import SESSION_STARTS, record_change
 
 _LEVELS = {label: key for key, label in SERVICE_LEVEL_LABELS.items()} | {
     "普通": "general", "专科": "specialist", "专家": "expert", "特需": "special_needs"}
-_CELL = re.compile(r"^\s*(\d{1,3})\s*(?:/\s*(\d{1,3}))?\s*$")
+_CELL = re.compile(r"^\s*([0-9]{1,3})\s*(?:/\s*([0-9]{1,3}))?\s*$")  # ASCII digits, as on forms
 FIXED = ["科室", "医生工号", "医生", "级别", "诊室"]
 SESSIONS = [(d, s) for d in range(1, 8) for s in SessionOfDay]
 
