@@ -160,18 +160,21 @@ def install_handlers(app: Any) -> None:
         return render(request, exc.status_code, {"code": code, "message": message,
                                                  "detail": None})
 
+    def out_of_range(exc: Exception) -> bool:
+        """A number or date no column can hold (an id of 20 digits, the year 9999 moved on
+        by a day): it reaches the database or the calendar only from a request, bad input.
+        PostgreSQL's other data errors (a division by zero, a text too long) are bugs."""
+        if isinstance(exc, DataError):  # numeric value out of range, datetime field overflow
+            return getattr(exc.orig, "sqlstate", None) in ("22003", "22008")
+        if isinstance(exc, StatementError):  # a bound value SQLAlchemy converts (to UTC)
+            return isinstance(exc.orig, OverflowError)
+        return isinstance(exc, OverflowError)
+
     async def _out_of_range(request: Request, exc: Exception) -> Response:
-        # A number or date no column can hold (an id of 20 digits, the year 9999 moved on
-        # by a day) reaches the database or the calendar only from a request: bad input.
-        # PostgreSQL's other data errors (a division by zero, a text too long) are bugs.
         # A NUL the intake did not see (in an uploaded file's text) the driver refuses.
         if isinstance(exc, DataError) and "NUL (0x00)" in str(exc.orig):
             return render(request, 422, InvalidText().to_dict())
-        if isinstance(exc, StatementError) and not isinstance(exc, DataError):
-            if not isinstance(exc.orig, OverflowError):  # a bound value SQLAlchemy converts
-                return await _unexpected(request, exc)
-        elif isinstance(exc, DataError) and getattr(exc.orig, "sqlstate", None) not in (
-                "22003", "22008"):  # numeric value out of range, datetime field overflow
+        if not out_of_range(exc):
             return await _unexpected(request, exc)
         log.warning("value out of range on %s %s", request.method, request.url.path,
                     exc_info=exc)
@@ -183,6 +186,5 @@ def install_handlers(app: Any) -> None:
                                      "message": "系统繁忙，请稍后再试", "detail": None})
 
     app.add_exception_handler(OverflowError, _out_of_range)
-    app.add_exception_handler(DataError, _out_of_range)
-    app.add_exception_handler(StatementError, _out_of_range)
+    app.add_exception_handler(StatementError, _out_of_range)  # DataError is one
     app.add_exception_handler(Exception, _unexpected)

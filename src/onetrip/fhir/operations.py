@@ -21,8 +21,6 @@ from onetrip.fhir.context import Context
 from onetrip.fhir.outcome import InvalidSearch, TooCostly, Unsupported
 from onetrip.fhir.params import (
     DEFAULT_COUNT,
-    parse_digits,
-    parse_id,
     parse_instant,
     reference_id,
     reference_int,
@@ -37,6 +35,7 @@ from onetrip.fhir.slots import (
 )
 from onetrip.identity import service as identity_service
 from onetrip.identity.rules import ACCOUNT_ROLES
+from onetrip.numbers import parse_digits, parse_id
 from onetrip.org.models import Department
 from onetrip.scheduling import booking
 from onetrip.scheduling import service as scheduling_service

@@ -23,7 +23,6 @@ MAX_COUNT = 200
 #: The years a date parameter may name: the calendar's ends overflow date arithmetic.
 YEARS = range(1900, 2201)
 _PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le")
-__all__ = ["parse_digits", "parse_id"]  # shared with the FHIR modules that import them here
 
 
 def resource_id(ident: str) -> int:

@@ -13,9 +13,10 @@ from onetrip.errors import PermissionDenied
 from onetrip.fhir import resources as fr
 from onetrip.fhir.context import Context, Found, page_list
 from onetrip.fhir.outcome import InvalidSearch, Unsupported
-from onetrip.fhir.params import Query, parse_id, resource_id, token
+from onetrip.fhir.params import Query, resource_id, token
 from onetrip.identity import service as identity_service
 from onetrip.identity.rules import ACCOUNT_ROLES, DocumentType
+from onetrip.numbers import parse_id
 
 
 def read_patient(ctx: Context, ident: str) -> dict[str, Any]:

@@ -27,7 +27,6 @@ from onetrip.fhir.outcome import InvalidSearch, UnknownResource
 from onetrip.fhir.params import (
     Query,
     date_condition,
-    parse_id,
     reference_id,
     reference_int,
     resource_id,
@@ -36,6 +35,7 @@ from onetrip.fhir.params import (
 from onetrip.identity import service as identity_service
 from onetrip.identity.rules import ACCOUNT_ROLES, Role
 from onetrip.identity.service import Principal
+from onetrip.numbers import parse_id
 from onetrip.org.models import Department, Hospital, Practitioner
 from onetrip.scheduling import booking
 from onetrip.scheduling import service as scheduling_service
