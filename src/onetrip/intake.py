@@ -8,8 +8,9 @@ as they arrive, so a body sent in chunks cannot pass it either.
 
 **NUL characters.** PostgreSQL cannot hold a NUL in text (the driver refuses the value), and
 SQLite would store it unseen; no person types one. A NUL in the link (path or query), in a
-form body (``%00``) or in a JSON body (``\\u0000``) is refused on every database alike. A
-file upload may hold any byte: its reader checks it.
+form body (``%00``) or in a JSON body (``\\u0000``) is refused on every database alike, and
+so is one in the text fields of a file upload or in the name of its file (which an import
+keeps). The file itself may hold any byte: its reader checks it.
 
 The read that finds a fault raises inside the route, before the route has done anything,
 and the app's error handlers answer in the route's own form (JSON under /api, an
@@ -24,7 +25,7 @@ refused). Here a route that does not read its body is not concerned by what it h
 
 from __future__ import annotations
 
-from starlette.datastructures import Headers
+from starlette.datastructures import Headers, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -70,6 +71,18 @@ def refuse_nul_in_url(request: Request) -> None:
     query = request.scope.get("query_string", b"")
     if "\x00" in request.scope["path"] or b"%00" in query or b"\x00" in query:
         raise InvalidText()
+
+
+async def refuse_nul_in_upload_form(request: Request) -> None:
+    """The app's dependency for every route: no NUL in a multipart form's field names, text
+    fields or file names. The form is parsed once: the route's own parameters have read it
+    already (Starlette keeps it on the request)."""
+    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        return
+    for name, value in (await request.form()).multi_items():
+        text = value.filename or "" if isinstance(value, UploadFile) else value
+        if "\x00" in name or "\x00" in text:
+            raise InvalidText()
 
 
 class Intake:

@@ -32,6 +32,17 @@ def _chunks(body: bytes) -> Iterator[bytes]:
         yield body[i:i + 65536]
 
 
+def _upload(fields: dict[str, str], name: str, content: bytes) -> tuple[bytes, str]:
+    """A multipart body written out byte for byte (a client would escape a NUL in a name)."""
+    boundary = "onetripboundary"
+    body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n"
+                    f"{v}\r\n".encode() for k, v in fields.items())
+    body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+             f"filename=\"{name}\"\r\nContent-Type: text/csv\r\n\r\n").encode()
+    return body + content + f"\r\n--{boundary}--\r\n".encode(), \
+        f"multipart/form-data; boundary={boundary}"
+
+
 def _booking_body(clinic: Clinic, patient_id: int, pad: int) -> bytes:
     """A booking padded with white space: valid JSON of about ``pad`` bytes more."""
     return json.dumps({"schedule_id": clinic.schedule.id, "patient_id": patient_id,
@@ -124,15 +135,10 @@ def test_an_upload_over_its_limit_is_refused_and_imports_nothing(
     h = auth(make_token(db, Role.hospital_admin, hospital))
     db.commit()
     src, _rows = _big_charges(tmp_path / "c.csv", small_uploads)
-    boundary = "onetripboundary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"kind\"\r\n\r\ncharges\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"period\"\r\n\r\n2026-10\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-            f"filename=\"c.csv\"\r\nContent-Type: text/csv\r\n\r\n").encode() \
-        + src.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+    body, kind = _upload({"kind": "charges", "period": "2026-10"}, "c.csv", src.read_bytes())
     url = f"/api/v1/quality/{hospital.code}/imports"
     r = client.post(url, content=_chunks(body) if chunked else body,
-                    headers={**h, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+                    headers={**h, "Content-Type": kind})
     assert r.status_code == 413, r.text
     assert r.json() == {"code": "body_too_large", "message": r.json()["message"],
                         "detail": {"limit_bytes": small_uploads}}
@@ -189,3 +195,21 @@ def test_a_nul_in_a_form_changes_nothing(client: TestClient, db: Session,
     assert calendar.list_overrides(db, hospital=hospital) == []
     r = client.post("/staff/sign-in", data={"username": "a\x00b", "password": "x"})
     assert r.status_code == 422 and "无效字符" in r.text
+
+
+def test_a_nul_in_an_upload_form_imports_nothing(client: TestClient, db: Session) -> None:
+    """The fields of a file upload, and the file's name (which an import keeps), are text
+    as well: a NUL there is refused as in any other form, on SQLite too."""
+    hospital = make_hospital(db)
+    h = auth(make_token(db, Role.hospital_admin, hospital))
+    db.commit()
+    url = f"/api/v1/quality/{hospital.code}/imports"
+    charges = handmade.csv_text(handmade.CHARGE_HEADER, handmade.month_rows(
+        handmade.CHARGES, "2026-10")).encode()
+    month = {"kind": "charges", "period": "2026-10"}
+    for fields, name in [(month, "c\x00.csv"), ({**month, "mapping": "{\"a\x00\": \"b\"}"},
+                                                "c.csv")]:
+        body, kind = _upload(fields, name, charges)
+        r = client.post(url, headers={**h, "Content-Type": kind}, content=body)
+        assert r.status_code == 422 and r.json()["code"] == "invalid_text", r.text
+    assert client.get(url, headers=h).json() == []
