@@ -86,7 +86,7 @@ def test_upload_with_a_bad_row_reports_the_row_and_imports_nothing(
     r = client.post(url, headers=h, data={"kind": "charges", "period": "2026-10"},
                     files={"file": ("c.csv", src.read_bytes(), "text/csv")})
     assert r.status_code == 422 and r.json()["detail"]["errors"] == [
-        {"row": 5, "field": "金额", "message": "应为数字"}]
+        {"row": 5, "field": "金额", "message": "应为数字，绝对值不超过10亿"}]
     assert client.get(url, headers=h).json() == []
     rows[3][6] = 100
     src = handmade.write_csv(tmp_path / "c.csv", handmade.CHARGE_HEADER,

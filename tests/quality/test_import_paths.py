@@ -61,7 +61,7 @@ def _unexpected(*args: object, **kwargs: object) -> None:
     raise AssertionError("a clean CSV must not need the batch path")
 
 
-@pytest.mark.parametrize("value", ["两盒", "1e999", "-1"])
+@pytest.mark.parametrize("value", ["两盒", "1e999", "-1", "1e308", "1000000001"])
 def test_qa1_a_bad_number_still_gets_its_row_number_after_the_typed_path_gives_up(
         tmp_path: Path, value: str) -> None:
     rows = [list(r) for r in _messy_rows()]
@@ -71,6 +71,18 @@ def test_qa1_a_bad_number_still_gets_its_row_number_after_the_typed_path_gives_u
         _import(src, tmp_path / "out")
     assert [(e["row"], e["field"]) for e in err.value.detail["errors"]] == [(6, "数量")]
     assert not list((tmp_path / "out").glob("**/*.parquet"))
+
+
+def test_qa1_an_amount_past_any_real_charge_is_refused_with_its_bound(tmp_path: Path) -> None:
+    """A refund is negative, but no line moves a billion yuan: 1e308 summed to infinity."""
+    rows = [list(r) for r in handmade.month_rows(handmade.CHARGES, "2026-10")]
+    rows[2][6] = "-1e300"  # 金额 on file line 4
+    src = handmade.write_csv(tmp_path / "c.csv", handmade.CHARGE_HEADER, [tuple(r) for r in rows])
+    with pytest.raises(importing.ImportRejected) as err:
+        importing.write_dataset(src, kind=DatasetKind.charges, hospital_code="h", period=OCT,
+                                analytics_dir=tmp_path / "out")
+    assert err.value.detail["errors"] == [
+        {"row": 4, "field": "金额", "message": "应为数字，绝对值不超过10亿"}]
 
 
 def test_qa1_gbk_csv_imports_through_the_batch_path(tmp_path: Path) -> None:

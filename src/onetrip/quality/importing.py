@@ -34,6 +34,7 @@ from onetrip.quality.readers import (
 from onetrip.quality.rules import (
     BOOL_ALIASES,
     FIELDS,
+    NUMBER_BOUND,
     PERIOD_FIELD,
     DatasetKind,
     FieldSpec,
@@ -89,7 +90,7 @@ _MESSAGES = {
     "text": "不能为空",
     "timestamp": "时间格式应为 YYYY-MM-DD HH:MM",
     "date": "日期格式应为 YYYY-MM-DD",
-    "number": "应为数字",
+    "number": "应为数字，绝对值不超过10亿",
     "int": "应为整数",
     "bool": "应为“是”或“否”",
     "enum": "取值不在允许范围内",
@@ -136,7 +137,7 @@ def _field_sql(spec: FieldSpec, present: bool, typed: bool) -> _FieldSQL:
     bad = f"({given} AND {n} IS NULL){missing}"
     value = n
     if spec.type in ("number", "int"):
-        bad += f" OR NOT isfinite({n})"
+        bad += f" OR NOT isfinite({n}) OR abs({n}) > {NUMBER_BOUND}"
         if spec.minimum is not None:
             bad += f" OR {n} < {spec.minimum}"
         if spec.type == "int":
@@ -177,8 +178,10 @@ def _plan(kind: DatasetKind, present: set[str], hospital_code: str, period: Peri
             value = "coalesce(department_name, department_code)"
         values.append(f"{value} AS {spec.name}")
         bits.append(f.bad)
-        checks.append((spec.label, _MESSAGES[spec.type]
-                       if spec.type != "number" or spec.minimum is None else "应为不小于0的数字"))
+        message = _MESSAGES[spec.type]
+        if spec.type == "number" and spec.minimum is not None:
+            message = "应为0到10亿之间的数字"
+        checks.append((spec.label, message))
     when = next(s for s in FIELDS[kind] if s.name == PERIOD_FIELD[kind])
     start, end = period.start.isoformat(), period.end.isoformat()
     bits.append(f"coalesce(CAST({when.name} AS DATE) < DATE '{start}' OR "

@@ -145,6 +145,11 @@ BOOL_ALIASES = {"true": ("1", "y", "yes", "t", "是", "true"),
                 "false": ("0", "n", "no", "f", "否", "false", "")}
 
 
+#: No quantity, price or amount of one line reaches a billion (yuan, units or days): a value
+#: past it is a fault of the export, and 1e308 summed over a month is infinity.
+NUMBER_BOUND = 1_000_000_000
+
+
 @dataclass(frozen=True)
 class FieldSpec:
     """One column of an import: canonical name, type, whether required, Chinese headers."""
