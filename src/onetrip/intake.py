@@ -12,6 +12,14 @@ form body (``%00``) or in a JSON body (``\\u0000``) is refused on every database
 so is one in the text fields of a file upload or in the name of its file (which an import
 keeps). The file itself may hold any byte: its reader checks it.
 
+**Other sites.** A request that changes something (any method but GET, HEAD and OPTIONS),
+signed in by the session cookie rather than an ``Authorization`` header, is refused with 403
+``cross_site_request`` when the browser says another site sent it: an ``Origin`` other than
+our own (the request's Host, or ``public_url`` behind a proxy), or, without an ``Origin``,
+``Sec-Fetch-Site: cross-site``. The cookie is ``SameSite=Strict`` already; this is the
+second lock, for a browser that ignores it. A bearer token cannot be forged by another
+site, and a client that names no origin (a script) is no browser led astray.
+
 The read that finds a fault raises inside the route, before the route has done anything,
 and the app's error handlers answer in the route's own form (JSON under /api, an
 OperationOutcome under /fhir, a Chinese page elsewhere): 413 ``body_too_large`` or 422
@@ -24,6 +32,8 @@ refused). Here a route that does not read its body is not concerned by what it h
 """
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers, UploadFile
 from starlette.exceptions import HTTPException
@@ -63,6 +73,37 @@ class InvalidText(Refused):
 
     def __init__(self) -> None:
         super().__init__(422, "输入中含有无效字符（NUL），请删除后重试")
+
+
+class CrossSiteRequest(Refused):
+    code = "cross_site_request"
+
+    def __init__(self) -> None:
+        super().__init__(403, "请求来自其他网站，已拒绝。请在本系统的页面上重新操作")
+
+
+_SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def refuse_cross_site(request: Request) -> None:
+    """The app's dependency for every route: no change another site's page asked for."""
+    headers = request.headers
+    if request.method in _SAFE_METHODS or "authorization" in headers:
+        return
+    origin = headers.get("origin")
+    if origin is None:
+        if headers.get("sec-fetch-site") == "cross-site":
+            raise CrossSiteRequest()
+        return
+    if origin not in _own_origins(headers.get("host", ""), request.url.scheme):
+        raise CrossSiteRequest()
+
+
+def _own_origins(host: str, scheme: str) -> set[str]:
+    from onetrip.config import get_settings
+
+    public = urlsplit(get_settings().public_url)
+    return {f"{scheme}://{host}", f"{public.scheme}://{public.netloc}"}
 
 
 def refuse_nul_in_url(request: Request) -> None:

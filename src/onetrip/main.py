@@ -13,7 +13,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from onetrip import __version__
 from onetrip.config import get_settings
 from onetrip.errors import install_handlers
-from onetrip.intake import Intake, refuse_nul_in_upload_form, refuse_nul_in_url
+from onetrip.intake import (
+    Intake,
+    refuse_cross_site,
+    refuse_nul_in_upload_form,
+    refuse_nul_in_url,
+)
 from onetrip.logs import install_redaction
 from onetrip.web import STATIC_DIR
 
@@ -75,7 +80,8 @@ def create_app() -> FastAPI:
         # No OpenTelemetry here: FastAPI's own would look up three providers (and the
         # environment) on every request to find none configured.
         telemetry={"tracing": False, "metrics": False, "logs": False},
-        dependencies=[Depends(refuse_nul_in_url), Depends(refuse_nul_in_upload_form)],
+        dependencies=[Depends(refuse_nul_in_url), Depends(refuse_cross_site),
+                      Depends(refuse_nul_in_upload_form)],
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_handlers(app)

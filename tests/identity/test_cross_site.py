@@ -1,0 +1,113 @@
+"""A form another site makes a signed-in browser send is refused (MLPS 2.0 level 3).
+
+The session cookie is ``SameSite=Strict``, so a modern browser never sends it with a request
+another site starts; the server also refuses, with 403 ``cross_site_request``, any request
+that changes something, carries no ``Authorization`` header and says it comes from another
+site (``Origin``, or ``Sec-Fetch-Site: cross-site`` when there is no ``Origin``). A request
+with a bearer token cannot be forged by another site (it cannot know the token) and is not
+concerned, nor is a client that says nothing of where it comes from (a script, curl)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from onetrip import config
+from onetrip.identity.rules import Role
+from onetrip.org import calendar
+from onetrip.org import service as org_service
+from tests.factories import auth, make_token, resident_id
+
+RULING = {"hospital": "sfsdery", "day": "2026-12-07", "kind": "closed", "name": "院庆"}
+
+
+def _signed_in(client: TestClient, db: Session) -> None:
+    admin = make_token(db, Role.hospital_admin, org_service.access_hospital(db, "sfsdery"))
+    db.commit()
+    r = client.post("/staff/sign-in", data={"token": admin, "next": "/"},
+                    headers={"Origin": "http://testserver"}, follow_redirects=False)
+    assert r.status_code == 303
+
+
+def _rulings(db: Session) -> list[str]:
+    return [o.name for o in calendar.list_overrides(
+        db, hospital=org_service.access_hospital(db, "sfsdery"))]
+
+
+@pytest.mark.parametrize("headers", [
+    {"Origin": "https://evil.example"},
+    {"Origin": "null"},  # a sandboxed frame or a page opened from a file
+    {"Origin": "http://testserver.evil.example"},
+    {"Sec-Fetch-Site": "cross-site"},
+], ids=["other-site", "null", "lookalike", "fetch-metadata"])
+def test_a_form_sent_from_another_site_changes_nothing(
+        client: TestClient, db: Session, headers: dict[str, str]) -> None:
+    _signed_in(client, db)
+    r = client.post("/admin/calendar/overrides", data=RULING, headers=headers,
+                    follow_redirects=False)
+    assert r.status_code == 403 and "其他网站" in r.text, r.text[-400:]
+    assert r.headers["content-type"].startswith("text/html")
+    assert _rulings(db) == []
+
+
+@pytest.mark.parametrize("headers", [
+    {"Origin": "http://testserver"},
+    {"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"},
+    {"Sec-Fetch-Site": "same-origin"},
+    {},  # no word of where it comes from: not a browser's cross-site request
+], ids=["origin", "origin-and-fetch-metadata", "fetch-metadata", "silent"])
+def test_the_same_form_from_our_own_page_is_made(
+        client: TestClient, db: Session, headers: dict[str, str]) -> None:
+    _signed_in(client, db)
+    r = client.post("/admin/calendar/overrides", data=RULING, headers=headers,
+                    follow_redirects=False)
+    assert r.status_code == 303, r.text[-400:]
+    assert _rulings(db) == ["院庆"]
+
+
+def test_signing_in_from_another_site_is_refused(client: TestClient, db: Session) -> None:
+    """Login CSRF: another site must not sign the browser in as someone else."""
+    admin = make_token(db, Role.hospital_admin, org_service.access_hospital(db, "sfsdery"))
+    db.commit()
+    r = client.post("/staff/sign-in", data={"token": admin, "next": "/"},
+                    headers={"Origin": "https://evil.example"}, follow_redirects=False)
+    assert r.status_code == 403 and "set-cookie" not in r.headers
+
+
+@pytest.fixture
+def behind_a_proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The public address differs from the Host the proxy passes on."""
+    monkeypatch.setenv("ONETRIP_PUBLIC_URL", "https://onetrip.example.cn/")
+    config.get_settings.cache_clear()
+    yield "https://onetrip.example.cn"
+    monkeypatch.delenv("ONETRIP_PUBLIC_URL")
+    config.get_settings.cache_clear()
+
+
+def test_behind_a_proxy_the_public_address_is_our_own(
+        behind_a_proxy: str, client: TestClient, db: Session) -> None:
+    _signed_in(client, db)
+    r = client.post("/admin/calendar/overrides", data=RULING,
+                    headers={"Origin": behind_a_proxy}, follow_redirects=False)
+    assert r.status_code == 303 and _rulings(db) == ["院庆"]
+    r = client.post("/admin/calendar/overrides", data={**RULING, "day": "2026-12-08"},
+                    headers={"Origin": "http://onetrip.example.cn"}, follow_redirects=False)
+    assert r.status_code == 403, "the same host over plain http is another origin"
+
+
+def test_an_api_call_with_a_bearer_token_is_not_concerned(client: TestClient,
+                                                        db: Session) -> None:
+    token = make_token(db, Role.window, org_service.access_hospital(db, "sfsrmyy"))
+    db.commit()
+    body = {"name": "赵敏", "document_type": "resident_id_card",
+            "document_number": resident_id(date(1988, 8, 8)), "phone": "13912340000"}
+    r = client.post("/api/v1/patients", json=body,
+                    headers={**auth(token), "Origin": "https://his.example"})
+    assert r.status_code == 201, r.text
+    r = client.post("/api/v1/auth/sms-codes", json={"phone": "13912340000"},
+                    headers={"Origin": "https://evil.example"})
+    assert r.status_code == 403 and r.json()["code"] == "cross_site_request"
