@@ -81,6 +81,19 @@ def test_bk4_referral_pool_opens_ten_days_ahead_and_returns_three_days_later() -
     assert effective_pool(Pool.referral, timer, back) is Pool.online
 
 
+def test_bk4_unused_referral_slots_never_reach_the_online_pool_before_it_opens() -> None:
+    """With the online pool released 3 days ahead, referral slots unused since day-10 stay
+    with the referrals until day-3 07:00, when every online slot opens (not at day-7)."""
+    late_online = PoolPolicy(online_release_days=3)
+    timer = pool_timer(Pool.referral, DAY, late_online, TZ,
+                       created_at=local(DAY, 0) - timedelta(30))
+    online = local(DAY - timedelta(days=3), 7)
+    assert effective_pool(Pool.referral, timer, local(DAY - timedelta(days=7), 7)) \
+        is Pool.referral
+    assert effective_pool(Pool.referral, timer, online - timedelta(seconds=1)) is Pool.referral
+    assert effective_pool(Pool.referral, timer, online) is Pool.online
+
+
 def test_online_pool_opens_seven_days_ahead_at_seven() -> None:
     timer = pool_timer(Pool.online, DAY, POLICY, TZ, created_at=local(DAY, 0) - timedelta(30))
     assert effective_pool(Pool.online, timer, local(DAY - timedelta(days=7), 6, 59)) is None

@@ -214,9 +214,10 @@ def pool_timer(pool: Pool, day: date, policy: PoolPolicy, tz: ZoneInfo,
     if pool is Pool.referral:
         release = at_local(day - timedelta(days=policy.referral_release_days),
                            policy.online_release_time, tz)
-        # BK-4: what is unused 3 days after release returns to the shared online pool.
-        return PoolTimer(release, release + timedelta(days=policy.referral_return_days),
-                         Pool.online)
+        # BK-4: what is unused 3 days after release returns to the shared online pool, but
+        # not before that pool opens (a policy may open it later than day-7).
+        back = max(release + timedelta(days=policy.referral_return_days), online_release)
+        return PoolTimer(release, back, Pool.online)
     if pool is Pool.online:
         return PoolTimer(online_release)
     if pool is Pool.priority:
