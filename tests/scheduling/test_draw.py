@@ -4,7 +4,7 @@ random draw, exactly, whatever the order they arrived in."""
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -102,3 +102,25 @@ def test_bk8_more_requests_buy_no_more_chances_and_late_ones_queue_behind_the_dr
     late = [fairness.draw_of(opening, opening.closes_at + timedelta(milliseconds=ms),
                              patient_id=7) for ms in (1, 5, 900)]
     assert late == sorted(late) and min(late) > max(others | mine)
+
+
+def test_bk8_the_draw_follows_the_slots_own_opening_after_a_policy_change(
+        db: Session, clinic: Clinic) -> None:
+    """A session generated under 07:00 keeps its slots' timers when the hospital moves its
+    online opening to 08:00: the rush of its 07:00 opening is drawn, and 08:00 is no opening
+    of it (existing slots keep their timers, docs/booking.md)."""
+    from onetrip.scheduling import fairness, service
+
+    service.set_policy(db, hospital=clinic.hospital, pools={"online_release_time": "08:00"})
+    db.flush()
+    seven = local(DAY - timedelta(days=7), 7)
+
+    def opening(now: datetime) -> fairness.Opening | None:
+        return fairness.opening_for(db, schedule_id=clinic.schedule.id, slot_id=None,
+                                    channel=Channel.web, now=now)
+
+    drawn = opening(seven + timedelta(seconds=1))
+    assert drawn is not None and drawn.closes_at == seven + timedelta(seconds=2)
+    assert seven.isoformat() in drawn.key
+    assert opening(seven - timedelta(seconds=1)) is None
+    assert opening(local(DAY - timedelta(days=7), 8)) is None

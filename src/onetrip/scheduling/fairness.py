@@ -34,7 +34,6 @@ from onetrip.scheduling.rules import (
     Pool,
     PoolPolicy,
     at_local,
-    pool_timer,
 )
 
 #: Wait after the window closes before ranking, so tickets written at its last moment count.
@@ -98,13 +97,22 @@ def opening_for(db: Session, *, schedule_id: int | None, slot_id: int | None,
     policy, _ = service.policy_for(db, schedule.hospital_id)
     if policy.fair_window_seconds <= 0:
         return None
-    tz = get_settings().tz
-    for pool in sorted(CHANNEL_POOLS[channel] & _RUSHED):
-        release = pool_timer(pool, schedule.day, policy, tz, created_at=now).release_at
-        closes = release + timedelta(seconds=policy.fair_window_seconds)
-        if release <= now < closes + LATE:
+    window = timedelta(seconds=policy.fair_window_seconds)
+    pools = CHANNEL_POOLS[channel] & _RUSHED
+    # The slots' own timers, not the policy's: a session generated before the policy moved
+    # its opening time keeps opening when its slots say (docs/booking.md). A slot opens into
+    # its pool at its release, and into its return pool (referral into online) at its return.
+    t = cast(Table, Slot.__table__).c
+    timers = db.execute(select(t.pool, t.release_at, t.return_pool, t.return_at)
+                        .where(t.schedule_id == schedule.id).distinct()).all()
+    opens = sorted({(Pool(r.pool), r.release_at) for r in timers}
+                   | {(Pool(r.return_pool), r.return_at) for r in timers
+                      if r.return_pool and r.return_at is not None})
+    for pool, release in opens:
+        if pool in pools and release <= now < release + window + LATE:
             hospital = db.get_one(Hospital, schedule.hospital_id)
-            return Opening(f"{hospital.code}:{pool.value}:{release.isoformat()}", closes)
+            at = release.astimezone(get_settings().tz).isoformat()
+            return Opening(f"{hospital.code}:{pool.value}:{at}", release + window)
     return None
 
 
