@@ -101,15 +101,30 @@ def penalty_histories(db: Session, patient_ids: set[int]) -> dict[int, History]:
 def in_scope(db: Session, region_hospitals: dict[int, set[int]], history: History, *,
              hospital_id: int, rule: PenaltyRule) -> list[tuple[PenaltyEvent, datetime]]:
     """The events a hospital's rule weighs: its own, or every hospital's of its region."""
-    if rule.scope == "hospital":
-        scope = {hospital_id}
-    else:
-        if hospital_id not in region_hospitals:
-            region_id = db.get_one(Hospital, hospital_id).region_id
-            region_hospitals[hospital_id] = set(db.scalars(
-                select(Hospital.id).where(Hospital.region_id == region_id)))
-        scope = region_hospitals[hospital_id]
+    scope = {hospital_id} if rule.scope == "hospital" else \
+        _region_of(db, region_hospitals, hospital_id)
     return [(kind, at) for kind, at, h in history if h in scope]
+
+
+def hospitals_weighing(db: Session, region_hospitals: dict[int, set[int]],
+                       history: History) -> set[int]:
+    """The hospitals whose rule may weigh any of these events: where each happened, and
+    every hospital of its region (a region-scope rule, BK-6). No other can restrict."""
+    out: set[int] = set()
+    for hospital_id in {h for _kind, _at, h in history}:
+        if hospital_id not in out:
+            out |= _region_of(db, region_hospitals, hospital_id)
+    return out
+
+
+def _region_of(db: Session, region_hospitals: dict[int, set[int]],
+               hospital_id: int) -> set[int]:
+    """Every hospital of this hospital's region (kept in ``region_hospitals``)."""
+    if hospital_id not in region_hospitals:
+        region_id = db.get_one(Hospital, hospital_id).region_id
+        region_hospitals[hospital_id] = set(db.scalars(
+            select(Hospital.id).where(Hospital.region_id == region_id)))
+    return region_hospitals[hospital_id]
 
 
 def restriction_in(db: Session, region_hospitals: dict[int, set[int]], history: History, *,

@@ -13,7 +13,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
@@ -24,7 +23,7 @@ from onetrip.identity.rules import RELATIONSHIP_LABELS
 from onetrip.identity.service import Principal
 from onetrip.numbers import parse_id
 from onetrip.org.models import Hospital
-from onetrip.scheduling import booking, queue, service, stopclinic, waitlist
+from onetrip.scheduling import booking, penalties, queue, service, stopclinic, waitlist
 from onetrip.scheduling.models import Appointment, Slot
 from onetrip.scheduling.page_booking import local_day, visit_of
 from onetrip.scheduling.portal_pages import (
@@ -65,18 +64,26 @@ def _options(db: Session, slot_ids: list[int]) -> list[dict[str, Any]]:
 
 
 def _restrictions(db: Session, patient_ids: list[int], now: datetime) -> list[dict[str, Any]]:
-    """BK-6: every restriction in force for the account's patients, with reason and end."""
-    rows = db.execute(select(Appointment.patient_id, Appointment.hospital_id).where(
-        Appointment.patient_id.in_(patient_ids), Appointment.penalty_event.is_not(None))
-        .distinct()).all()
+    """BK-6: every restriction in force for the account's patients, with reason and end.
+
+    Weighed as the booking engine weighs them before refusing an online booking: the whole
+    history, outpatient and recorded by other domains (a missed exam, EX-4), under each
+    hospital's own rule, at every hospital whose rule may weigh it (its region's too), so
+    the page never says less than the engine enforces."""
+    histories = penalties.penalty_histories(db, set(patient_ids))
+    region_hospitals: dict[int, set[int]] = {}
     out = []
-    for patient_id, hospital_id in rows:
-        _policy, rule = service.policy_for(db, hospital_id)
-        found = booking.restriction_of(db, patient_id=patient_id, hospital_id=hospital_id,
-                                       rule=rule, now=now)
-        if found is not None:
-            out.append({"patient_id": patient_id, "restriction": found,
-                        "hospital": db.get_one(Hospital, hospital_id)})
+    for patient_id in patient_ids:
+        history = histories.get(patient_id, [])
+        hospital_ids = penalties.hospitals_weighing(db, region_hospitals, history)
+        policies = service.policies_for(db, hospital_ids)
+        for hospital_id in sorted(hospital_ids):
+            found = penalties.restriction_in(db, region_hospitals, history,
+                                             hospital_id=hospital_id,
+                                             rule=policies[hospital_id][1], now=now)
+            if found is not None:
+                out.append({"patient_id": patient_id, "restriction": found,
+                            "hospital": db.get_one(Hospital, hospital_id)})
     return out
 
 

@@ -47,6 +47,9 @@ def join(db: Session, *, principal: Principal, patient_id: int, schedule_id: int
     if service.free_slots(db, schedule=schedule, channel=channel, now=now):
         raise WaitlistClosed("该出诊仍有号源，请直接预约")
     _refuse_restricted(db, patient_id=patient_id, schedule=schedule, channel=channel, now=now)
+    if _holding_session(db, {patient_id}, schedule, now):
+        # BK-8: one appointment per patient and session; theirs is not waited for twice.
+        raise LimitReached("您已预约过该出诊", detail={"limit": "per_schedule"})
     existing = db.scalar(select(WaitlistEntry).where(
         WaitlistEntry.patient_id == patient_id, WaitlistEntry.schedule_id == schedule_id,
         WaitlistEntry.status.in_(("waiting", "offered"))))
@@ -60,7 +63,8 @@ def join(db: Session, *, principal: Principal, patient_id: int, schedule_id: int
 
 
 def offer_freed_slot(db: Session, *, slot_id: int, now: datetime) -> WaitlistEntry | None:
-    """Hold a just-freed slot for the first waiting patient whose channel reaches its pool."""
+    """Hold a just-freed slot for the first waiting patient whose channel reaches its pool;
+    the waits of patients who hold the session already end on the way."""
     slot = db.get_one(Slot, slot_id)
     db.refresh(slot)
     if slot.status != "free" or slot.start_at <= now:
@@ -69,10 +73,17 @@ def offer_freed_slot(db: Session, *, slot_id: int, now: datetime) -> WaitlistEnt
     timer = PoolTimer(slot.release_at, slot.return_at,
                       Pool(slot.return_pool) if slot.return_pool else None)
     pool_now = effective_pool(Pool(slot.pool), timer, now)
-    waiting = db.scalars(select(WaitlistEntry).where(
+    waiting = list(db.scalars(select(WaitlistEntry).where(
         WaitlistEntry.schedule_id == slot.schedule_id, WaitlistEntry.status == "waiting")
-        .order_by(WaitlistEntry.created_at, WaitlistEntry.id))
+        .order_by(WaitlistEntry.created_at, WaitlistEntry.id)))
+    holding = _holding_session(db, {e.patient_id for e in waiting}, slot.schedule, now)
     for entry in waiting:
+        if entry.patient_id in holding:
+            # BK-8: they booked this session another way (the window, a kiosk) and could
+            # not take a second slot of it. Their wait is met, so it ends as leaving ends
+            # it, instead of holding the slot from those behind them.
+            entry.status = "cancelled"
+            continue
         if pool_now is None or pool_now not in CHANNEL_POOLS[Channel(entry.channel)]:
             continue
         if _restricted(db, entry, slot.schedule, now):
@@ -209,6 +220,17 @@ def _refuse_restricted(db: Session, *, patient_id: int, schedule: Schedule, chan
         raise PatientRestricted(restriction.reason, detail={
             "until": restriction.until.isoformat(), "count": restriction.count,
             "rule": restriction.rule})
+
+
+def _holding_session(db: Session, patient_ids: set[int], schedule: Schedule,
+                     now: datetime) -> set[int]:
+    """BK-8: those of these patients who hold an active appointment in this session, as the
+    engine's per-schedule limit counts them (read at once)."""
+    if not patient_ids:
+        return set()
+    active = engine.active_appointments(db, patient_ids, now)
+    return {pid for pid, mine in active.items() if any(r.schedule_id == schedule.id
+                                                       for r in mine)}
 
 
 def _refuse_over_limits(db: Session, *, patient_id: int, schedule: Schedule,
