@@ -92,13 +92,16 @@ def on_stop_clinic(db: Session, ev: RebookingOffered) -> None:
     variables = visit_vars(db, db.get_one(Schedule, appt.schedule_id), appt.start_at)
     held = db.get(Slot, offer.held_slot_id) if offer.held_slot_id else None
     if held is not None and offer.expires_at is not None:
+        # The held slot is kept until the offer ends or the slot starts, whichever is first.
         variables["offer"] = (f"已为您保留{when(held.start_at)}的同级别号源，"
-                              f"请在{when(offer.expires_at)}前登录确认。")
+                              f"请在{when(min(offer.expires_at, held.start_at))}前登录确认。")
     else:
         variables["offer"] = offer.note + "。"
+    # An offer renewed because its held slot's session stopped too is told afresh: the
+    # message is named by the slot it holds.
     service.queue(db, [Draft(appt.patient_id, "stop_clinic", variables, offer.created_at,
-                             f"stop_clinic:{appt.id}", appt.id, appt.day,
-                             hospital_id=appt.hospital_id)])
+                             f"stop_clinic:{appt.id}:{offer.held_slot_id or 0}", appt.id,
+                             appt.day, hospital_id=appt.hospital_id)])
 
 
 @events.on_commit(WaitlistOffered)

@@ -22,7 +22,7 @@ from onetrip.identity import service as identity_service
 from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
 from onetrip.org.models import Practitioner
-from onetrip.scheduling import scope, service, waitlist
+from onetrip.scheduling import claims, scope, service, waitlist
 from onetrip.scheduling.errors import LimitReached, OfferUnavailable, ScheduleNotOpen
 from onetrip.scheduling.events import (
     AppointmentRebooked,
@@ -38,11 +38,15 @@ from onetrip.scheduling.models import (
     Slot,
     WaitlistEntry,
 )
-from onetrip.scheduling.rules import BOOKABLE_SCHEDULE_STATUSES
+from onetrip.scheduling.rules import ACTIVE_STATUSES, BOOKABLE_SCHEDULE_STATUSES
 
 SEARCH_DAYS = 7
 OPTIONS = 3
 HOLD_FOR = timedelta(hours=24)
+#: How many of the nearest free slots a patient's options are picked from, beyond those
+#: already shown to the patients of the same stop.
+NEAREST = 200
+_ACTIVE = [s.value for s in ACTIVE_STATUSES]
 
 
 @dataclass(frozen=True)
@@ -100,16 +104,20 @@ def _in_clinic_meanwhile(db: Session, doctor_id: int, schedule: Schedule) -> boo
 
 
 def _active(db: Session, schedule_id: int) -> list[Appointment]:
+    """BK-6: every appointment that still stands, a patient already checked in too."""
     return list(db.scalars(select(Appointment).where(
-        Appointment.schedule_id == schedule_id, Appointment.status.in_(("held", "booked")))
+        Appointment.schedule_id == schedule_id, Appointment.status.in_(_ACTIVE))
         .order_by(Appointment.start_at)))
 
 
 def _equivalents(db: Session, schedule: Schedule, now: datetime, taken: set[int],
                  patient_id: int) -> list[Slot]:
-    """Free slots of open sessions of the same department and service level, nearest first."""
+    """Free slots of open sessions of the same department and service level, one a session:
+    the nearest not yet shown to another patient of the stop, then (BK-6: no refund notice
+    while an equivalent slot is free) those shown only as someone's alternative. The first
+    is one nobody was shown wherever there is one; the others follow nearest first."""
     mine = set(db.scalars(select(Appointment.schedule_id).where(
-        Appointment.patient_id == patient_id, Appointment.status.in_(("held", "booked")))))
+        Appointment.patient_id == patient_id, Appointment.status.in_(_ACTIVE))))
     rows = db.scalars(
         select(Slot).join(Schedule, Schedule.id == Slot.schedule_id).where(
             Schedule.department_id == schedule.department_id,
@@ -118,17 +126,43 @@ def _equivalents(db: Session, schedule: Schedule, now: datetime, taken: set[int]
             Schedule.id != schedule.id, Schedule.day >= schedule.day,
             Schedule.day <= schedule.day + timedelta(days=SEARCH_DAYS),
             service.claimable(now), Slot.start_at > now)
-        .order_by(Slot.start_at, Slot.id).limit(200))
+        # Read past the slots shown already: the read grows with the patients of the stop.
+        .order_by(Slot.start_at, Slot.id).limit(NEAREST + len(taken)))
+    candidates = [s for s in rows if s.schedule_id not in mine]
     out: list[Slot] = []
     seen_schedules: set[int] = set()
-    for slot in rows:
-        if slot.id in taken or slot.schedule_id in seen_schedules or slot.schedule_id in mine:
+    for slot in [*(s for s in candidates if s.id not in taken),
+                 *(s for s in candidates if s.id in taken)]:
+        if slot.schedule_id in seen_schedules:
             continue
         out.append(slot)
         seen_schedules.add(slot.schedule_id)
         if len(out) == OPTIONS:
             break
-    return out
+    return out[:1] + sorted(out[1:], key=lambda s: (s.start_at, s.id))
+
+
+def _offer_slots(db: Session, offer: RebookingOffer, schedule: Schedule, now: datetime,
+                 taken: set[int]) -> None:
+    """Fill the offer with the equivalent slots free now, the first held for the patient,
+    or make it a notice with the fee flagged for refund where nothing equivalent is free."""
+    options = _equivalents(db, schedule, now, taken, offer.patient_id)
+    held = None
+    if options:
+        # The held slot's hold ends when it starts; the offer lasts while any option can
+        # still be taken (BK-6: held for 24 hours, with its alternatives).
+        hold = (update(Slot).where(Slot.id == options[0].id, service.claimable(now))
+                .values(status="held", held_until=min(now + HOLD_FOR, options[0].start_at)))
+        if rowcount(db.execute(hold, execution_options={"synchronize_session": False})):
+            held = options[0].id
+            # A hold that had run out on that slot ends now, as a booking's claim ends it.
+            claims.expire_holds(db, now, slot_ids=[held])
+    taken.update(s.id for s in options)
+    offer.slot_ids, offer.held_slot_id = [s.id for s in options], held
+    offer.expires_at = min(now + HOLD_FOR, max(s.start_at for s in options)) \
+        if options else None
+    offer.note = "已为您保留最近的同级别号源" if options else "近期无同级别号源，挂号费将退还"
+    offer.refund_flagged = True
 
 
 def stop_clinic(db: Session, *, principal: Principal, schedule_id: int, reason: str,
@@ -143,35 +177,39 @@ def stop_clinic(db: Session, *, principal: Principal, schedule_id: int, reason: 
                                   Slot.status.in_(("free", "held")))
                .values(status="blocked", held_until=None),
                execution_options={"synchronize_session": False})
+    # BK-6: patients of an earlier stop whose offer held them a slot of this session lose it
+    # with the rest; each gets a new offer (or a notice) as this session's patients do. Read
+    # after blocking: an offer accepted or declined meanwhile has let go of its slot.
+    bumped = list(db.scalars(select(RebookingOffer).join(
+        Slot, Slot.id == RebookingOffer.held_slot_id).where(
+        Slot.schedule_id == schedule.id, Slot.status == "blocked",
+        RebookingOffer.status == "open", RebookingOffer.expires_at > now)
+        .order_by(RebookingOffer.id)))
     offers: list[RebookingOffer] = []
     taken: set[int] = set()
     for appt in _active(db, schedule.id):
         appt.status, appt.cancelled_at = "cancelled", now
         appt.cancel_reason = f"停诊：{reason}"[:200]
         db.flush()
-        options = _equivalents(db, schedule, now, taken, appt.patient_id)
-        held = None
-        if options:
-            expires = min(now + HOLD_FOR, options[0].start_at)
-            hold = (update(Slot).where(Slot.id == options[0].id, service.claimable(now))
-                    .values(status="held", held_until=expires))
-            if rowcount(db.execute(hold, execution_options={"synchronize_session": False})):
-                held = options[0].id
-        taken.update(s.id for s in options)
-        offer = RebookingOffer(
-            appointment_id=appt.id, patient_id=appt.patient_id,
-            slot_ids=[s.id for s in options], held_slot_id=held,
-            expires_at=min(now + HOLD_FOR, options[0].start_at) if options else None,
-            refund_flagged=True, created_at=now,
-            note="已为您保留最近的同级别号源" if options else "近期无同级别号源，挂号费将退还")
+        offer = RebookingOffer(appointment_id=appt.id, patient_id=appt.patient_id,
+                               created_at=now)
+        _offer_slots(db, offer, schedule, now, taken)
         db.add(offer)
         db.flush()
         offers.append(offer)
         events.publish(db, RebookingOffered(appointment_id=appt.id, patient_id=appt.patient_id,
                                             offer_id=offer.id))
+    own = len(offers)
+    for offer in bumped:
+        earlier = db.get_one(Appointment, offer.appointment_id)
+        _offer_slots(db, offer, db.get_one(Schedule, earlier.schedule_id), now, taken)
+        db.flush()
+        offers.append(offer)
+        events.publish(db, RebookingOffered(appointment_id=earlier.id,
+                                            patient_id=offer.patient_id, offer_id=offer.id))
     waiting = _close_waitlist(db, schedule.id, now)
     service.record_change(db, principal, "schedule.stop", schedule_id=schedule.id,
-                          reason=reason, appointments=len(offers),
+                          reason=reason, appointments=own, reoffered=len(bumped),
                           offered=sum(1 for o in offers if o.slot_ids), waitlist=waiting)
     events.publish(db, ScheduleStopped(
         schedule_id=schedule.id, affected_appointment_ids=tuple(o.appointment_id for o in offers)))
@@ -224,6 +262,8 @@ def accept_offer(db: Session, *, principal: Principal, offer_id: int, slot_id: i
                     .values(status="booked", held_until=None),
                     execution_options={"synchronize_session": False})):
                 raise OfferUnavailable("该号源已被他人预约，请选择其他号源")
+            if not mine:  # a hold that had run out on the slot ends, as a booking ends it
+                claims.expire_holds(db, now, slot_ids=[slot_id])
             if offer.held_slot_id and offer.held_slot_id != slot_id:
                 service.free_held(db, [offer.held_slot_id])
             slot = db.get_one(Slot, slot_id)
