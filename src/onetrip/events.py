@@ -5,7 +5,11 @@
 written atomically with the change); ``on_commit_many`` handlers do the same once for all
 the events of their type in the transaction (a batch of bookings queues its messages with
 one insert); handlers registered with ``after_commit`` run once the commit has succeeded.
-A rollback discards the queue: a rolled-back change emits nothing.
+A rollback discards the queue: a rolled-back change emits nothing. A savepoint is part of
+its transaction: its events are delivered with the transaction's commit, and rolling it back
+discards only the events published inside it (the exams' batch books each patient's plan in
+a savepoint and goes on when one is refused; the bookings before it still send their
+messages). SQLAlchemy fires its commit and rollback events for savepoints too.
 """
 
 from __future__ import annotations
@@ -17,12 +21,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import event as sa_event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 log = logging.getLogger(__name__)
 
 _KEY = "onetrip.pending_events"
 _DISPATCHED = "onetrip.dispatched_in_tx"  # how many of the queued events ran in the tx
+_MARKS = "onetrip.savepoint_marks"  # savepoint → how many events were queued when it began
 
 
 @dataclass(frozen=True)
@@ -73,8 +78,23 @@ def _handlers(table: dict[type[Event], list[Any]], ev: Event) -> list[Any]:
     return [h for cls in type(ev).__mro__ if cls in table for h in table[cls]]
 
 
+@sa_event.listens_for(Session, "after_transaction_create")
+def _mark_savepoint(db: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:
+        db.info.setdefault(_MARKS, {})[transaction] = len(db.info.get(_KEY, []))
+
+
+@sa_event.listens_for(Session, "after_transaction_end")
+def _forget_savepoints(db: Session, transaction: SessionTransaction) -> None:
+    # Kept until the transaction ends: a savepoint's rollback is told after its end.
+    if transaction.parent is None:
+        db.info.pop(_MARKS, None)
+
+
 @sa_event.listens_for(Session, "before_commit")
 def _run_in_transaction(db: Session) -> None:
+    if db.in_nested_transaction():  # a savepoint released: its events wait for the commit
+        return
     # The queue only grows until the transaction ends: what was dispatched is its first
     # ``dispatched`` events. Handlers may publish further events; keep going until the
     # queue is drained.
@@ -95,6 +115,8 @@ def _run_in_transaction(db: Session) -> None:
 
 @sa_event.listens_for(Session, "after_commit")
 def _run_after_commit(db: Session) -> None:
+    if db.in_nested_transaction():
+        return
     pending = db.info.pop(_KEY, [])
     db.info.pop(_DISPATCHED, None)
     for ev in pending:
@@ -105,7 +127,12 @@ def _run_after_commit(db: Session) -> None:
                 log.exception("after-commit handler %s failed for %s", handler, type(ev).__name__)
 
 
-@sa_event.listens_for(Session, "after_rollback")
-def _discard(db: Session) -> None:
-    db.info.pop(_KEY, None)
-    db.info.pop(_DISPATCHED, None)
+@sa_event.listens_for(Session, "after_soft_rollback")
+def _discard(db: Session, previous: SessionTransaction) -> None:
+    if previous.nested:  # a savepoint: only what was published inside it
+        mark = db.info.get(_MARKS, {}).get(previous)
+        if mark is not None:
+            del db.info.get(_KEY, [])[mark:]
+    elif previous.parent is None:  # the transaction itself (not a flush's inner step)
+        db.info.pop(_KEY, None)
+        db.info.pop(_DISPATCHED, None)
