@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from onetrip.notify.models import Notification
 from onetrip.scheduling import booking, queue, stopclinic, sweep
-from onetrip.scheduling.errors import OfferUnavailable
+from onetrip.scheduling.errors import OfferUnavailable, ScheduleOver
 from onetrip.scheduling.models import Appointment, RebookingOffer, Schedule, Slot
 from onetrip.scheduling.rules import Channel
 from tests.factories import make_practitioner
@@ -220,3 +220,26 @@ def test_bk6_an_alternative_whose_hold_ran_out_can_be_accepted(
     assert offer.slot_ids[1:] == [stale.slot_id]
     new = accept(db, clinic, offer, stale.slot_id, stopped + timedelta(minutes=1))
     assert new.status == "booked" and new.slot_id == stale.slot_id
+
+
+# --- a session already over -----------------------------------------------------------------
+
+
+def test_bk6_a_session_over_can_be_neither_stopped_nor_handed_on(
+        db: Session, clinic: Clinic) -> None:
+    """Stopping a session after it ran would turn its no-shows into refunds with a new
+    offer, and its patients seen into a session never held."""
+    seen, absent = booked(db, clinic, 2)
+    after = clinic.schedule.end_at + timedelta(minutes=10)
+    queue.check_in(db, principal=clinic.window, appointment_id=seen.id,
+                   now=seen.start_at - timedelta(minutes=5), patient_id=seen.patient_id)
+    with pytest.raises(ScheduleOver):
+        stop(db, clinic, clinic.schedule, after)
+    doctor = make_practitioner(db, clinic.hospital, clinic.department)
+    with pytest.raises(ScheduleOver):
+        stopclinic.substitute(db, principal=clinic.window, schedule_id=clinic.schedule.id,
+                              practitioner_id=doctor.id, reason="替诊", now=after)
+    db.refresh(clinic.schedule)
+    db.refresh(absent)
+    assert clinic.schedule.status == "open" and absent.status == "booked"
+    assert db.scalars(select(RebookingOffer)).all() == []

@@ -40,6 +40,11 @@ class ScheduleNotOpen(Conflict):
     message = "该出诊已停诊或已替诊"
 
 
+class ScheduleOver(Conflict):
+    code = "schedule_over"
+    message = "该出诊已结束，不能再停诊或替诊"
+
+
 class SlotInPast(Conflict):
     code = "slot_in_past"
     message = "该号源时间已过"

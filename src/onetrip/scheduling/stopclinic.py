@@ -23,7 +23,12 @@ from onetrip.identity.rules import Role
 from onetrip.identity.service import Principal
 from onetrip.org.models import Practitioner
 from onetrip.scheduling import claims, scope, service, waitlist
-from onetrip.scheduling.errors import LimitReached, OfferUnavailable, ScheduleNotOpen
+from onetrip.scheduling.errors import (
+    LimitReached,
+    OfferUnavailable,
+    ScheduleNotOpen,
+    ScheduleOver,
+)
 from onetrip.scheduling.events import (
     AppointmentRebooked,
     RebookingOffered,
@@ -67,8 +72,7 @@ def substitute(db: Session, *, principal: Principal, schedule_id: int, practitio
     """替诊: another doctor of the hospital takes the session with its appointments."""
     schedule = service.access_schedule(db, schedule_id)
     _authorise(db, principal, schedule)
-    if schedule.status not in BOOKABLE_SCHEDULE_STATUSES:
-        raise ScheduleNotOpen()
+    _still_to_run(schedule, now)
     doctor = db.get(Practitioner, practitioner_id)
     if doctor is None or doctor.hospital_id != schedule.hospital_id or \
             doctor.id == schedule.practitioner_id:
@@ -101,6 +105,16 @@ def _in_clinic_meanwhile(db: Session, doctor_id: int, schedule: Schedule) -> boo
             Schedule.substitute_practitioner_id == doctor_id),
         Schedule.start_at < schedule.end_at, Schedule.end_at > schedule.start_at,
     ).limit(1)) is not None
+
+
+def _still_to_run(schedule: Schedule, now: datetime) -> None:
+    """A session is stopped or handed on only while it is open and not yet over: once it
+    has run, its patients were seen or are no-shows (BK-6), not owed an offer."""
+    if schedule.status not in BOOKABLE_SCHEDULE_STATUSES:
+        raise ScheduleNotOpen()
+    if now >= schedule.end_at:
+        raise ScheduleOver(detail={"schedule_id": schedule.id,
+                                   "end_at": schedule.end_at.isoformat()})
 
 
 def _active(db: Session, schedule_id: int) -> list[Appointment]:
@@ -170,8 +184,7 @@ def stop_clinic(db: Session, *, principal: Principal, schedule_id: int, reason: 
     """停诊: block the free slots, cancel each appointment with an offer or a notice."""
     schedule = service.access_schedule(db, schedule_id)
     _authorise(db, principal, schedule)
-    if schedule.status not in BOOKABLE_SCHEDULE_STATUSES:
-        raise ScheduleNotOpen()
+    _still_to_run(schedule, now)
     schedule.status, schedule.status_reason = "stopped", reason[:200]
     db.execute(update(Slot).where(Slot.schedule_id == schedule.id,
                                   Slot.status.in_(("free", "held")))
