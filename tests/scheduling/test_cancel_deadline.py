@@ -7,15 +7,18 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from onetrip.identity.rules import Role
 from onetrip.notify import visit
 from onetrip.org import calendar as org_calendar
 from onetrip.org.rules import OverrideKind
 from onetrip.scheduling import booking, page_booking
-from onetrip.scheduling.errors import CancelDeadlinePassed
+from onetrip.scheduling.errors import CancelDeadlinePassed, NotCancellable
 from onetrip.scheduling.models import Slot
 from onetrip.scheduling.rules import Channel
+from tests.factories import auth, make_token
 from tests.scheduling.conftest import Clinic, local
 
 NEW_YEAR = date(2027, 1, 1)  # a Friday, in a year the library has no data for
@@ -58,3 +61,37 @@ def test_bk6_an_adjusted_working_saturday_is_the_working_day_before(
                         schedule_id=session.id, now=local(saturday - timedelta(days=3), 10))
     done = booking.cancel(db, principal=pp, appointment_id=appt.id, now=local(saturday, 10))
     assert done.status == "cancelled" and done.penalty_event is None
+
+
+def test_bk6_a_visit_whose_session_is_over_cannot_be_cancelled(
+        db: Session, clinic: Clinic) -> None:
+    """Once the session has run, the patient was seen or is a no-show: a staff cancellation
+    then would turn a no-show into a refund and wipe it from the penalty history."""
+    p, _pp = clinic.patient(db)
+    appt = clinic.book(db, p.id)
+    after = clinic.schedule.end_at + timedelta(minutes=20)
+    with pytest.raises(NotCancellable) as refused:
+        booking.cancel(db, principal=clinic.window, appointment_id=appt.id, now=after)
+    assert refused.value.detail == {"reason": "session_over",
+                                    "end_at": clinic.schedule.end_at.isoformat()}
+    db.refresh(appt)
+    assert appt.status == "booked" and appt.penalty_event is None
+    # During the session the window may still cancel it (a same-day refund).
+    during = clinic.schedule.end_at - timedelta(minutes=1)
+    assert booking.cancel(db, principal=clinic.window, appointment_id=appt.id,
+                          now=during).penalty_event == "same_day_refund"
+
+
+def test_bk8_a_kiosk_cannot_cancel_or_read_an_appointment_by_its_number(
+        client: TestClient, db: Session, clinic: Clinic) -> None:
+    """A kiosk acts for the patient whose card it reads, never for an appointment number."""
+    p, _pp = clinic.patient(db)
+    appt = clinic.book(db, p.id)
+    kiosk = auth(make_token(db, Role.kiosk, clinic.hospital))
+    db.commit()
+    r = client.post(f"/api/v1/appointments/{appt.id}/cancel", headers=kiosk)
+    assert r.status_code == 403, r.text
+    r = client.post(f"/api/v1/appointments/{appt.id}/confirm", headers=kiosk)
+    assert r.status_code == 403, r.text
+    db.refresh(appt)
+    assert appt.status == "booked"

@@ -87,9 +87,17 @@ def access_appointment(db: Session, principal: Principal, appointment_id: int) -
     return appt
 
 
+def _not_by_number_at_a_kiosk(principal: Principal) -> None:
+    """BK-8: a kiosk acts for the patient whose card it reads (its pages), never on an
+    appointment named by its number."""
+    if principal.role is Role.kiosk:
+        raise PermissionDenied("自助机须先读取就诊人证件再办理", detail={"reason": "kiosk"})
+
+
 def confirm(db: Session, *, principal: Principal, appointment_id: int,
             now: datetime) -> Appointment:
     """Turn a live hold into a booking; raises HoldExpired once its minutes are up."""
+    _not_by_number_at_a_kiosk(principal)
     appt = access_appointment(db, principal, appointment_id)
     if appt.status == "booked":
         return appt
@@ -125,9 +133,16 @@ def cancel(db: Session, *, principal: Principal, appointment_id: int, now: datet
     Patients cancel free of penalty until the deadline (16:00 of the working day before);
     later, only staff can cancel, and the cancellation counts as late (or a same-day refund).
     """
+    _not_by_number_at_a_kiosk(principal)
     appt = access_appointment(db, principal, appointment_id)
     if appt.status not in ("held", "booked"):
         raise NotCancellable(detail={"status": appt.status})
+    end_at = db.get_one(Schedule, appt.schedule_id).end_at
+    if now >= end_at:
+        # BK-6: once the session has run the patient was seen or is a no-show; cancelling
+        # then would turn a no-show into a refund and wipe it from the penalty history.
+        raise NotCancellable("就诊时间已过，不能取消", detail={
+            "reason": "session_over", "end_at": end_at.isoformat()})
     policy, _rule = service.policy_for(db, appt.hospital_id)
     tz = get_settings().tz
     deadline = cancel_deadline(org_calendar.working_day_before(db, appt.hospital_id, appt.day),
