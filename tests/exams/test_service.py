@@ -366,6 +366,9 @@ def test_ex4_an_exam_no_show_restricts_outpatient_booking_too_and_counts_once(
     assert found is not None and found.count == 1
     (event,) = db.scalars(select(PenaltyRecord).where(PenaltyRecord.patient_id == p.id))
     assert (event.source, event.source_id, event.kind) == ("exam", b.id, "noshow")
+    # BK-6: it counts at the exam's time (its calendar year), however late it was marked.
+    assert event.at == slot.start == db.get_one(
+        ExamBooking, b.id, populate_existing=True).noshow_at
 
 
 def test_batch_proposals_cover_every_waiting_patient(

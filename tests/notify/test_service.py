@@ -143,11 +143,14 @@ def test_rm1_a_no_show_is_told(db: Session, clinic: Clinic) -> None:
     appt = book(db, clinic)
     # What queue.mark_noshows does per appointment; the sweep itself would also mark the
     # demo region's 20,000 earlier appointments.
-    appt.status, appt.noshow_at = "noshow", appt.start_at + timedelta(hours=6)
-    events.publish(db, NoShowRecorded(appointment_id=appt.id, patient_id=appt.patient_id))
+    marked = appt.start_at + timedelta(hours=6)
+    appt.status, appt.noshow_at = "noshow", appt.start_at
+    events.publish(db, NoShowRecorded(appointment_id=appt.id, patient_id=appt.patient_id,
+                                      marked_at=marked))
     db.commit()
     notice = messages(db, appt.id)["no_show"]
-    assert notice.status == "queued" and notice.send_at == appt.noshow_at
+    # Told from when it was marked, not from the visit's time it counts at.
+    assert notice.status == "queued" and notice.send_at == marked
 
 
 def test_rm1_you_are_next_is_queued_when_the_doctor_calls(db: Session, clinic: Clinic) -> None:

@@ -28,14 +28,15 @@ def test_bk6_one_noshow_mark_counts_toward_the_penalty_and_is_announced(
                         schedule_id=clinic.schedule.id, now=OPEN)
     published: list[Event] = []
     monkeypatch.setattr("onetrip.events.publish", lambda _db, e: published.append(e))
+    closes = clinic.schedule.end_at + timedelta(minutes=30)  # check-in closes (BK-11)
     with pytest.raises(NoShowRefused):  # still within the late-arrival allowance
         queue.mark_noshow(db, principal=clinic.window, appointment_id=appt.id,
-                          now=appt.start_at + timedelta(minutes=29))
+                          now=closes - timedelta(minutes=1))
     with pytest.raises(NoShowRefused):  # a doctor does not mark no-shows
         queue.mark_noshow(db, principal=clinic.doctor_principal, appointment_id=appt.id,
-                          now=appt.start_at + timedelta(hours=1))
+                          now=closes + timedelta(hours=1))
     marked = queue.mark_noshow(db, principal=clinic.window, appointment_id=appt.id,
-                               now=appt.start_at + timedelta(minutes=30))
+                               now=closes)
     assert (marked.status, marked.penalty_event) == ("noshow", "noshow")
     assert [type(e) for e in published] == [NoShowRecorded]
     restriction = booking.restriction_of(db, patient_id=patient.id,
@@ -49,7 +50,7 @@ def test_bk6_an_arrived_patient_is_never_marked_a_noshow(db: Session, clinic: Cl
     appt = booking.book(db, principal=pp, patient_id=patient.id, channel=Channel.app,
                         schedule_id=clinic.schedule.id, now=OPEN)
     queue.check_in(db, principal=clinic.doctor_principal, appointment_id=appt.id,
-                   now=local(DAY, 7, 50))
+                   patient_id=patient.id, now=local(DAY, 7, 50))
     with pytest.raises(NoShowRefused):
         queue.mark_noshow(db, principal=clinic.window, appointment_id=appt.id,
                           now=local(DAY, 12))

@@ -86,7 +86,7 @@ def test_bk11_doctor_calls_the_next_patient_and_the_panel_refreshes(
     first, second = fill(db, clinic, 2)
     for a in (first, second):
         queue.check_in(db, principal=clinic.doctor_principal, appointment_id=a.id,
-                       now=local(DAY, 7, 40))
+                       patient_id=a.patient_id, now=local(DAY, 7, 40))
     as_staff(client, db, Role.doctor, clinic.hospital, local(DAY, 8, 0))
     listing = client.get("/console/queue", params={"day": DAY.isoformat()})
     assert f'href="/console/queue/{clinic.schedule.id}"' in listing.text
@@ -112,7 +112,7 @@ def test_bk11_doctor_calls_the_next_patient_and_the_panel_refreshes(
     appt = booking.book(db, principal=pp, patient_id=late.id, channel=Channel.app,
                         schedule_id=clinic.schedule.id, now=OPEN)
     queue.check_in(db, principal=clinic.doctor_principal, appointment_id=appt.id,
-                   now=local(DAY, 8, 1))
+                   patient_id=late.id, now=local(DAY, 8, 1))
     db.commit()
     refreshed = client.get(f"/console/queue/{clinic.schedule.id}/panel", headers=hx)
     assert f'data-appointment="{appt.id}"' in refreshed.text  # checked in meanwhile

@@ -141,12 +141,16 @@ def test_bk6_clerk_marks_a_no_show_only_after_the_late_allowance(
     patient, pp = clinic.patient(db)
     appt = booking.book(db, principal=pp, patient_id=patient.id, channel=Channel.app,
                         schedule_id=clinic.schedule.id, now=OPEN)
-    as_staff(client, db, Role.window, clinic.hospital, appt.start_at + timedelta(minutes=5))
+    # BK-11: a late patient checks in (queued behind) until 30 minutes after the session
+    closes = clinic.schedule.end_at + timedelta(minutes=30)
+    as_staff(client, db, Role.window, clinic.hospital, appt.start_at + timedelta(minutes=31))
     early = client.post(f"/console/window/appointments/{appt.id}/noshow")
-    assert early.status_code == 409 and "30分钟仍未报到" in early.text
+    assert early.status_code == 409 and "出诊结束30分钟后仍未报到" in early.text
     db.refresh(appt)
     assert appt.status == "booked"
-    at(client, appt.start_at + timedelta(minutes=31))
+    roster = client.get(f"/console/window/schedules/{clinic.schedule.id}").text
+    assert f'action="/console/window/appointments/{appt.id}/noshow"' not in roster
+    at(client, closes)
     roster = client.get(f"/console/window/schedules/{clinic.schedule.id}").text
     assert f'action="/console/window/appointments/{appt.id}/noshow"' in roster
     done = client.post(f"/console/window/appointments/{appt.id}/noshow",

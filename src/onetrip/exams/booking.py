@@ -265,11 +265,13 @@ def mark_noshows(db: Session, *, hospital_id: int, now: datetime) -> int:
     marked = db.execute(
         update(_BOOKING).where(t.hospital_id == hospital_id, t.status == "booked",
                                t.start_at < now - NOSHOW_AFTER)
-        .values(status="noshow", noshow_at=now, penalty_event=PenaltyEvent.noshow.value)
-        .returning(t.id, t.patient_id)).all()
-    for booking_id, patient_id in marked:
+        # BK-6: the no-show is the exam's: it counts at its time (the calendar year of the
+        # Beijing rule), however late the sweeper marks it
+        .values(status="noshow", noshow_at=t.start_at, penalty_event=PenaltyEvent.noshow.value)
+        .returning(t.id, t.patient_id, t.start_at)).all()
+    for booking_id, patient_id, start_at in marked:
         penalties.record(db, patient_id=patient_id, hospital_id=hospital_id,
-                         kind=PenaltyEvent.noshow, at=now, source=PENALTY_SOURCE,
+                         kind=PenaltyEvent.noshow, at=start_at, source=PENALTY_SOURCE,
                          source_id=booking_id)
     return len(marked)
 

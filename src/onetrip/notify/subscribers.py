@@ -159,7 +159,8 @@ def _queue_one(db: Session, appt: Appointment, template: str, at: datetime | Non
 @events.on_commit(NoShowRecorded)
 def on_no_show(db: Session, ev: NoShowRecorded) -> None:
     appt = db.get_one(Appointment, ev.appointment_id)
-    _queue_one(db, appt, "no_show", appt.noshow_at)
+    # Sent from when it was marked: the no-show's own time is the visit's, hours before.
+    _queue_one(db, appt, "no_show", ev.marked_at)
 
 
 @events.on_commit(PatientCalled)

@@ -39,6 +39,7 @@ from onetrip.scheduling.schemas import (
     CheckInRequest,
     OfferAccept,
     OfferRead,
+    PassOverRequest,
     PolicyRead,
     PolicyWrite,
     QueueRead,
@@ -243,6 +244,16 @@ def call_next(schedule_id: int, db: DbSession, principal: CurrentPrincipal,
     _staff_of(principal, service.access_schedule(db, schedule_id))
     called = queue.call_next(db, principal=principal, schedule_id=schedule_id, now=now)
     return AppointmentRead.of(called) if called else None
+
+
+@router.post("/schedules/{schedule_id}/pass-over", response_model=AppointmentRead)
+def pass_over(schedule_id: int, db: DbSession, principal: CurrentPrincipal,
+              body: PassOverRequest | None = None) -> AppointmentRead:
+    """过号: the patient called in did not come; back to booked, to check in again (BK-11)."""
+    _staff_of(principal, service.access_schedule(db, schedule_id))
+    return AppointmentRead.of(queue.pass_over(
+        db, principal=principal, schedule_id=schedule_id,
+        appointment_id=body.appointment_id if body else None))
 
 
 def _waitlist_read(db: Session, e: WaitlistEntry) -> WaitlistRead:

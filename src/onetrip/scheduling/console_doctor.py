@@ -1,25 +1,29 @@
-"""The consulting room (诊室叫号): a session's queue, live, and "call next" (BK-11).
+"""The consulting room (诊室叫号): a session's queue, live, "call next" and "pass over"
+(过号: the patient called did not come in and checks in again) (BK-11).
 
 The queue panel refreshes itself every few seconds through htmx (``hx-trigger="every"``),
 so patients checked in at the window or kiosk appear without reloading the page.
 
 A doctor whose account is linked to a practitioner opens straight onto their own session
-of the moment (their own, or one they substitute for): the one running now, else the next,
-else the day's last. The list of their department's other sessions stays one click away
-(``?all=1``), for a doctor who covers a colleague's room; other departments are refused.
+of the moment (their own, or one they substitute for): the one running now or still with
+patients waiting after its planned end, else the next, else the day's last. The list of
+their department's other sessions stays one click away (``?all=1``), for a doctor who
+covers a colleague's room; other departments are refused.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from onetrip.deps import DbSession, Now
+from onetrip.errors import OnetripError
 from onetrip.identity.service import Principal
 from onetrip.org.models import Hospital
 from onetrip.scheduling import queue, scope, service
@@ -52,9 +56,12 @@ def own_sessions(db: Session, principal: Principal, day: date) -> list[Schedule]
         Hospital, principal.hospital_id), day=day) if work.is_own(s) and s.status != "stopped"]
 
 
-def session_of_the_moment(sessions: list[Schedule], now: datetime) -> Schedule | None:
-    """The session running now, else the next one, else the day's last."""
-    return next((s for s in sessions if s.end_at > now), sessions[-1] if sessions else None)
+def session_of_the_moment(sessions: list[Schedule], now: datetime, *,
+                          waiting: Collection[int] = ()) -> Schedule | None:
+    """The earliest session running now or past its end with patients still ``waiting`` in
+    it (a doctor running late stays with them), else the next one, else the day's last."""
+    return next((s for s in sessions if s.end_at > now or s.id in waiting),
+                sessions[-1] if sessions else None)
 
 
 @router.get("")
@@ -66,7 +73,9 @@ def sessions_page(request: Request, db: DbSession, principal: Doctor, now: Now,
     """A linked doctor goes straight to their session of the moment; otherwise the day's
     sessions (a linked doctor's departments only) with how many are waiting."""
     if not (day or department or show_all):
-        mine = session_of_the_moment(own_sessions(db, principal, local_today(now)), now)
+        own = own_sessions(db, principal, local_today(now))
+        mine = session_of_the_moment(own, now, waiting=queue.sessions_with_waiting(
+            db, [s.id for s in own if s.end_at <= now]))
         if mine is not None:
             return RedirectResponse(f"/console/queue/{mine.id}", status_code=303)
     ctx = day_sessions(db, principal, now, day=day, department=department, hospital=hospital)
@@ -122,4 +131,29 @@ def call_next(schedule_id: int, request: Request, db: DbSession, principal: Doct
         return RedirectResponse(f"/console/queue/{schedule_id}", status_code=303)
     ctx = _panel_ctx(db, principal, schedule_id, now)
     ctx["notice"] = "已叫号" if called else "候诊队列已空"
+    return page(request, "console_queue_panel.html", principal, ctx)
+
+
+@router.post("/{schedule_id}/pass-over")
+def pass_over(schedule_id: int, request: Request, db: DbSession, principal: Doctor, now: Now,
+              appointment_id: Annotated[int, Form(gt=0)]) -> Response:
+    """过号: the patient called in did not come; they check in again at the triage desk or
+    the kiosk and queue behind (BK-11)."""
+    access_console_schedule(db, principal, schedule_id)
+    try:
+        queue.pass_over(db, principal=principal, schedule_id=schedule_id,
+                        appointment_id=appointment_id)
+    except OnetripError as exc:
+        if exc.http_status in (401, 403, 404):
+            raise
+        # The panel says why in place (the full page for a browser without htmx).
+        name = "console_queue_panel.html" if request.headers.get("hx-request") == "true" \
+            else "console_queue.html"
+        return page(request, name, principal,
+                    {**_panel_ctx(db, principal, schedule_id, now), "refused": exc.text},
+                    status_code=exc.http_status)
+    if request.headers.get("hx-request") != "true":
+        return RedirectResponse(f"/console/queue/{schedule_id}", status_code=303)
+    ctx = _panel_ctx(db, principal, schedule_id, now)
+    ctx["notice"] = "已过号：患者回来后须重新报到，再排队候诊"
     return page(request, "console_queue_panel.html", principal, ctx)

@@ -168,6 +168,8 @@ def _session_ctx(db: Session, principal: Principal, schedule_id: int, now: datet
         "slots": [(s, _slot_pool(s, now)) for s in slots], "roster": roster,
         "people": patient_views(db, {a.patient_id for a in roster}),
         "patient": None, "now": now,
+        # BK-6: a no-show only once a late patient can no longer check in
+        "noshow_from": queue.check_in_closes_at(schedule, policy),
     }
     if patient is not None:
         ctx["patient"] = patient_view(db, identity_service.access_patient(
@@ -257,7 +259,7 @@ def cancel(appointment_id: int, request: Request, db: DbSession, principal: Cler
 @router.post("/appointments/{appointment_id}/noshow")
 def mark_noshow(appointment_id: int, request: Request, db: DbSession, principal: Clerk,
                 now: Now) -> Response:
-    """爽约: a booked patient who has not come after the late-arrival allowance."""
+    """爽约: a booked patient who never checked in, once the session took its last check-in."""
     try:
         appt = queue.mark_noshow(db, principal=principal, appointment_id=appointment_id,
                                  now=now)

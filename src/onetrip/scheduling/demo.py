@@ -122,14 +122,13 @@ def _history(db: Session, h: Hospital, patients: list[int], rng: random.Random,
     service.generate_from_templates(db, hospital=h, start=today - timedelta(days=HISTORY_DAYS),
                                     end=today - timedelta(days=1), now=created)
     slots = db.execute(
-        select(Slot, service.Schedule.department_id, service.Schedule.day,
-               service.Schedule.end_at)
+        select(Slot, service.Schedule.department_id, service.Schedule.day)
         .join(service.Schedule, service.Schedule.id == Slot.schedule_id)
         .where(service.Schedule.hospital_id == h.id,
                service.Schedule.day >= today - timedelta(days=HISTORY_DAYS),
                service.Schedule.day < today).order_by(Slot.id)).all()
     rows, taken, used = [], [], set()
-    for slot, department_id, day, end_at in slots:
+    for slot, department_id, day in slots:
         patient_id = rng.choice(patients)
         if rng.random() > 0.6 or (patient_id, department_id, day) in used:
             continue
@@ -149,7 +148,7 @@ def _history(db: Session, h: Hospital, patients: list[int], rng: random.Random,
                "cancel_reason": "", "status": "fulfilled", "checked_in_at": None,
                "called_at": None, "noshow_at": None, "penalty_event": None}
         if rng.random() < 0.06:
-            row |= {"status": "noshow", "noshow_at": end_at + timedelta(minutes=30),
+            row |= {"status": "noshow", "noshow_at": slot.start_at,
                     "penalty_event": "noshow"}
         else:
             arrived = max(booked_at, slot.start_at + timedelta(minutes=rng.randint(-25, 20)))

@@ -63,7 +63,9 @@ class PatientCalled(AppointmentEvent):
 
 @dataclass(frozen=True)
 class NoShowRecorded(AppointmentEvent):
-    pass
+    #: When it was marked (the no-show itself counts at the visit's time): the message
+    #: about it is sent from then, within the quiet hours' rules.
+    marked_at: datetime | None = None
 
 
 @dataclass(frozen=True)

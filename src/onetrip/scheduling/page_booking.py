@@ -25,7 +25,7 @@ from onetrip.errors import InvalidInput, OnetripError
 from onetrip.identity.service import Principal
 from onetrip.org import calendar as org_calendar
 from onetrip.org.models import Department, Hospital, Location, Practitioner
-from onetrip.scheduling import booking, gate, idempotency, service
+from onetrip.scheduling import booking, gate, idempotency, queue, service
 from onetrip.scheduling.models import Appointment, Schedule, Slot
 from onetrip.scheduling.rules import (
     Channel,
@@ -113,6 +113,7 @@ class Terms:
     cancel_deadline: datetime
     check_in_opens: datetime
     late_after_minutes: int
+    check_in_closes: datetime
 
 
 def terms_of(db: Session, slot: Slot) -> Terms:
@@ -124,7 +125,7 @@ def terms_of(db: Session, slot: Slot) -> Terms:
         org_calendar.working_day_before(db, schedule.hospital_id, schedule.day), policy,
         get_settings().tz)
     return Terms(deadline, slot.start_at - timedelta(minutes=policy.check_in_opens_minutes),
-                 policy.late_after_minutes)
+                 policy.late_after_minutes, queue.check_in_closes_at(schedule, policy))
 
 
 def visit_of(db: Session, appt: Appointment, now: datetime) -> Visit:
@@ -143,7 +144,7 @@ def visit_of(db: Session, appt: Appointment, now: datetime) -> Visit:
         status_label=STATUS_LABELS.get(appt.status, appt.status),
         cancellable=appt.status == "held" or (appt.status == "booked" and now <= deadline),
         check_in_open=(appt.status == "booked" and schedule.status != "stopped"
-                       and opens <= now < schedule.end_at))
+                       and opens <= now < terms.check_in_closes))
 
 
 def booking_gate(channel_of: Callable[[Request], Channel],

@@ -2,36 +2,53 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from onetrip import events
 from onetrip.db import rowcount
-from onetrip.identity.rules import Role
+from onetrip.identity.rules import ACCOUNT_ROLES, Role
 from onetrip.identity.service import Principal
 from onetrip.scheduling import scope, service
 from onetrip.scheduling.booking import access_appointment
 from onetrip.scheduling.errors import CheckInRefused, NoShowRefused
 from onetrip.scheduling.events import AppointmentCheckedIn, NoShowRecorded, PatientCalled
 from onetrip.scheduling.models import Appointment, Schedule
-from onetrip.scheduling.rules import Arrival, PenaltyEvent, estimated_wait, queue_order
+from onetrip.scheduling.rules import (
+    Arrival,
+    PenaltyEvent,
+    PoolPolicy,
+    estimated_wait,
+    queue_order,
+)
 
-#: How long after a session ends a booked patient who never checked in becomes a no-show.
-NOSHOW_GRACE = timedelta(minutes=30)
+
+def check_in_closes_at(schedule: Schedule, policy: PoolPolicy) -> datetime:
+    """When a session stops taking check-ins: its planned end plus the late-arrival allowance.
+
+    The one moment both sides use: a late patient is queued behind until then (BK-11), and
+    only from then is a booked patient who never came a no-show (BK-6), so nobody is marked
+    while still allowed to check in. A doctor running late keeps the patients already here.
+    """
+    return schedule.end_at + timedelta(minutes=policy.late_after_minutes)
 
 
 def check_in(db: Session, *, principal: Principal, appointment_id: int, now: datetime,
              patient_id: int | None = None) -> Appointment:
     """Arrival check-in from kiosk, window or phone, within the allowed window (BK-8).
 
-    On-site check-in names the patient (found by the document presented); the appointment
-    must be that patient's: a booking cannot be transferred to another person.
+    Staff (kiosk, window, doctor, admins) name the patient found by the document presented;
+    the appointment must be that patient's: a booking cannot be transferred to another
+    person. The patient or their proxy checks in from their own real-name account.
     """
     appt = access_appointment(db, principal, appointment_id)
-    if principal.role in (Role.kiosk, Role.window) and patient_id != appt.patient_id:
+    # BK-8: check-in needs that patient's document, whoever at the hospital does it
+    if principal.role not in ACCOUNT_ROLES and patient_id != appt.patient_id:
         raise CheckInRefused("证件与预约人不符，预约不可转让", detail={"reason": "not_owner"})
     if appt.status == "arrived":
         return appt
@@ -43,7 +60,8 @@ def check_in(db: Session, *, principal: Principal, appointment_id: int, now: dat
     if now < opens:
         raise CheckInRefused(f"请于就诊前{policy.check_in_opens_minutes}分钟内报到",
                              detail={"opens_at": opens.isoformat()})
-    if now >= schedule.end_at or schedule.status == "stopped":
+    # BK-11: a late arrival is queued behind, not refused, until the allowance after the end
+    if now >= check_in_closes_at(schedule, policy) or schedule.status == "stopped":
         raise CheckInRefused("本次出诊已结束", detail={"reason": "session_over"})
     db.execute(update(Appointment).where(Appointment.id == appt.id,
                                          Appointment.status == "booked")
@@ -87,13 +105,19 @@ def position_of(db: Session, *, appointment: Appointment,
                  if e.appointment.id == appointment.id), None)
 
 
-def call_next(db: Session, *, principal: Principal, schedule_id: int,
-              now: datetime) -> Appointment | None:
-    """The doctor finishes the current patient and calls the next one in."""
+def _access_room(db: Session, principal: Principal, schedule_id: int) -> Schedule:
+    """The session whose consulting room this principal may call patients into."""
     schedule = service.access_schedule(db, schedule_id)
     if principal.role is not Role.regional_admin and principal.hospital_id != schedule.hospital_id:
         raise CheckInRefused("只能叫本院的号")
     scope.authorise_session(db, principal, schedule)
+    return schedule
+
+
+def call_next(db: Session, *, principal: Principal, schedule_id: int,
+              now: datetime) -> Appointment | None:
+    """The doctor finishes the current patient and calls the next one in."""
+    _access_room(db, principal, schedule_id)
     db.execute(update(Appointment).where(
         Appointment.schedule_id == schedule_id, Appointment.status == "arrived",
         Appointment.called_at.is_not(None)).values(status="fulfilled"),
@@ -108,22 +132,62 @@ def call_next(db: Session, *, principal: Principal, schedule_id: int,
     return nxt
 
 
-def mark_noshows(db: Session, *, now: datetime, hospital_id: int | None = None) -> int:
-    """Booked patients who never checked in by the end of their session are no-shows.
+def pass_over(db: Session, *, principal: Principal, schedule_id: int,
+              appointment_id: int | None = None) -> Appointment:
+    """过号: the patient called in did not come; raises CheckInRefused if nobody is called.
 
-    One statement marks them all; run often (the sweeper does), each pass finds few.
+    Their appointment goes back to booked, as before check-in (call and check-in times
+    cleared), never to seen: the triage desk or the kiosk checks them in again and, late by
+    then, they queue behind (BK-11); one who never comes back is a no-show after the
+    session like anyone who never came (BK-6). ``appointment_id``, when given, must be the
+    patient called in, so that a page shown before another call passes over nobody else.
     """
-    ended = select(Schedule.id).where(Schedule.end_at <= now - NOSHOW_GRACE)
+    _access_room(db, principal, schedule_id)
+    called = in_room(db, schedule_id=schedule_id)
+    if called is None or appointment_id not in (None, called.id):
+        raise CheckInRefused("没有可过号的患者：该患者不在叫号中", detail={"reason": "not_called"})
+    done = rowcount(db.execute(
+        update(Appointment).where(Appointment.id == called.id, Appointment.status == "arrived",
+                                  Appointment.called_at.is_not(None))
+        .values(status="booked", called_at=None, checked_in_at=None),
+        execution_options={"synchronize_session": False}))
+    if not done:  # finished by a "call next" meanwhile
+        raise CheckInRefused("没有可过号的患者：该患者不在叫号中", detail={"reason": "not_called"})
+    db.refresh(called)
+    return called
+
+
+def mark_noshows(db: Session, *, now: datetime, hospital_id: int | None = None) -> int:
+    """Booked patients who never checked in before their session stopped taking check-ins
+    (its end plus the hospital's late-arrival allowance) are no-shows of their visit (BK-6).
+
+    One statement per hospital with such sessions; run often (the sweeper does), each pass
+    finds few.
+    """
+    pending = select(Schedule.hospital_id).where(
+        Schedule.end_at <= now,
+        select(Appointment.id).where(Appointment.schedule_id == Schedule.id,
+                                     Appointment.status == "booked").exists()).distinct()
     if hospital_id is not None:
-        ended = ended.where(Schedule.hospital_id == hospital_id)
-    rows = db.execute(
-        update(Appointment).where(Appointment.status == "booked",
-                                  Appointment.schedule_id.in_(ended))
-        .values(status="noshow", noshow_at=now, penalty_event=PenaltyEvent.noshow.value)
-        .returning(Appointment.id, Appointment.patient_id),
-        execution_options={"synchronize_session": False}).all()
+        pending = pending.where(Schedule.hospital_id == hospital_id)
+    policies = service.policies_for(db, set(db.scalars(pending)))
+    rows: list[Any] = []
+    for hid, (policy, _rule) in sorted(policies.items()):
+        closed = select(Schedule.id).where(
+            Schedule.hospital_id == hid,
+            Schedule.end_at <= now - timedelta(minutes=policy.late_after_minutes))
+        rows += db.execute(
+            update(Appointment).where(Appointment.status == "booked",
+                                      Appointment.schedule_id.in_(closed))
+            # BK-6: the no-show is the visit's: it counts on the day of the slot (the
+            # calendar year of the Beijing rule), however late the sweeper marks it
+            .values(status="noshow", noshow_at=Appointment.start_at,
+                    penalty_event=PenaltyEvent.noshow.value)
+            .returning(Appointment.id, Appointment.patient_id),
+            execution_options={"synchronize_session": False}).all()
     for appt_id, patient_id in rows:
-        events.publish(db, NoShowRecorded(appointment_id=appt_id, patient_id=patient_id))
+        events.publish(db, NoShowRecorded(appointment_id=appt_id, patient_id=patient_id,
+                                          marked_at=now))
     return len(rows)
 
 
@@ -131,8 +195,9 @@ def mark_noshow(db: Session, *, principal: Principal, appointment_id: int,
                 now: datetime) -> Appointment:
     """The window marks one booked patient who has not come as a no-show (BK-6).
 
-    Allowed once the slot time plus the late-arrival allowance has passed, so a patient
-    still on the way within the rule is never marked; counts toward the penalty rule.
+    Allowed once the session stops taking check-ins (its end plus the late-arrival
+    allowance), so a late patient who may still check in and be queued behind is never
+    marked; counts toward the penalty rule on the day of the visit.
     """
     appt = access_appointment(db, principal, appointment_id)
     if principal.role not in (Role.window, Role.hospital_admin, Role.regional_admin):
@@ -140,19 +205,20 @@ def mark_noshow(db: Session, *, principal: Principal, appointment_id: int,
     if appt.status != "booked":
         raise NoShowRefused(detail={"status": appt.status})
     policy, _ = service.policy_for(db, appt.hospital_id)
-    due = appt.start_at + timedelta(minutes=policy.late_after_minutes)
+    due = check_in_closes_at(db.get_one(Schedule, appt.schedule_id), policy)
     if now < due:
-        raise NoShowRefused(f"就诊时间后{policy.late_after_minutes}分钟仍未报到才能登记爽约",
+        raise NoShowRefused(f"出诊结束{policy.late_after_minutes}分钟后仍未报到才能登记爽约",
                             detail={"due_at": due.isoformat()})
     rows = db.execute(update(Appointment).where(Appointment.id == appt.id,
                                                 Appointment.status == "booked")
-                      .values(status="noshow", noshow_at=now,
+                      .values(status="noshow", noshow_at=Appointment.start_at,
                               penalty_event=PenaltyEvent.noshow.value),
                       execution_options={"synchronize_session": False})
     if not rowcount(rows):
         raise NoShowRefused(detail={"status": "changed"})
     db.refresh(appt)
-    events.publish(db, NoShowRecorded(appointment_id=appt.id, patient_id=appt.patient_id))
+    events.publish(db, NoShowRecorded(appointment_id=appt.id, patient_id=appt.patient_id,
+                                      marked_at=now))
     return appt
 
 
@@ -169,3 +235,12 @@ def in_room(db: Session, *, schedule_id: int) -> Appointment | None:
     return db.scalar(select(Appointment).where(
         Appointment.schedule_id == schedule_id, Appointment.status == "arrived",
         Appointment.called_at.is_not(None)).order_by(Appointment.called_at.desc()).limit(1))
+
+
+def sessions_with_waiting(db: Session, schedule_ids: Collection[int]) -> set[int]:
+    """Which of these sessions still have checked-in patients waiting to be called."""
+    if not schedule_ids:
+        return set()
+    return set(db.scalars(select(Appointment.schedule_id).where(
+        Appointment.schedule_id.in_(list(schedule_ids)), Appointment.status == "arrived",
+        Appointment.called_at.is_(None)).distinct()))

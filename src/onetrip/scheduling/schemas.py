@@ -116,6 +116,12 @@ class CheckInRequest(BaseModel):
     document_number: str | None = Field(default=None, max_length=64)  # e-health card: 64
 
 
+class PassOverRequest(BaseModel):
+    """过号: the patient called in who did not come; when given, must be the one called."""
+
+    appointment_id: int | None = Field(default=None, gt=0, le=MAX_ID)
+
+
 class QueueRead(BaseModel):
     appointment_id: int
     ahead: int
