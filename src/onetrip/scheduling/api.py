@@ -192,6 +192,7 @@ def list_appointments(db: DbSession, principal: CurrentPrincipal,
 @router.get("/appointments/{appointment_id}", response_model=AppointmentRead)
 def read_appointment(appointment_id: int, db: DbSession,
                      principal: CurrentPrincipal) -> AppointmentRead:
+    booking.not_by_number_at_a_kiosk(principal)
     return AppointmentRead.of(booking.access_appointment(db, principal, appointment_id))
 
 
@@ -213,6 +214,7 @@ def check_in(appointment_id: int, db: DbSession, principal: CurrentPrincipal, no
 def my_queue_position(appointment_id: int, db: DbSession, principal: CurrentPrincipal,
                       now: Now) -> QueueRead | None:
     """The patient's live place in the queue and estimated wait (BK-11)."""
+    booking.not_by_number_at_a_kiosk(principal)
     appt = booking.access_appointment(db, principal, appointment_id)
     entry = queue.position_of(db, appointment=appt, now=now)
     if entry is None:

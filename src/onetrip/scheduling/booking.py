@@ -87,7 +87,7 @@ def access_appointment(db: Session, principal: Principal, appointment_id: int) -
     return appt
 
 
-def _not_by_number_at_a_kiosk(principal: Principal) -> None:
+def not_by_number_at_a_kiosk(principal: Principal) -> None:
     """BK-8: a kiosk acts for the patient whose card it reads (its pages), never on an
     appointment named by its number."""
     if principal.role is Role.kiosk:
@@ -97,7 +97,7 @@ def _not_by_number_at_a_kiosk(principal: Principal) -> None:
 def confirm(db: Session, *, principal: Principal, appointment_id: int,
             now: datetime) -> Appointment:
     """Turn a live hold into a booking; raises HoldExpired once its minutes are up."""
-    _not_by_number_at_a_kiosk(principal)
+    not_by_number_at_a_kiosk(principal)
     appt = access_appointment(db, principal, appointment_id)
     if appt.status == "booked":
         return appt
@@ -133,7 +133,7 @@ def cancel(db: Session, *, principal: Principal, appointment_id: int, now: datet
     Patients cancel free of penalty until the deadline (16:00 of the working day before);
     later, only staff can cancel, and the cancellation counts as late (or a same-day refund).
     """
-    _not_by_number_at_a_kiosk(principal)
+    not_by_number_at_a_kiosk(principal)
     appt = access_appointment(db, principal, appointment_id)
     if appt.status not in ("held", "booked"):
         raise NotCancellable(detail={"status": appt.status})
