@@ -93,7 +93,8 @@ def test_bk8_a_kiosk_cannot_cancel_or_read_an_appointment_by_its_number(
     assert r.status_code == 403, r.text
     r = client.post(f"/api/v1/appointments/{appt.id}/confirm", headers=kiosk)
     assert r.status_code == 403, r.text
-    for read in (f"/api/v1/appointments/{appt.id}", f"/api/v1/appointments/{appt.id}/queue"):
+    for read in (f"/api/v1/appointments/{appt.id}", f"/api/v1/appointments/{appt.id}/queue",
+                 f"/fhir/Appointment/{appt.id}"):
         r = client.get(read, headers=kiosk)
         assert r.status_code == 403 and str(p.id) not in r.text, (read, r.text)
     db.refresh(appt)

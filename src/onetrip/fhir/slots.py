@@ -266,6 +266,7 @@ def read_appointment(ctx: Context, ident: str) -> dict[str, Any]:
             raise UnknownResource(detail={"id": ident})
         identity_service.access_patient(ctx.db, principal, entry.patient_id)
         return _waitlist_resource(ctx, entry)
+    booking.not_by_number_at_a_kiosk(principal)
     appt = booking.access_appointment(ctx.db, principal, resource_id(ident))
     return appointment_resource(ctx, appt)
 
