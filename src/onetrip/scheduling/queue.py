@@ -83,7 +83,8 @@ class QueueEntry:
 def queue_for(db: Session, *, schedule_id: int,
               now: datetime | None = None) -> list[QueueEntry]:
     """Checked-in patients not yet called, in call order, with their estimated wait (from
-    ``now``: before the session begins the wait runs until it does)."""
+    ``now``: before the session begins the wait runs until it does, and one who came early
+    for a later slot waits at least until it)."""
     schedule = service.access_schedule(db, schedule_id)
     policy, _ = service.policy_for(db, schedule.hospital_id)
     waiting = {a.id: a for a in db.scalars(select(Appointment).where(
@@ -92,11 +93,13 @@ def queue_for(db: Session, *, schedule_id: int,
     late_after = timedelta(minutes=policy.late_after_minutes)
     ordered = queue_order([Arrival(a.id, a.start_at, a.checked_in_at or a.start_at)
                            for a in waiting.values()], late_after)
-    return [QueueEntry(waiting[x.appointment_id], i,
-                       estimated_wait(i, schedule.slot_minutes, now=now,
-                                      starts_at=schedule.start_at),
-                       x.checked_in_at > x.slot_start + late_after)
-            for i, x in enumerate(ordered)]
+    out = []
+    for i, x in enumerate(ordered):
+        late = x.checked_in_at > x.slot_start + late_after
+        out.append(QueueEntry(waiting[x.appointment_id], i, estimated_wait(
+            i, schedule.slot_minutes, now=now, starts_at=schedule.start_at,
+            slot_start=None if late else x.slot_start), late))
+    return out
 
 
 def position_of(db: Session, *, appointment: Appointment,

@@ -373,10 +373,15 @@ def queue_order(arrivals: Sequence[Arrival], late_after: timedelta) -> list[Arri
 
 
 def estimated_wait(position: int, minutes_per_patient: float, *, now: datetime | None = None,
-                   starts_at: datetime | None = None) -> timedelta:
+                   starts_at: datetime | None = None,
+                   slot_start: datetime | None = None) -> timedelta:
     """Patients ahead times the session's minutes per patient, plus, before the session
-    begins (``now`` before ``starts_at``), the time until the doctor starts (BK-11)."""
+    begins (``now`` before ``starts_at``), the time until the doctor starts (BK-11); and
+    never less than the time until the patient's own slot (``slot_start``, for one who came
+    on time): the earlier slots' patients still to come are called before them."""
     wait = timedelta(minutes=max(0, position) * minutes_per_patient)
     if now is not None and starts_at is not None and now < starts_at:
         wait += starts_at - now
+    if now is not None and slot_start is not None:
+        wait = max(wait, slot_start - now)
     return wait
