@@ -33,6 +33,7 @@ refused). Here a route that does not read its body is not concerned by what it h
 
 from __future__ import annotations
 
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers, UploadFile
@@ -85,28 +86,47 @@ class CrossSiteRequest(Refused):
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
-def refuse_cross_site(request: Request) -> None:
-    """The app's dependency for every route: no change another site's page asked for."""
-    headers = request.headers
-    if request.method in _SAFE_METHODS or "authorization" in headers:
+async def refuse_cross_site(request: Request) -> None:
+    """The app's dependency for every route: no change another site's page asked for.
+    Async and read from the scope: it runs for every request, and a plain function would
+    take a turn of the thread pool each time."""
+    if request.scope["method"] in _SAFE_METHODS:
         return
+    headers = request.headers
+    if headers.get("authorization", "")[:7].lower() == "bearer ":
+        return  # a bearer token is the credential, not the cookie (HTTP Basic is no token)
     origin = headers.get("origin")
     if origin is None:
         if headers.get("sec-fetch-site") == "cross-site":
             raise CrossSiteRequest()
         return
-    if origin not in _own_origins(headers.get("host", ""), request.url.scheme):
+    own = _origin(request.scope.get("scheme", "http"), headers.get("host", ""))
+    if _origin(*origin.split("://", 1)) not in (own, _public_origin()):
         raise CrossSiteRequest()
 
 
-def _own_origins(host: str, scheme: str) -> set[str]:
+def _origin(scheme: str, host: str = "") -> str:
+    """An origin as one compares them: lower case, without the scheme's default port."""
+    scheme, host = scheme.lower(), host.lower()
+    default = {"http": ":80", "https": ":443"}.get(scheme)
+    if default and host.endswith(default):
+        host = host.removesuffix(default)
+    return f"{scheme}://{host}"
+
+
+@lru_cache(maxsize=4)
+def _public_from(url: str) -> str:
+    public = urlsplit(url)
+    return _origin(public.scheme, public.netloc)
+
+
+def _public_origin() -> str:
     from onetrip.config import get_settings
 
-    public = urlsplit(get_settings().public_url)
-    return {f"{scheme}://{host}", f"{public.scheme}://{public.netloc}"}
+    return _public_from(get_settings().public_url)
 
 
-def refuse_nul_in_url(request: Request) -> None:
+async def refuse_nul_in_url(request: Request) -> None:
     """The app's dependency for every route: no NUL in the path (decoded already) or the
     query string (as sent). Read from the scope: building ``request.url`` costs more."""
     query = request.scope.get("query_string", b"")
@@ -116,11 +136,13 @@ def refuse_nul_in_url(request: Request) -> None:
 
 async def refuse_nul_in_upload_form(request: Request) -> None:
     """The app's dependency for every route: no NUL in a multipart form's field names, text
-    fields or file names. The form is parsed once: the route's own parameters have read it
-    already (Starlette keeps it on the request)."""
-    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+    fields or file names. Only a form the route itself parsed (its parameters read it before
+    any dependency runs, and Starlette keeps it on the request): a route that takes no form
+    is not concerned by the body it was sent, which is never read."""
+    form = getattr(request, "_form", None)
+    if form is None:
         return
-    for name, value in (await request.form()).multi_items():
+    for name, value in form.multi_items():
         text = value.filename or "" if isinstance(value, UploadFile) else value
         if "\x00" in name or "\x00" in text:
             raise InvalidText()

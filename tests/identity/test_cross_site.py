@@ -63,6 +63,29 @@ def test_a_form_is_made_only_from_our_own_pages(
         assert _rulings(db) == []
 
 
+def test_basic_credentials_a_browser_keeps_do_not_open_the_lock(
+        client: TestClient, db: Session) -> None:
+    """A browser behind an intranet proxy with HTTP Basic sends ``Authorization: Basic``
+    with every request, a forged one too: the session cookie still signs it in."""
+    _signed_in(client, db)
+    r = client.post("/admin/calendar/overrides", data=RULING, follow_redirects=False,
+                    headers={"Origin": "https://evil.example",
+                             "Authorization": "Basic aG9zcGl0YWw6c2VjcmV0"})
+    assert r.status_code == 403 and _rulings(db) == []
+
+
+@pytest.mark.parametrize("origin", ["HTTPS://OneTrip.Example.CN", "https://onetrip.example.cn:443"])
+def test_the_public_address_is_matched_as_a_browser_writes_it(
+        behind_a_proxy: str, client: TestClient, db: Session, origin: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ONETRIP_PUBLIC_URL", origin)
+    config.get_settings.cache_clear()
+    _signed_in(client, db)
+    r = client.post("/admin/calendar/overrides", data=RULING, follow_redirects=False,
+                    headers={"Origin": behind_a_proxy})
+    assert r.status_code == 303 and _rulings(db) == ["院庆"]
+
+
 def test_signing_in_from_another_site_is_refused(client: TestClient, db: Session) -> None:
     """Login CSRF: another site must not sign the browser in as someone else."""
     admin = make_token(db, Role.hospital_admin, org_service.access_hospital(db, "sfsdery"))

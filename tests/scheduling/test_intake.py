@@ -213,3 +213,15 @@ def test_a_nul_in_an_upload_form_imports_nothing(client: TestClient, db: Session
         r = client.post(url, headers={**h, "Content-Type": kind}, content=body)
         assert r.status_code == 422 and r.json()["code"] == "invalid_text", r.text
     assert client.get(url, headers=h).json() == []
+
+
+def test_a_route_that_takes_no_form_never_reads_the_one_it_was_sent(
+        client: TestClient, clock: Clock, db: Session, clinic: Clinic) -> None:
+    patient, _ = clinic.patient(db)
+    appt = clinic.book(db, patient.id)
+    token = make_token(db, Role.window, clinic.hospital)
+    db.commit()
+    body, kind = _upload({"note": "a\x00b"}, "c.csv", b"x" * 1000)
+    r = client.post(f"/api/v1/appointments/{appt.id}/confirm", content=body,
+                    headers={**auth(token), "Content-Type": kind, "Idempotency-Key": "c"})
+    assert r.status_code == 200 and r.json()["status"] == "booked", r.text
