@@ -114,6 +114,20 @@ def test_bk11_the_consulting_room_stays_on_a_session_while_patients_wait_in_it(
     assert r.headers["location"] == f"/console/queue/{afternoon.id}"
 
 
+def test_bk11_a_patient_who_checked_in_and_left_does_not_hold_the_room_all_day(
+        client: TestClient, db: Session, clinic: Clinic) -> None:
+    afternoon = clinic.session(db, session=SessionOfDay.pm)
+    (gone,) = fill(db, clinic, 1)
+    _arrive(db, clinic, gone, 7, 55)  # checked in, never called: still "waiting"
+    _sign_in_linked(client, db, clinic, clinic.doctor)
+    at(client, local(DAY, 9, 29))
+    r = client.get("/console/queue", follow_redirects=False)
+    assert r.headers["location"] == f"/console/queue/{clinic.schedule.id}"
+    at(client, local(DAY, 9, 30))  # check-in has closed: the room moves on
+    r = client.get("/console/queue", follow_redirects=False)
+    assert r.headers["location"] == f"/console/queue/{afternoon.id}"
+
+
 # --- 2. BK-8: every staff member checks in with the patient's document ----------------------
 
 
@@ -228,11 +242,12 @@ def test_bk11_a_passed_over_patient_checks_in_again_and_queues_behind(
                              now=local(DAY, 8))
     assert called is not None and called.id == away.id
     passed = queue.pass_over(db, principal=doctor, schedule_id=clinic.schedule.id,
-                             appointment_id=away.id)
+                             now=local(DAY, 8, 1), appointment_id=away.id)
     assert (passed.status, passed.called_at, passed.checked_in_at) == ("booked", None, None)
     assert queue.in_room(db, schedule_id=clinic.schedule.id) is None
     with pytest.raises(CheckInRefused):  # nobody is called now: nothing to pass over
-        queue.pass_over(db, principal=doctor, schedule_id=clinic.schedule.id)
+        queue.pass_over(db, principal=doctor, schedule_id=clinic.schedule.id,
+                        now=local(DAY, 8, 1))
     nxt = queue.call_next(db, principal=doctor, schedule_id=clinic.schedule.id,
                           now=local(DAY, 8, 2))
     assert nxt is not None and nxt.id == second.id
@@ -248,7 +263,8 @@ def test_bk6_a_passed_over_patient_who_never_returns_is_a_noshow(
     away, *_ = _three_waiting(db, clinic)
     queue.call_next(db, principal=clinic.doctor_principal, schedule_id=clinic.schedule.id,
                     now=local(DAY, 8))
-    queue.pass_over(db, principal=clinic.doctor_principal, schedule_id=clinic.schedule.id)
+    queue.pass_over(db, principal=clinic.doctor_principal, schedule_id=clinic.schedule.id,
+                    now=local(DAY, 8, 1))
     assert _noshows(db, clinic, 9, 30) == 1
     db.refresh(away)
     assert away.status == "noshow"
@@ -261,7 +277,8 @@ def test_bk11_passing_over_an_appointment_not_in_the_room_is_refused(
                     now=local(DAY, 8))
     with pytest.raises(CheckInRefused) as refused:  # a stale page names someone else
         queue.pass_over(db, principal=clinic.doctor_principal,
-                        schedule_id=clinic.schedule.id, appointment_id=second.id)
+                        schedule_id=clinic.schedule.id, now=local(DAY, 8, 1),
+                        appointment_id=second.id)
     assert refused.value.detail == {"reason": "not_called"}
     db.refresh(first)
     db.refresh(second)
@@ -315,3 +332,69 @@ def test_bk11_the_api_passes_over_the_called_patient_beside_call_next(
     assert kiosk.status_code == 403
     clock.now = OPEN
     assert client.post(f"{base}/pass-over").status_code == 401
+
+
+def test_bk11_a_patient_passed_over_comes_back_within_minutes_and_still_queues_behind(
+        db: Session, clinic: Clinic) -> None:
+    """Back at 08:03 for an 08:00 slot is on time by the slot, but they had their turn."""
+    away, second, third = _three_waiting(db, clinic)
+    doctor = clinic.doctor_principal
+    queue.call_next(db, principal=doctor, schedule_id=clinic.schedule.id, now=local(DAY, 8))
+    queue.pass_over(db, principal=doctor, schedule_id=clinic.schedule.id,
+                    now=local(DAY, 8, 1))
+    _arrive(db, clinic, away, 8, 3)
+    order = queue.queue_for(db, schedule_id=clinic.schedule.id, now=local(DAY, 8, 4))
+    assert [(e.appointment.id, e.late) for e in order] == [
+        (second.id, False), (third.id, False), (away.id, True)]
+
+
+def test_bk11_a_doctor_running_late_passes_over_a_patient_who_may_still_come_back(
+        db: Session, clinic: Clinic) -> None:
+    """Called at 09:45, after check-in closed (09:30): passing over is no no-show within
+    seconds; they may check in again for the allowance after being passed over."""
+    away, *_ = _three_waiting(db, clinic)
+    doctor = clinic.doctor_principal
+    queue.call_next(db, principal=doctor, schedule_id=clinic.schedule.id,
+                    now=local(DAY, 9, 45))
+    queue.pass_over(db, principal=doctor, schedule_id=clinic.schedule.id,
+                    now=local(DAY, 9, 45))
+    assert _noshows(db, clinic, 9, 46) == 0
+    assert page_booking.visit_of(db, away, local(DAY, 9, 50)).check_in_open
+    _arrive(db, clinic, away, 9, 50)
+    db.refresh(away)
+    assert away.status == "arrived"
+
+
+def test_bk6_a_patient_passed_over_late_who_never_returns_is_a_noshow_after_the_allowance(
+        db: Session, clinic: Clinic) -> None:
+    away, *_ = _three_waiting(db, clinic)
+    doctor = clinic.doctor_principal
+    queue.call_next(db, principal=doctor, schedule_id=clinic.schedule.id,
+                    now=local(DAY, 9, 45))
+    queue.pass_over(db, principal=doctor, schedule_id=clinic.schedule.id,
+                    now=local(DAY, 9, 45))
+    assert _noshows(db, clinic, 10, 14) == 0
+    assert _noshows(db, clinic, 10, 15) == 1
+    with pytest.raises(CheckInRefused):
+        _arrive(db, clinic, away, 10, 16)
+
+
+def test_rm1_a_patient_called_again_after_being_passed_over_is_told_again(
+        db: Session, clinic: Clinic) -> None:
+    from sqlalchemy import select
+
+    from onetrip.notify.models import Notification
+
+    away, *_ = _three_waiting(db, clinic)
+    doctor = clinic.doctor_principal
+    queue.call_next(db, principal=doctor, schedule_id=clinic.schedule.id, now=local(DAY, 8))
+    db.commit()  # each press of the doctor's is a request of its own
+    queue.pass_over(db, principal=doctor, schedule_id=clinic.schedule.id, now=local(DAY, 8, 1))
+    _arrive(db, clinic, away, 8, 40)
+    for minute in (2, 8, 14):  # the two on time first, then the one passed over
+        queue.call_next(db, principal=doctor, schedule_id=clinic.schedule.id,
+                        now=local(DAY, 8, minute + 30))
+    db.commit()
+    turns = db.scalars(select(Notification).where(Notification.appointment_id == away.id,
+                                                  Notification.template == "your_turn"))
+    assert len(list(turns)) == 2

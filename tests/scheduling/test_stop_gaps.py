@@ -243,3 +243,20 @@ def test_bk6_a_session_over_can_be_neither_stopped_nor_handed_on(
     db.refresh(absent)
     assert clinic.schedule.status == "open" and absent.status == "booked"
     assert db.scalars(select(RebookingOffer)).all() == []
+
+
+def test_bk6_the_patient_with_the_doctor_when_the_session_stops_is_seen_not_refunded(
+        db: Session, clinic: Clinic) -> None:
+    colleague_session(db, clinic)
+    inside, waiting = booked(db, clinic, 2)
+    for appt in (inside, waiting):
+        queue.check_in(db, principal=clinic.window, appointment_id=appt.id,
+                       now=local(DAY, 7, 50), patient_id=appt.patient_id)
+    called = queue.call_next(db, principal=clinic.doctor_principal,
+                             schedule_id=clinic.schedule.id, now=local(DAY, 8))
+    assert called is not None and called.id == inside.id
+    result = stop(db, clinic, clinic.schedule, local(DAY, 8, 5))
+    db.refresh(inside)
+    db.refresh(waiting)
+    assert inside.status == "fulfilled" and waiting.status == "cancelled"
+    assert [o.appointment_id for o in result.offers] == [waiting.id]

@@ -47,7 +47,7 @@ def test_bk8_a_freed_slot_passes_over_a_patient_who_booked_the_session_another_w
                           now=on_the_day + timedelta(minutes=6))
     assert got.patient_id == w2.id and got.slot_id == taken[0].slot_id
     # W's wait has been met by the appointment W holds: it ends, nobody is behind it.
-    assert first.status not in ("waiting", "offered") and first.offered_slot_id is None
+    assert first.status == "cancelled" and first.offered_slot_id is None
     assert waitlist.position(db, first) is None
 
 

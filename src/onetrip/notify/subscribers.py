@@ -148,11 +148,13 @@ def on_checked_in(db: Session, ev: AppointmentCheckedIn) -> None:
     service.cancel_queued(db, appointment_id=ev.appointment_id, templates=service.SCHEDULED)
 
 
-def _queue_one(db: Session, appt: Appointment, template: str, at: datetime | None) -> None:
-    """One message about the appointment, keyed by template and appointment."""
+def _queue_one(db: Session, appt: Appointment, template: str, at: datetime | None,
+               key: str = "") -> None:
+    """One message about the appointment, keyed by template and appointment (and ``key``,
+    for a message that may come again)."""
     variables = visit_vars(db, db.get_one(Schedule, appt.schedule_id), appt.start_at)
     service.queue(db, [Draft(appt.patient_id, template, variables, at or utcnow(),
-                             f"{template}:{appt.id}", appt.id, appt.day,
+                             f"{template}:{appt.id}{key}", appt.id, appt.day,
                              hospital_id=appt.hospital_id)])
 
 
@@ -167,7 +169,9 @@ def on_no_show(db: Session, ev: NoShowRecorded) -> None:
 def on_called(db: Session, ev: PatientCalled) -> None:
     """RM-1: "you are next" on the day; a same-day event, so quiet hours do not hold it."""
     appt = db.get_one(Appointment, ev.appointment_id)
-    _queue_one(db, appt, "your_turn", appt.called_at)
+    # A patient passed over (过号) and called again is told again.
+    _queue_one(db, appt, "your_turn", appt.called_at,
+               f":{appt.passed_over_at.isoformat()}" if appt.passed_over_at else "")
 
 
 @events.on_commit(PatientsMerged)

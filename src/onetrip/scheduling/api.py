@@ -249,12 +249,12 @@ def call_next(schedule_id: int, db: DbSession, principal: CurrentPrincipal,
 
 
 @router.post("/schedules/{schedule_id}/pass-over", response_model=AppointmentRead)
-def pass_over(schedule_id: int, db: DbSession, principal: CurrentPrincipal,
+def pass_over(schedule_id: int, db: DbSession, principal: CurrentPrincipal, now: Now,
               body: PassOverRequest | None = None) -> AppointmentRead:
     """过号: the patient called in did not come; back to booked, to check in again (BK-11)."""
     _staff_of(principal, service.access_schedule(db, schedule_id))
     return AppointmentRead.of(queue.pass_over(
-        db, principal=principal, schedule_id=schedule_id,
+        db, principal=principal, schedule_id=schedule_id, now=now,
         appointment_id=body.appointment_id if body else None))
 
 

@@ -74,8 +74,12 @@ def sessions_page(request: Request, db: DbSession, principal: Doctor, now: Now,
     sessions (a linked doctor's departments only) with how many are waiting."""
     if not (day or department or show_all):
         own = own_sessions(db, principal, local_today(now))
+        # Past its end, a session keeps the room while patients wait in it and check-in is
+        # still taken (one who checked in and left does not hold the doctor there all day).
+        running_late = [s.id for s in own if s.end_at <= now < queue.check_in_closes_at(
+            s, service.policy_for(db, s.hospital_id)[0])]
         mine = session_of_the_moment(own, now, waiting=queue.sessions_with_waiting(
-            db, [s.id for s in own if s.end_at <= now]))
+            db, running_late))
         if mine is not None:
             return RedirectResponse(f"/console/queue/{mine.id}", status_code=303)
     ctx = day_sessions(db, principal, now, day=day, department=department, hospital=hospital)
@@ -141,7 +145,7 @@ def pass_over(schedule_id: int, request: Request, db: DbSession, principal: Doct
     the kiosk and queue behind (BK-11)."""
     access_console_schedule(db, principal, schedule_id)
     try:
-        queue.pass_over(db, principal=principal, schedule_id=schedule_id,
+        queue.pass_over(db, principal=principal, schedule_id=schedule_id, now=now,
                         appointment_id=appointment_id)
     except OnetripError as exc:
         if exc.http_status in (401, 403, 404):

@@ -173,6 +173,8 @@ class Appointment(Base):
     checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     called_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     noshow_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: When the doctor passed the patient over (过号, BK-11): called, not come in.
+    passed_over_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     rebooked_from_id: Mapped[int | None] = mapped_column(ForeignKey("appointment.id"))
 
     slot: Mapped[Slot] = relationship()

@@ -116,7 +116,7 @@ class Terms:
     check_in_closes: datetime
 
 
-def terms_of(db: Session, slot: Slot) -> Terms:
+def terms_of(db: Session, slot: Slot, appointment: Appointment | None = None) -> Terms:
     """BK-6: the free-cancellation deadline (the working day before, 16:00 by default) and
     when check-in opens for a slot, by its hospital's policy."""
     schedule = db.get_one(Schedule, slot.schedule_id)
@@ -125,14 +125,15 @@ def terms_of(db: Session, slot: Slot) -> Terms:
         org_calendar.working_day_before(db, schedule.hospital_id, schedule.day), policy,
         get_settings().tz)
     return Terms(deadline, slot.start_at - timedelta(minutes=policy.check_in_opens_minutes),
-                 policy.late_after_minutes, queue.check_in_closes_at(schedule, policy))
+                 policy.late_after_minutes,
+                 queue.check_in_closes_at(schedule, policy, appointment))
 
 
 def visit_of(db: Session, appt: Appointment, now: datetime) -> Visit:
     schedule = db.get_one(Schedule, appt.schedule_id)
     doctor_id = schedule.substitute_practitioner_id or schedule.practitioner_id
     slot = db.get_one(Slot, appt.slot_id)
-    terms = terms_of(db, slot)
+    terms = terms_of(db, slot, appt)
     deadline, opens = terms.cancel_deadline, terms.check_in_opens
     return Visit(
         appointment=appt, schedule=schedule, hospital=db.get_one(Hospital, appt.hospital_id),

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from onetrip import events
@@ -28,14 +28,21 @@ from onetrip.scheduling.rules import (
 )
 
 
-def check_in_closes_at(schedule: Schedule, policy: PoolPolicy) -> datetime:
-    """When a session stops taking check-ins: its planned end plus the late-arrival allowance.
+def check_in_closes_at(schedule: Schedule, policy: PoolPolicy,
+                       appointment: Appointment | None = None) -> datetime:
+    """When a session stops taking check-ins: its planned end plus the late-arrival allowance
+    (for a patient passed over, no sooner than the allowance after that).
 
     The one moment both sides use: a late patient is queued behind until then (BK-11), and
     only from then is a booked patient who never came a no-show (BK-6), so nobody is marked
-    while still allowed to check in. A doctor running late keeps the patients already here.
+    while still allowed to check in. A doctor running late keeps the patients already here,
+    and one passed over after the session's end may still come back.
     """
-    return schedule.end_at + timedelta(minutes=policy.late_after_minutes)
+    late = timedelta(minutes=policy.late_after_minutes)
+    closes = schedule.end_at + late
+    if appointment is not None and appointment.passed_over_at is not None:
+        closes = max(closes, appointment.passed_over_at + late)
+    return closes
 
 
 def check_in(db: Session, *, principal: Principal, appointment_id: int, now: datetime,
@@ -61,7 +68,7 @@ def check_in(db: Session, *, principal: Principal, appointment_id: int, now: dat
         raise CheckInRefused(f"请于就诊前{policy.check_in_opens_minutes}分钟内报到",
                              detail={"opens_at": opens.isoformat()})
     # BK-11: a late arrival is queued behind, not refused, until the allowance after the end
-    if now >= check_in_closes_at(schedule, policy) or schedule.status == "stopped":
+    if now >= check_in_closes_at(schedule, policy, appt) or schedule.status == "stopped":
         raise CheckInRefused("本次出诊已结束", detail={"reason": "session_over"})
     db.execute(update(Appointment).where(Appointment.id == appt.id,
                                          Appointment.status == "booked")
@@ -91,11 +98,12 @@ def queue_for(db: Session, *, schedule_id: int,
         Appointment.schedule_id == schedule_id, Appointment.status == "arrived",
         Appointment.called_at.is_(None)))}
     late_after = timedelta(minutes=policy.late_after_minutes)
-    ordered = queue_order([Arrival(a.id, a.start_at, a.checked_in_at or a.start_at)
+    ordered = queue_order([Arrival(a.id, a.start_at, a.checked_in_at or a.start_at,
+                                   a.passed_over_at is not None)
                            for a in waiting.values()], late_after)
     out = []
     for i, x in enumerate(ordered):
-        late = x.checked_in_at > x.slot_start + late_after
+        late = x.late(late_after)
         out.append(QueueEntry(waiting[x.appointment_id], i, estimated_wait(
             i, schedule.slot_minutes, now=now, starts_at=schedule.start_at,
             slot_start=None if late else x.slot_start), late))
@@ -135,15 +143,17 @@ def call_next(db: Session, *, principal: Principal, schedule_id: int,
     return nxt
 
 
-def pass_over(db: Session, *, principal: Principal, schedule_id: int,
+def pass_over(db: Session, *, principal: Principal, schedule_id: int, now: datetime,
               appointment_id: int | None = None) -> Appointment:
     """过号: the patient called in did not come; raises CheckInRefused if nobody is called.
 
     Their appointment goes back to booked, as before check-in (call and check-in times
-    cleared), never to seen: the triage desk or the kiosk checks them in again and, late by
-    then, they queue behind (BK-11); one who never comes back is a no-show after the
-    session like anyone who never came (BK-6). ``appointment_id``, when given, must be the
-    patient called in, so that a page shown before another call passes over nobody else.
+    cleared, the pass-over's kept), never to seen: the triage desk or the kiosk checks them
+    in again and, having had their turn, they queue behind (BK-11), for the late allowance
+    after the session's end or after being passed over, whichever is later; one who never
+    comes back is a no-show then, like anyone who never came (BK-6). ``appointment_id``,
+    when given, must be the patient called in, so that a page shown before another call
+    passes over nobody else.
     """
     _access_room(db, principal, schedule_id)
     called = in_room(db, schedule_id=schedule_id)
@@ -152,7 +162,7 @@ def pass_over(db: Session, *, principal: Principal, schedule_id: int,
     done = rowcount(db.execute(
         update(Appointment).where(Appointment.id == called.id, Appointment.status == "arrived",
                                   Appointment.called_at.is_not(None))
-        .values(status="booked", called_at=None, checked_in_at=None),
+        .values(status="booked", called_at=None, checked_in_at=None, passed_over_at=now),
         execution_options={"synchronize_session": False}))
     if not done:  # finished by a "call next" meanwhile
         raise CheckInRefused("没有可过号的患者：该患者不在叫号中", detail={"reason": "not_called"})
@@ -176,12 +186,15 @@ def mark_noshows(db: Session, *, now: datetime, hospital_id: int | None = None) 
     policies = service.policies_for(db, set(db.scalars(pending)))
     rows: list[Any] = []
     for hid, (policy, _rule) in sorted(policies.items()):
-        closed = select(Schedule.id).where(
-            Schedule.hospital_id == hid,
-            Schedule.end_at <= now - timedelta(minutes=policy.late_after_minutes))
+        closes = now - timedelta(minutes=policy.late_after_minutes)
+        closed = select(Schedule.id).where(Schedule.hospital_id == hid,
+                                           Schedule.end_at <= closes)
         rows += db.execute(
-            update(Appointment).where(Appointment.status == "booked",
-                                      Appointment.schedule_id.in_(closed))
+            update(Appointment).where(
+                Appointment.status == "booked", Appointment.schedule_id.in_(closed),
+                # one passed over may come back for the allowance after it
+                or_(Appointment.passed_over_at.is_(None),
+                    Appointment.passed_over_at <= closes))
             # BK-6: the no-show is the visit's: it counts on the day of the slot (the
             # calendar year of the Beijing rule), however late the sweeper marks it
             .values(status="noshow", noshow_at=Appointment.start_at,
@@ -208,7 +221,7 @@ def mark_noshow(db: Session, *, principal: Principal, appointment_id: int,
     if appt.status != "booked":
         raise NoShowRefused(detail={"status": appt.status})
     policy, _ = service.policy_for(db, appt.hospital_id)
-    due = check_in_closes_at(db.get_one(Schedule, appt.schedule_id), policy)
+    due = check_in_closes_at(db.get_one(Schedule, appt.schedule_id), policy, appt)
     if now < due:
         raise NoShowRefused(f"出诊结束{policy.late_after_minutes}分钟后仍未报到才能登记爽约",
                             detail={"due_at": due.isoformat()})

@@ -356,6 +356,12 @@ class Arrival:
     appointment_id: int
     slot_start: datetime
     checked_in_at: datetime
+    #: Called once and passed over (过号): they had their turn.
+    passed_over: bool = False
+
+    def late(self, late_after: timedelta) -> bool:
+        """Behind everyone on time: checked in past the allowance, or passed over once."""
+        return self.passed_over or self.checked_in_at > self.slot_start + late_after
 
 
 def queue_order(arrivals: Sequence[Arrival], late_after: timedelta) -> list[Arrival]:
@@ -365,8 +371,7 @@ def queue_order(arrivals: Sequence[Arrival], late_after: timedelta) -> list[Arri
     place (the common late-arrival rule) and is called after everyone who came on time.
     """
     def key(a: Arrival) -> tuple[int, datetime, int]:
-        late = a.checked_in_at > a.slot_start + late_after
-        return (1, a.checked_in_at, a.appointment_id) if late else (
+        return (1, a.checked_in_at, a.appointment_id) if a.late(late_after) else (
             0, a.slot_start, a.appointment_id)
 
     return sorted(arrivals, key=key)

@@ -186,6 +186,11 @@ def stop_clinic(db: Session, *, principal: Principal, schedule_id: int, reason: 
     _authorise(db, principal, schedule)
     _still_to_run(schedule, now)
     schedule.status, schedule.status_reason = "stopped", reason[:200]
+    # The patient with the doctor as the session stops has been seen (BK-11), not refunded.
+    db.execute(update(Appointment).where(
+        Appointment.schedule_id == schedule.id, Appointment.status == "arrived",
+        Appointment.called_at.is_not(None)).values(status="fulfilled"),
+        execution_options={"synchronize_session": False})
     db.execute(update(Slot).where(Slot.schedule_id == schedule.id,
                                   Slot.status.in_(("free", "held")))
                .values(status="blocked", held_until=None),
