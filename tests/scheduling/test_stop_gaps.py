@@ -133,10 +133,11 @@ def test_bk6_an_offer_held_in_a_session_stopped_later_turns_into_a_refund_notice
 
 
 def test_bk6_a_patient_whose_offer_is_renewed_is_told(db: Session, clinic: Clinic) -> None:
-    offer, _y, _z, _when, _answered = stopped_twice(db, clinic, elsewhere=True)
+    offer, _y, _z, when, _answered = stopped_twice(db, clinic, elsewhere=True)
     notice = messages(db, offer.appointment_id)["stop_clinic"]
     held = db.get_one(Slot, offer.held_slot_id)
-    assert notice.status == "queued"
+    # Sent from the renewal (quiet hours weighed then), not from the first offer's time.
+    assert notice.status == "queued" and notice.send_at == when
     assert f"{held.start_at.astimezone(local(DAY, 0).tzinfo).day}日" in notice.variables["offer"]
 
 

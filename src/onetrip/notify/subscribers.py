@@ -99,7 +99,8 @@ def on_stop_clinic(db: Session, ev: RebookingOffered) -> None:
         variables["offer"] = offer.note + "。"
     # An offer renewed because its held slot's session stopped too is told afresh: the
     # message is named by the slot it holds.
-    service.queue(db, [Draft(appt.patient_id, "stop_clinic", variables, offer.created_at,
+    service.queue(db, [Draft(appt.patient_id, "stop_clinic", variables,
+                             ev.offered_at or offer.created_at,
                              f"stop_clinic:{appt.id}:{offer.held_slot_id or 0}", appt.id,
                              appt.day, hospital_id=appt.hospital_id)])
 

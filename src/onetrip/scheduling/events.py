@@ -85,6 +85,8 @@ class ScheduleSubstituted(Event):
 @dataclass(frozen=True)
 class RebookingOffered(AppointmentEvent):
     offer_id: int = 0
+    #: When it was made, or renewed (a later stop of the session it held a slot in).
+    offered_at: datetime | None = None
 
 
 @dataclass(frozen=True)

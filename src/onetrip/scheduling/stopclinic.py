@@ -216,7 +216,7 @@ def stop_clinic(db: Session, *, principal: Principal, schedule_id: int, reason: 
         db.flush()
         offers.append(offer)
         events.publish(db, RebookingOffered(appointment_id=appt.id, patient_id=appt.patient_id,
-                                            offer_id=offer.id))
+                                            offer_id=offer.id, offered_at=now))
     own = len(offers)
     for offer in bumped:
         earlier = db.get_one(Appointment, offer.appointment_id)
@@ -224,7 +224,8 @@ def stop_clinic(db: Session, *, principal: Principal, schedule_id: int, reason: 
         db.flush()
         offers.append(offer)
         events.publish(db, RebookingOffered(appointment_id=earlier.id,
-                                            patient_id=offer.patient_id, offer_id=offer.id))
+                                            patient_id=offer.patient_id, offer_id=offer.id,
+                                            offered_at=now))
     waiting = _close_waitlist(db, schedule.id, now)
     service.record_change(db, principal, "schedule.stop", schedule_id=schedule.id,
                           reason=reason, appointments=own, reoffered=len(bumped),
