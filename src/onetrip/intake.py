@@ -13,7 +13,7 @@ so is one in the text fields of a file upload or in the name of its file (which 
 keeps). The file itself may hold any byte: its reader checks it.
 
 **Other sites.** A request that changes something (any method but GET, HEAD and OPTIONS),
-signed in by the session cookie rather than an ``Authorization`` header, is refused with 403
+signed in by the session cookie rather than a bearer token, is refused with 403
 ``cross_site_request`` when the browser says another site sent it: an ``Origin`` other than
 our own (the request's Host, or ``public_url`` behind a proxy), or, without an ``Origin``,
 ``Sec-Fetch-Site: cross-site``. The cookie is ``SameSite=Strict`` already; this is the
@@ -40,6 +40,8 @@ from starlette.datastructures import Headers, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from onetrip.config import get_settings
 
 #: A NUL as each kind of body writes it; the longest is what a chunk must keep of its end.
 _NUL_IN = {"application/x-www-form-urlencoded": (b"%00", b"\x00"),
@@ -121,8 +123,6 @@ def _public_from(url: str) -> str:
 
 
 def _public_origin() -> str:
-    from onetrip.config import get_settings
-
     return _public_from(get_settings().public_url)
 
 

@@ -348,16 +348,20 @@ def test_bk11_a_patient_passed_over_comes_back_within_minutes_and_still_queues_b
         (second.id, False), (third.id, False), (away.id, True)]
 
 
+def _passed_over_at_945(db: Session, clinic: Clinic) -> Appointment:
+    """The doctor, running late, calls the first of three at 09:45 and passes them over."""
+    away, *_ = _three_waiting(db, clinic)
+    for step in (queue.call_next, queue.pass_over):
+        step(db, principal=clinic.doctor_principal, schedule_id=clinic.schedule.id,
+             now=local(DAY, 9, 45))
+    return away
+
+
 def test_bk11_a_doctor_running_late_passes_over_a_patient_who_may_still_come_back(
         db: Session, clinic: Clinic) -> None:
     """Called at 09:45, after check-in closed (09:30): passing over is no no-show within
     seconds; they may check in again for the allowance after being passed over."""
-    away, *_ = _three_waiting(db, clinic)
-    doctor = clinic.doctor_principal
-    queue.call_next(db, principal=doctor, schedule_id=clinic.schedule.id,
-                    now=local(DAY, 9, 45))
-    queue.pass_over(db, principal=doctor, schedule_id=clinic.schedule.id,
-                    now=local(DAY, 9, 45))
+    away = _passed_over_at_945(db, clinic)
     assert _noshows(db, clinic, 9, 46) == 0
     assert page_booking.visit_of(db, away, local(DAY, 9, 50)).check_in_open
     _arrive(db, clinic, away, 9, 50)
@@ -367,12 +371,7 @@ def test_bk11_a_doctor_running_late_passes_over_a_patient_who_may_still_come_bac
 
 def test_bk6_a_patient_passed_over_late_who_never_returns_is_a_noshow_after_the_allowance(
         db: Session, clinic: Clinic) -> None:
-    away, *_ = _three_waiting(db, clinic)
-    doctor = clinic.doctor_principal
-    queue.call_next(db, principal=doctor, schedule_id=clinic.schedule.id,
-                    now=local(DAY, 9, 45))
-    queue.pass_over(db, principal=doctor, schedule_id=clinic.schedule.id,
-                    now=local(DAY, 9, 45))
+    away = _passed_over_at_945(db, clinic)
     assert _noshows(db, clinic, 10, 14) == 0
     assert _noshows(db, clinic, 10, 15) == 1
     with pytest.raises(CheckInRefused):

@@ -157,14 +157,13 @@ def pass_over(db: Session, *, principal: Principal, schedule_id: int, now: datet
     """
     _access_room(db, principal, schedule_id)
     called = in_room(db, schedule_id=schedule_id)
-    if called is None or appointment_id not in (None, called.id):
-        raise CheckInRefused("没有可过号的患者：该患者不在叫号中", detail={"reason": "not_called"})
-    done = rowcount(db.execute(
-        update(Appointment).where(Appointment.id == called.id, Appointment.status == "arrived",
-                                  Appointment.called_at.is_not(None))
-        .values(status="booked", called_at=None, checked_in_at=None, passed_over_at=now),
-        execution_options={"synchronize_session": False}))
-    if not done:  # finished by a "call next" meanwhile
+    # The update is conditional: a "call next" meanwhile has finished the patient.
+    if called is None or appointment_id not in (None, called.id) or not rowcount(db.execute(
+            update(Appointment).where(Appointment.id == called.id,
+                                      Appointment.status == "arrived",
+                                      Appointment.called_at.is_not(None))
+            .values(status="booked", called_at=None, checked_in_at=None, passed_over_at=now),
+            execution_options={"synchronize_session": False})):
         raise CheckInRefused("没有可过号的患者：该患者不在叫号中", detail={"reason": "not_called"})
     db.refresh(called)
     return called

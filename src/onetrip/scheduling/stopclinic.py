@@ -156,10 +156,11 @@ def _equivalents(db: Session, schedule: Schedule, now: datetime, taken: set[int]
     return out[:1] + sorted(out[1:], key=lambda s: (s.start_at, s.id))
 
 
-def _offer_slots(db: Session, offer: RebookingOffer, schedule: Schedule, now: datetime,
-                 taken: set[int]) -> None:
+def _give(db: Session, offer: RebookingOffer, schedule: Schedule, now: datetime,
+          taken: set[int]) -> RebookingOffer:
     """Fill the offer with the equivalent slots free now, the first held for the patient,
-    or make it a notice with the fee flagged for refund where nothing equivalent is free."""
+    or make it a notice with the fee flagged for refund where nothing equivalent is free;
+    store it and tell the patient (from ``now``: a renewed offer is told afresh)."""
     options = _equivalents(db, schedule, now, taken, offer.patient_id)
     held = None
     if options:
@@ -177,6 +178,12 @@ def _offer_slots(db: Session, offer: RebookingOffer, schedule: Schedule, now: da
         if options else None
     offer.note = "已为您保留最近的同级别号源" if options else "近期无同级别号源，挂号费将退还"
     offer.refund_flagged = True
+    db.add(offer)
+    db.flush()
+    events.publish(db, RebookingOffered(appointment_id=offer.appointment_id,
+                                        patient_id=offer.patient_id, offer_id=offer.id,
+                                        offered_at=now))
+    return offer
 
 
 def stop_clinic(db: Session, *, principal: Principal, schedule_id: int, reason: str,
@@ -209,23 +216,13 @@ def stop_clinic(db: Session, *, principal: Principal, schedule_id: int, reason: 
         appt.status, appt.cancelled_at = "cancelled", now
         appt.cancel_reason = f"停诊：{reason}"[:200]
         db.flush()
-        offer = RebookingOffer(appointment_id=appt.id, patient_id=appt.patient_id,
-                               created_at=now)
-        _offer_slots(db, offer, schedule, now, taken)
-        db.add(offer)
-        db.flush()
-        offers.append(offer)
-        events.publish(db, RebookingOffered(appointment_id=appt.id, patient_id=appt.patient_id,
-                                            offer_id=offer.id, offered_at=now))
+        offers.append(_give(db, RebookingOffer(
+            appointment_id=appt.id, patient_id=appt.patient_id, created_at=now),
+            schedule, now, taken))
     own = len(offers)
     for offer in bumped:
         earlier = db.get_one(Appointment, offer.appointment_id)
-        _offer_slots(db, offer, db.get_one(Schedule, earlier.schedule_id), now, taken)
-        db.flush()
-        offers.append(offer)
-        events.publish(db, RebookingOffered(appointment_id=earlier.id,
-                                            patient_id=offer.patient_id, offer_id=offer.id,
-                                            offered_at=now))
+        offers.append(_give(db, offer, db.get_one(Schedule, earlier.schedule_id), now, taken))
     waiting = _close_waitlist(db, schedule.id, now)
     service.record_change(db, principal, "schedule.stop", schedule_id=schedule.id,
                           reason=reason, appointments=own, reoffered=len(bumped),
