@@ -174,23 +174,23 @@ def mark_noshows(db: Session, *, now: datetime, hospital_id: int | None = None) 
     (its end plus the hospital's late-arrival allowance) are no-shows of their visit (BK-6).
 
     One statement per hospital with such sessions; run often (the sweeper does), each pass
-    finds few.
+    finds few. Both reads start from the booked appointments (an index of active ones)
+    and look their sessions up by key: a pass costs what is booked, not the history.
     """
-    pending = select(Schedule.hospital_id).where(
-        Schedule.end_at <= now,
-        select(Appointment.id).where(Appointment.schedule_id == Schedule.id,
-                                     Appointment.status == "booked").exists()).distinct()
+    booked = service.status_among_active(Appointment.status, "booked")
+    pending = select(Appointment.hospital_id).where(booked, Appointment.start_at <= now)
     if hospital_id is not None:
-        pending = pending.where(Schedule.hospital_id == hospital_id)
-    policies = service.policies_for(db, set(db.scalars(pending)))
+        pending = pending.where(Appointment.hospital_id == hospital_id)
+    policies = service.policies_for(db, set(db.scalars(pending.distinct())))
     rows: list[Any] = []
     for hid, (policy, _rule) in sorted(policies.items()):
         closes = now - timedelta(minutes=policy.late_after_minutes)
-        closed = select(Schedule.id).where(Schedule.hospital_id == hid,
+        closed = select(Schedule.id).where(Schedule.id == Appointment.schedule_id,
                                            Schedule.end_at <= closes)
         rows += db.execute(
             update(Appointment).where(
-                Appointment.status == "booked", Appointment.schedule_id.in_(closed),
+                booked, Appointment.hospital_id == hid, Appointment.start_at <= closes,
+                closed.exists(),
                 # one passed over may come back for the allowance after it
                 or_(Appointment.passed_over_at.is_(None),
                     Appointment.passed_over_at <= closes))

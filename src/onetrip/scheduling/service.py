@@ -47,6 +47,7 @@ from onetrip.scheduling.models import (
     WaitlistEntry,
 )
 from onetrip.scheduling.rules import (
+    ACTIVE_STATUSES,
     CHANNEL_POOLS,
     BookingWindow,
     Channel,
@@ -364,6 +365,16 @@ def constant(word: str) -> ColumnElement[str]:
     if not word.isidentifier() or not word.isascii():
         raise ValueError(f"not a plain word: {word!r}")
     return literal_column(f"'{word}'", String)
+
+
+def status_among_active(column: Any, *statuses: str) -> ColumnElement[bool]:
+    """An appointment's ``column`` (its status) is one of these active ``statuses``, written
+    with the active statuses as the partial indexes of active appointments state them. Those
+    indexes then answer the statement, however long the history, and also once it is
+    prepared and planned for any value (a bound status would no longer match them)."""
+    assert set(statuses) <= {s.value for s in ACTIVE_STATUSES}
+    return and_(column.in_([constant(s.value) for s in ACTIVE_STATUSES]),
+                column.in_([constant(s) for s in statuses]))
 
 
 def free_held(db: Session, slot_ids: Iterable[int], *,

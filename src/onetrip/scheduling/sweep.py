@@ -27,8 +27,9 @@ class SweepReport:
 
 def sweep(db: Session, *, now: datetime) -> SweepReport:
     """One pass; running it twice at the same instant changes nothing more."""
-    holds = db.execute(update(Appointment).where(Appointment.status == "held",
-                                                 Appointment.hold_expires_at <= now)
+    holds = db.execute(update(Appointment).where(
+        service.status_among_active(Appointment.status, "held"),
+        Appointment.hold_expires_at <= now)
                        .values(status="expired").returning(Appointment.slot_id),
                        execution_options={"synchronize_session": False}).scalars().all()
     offers = list(db.scalars(select(RebookingOffer).where(
