@@ -10,14 +10,20 @@ its transaction: its events are delivered with the transaction's commit, and rol
 discards only the events published inside it (the exams' batch books each patient's plan in
 a savepoint and goes on when one is refused; the bookings before it still send their
 messages). SQLAlchemy fires its commit and rollback events for savepoints too.
+
+Every domain's subscribers (``SUBSCRIBER_MODULES``) are loaded before a transaction's events
+are first dispatched, so a process that imported only the domain publishing an event (a
+script, a benchmark's worker) delivers it as the web server does.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, TypeVar
 
 from sqlalchemy import event as sa_event
@@ -28,6 +34,8 @@ log = logging.getLogger(__name__)
 _KEY = "onetrip.pending_events"
 _DISPATCHED = "onetrip.dispatched_in_tx"  # how many of the queued events ran in the tx
 _MARKS = "onetrip.savepoint_marks"  # savepoint → how many events were queued when it began
+#: The modules that register handlers (each domain's ``subscribers``).
+SUBSCRIBER_MODULES = ("onetrip.scheduling.subscribers", "onetrip.notify.subscribers")
 
 
 @dataclass(frozen=True)
@@ -74,7 +82,15 @@ def after_commit(event_type: type[E]) -> Callable[[AfterHandler], AfterHandler]:
     return _registrar(_after, event_type)
 
 
+@cache
+def load_subscribers() -> None:
+    """Register every domain's handlers (once a process)."""
+    for module in SUBSCRIBER_MODULES:
+        importlib.import_module(module)
+
+
 def _handlers(table: dict[type[Event], list[Any]], ev: Event) -> list[Any]:
+    load_subscribers()
     return [h for cls in type(ev).__mro__ if cls in table for h in table[cls]]
 
 

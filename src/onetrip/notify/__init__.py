@@ -1,8 +1,8 @@
 """Notify: full-process reminders (RM-1, RM-2) through an outbox written with the change.
 
-Importing the package registers the event subscribers (``subscribers``), so any process that
-imports ``onetrip.notify`` (the app, the CLI, Alembic's ``import_all_models``) queues messages
-for the bookings it commits.
+Its event subscribers (``subscribers``) queue the messages of the bookings a transaction
+commits; ``onetrip.events`` loads them in every process before it dispatches events, whether
+or not the process imported this package.
 """
 
 from onetrip.notify import subscribers as subscribers
