@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TypeGuard
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -47,9 +48,11 @@ def join(db: Session, *, principal: Principal, patient_id: int, schedule_id: int
     if service.free_slots(db, schedule=schedule, channel=channel, now=now):
         raise WaitlistClosed("该出诊仍有号源，请直接预约")
     _refuse_restricted(db, patient_id=patient_id, schedule=schedule, channel=channel, now=now)
-    if _holding_session(db, {patient_id}, schedule, now):
+    refusal = _over_limits(db, {patient_id}, schedule, now).get(patient_id)
+    if _holds_session(refusal):
         # BK-8: one appointment per patient and session; theirs is not waited for twice.
-        raise LimitReached("您已预约过该出诊", detail={"limit": "per_schedule"})
+        # (Another visit of the department that day may be given up: they may wait.)
+        raise refusal
     existing = db.scalar(select(WaitlistEntry).where(
         WaitlistEntry.patient_id == patient_id, WaitlistEntry.schedule_id == schedule_id,
         WaitlistEntry.status.in_(("waiting", "offered"))))
@@ -76,14 +79,16 @@ def offer_freed_slot(db: Session, *, slot_id: int, now: datetime) -> WaitlistEnt
     waiting = list(db.scalars(select(WaitlistEntry).where(
         WaitlistEntry.schedule_id == slot.schedule_id, WaitlistEntry.status == "waiting")
         .order_by(WaitlistEntry.created_at, WaitlistEntry.id)))
-    holding = _holding_session(db, {e.patient_id for e in waiting}, slot.schedule, now)
+    over = _over_limits(db, {e.patient_id for e in waiting}, slot.schedule, now)
     for entry in waiting:
-        if entry.patient_id in holding:
+        if _holds_session(over.get(entry.patient_id)):
             # BK-8: they booked this session another way (the window, a kiosk) and could
             # not take a second slot of it. Their wait is met, so it ends as leaving ends
             # it, instead of holding the slot from those behind them.
             entry.status = "cancelled"
             continue
+        # Another limit (a visit to the department that day) is no reason to pass them
+        # over: they may give that visit up while the offer lasts.
         if pool_now is None or pool_now not in CHANNEL_POOLS[Channel(entry.channel)]:
             continue
         if _restricted(db, entry, slot.schedule, now):
@@ -222,25 +227,29 @@ def _refuse_restricted(db: Session, *, patient_id: int, schedule: Schedule, chan
             "rule": restriction.rule})
 
 
-def _holding_session(db: Session, patient_ids: set[int], schedule: Schedule,
-                     now: datetime) -> set[int]:
-    """BK-8: those of these patients who hold an active appointment in this session, as the
-    engine's per-schedule limit counts them (read at once)."""
+def _over_limits(db: Session, patient_ids: set[int], schedule: Schedule,
+                 now: datetime) -> dict[int, LimitReached]:
+    """BK-8: why each of these patients may not book this session now, by the engine's own
+    limits (their appointments read at once); a patient absent from the answer may."""
     if not patient_ids:
-        return set()
+        return {}
     active = engine.active_appointments(db, patient_ids, now)
-    return {pid for pid, mine in active.items() if any(r.schedule_id == schedule.id
-                                                       for r in mine)}
+    limit = service.policy_for(db, schedule.hospital_id)[0].max_active_appointments
+    refusals = {pid: engine.limit_refusal(active[pid], schedule, limit) for pid in patient_ids}
+    return {pid: r for pid, r in refusals.items() if r is not None}
+
+
+def _holds_session(refusal: LimitReached | None) -> TypeGuard[LimitReached]:
+    """The refusal is that the patient holds the session already (their wait is met)."""
+    return refusal is not None and refusal.detail["limit"] == "per_schedule"
 
 
 def _refuse_over_limits(db: Session, *, patient_id: int, schedule: Schedule,
                         now: datetime) -> None:
-    """BK-8: the per-patient limits of a direct booking, by the engine's own rule, counted
-    under the patient's booking lock as a direct booking counts them."""
+    """BK-8: the per-patient limits of a direct booking, counted under the patient's
+    booking lock as a direct booking counts them."""
     engine.lock_patients(db, [patient_id])
-    mine = engine.active_appointments(db, {patient_id}, now)[patient_id]
-    limit = service.policy_for(db, schedule.hospital_id)[0].max_active_appointments
-    refusal = engine.limit_refusal(mine, schedule, limit)
+    refusal = _over_limits(db, {patient_id}, schedule, now).get(patient_id)
     if refusal is not None:
         raise refusal
 
