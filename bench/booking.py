@@ -8,6 +8,8 @@
   while a batch commits go into the next transaction; each client is answered after its
   commit), with an Idempotency-Key each; on one big schedule and spread over 200 schedules;
 * ``overbooked``: slots or schedules holding more claims than they have, after all runs;
+* ``messages_per_booking``: the messages (confirmation, reminders) queued in the outbox per
+  booked appointment, written in the booking's transaction: part of what a booking costs;
 * ``naive_overbooked``: the same harness running a naive read-check-write booking (read a
   free slot, then write it): it must overbook, or the harness could not see overbooking;
 * ``serializable_per_s``: the read-check-write booking in SERIALIZABLE transactions with
@@ -59,6 +61,7 @@ from onetrip.db import make_engine, utcnow
 from onetrip.identity import service as identity_service
 from onetrip.identity.models import Patient
 from onetrip.identity.rules import Role
+from onetrip.notify.models import Notification
 from onetrip.org.models import Department, Hospital
 from onetrip.scheduling import service as scheduling_service
 from onetrip.scheduling.models import Appointment, Schedule
@@ -114,6 +117,16 @@ def build(engine: Engine, *, hot_capacity: int, spread_capacity: int,
         db.commit()
         return World(str(engine.url.render_as_string(hide_password=False)), h.id, hot, spread,
                      http, naive, ids, token, day)
+
+
+def messages_per_booking(engine: Engine) -> float:
+    """Outbox rows per booked appointment (every phase's bookings)."""
+    with Session(engine) as db:
+        booked = db.scalar(select(func.count()).select_from(Appointment).where(
+            Appointment.status == "booked")) or 0
+        messages = db.scalar(select(func.count()).select_from(Notification).where(
+            Notification.appointment_id.is_not(None))) or 0
+    return round(messages / booked, 2) if booked else 0.0
 
 
 def overbooked(engine: Engine) -> int:
@@ -463,6 +476,7 @@ def main(argv: list[str] | None = None) -> int:
         results["fast_client_excess_pts"] = excess
         results["fast_client_excess_se_pts"] = excess_se
         results["overbooked"] = overbooked(engine)
+        results["messages_per_booking"] = messages_per_booking(engine)
         results["hot_vs_serializable"] = round(hot.rate / serial.rate, 2) \
             if serial.rate else None
         results["naive_per_s"] = round(naive.rate, 1)
