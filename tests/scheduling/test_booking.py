@@ -155,6 +155,20 @@ def test_slot_taken_and_schedule_full_and_past(db: Session, clinic: Clinic) -> N
     assert booked == sum(1 for s in clinic.schedule.slots if s.pool in ("online", "referral"))
 
 
+def test_a_session_whose_slots_have_all_started_is_past_not_full(
+        db: Session, clinic: Clinic) -> None:
+    """A session booked by its id after its last slot began: the patient is told it is
+    over (`slot_in_past`), not that its slots ran out, and nothing is written."""
+    p, _pp = clinic.patient(db)
+    last_start = max(s.start_at for s in clinic.schedule.slots)
+    with pytest.raises(SlotInPast) as refused:
+        clinic.book(db, p.id, now=last_start + timedelta(minutes=1))
+    assert refused.value.detail == {"schedule_id": clinic.schedule.id}
+    assert "已结束" in refused.value.text
+    assert not db.scalar(select(func.count()).select_from(Appointment).where(
+        Appointment.schedule_id == clinic.schedule.id))
+
+
 def test_one_active_appointment_per_department_per_day(db: Session, clinic: Clinic) -> None:
     other_doctor_session = clinic.session(
         db, doctor=make_practitioner(db, clinic.hospital, clinic.department),

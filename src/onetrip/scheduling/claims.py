@@ -254,6 +254,13 @@ def refusals(db: Session, unclaimed: list[Pending], now: datetime,
                 .where(among(db, t.schedule_id, schedule_ids), service.claimable(now, t),
                        t.start_at > now).group_by(t.schedule_id)):
             free[(pools, sid)] = (n, n_mine)
+    # A session none of whose slots is still to come is over, not full (read only for the
+    # sessions with nothing free).
+    empty = {p.schedule.id for p in unclaimed if p.request.slot_id is None
+             and (p.pools, p.schedule.id) not in free}
+    ahead = set(db.connection().execute(
+        select(t.schedule_id).where(among(db, t.schedule_id, empty), t.start_at > now)
+        .distinct()).scalars()) if empty else set()
     for p in unclaimed:
         slot_id = p.request.slot_id
         if slot_id is not None:
@@ -266,7 +273,9 @@ def refusals(db: Session, unclaimed: list[Pending], now: datetime,
                 out[p.index] = PoolClosed(detail={"slot_id": slot_id, "pool": slot.pool})
             continue
         n, n_mine = free.get((p.pools, p.schedule.id), (0, 0))
-        if n and not n_mine:
+        if not n and p.schedule.id not in ahead:
+            out[p.index] = SlotInPast("该出诊已结束", detail={"schedule_id": p.schedule.id})
+        elif n and not n_mine:
             out[p.index] = PoolClosed("该出诊剩余号源暂未向此渠道开放",
                                       detail={"schedule_id": p.schedule.id})
         else:
