@@ -18,6 +18,7 @@ from onetrip.scheduling import demo, service, templates
 from onetrip.scheduling.models import Schedule, ScheduleTemplate, Slot
 from onetrip.scheduling.rules import SessionOfDay
 from onetrip.scheduling.templates import TemplateSheetInvalid, column_title
+from tests.factories import make_department, make_hospital, make_practitioner
 from tests.scheduling.conftest import CREATED, Clinic
 
 
@@ -172,3 +173,60 @@ def test_a_cell_in_full_width_digits_is_reported_like_any_other_bad_cell(
     assert [(e["line"], "应为号源数" in e["error"]) for e in err.value.detail] == [
         (2, True), (3, True)]
     assert templates.templates_of(db, clinic.hospital) == []
+
+
+def _sheet_with(header: list[str], *rows: list[object]) -> bytes:
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.append(["科室", "医生工号", "医生", "级别", "诊室", *header])
+    for row in rows:
+        ws.append(row)
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def test_session_columns_are_read_under_their_everyday_titles(
+        db: Session, clinic: Clinic) -> None:
+    """Sheets say 星期二上午 or 周五晚上 as often as 周二上午 / 周五晚间; a remarks column is
+    no session and is left alone."""
+    content = _sheet_with(["星期二上午", "周五晚上", "礼拜天下午", "备注"],
+                          [clinic.department.name, clinic.doctor.code, "", "", "", "20", "10",
+                           "8", "节假日另行通知"])
+    assert templates.import_sheet(db, hospital=clinic.hospital, content=content).sessions == 3
+    assert {(t.weekday, t.session, t.capacity)
+            for t in templates.templates_of(db, clinic.hospital)} == {
+        (2, "am", 20), (5, "evening", 10), (7, "pm", 8)}
+
+
+def test_a_column_that_names_no_session_is_reported_not_dropped(
+        db: Session, clinic: Clinic) -> None:
+    content = _sheet_with(["周一上午", "周三中午"],
+                          [clinic.department.name, clinic.doctor.code, "", "", "", "20", "40"])
+    with pytest.raises(TemplateSheetInvalid) as err:
+        templates.import_sheet(db, hospital=clinic.hospital, content=content)
+    [(line, error)] = [(e["line"], e["error"]) for e in err.value.detail]
+    assert line == 1 and "周三中午" in error
+    assert templates.templates_of(db, clinic.hospital) == []
+
+
+def test_an_adjusted_working_weekend_without_its_weekday_templates_is_reported(
+        db: Session) -> None:
+    """2026-01-04, a Sunday, is a working day in lieu of the New Year holiday (调休上班). A
+    hospital whose templates run Monday to Friday gets no sessions that day; the report
+    says so, so that the schedule office adds them, instead of the day passing unseen."""
+    h = make_hospital(db, clinic_weekdays=[1, 2, 3, 4, 5])
+    dept = make_department(db, h)
+    doc = make_practitioner(db, h, dept)
+    for weekday in range(1, 6):
+        db.add(ScheduleTemplate(hospital_id=h.id, department_id=dept.id,
+                                practitioner_id=doc.id, weekday=weekday, session="am",
+                                start_time=service.SESSION_STARTS[SessionOfDay.am],
+                                slot_minutes=10, capacity=12, service_level="general"))
+    report = service.generate_from_templates(db, hospital=h, start=date(2026, 1, 1),
+                                             end=date(2026, 1, 9), now=CREATED)
+    assert report.created == 5  # Monday 5 to Friday 9 January
+    assert "调休" in report.skipped_days[date(2026, 1, 4)]
+    assert "周日" in report.skipped_days[date(2026, 1, 4)]
+    assert date(2026, 1, 5) not in report.skipped_days

@@ -37,7 +37,7 @@ from onetrip.identity.service import Principal
 from onetrip.org import calendar as org_calendar
 from onetrip.org import service as org_service
 from onetrip.org.models import Department, Hospital, Practitioner
-from onetrip.org.rules import DayStatus
+from onetrip.org.rules import WEEKDAY_LABELS, DayStatus
 from onetrip.scheduling.errors import PolicyRejected, ScheduleNotFound
 from onetrip.scheduling.models import (
     BookingPolicy,
@@ -268,8 +268,15 @@ def generate_from_templates(db: Session, *, hospital: Hospital, start: date, end
         if clinic_day.status is not DayStatus.clinic:
             skipped[clinic_day.day] = clinic_day.reason
             continue
+        weekday = clinic_day.day.isoweekday()
+        if clinic_day.source != "weekday" and not any(t.weekday == weekday for t in templates):
+            # A day a ruling made a clinic day (a weekend worked in lieu of a holiday, 调休)
+            # has no templates of its own weekday: said, so that its sessions are added.
+            skipped[clinic_day.day] = (f"{clinic_day.reason}：没有{WEEKDAY_LABELS[weekday - 1]}"
+                                       "的出诊模板，未生成出诊，请另行排班")
+            continue
         for t in templates:
-            if t.weekday != clinic_day.day.isoweekday():
+            if t.weekday != weekday:
                 continue
             key = (t.practitioner_id, clinic_day.day, t.session, t.department_id)
             if key in existing_keys:

@@ -50,6 +50,33 @@ def column_title(weekday: int, session: SessionOfDay) -> str:
     return f"{WEEKDAY_LABELS[weekday - 1]}{SESSION_LABELS[session]}"
 
 
+_DAY_WORDS = "一二三四五六日"
+_TITLE = re.compile(r"^(?:周|星期|礼拜)([一二三四五六日天])(上午|下午|晚上|晚间|夜间)$")
+_TIME_WORDS = re.compile(r"周|星期|礼拜|午|晚|夜")
+_SESSION_WORDS = {"上午": SessionOfDay.am, "下午": SessionOfDay.pm, "晚上": SessionOfDay.evening,
+                  "晚间": SessionOfDay.evening, "夜间": SessionOfDay.evening}
+
+
+def _session_columns(header: list[str],
+                     ) -> tuple[dict[tuple[int, SessionOfDay], int], list[str]]:
+    """The session columns of a header row (周二上午, and as sheets also write it: 星期二上午,
+    礼拜天下午, 周五晚上) by position, and the problems of the titles that look like a session
+    but name none (周三中午) or one named before: reported, never dropped with their numbers."""
+    found: dict[tuple[int, SessionOfDay], int] = {}
+    problems = []
+    for i, title in enumerate(header):
+        m = _TITLE.match(title.replace(" ", ""))
+        if m:
+            key = (_DAY_WORDS.index(m.group(1).replace("天", "日")) + 1,
+                   _SESSION_WORDS[m.group(2)])
+            if key in found:
+                problems.append(f"列“{title}”与列“{header[found[key]]}”是同一出诊时段")
+            found[key] = found.get(key, i)
+        elif title not in FIXED and _TIME_WORDS.search(title):
+            problems.append(f"列“{title}”不是出诊时段，应为“周一上午”“周三下午”“周五晚间”这样的标题")
+    return found, problems
+
+
 class TemplateSheetInvalid(InvalidInput):
     code = "template_sheet_invalid"
     message = "排班表有误，未导入任何内容"
@@ -93,6 +120,9 @@ def parse_sheet(db: Session, hospital: Hospital, content: bytes,
         raise TemplateSheetInvalid(f"缺少列：{'、'.join(missing)}",
                                    detail=[{"line": 1, "error": f"缺少列：{c}"} for c in missing])
     col = {name: header.index(name) for name in header if name}
+    session_col, unknown = _session_columns(header)
+    if unknown:
+        raise TemplateSheetInvalid(detail=[{"line": 1, "error": e} for e in unknown])
     by_name = {d.name: d for d in org_service.list_departments(db, hospital)}
     by_name |= {d.code: d for d in by_name.values()}
     doctors = {p.code: p for p in org_service.list_practitioners(db, hospital=hospital)}
@@ -133,8 +163,8 @@ def parse_sheet(db: Session, hospital: Hospital, content: bytes,
         if cell("诊室") and room is None:
             problems.append(f"诊室“{cell('诊室')}”不存在")
         sessions: list[tuple[int, SessionOfDay, int, int]] = []
-        for weekday, session in SESSIONS:
-            raw = cell(column_title(weekday, session))
+        for (weekday, session), at in sorted(session_col.items()):
+            raw = cells[at] if at < len(cells) else ""
             if not raw:
                 continue
             m = _CELL.match(raw)
