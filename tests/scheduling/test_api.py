@@ -213,6 +213,36 @@ def test_bk8_booking_attempts_are_rate_limited_per_account(
         "channel": "window"}).status_code == 201
 
 
+def test_bk8_the_account_limit_counts_every_sign_in_of_the_account(
+        client: TestClient, clock: Clock, clinic: Clinic, db: Session,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Signing in again (a new session) does not buy a scalper another allowance: the
+    attempts of every session of one phone account count together, through the API and
+    the pages."""
+    from onetrip.config import get_settings
+    from onetrip.identity import auth as identity_auth
+    from onetrip.identity.models import Account
+    from onetrip.identity.rules import Relationship
+    from tests.factories import make_account, make_patient
+    from tests.scheduling.conftest import chinese_name
+
+    monkeypatch.setattr(get_settings(), "booking_rate_per_account", 3)
+    holder = make_account(db)
+    p = make_patient(db, principal=holder, relationship=Relationship.self_, name=chinese_name())
+    account = db.get_one(Account, holder.account_id)
+    first, second = (auth(identity_auth.start_session(db, account=account)) for _ in range(2))
+    body = {"schedule_id": 999_999, "patient_id": p.id, "channel": "app"}  # books nothing
+    codes = [client.post("/api/v1/appointments", json=body, headers=h).status_code
+             for h in (first, first, second, second)]
+    assert codes == [404, 404, 404, 429]
+    # Another account at the same address still has its own allowance.
+    other = make_account(db)
+    q = make_patient(db, principal=other, relationship=Relationship.self_, name=chinese_name())
+    fresh = auth(identity_auth.start_session(db, account=db.get_one(Account, other.account_id)))
+    assert client.post("/api/v1/appointments", headers=fresh, json={
+        **body, "patient_id": q.id}).status_code == 404
+
+
 def test_bk8_booking_attempts_are_rate_limited_per_client_address(
         client: TestClient, clock: Clock, clinic: Clinic, db: Session,
         monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,7 @@ import contextlib
 import hashlib
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
@@ -89,6 +89,25 @@ class NotAStaffRole(InvalidInput):
 
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def secret_hash(secret: str) -> str:
+    """What a secret is stored and looked up as (never the secret itself)."""
+    return _hash(secret)
+
+
+def holders(db: Session, hashes: Collection[str]) -> dict[str, str]:
+    """Who holds each of these secrets (by ``secret_hash``), the same for every sign-in
+    of theirs: ``account:<id>``, ``staff:<id>`` or ``token:<id>``. Unknown ones are absent."""
+    if not hashes:
+        return {}
+    out = {h: f"account:{account}" if account is not None else f"staff:{staff}"
+           for h, account, staff in db.execute(select(
+               SignInSession.token_hash, SignInSession.account_id, SignInSession.staff_id)
+               .where(SignInSession.token_hash.in_(list(hashes))))}
+    out |= {h: f"token:{token}" for h, token in db.execute(select(
+        ApiToken.token_hash, ApiToken.id).where(ApiToken.token_hash.in_(list(hashes))))}
+    return out
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from onetrip.config import get_settings
 from onetrip.errors import OnetripError
+from onetrip.identity import auth as identity_auth
 from onetrip.org.models import Hospital
 from onetrip.scheduling import service
 from onetrip.scheduling.models import BookingPolicy, OpeningTicket, RateCounter, Schedule, Slot
@@ -153,17 +154,30 @@ def count_attempt(db: Session, key: str, now: datetime, limit: int) -> None:
         raise TooManyRequests(detail={"limit_per_minute": limit})
 
 
+#: A rate key naming a secret (by its hash): counted under whoever holds it (BK-8: per
+#: account, however many times it signed in).
+SECRET_KEY = "secret:"
+
+
 def count_attempts(db: Session, attempts: Counter[str], now: datetime) -> dict[str, int]:
     """Add attempts per key to this minute's windows, all keys with one upsert (a batch of
-    requests); the counts afterwards, by key."""
+    requests); the counts afterwards, by key. The sessions and tokens of one holder
+    (``SECRET_KEY`` keys) count together."""
     window = now.replace(second=0, microsecond=0)
-    keys = sorted(attempts)  # in key order: two batches never wait on each other
+    secret = [k for k in attempts if k.startswith(SECRET_KEY)]
+    who = identity_auth.holders(db, {k[len(SECRET_KEY):] for k in secret}) if secret else {}
+    under = {k: "holder:" + who[k[len(SECRET_KEY):]] for k in secret
+             if k[len(SECRET_KEY):] in who}
+    merged: Counter[str] = Counter()
+    for k, n in attempts.items():
+        merged[under.get(k, k)[:120]] += n
+    keys = sorted(merged)  # in key order: two batches never wait on each other
     rows = db.connection().execute(_upsert(db.get_bind().dialect.name), {
-        "keys": [k[:120] for k in keys], "window": window,
-        "counts": [attempts[k] for k in keys]} if db.get_bind().dialect.name == "postgresql"
-        else [{"key": k[:120], "window_start": window, "count": attempts[k]} for k in keys])
+        "keys": keys, "window": window,
+        "counts": [merged[k] for k in keys]} if db.get_bind().dialect.name == "postgresql"
+        else [{"key": k, "window_start": window, "count": merged[k]} for k in keys])
     counts = dict(rows.all())
-    return {k: counts[k[:120]] for k in keys}
+    return {k: counts[under.get(k, k)[:120]] for k in attempts}
 
 
 @lru_cache(maxsize=2)

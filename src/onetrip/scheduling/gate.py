@@ -18,7 +18,6 @@ the clocks at which pools open once a second.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from time import monotonic
@@ -30,6 +29,7 @@ from sqlalchemy.orm import Session
 from onetrip.config import get_settings
 from onetrip.db import utcnow
 from onetrip.deps import Now, Units, secret_from
+from onetrip.identity import auth as identity_auth
 from onetrip.identity import service as identity_service
 from onetrip.scheduling import fairness, groupcommit, service
 from onetrip.scheduling.models import OpeningTicket
@@ -39,10 +39,11 @@ from onetrip.scheduling.schemas import BookingCreate
 
 def attempt_keys(request: Request) -> tuple[tuple[str, int], ...]:
     """The keys a booking attempt counts under, with their limits per minute: the account
-    (a hash of its secret) and the client address."""
+    (named by its secret's hash, counted under its holder: every sign-in of one account
+    together) and the client address."""
     settings = get_settings()
     secret = secret_from(request) or "anonymous"
-    account = "account:" + hashlib.sha256(secret.encode()).hexdigest()[:32]
+    account = fairness.SECRET_KEY + identity_auth.secret_hash(secret)
     address = "address:" + (request.client.host if request.client else "-")
     return ((account, settings.booking_rate_per_account),
             (address, settings.booking_rate_per_address))
