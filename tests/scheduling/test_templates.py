@@ -22,17 +22,22 @@ from tests.factories import make_department, make_hospital, make_practitioner
 from tests.scheduling.conftest import CREATED, Clinic
 
 
-def sheet(*rows: list[object]) -> bytes:
+def sheet_with(header: list[str], *rows: list[object]) -> bytes:
+    """An .xlsx with the fixed columns, then these session columns, and the rows."""
     wb = Workbook()
     ws = wb.active
     assert ws is not None
-    ws.append(["科室", "医生工号", "医生", "级别", "诊室",
-               column_title(1, SessionOfDay.am), column_title(3, SessionOfDay.pm)])
+    ws.append(["科室", "医生工号", "医生", "级别", "诊室", *header])
     for row in rows:
         ws.append(row)
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
+
+
+def sheet(*rows: list[object]) -> bytes:
+    return sheet_with([column_title(1, SessionOfDay.am), column_title(3, SessionOfDay.pm)],
+                      *rows)
 
 
 def test_a_good_sheet_replaces_the_doctors_templates(db: Session, clinic: Clinic) -> None:
@@ -175,23 +180,11 @@ def test_a_cell_in_full_width_digits_is_reported_like_any_other_bad_cell(
     assert templates.templates_of(db, clinic.hospital) == []
 
 
-def _sheet_with(header: list[str], *rows: list[object]) -> bytes:
-    wb = Workbook()
-    ws = wb.active
-    assert ws is not None
-    ws.append(["科室", "医生工号", "医生", "级别", "诊室", *header])
-    for row in rows:
-        ws.append(row)
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
-
-
 def test_session_columns_are_read_under_their_everyday_titles(
         db: Session, clinic: Clinic) -> None:
     """Sheets say 星期二上午 or 周五晚上 as often as 周二上午 / 周五晚间; a remarks column is
     no session and is left alone."""
-    content = _sheet_with(["星期二上午", "周五晚上", "礼拜天下午", "备注"],
+    content = sheet_with(["星期二上午", "周五晚上", "礼拜天下午", "备注"],
                           [clinic.department.name, clinic.doctor.code, "", "", "", "20", "10",
                            "8", "节假日另行通知"])
     assert templates.import_sheet(db, hospital=clinic.hospital, content=content).sessions == 3
@@ -202,7 +195,7 @@ def test_session_columns_are_read_under_their_everyday_titles(
 
 def test_a_column_that_names_no_session_is_reported_not_dropped(
         db: Session, clinic: Clinic) -> None:
-    content = _sheet_with(["周一上午", "周三中午"],
+    content = sheet_with(["周一上午", "周三中午"],
                           [clinic.department.name, clinic.doctor.code, "", "", "", "20", "40"])
     with pytest.raises(TemplateSheetInvalid) as err:
         templates.import_sheet(db, hospital=clinic.hospital, content=content)

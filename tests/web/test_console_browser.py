@@ -9,7 +9,6 @@ calls the next patient (BK-11); an admin's pool policy is refused beside each br
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, time, timedelta
@@ -17,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from openpyxl import Workbook
 from sqlalchemy import select
 
 from onetrip.config import get_settings
@@ -31,6 +29,7 @@ from onetrip.scheduling import booking, queue, service
 from onetrip.scheduling.rules import Channel, SessionOfDay, at_local
 from onetrip.scheduling.templates import column_title
 from tests.factories import make_patient, resident_id
+from tests.scheduling.test_templates import sheet_with
 from tests.web.conftest import serve_at
 from tests.web.walks import staff_signed_in
 
@@ -153,16 +152,8 @@ def test_clerk_books_a_window_slot_for_a_patient_and_checks_them_in(
 
 
 def _sheet(rows: list[list[object]]) -> bytes:
-    wb = Workbook()
-    ws = wb.active
-    assert ws is not None
-    ws.append(["科室", "医生工号", "医生", "级别", "诊室", column_title(1, SessionOfDay.am),
-               column_title(4, SessionOfDay.pm)])
-    for row in rows:
-        ws.append(row)
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
+    return sheet_with([column_title(1, SessionOfDay.am), column_title(4, SessionOfDay.pm)],
+                      *rows)
 
 
 def test_admin_imports_a_sheet_with_a_bad_row_then_a_good_one(
