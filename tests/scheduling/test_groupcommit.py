@@ -347,3 +347,25 @@ def test_a_key_claimed_meanwhile_by_a_single_request_undoes_the_batch_and_runs_i
     assert runs == [2, 1]  # the second run books only the command without a stored key
     with Session(race_engine) as db:
         assert list(db.scalars(select(Appointment.patient_id))) == [seed.patient_ids[1]]
+
+
+def test_two_sign_ins_of_one_account_in_one_batch_share_one_allowance(db: Session) -> None:
+    """BK-8: the attempts of one account count together even when two of its sessions
+    send in the same batch: the fourth of four is refused, and only it."""
+    from onetrip.identity import auth as identity_auth
+    from onetrip.identity.models import Account
+    from onetrip.scheduling import fairness
+    from tests.factories import make_account
+
+    account = db.get_one(Account, make_account(db).account_id)
+    first, second = (identity_auth.start_session(db, account=account) for _ in range(2))
+    now = utcnow()
+
+    def attempt(secret: str) -> Command:
+        key = fairness.SECRET_KEY + identity_auth.secret_hash(secret)
+        return Command(patient_id=1, channel=Channel.app, now=now, schedule_id=1,
+                       secret=secret, rate_keys=((key, 3),))
+
+    answers = groupcommit.limited(db, [attempt(first), attempt(first), attempt(second),
+                                       attempt(second)], now=now)
+    assert [a.status_code if a else None for a in answers] == [None, None, None, 429]

@@ -150,7 +150,8 @@ def rank(db: Session, ticket: OpeningTicket) -> int:
 
 def count_attempt(db: Session, key: str, now: datetime, limit: int) -> None:
     """Count one attempt in this minute's window; raises TooManyRequests past ``limit``."""
-    if count_attempts(db, Counter({key: 1}), now)[key] > limit:
+    counted = counting_keys(db, {key})[key]
+    if count_attempts(db, Counter({counted: 1}), now)[counted] > limit:
         raise TooManyRequests(detail={"limit_per_minute": limit})
 
 
@@ -159,25 +160,26 @@ def count_attempt(db: Session, key: str, now: datetime, limit: int) -> None:
 SECRET_KEY = "secret:"
 
 
+def counting_keys(db: Session, keys: set[str]) -> dict[str, str]:
+    """The key each rate key is counted under: a secret's, its holder's (every session and
+    token of one account or staff member together); any other, itself. One read."""
+    hashes = {k[len(SECRET_KEY):] for k in keys if k.startswith(SECRET_KEY)}
+    who = identity_auth.holders(db, hashes) if hashes else {}
+    return {k: ("holder:" + who[k[len(SECRET_KEY):]]
+                if k.startswith(SECRET_KEY) and k[len(SECRET_KEY):] in who else k)[:120]
+            for k in keys}
+
+
 def count_attempts(db: Session, attempts: Counter[str], now: datetime) -> dict[str, int]:
-    """Add attempts per key to this minute's windows, all keys with one upsert (a batch of
-    requests); the counts afterwards, by key. The sessions and tokens of one holder
-    (``SECRET_KEY`` keys) count together."""
+    """Add attempts per counting key (``counting_keys``) to this minute's windows, all keys
+    with one upsert (a batch of requests); the counts afterwards, by key."""
     window = now.replace(second=0, microsecond=0)
-    secret = [k for k in attempts if k.startswith(SECRET_KEY)]
-    who = identity_auth.holders(db, {k[len(SECRET_KEY):] for k in secret}) if secret else {}
-    under = {k: "holder:" + who[k[len(SECRET_KEY):]] for k in secret
-             if k[len(SECRET_KEY):] in who}
-    merged: Counter[str] = Counter()
-    for k, n in attempts.items():
-        merged[under.get(k, k)[:120]] += n
-    keys = sorted(merged)  # in key order: two batches never wait on each other
+    keys = sorted(attempts)  # in key order: two batches never wait on each other
     rows = db.connection().execute(_upsert(db.get_bind().dialect.name), {
         "keys": keys, "window": window,
-        "counts": [merged[k] for k in keys]} if db.get_bind().dialect.name == "postgresql"
-        else [{"key": k, "window_start": window, "count": merged[k]} for k in keys])
-    counts = dict(rows.all())
-    return {k: counts[under.get(k, k)[:120]] for k in attempts}
+        "counts": [attempts[k] for k in keys]} if db.get_bind().dialect.name == "postgresql"
+        else [{"key": k, "window_start": window, "count": attempts[k]} for k in keys])
+    return dict(rows.all())
 
 
 @lru_cache(maxsize=2)

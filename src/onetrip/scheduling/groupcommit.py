@@ -254,16 +254,16 @@ def _keep(ticket: OpeningTicket, answer: Answer) -> None:
 def limited(db: Session, commands: Sequence[Command], *, now: datetime) -> list[Answer | None]:
     """BK-8: count every command's attempts per account and per address in this minute;
     the ones past a limit are answered here, before any booking work."""
-    counts = fairness.count_attempts(db, Counter(k for c in commands for k, _ in c.rate_keys),
-                                     now)
+    under = fairness.counting_keys(db, {k for c in commands for k, _ in c.rate_keys})
+    total = Counter(under[k] for c in commands for k, _ in c.rate_keys)
+    counts = fairness.count_attempts(db, total, now)
     seen: Counter[str] = Counter()
-    total = Counter(k for c in commands for k, _ in c.rate_keys)
     out: list[Answer | None] = []
     for c in commands:
         refusal = None
         for key, limit in c.rate_keys:
-            seen[key] += 1
-            if counts[key] - total[key] + seen[key] > limit:
+            seen[under[key]] += 1
+            if counts[under[key]] - total[under[key]] + seen[under[key]] > limit:
                 refusal = refusal or Answer.of(fairness.TooManyRequests(
                     detail={"limit_per_minute": limit}))
         out.append(refusal)
