@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from onetrip.org import calendar
 from onetrip.org.rules import DayStatus, OverrideKind
 from onetrip.scheduling import demo, service, templates
-from onetrip.scheduling.models import Schedule, ScheduleTemplate, Slot
+from onetrip.scheduling.models import Appointment, Schedule, ScheduleTemplate, Slot
 from onetrip.scheduling.rules import SessionOfDay
 from onetrip.scheduling.templates import TemplateSheetInvalid, column_title
 from tests.factories import make_department, make_hospital, make_practitioner
@@ -140,6 +140,27 @@ def test_demo_region_has_two_weeks_of_sessions(db: Session) -> None:
     assert count and count > 1000
     days = db.scalar(select(func.count(func.distinct(Schedule.day))))
     assert days and days >= 10
+
+
+def test_demo_bookings_keep_the_per_patient_limits_and_leave_demo_sign_ins_room(
+        db: Session) -> None:
+    """BK-8 holds in the demo too: nobody holds more active appointments than a hospital
+    allows, and a patient a demo phone account acts for can still book (a tester signing
+    in was refused with 有效预约最多5个)."""
+    from onetrip.db import utcnow
+    from onetrip.identity.models import FamilyMember
+    from onetrip.scheduling.rules import ACTIVE_STATUSES
+
+    limit = min(service.policy_for(db, h)[0].max_active_appointments
+                for h in db.scalars(select(Schedule.hospital_id).distinct()))
+    # counted as the engine counts them: active, from twelve hours ago on
+    held = dict(db.execute(select(Appointment.patient_id, func.count()).where(
+        Appointment.status.in_([s.value for s in ACTIVE_STATUSES]),
+        Appointment.start_at > utcnow() - timedelta(hours=12))
+        .group_by(Appointment.patient_id)).all())
+    assert held and max(held.values()) <= limit
+    signed_in = set(db.scalars(select(FamilyMember.patient_id)))
+    assert signed_in and all(held.get(p, 0) <= limit - 3 for p in signed_in)
 
 
 def _with_sheet_xml(content: bytes, edit: Callable[[bytes], bytes]) -> bytes:

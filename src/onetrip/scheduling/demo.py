@@ -4,6 +4,7 @@ the past week's visits."""
 from __future__ import annotations
 
 import random
+from collections import Counter
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -60,11 +61,18 @@ def _templates(db: Session, h: Hospital, rng: random.Random) -> int:
     return count
 
 
+#: Active appointments the demo gives a patient a demo phone account acts for: a tester who
+#: signs in can still book (BK-8 counts every active appointment against the limit).
+SIGNED_IN_CAP = 2
+
+
 def _book_some(db: Session, h: Hospital, patients: list[int], rng: random.Random,
-               now: datetime, start: date) -> int:
-    """Some released slots already taken, busier for experts and nearer days."""
+               now: datetime, start: date, active: Counter[int], signed_in: set[int]) -> int:
+    """Some released slots already taken, busier for experts and nearer days, each patient
+    within the per-patient limits (``active``: their active appointments so far)."""
     if not patients:
         return 0
+    limit = service.policy_for(db, h.id)[0].max_active_appointments
     slots = db.execute(
         select(Slot, service.Schedule.department_id, service.Schedule.day)
         .join(service.Schedule, service.Schedule.id == Slot.schedule_id)
@@ -80,9 +88,11 @@ def _book_some(db: Session, h: Hospital, patients: list[int], rng: random.Random
         if rng.random() > 0.2 + 0.5 * closeness:
             continue
         patient_id = rng.choice(patients)
-        if (patient_id, department_id, day) in used:
+        cap = min(limit, SIGNED_IN_CAP) if patient_id in signed_in else limit
+        if (patient_id, department_id, day) in used or active[patient_id] >= cap:
             continue
         used.add((patient_id, department_id, day))
+        active[patient_id] += 1
         taken.append(slot.id)
         rows.append({"slot_id": slot.id, "schedule_id": slot.schedule_id,
                      "patient_id": patient_id, "hospital_id": h.id,
@@ -184,9 +194,11 @@ def load_scheduling(db: Session, region: Region, seed: int) -> dict[str, int]:
     now = utcnow()
     today = now.astimezone(tz).date()
     created = datetime.combine(today - timedelta(days=30), time(8), tzinfo=tz)
-    patients = list(db.scalars(select(Patient.id).order_by(Patient.id).limit(3000)))
+    patients = list(db.scalars(select(Patient.id).order_by(Patient.id)))
+    signed_in = set(db.scalars(select(FamilyMember.patient_id)))
     without_account = list(db.scalars(select(Patient.id).where(~exists().where(
         FamilyMember.patient_id == Patient.id)).order_by(Patient.id).limit(3000)))
+    active: Counter[int] = Counter()
     counts = {"schedule_templates": 0, "schedules": 0, "appointments": 0, "past_visits": 0}
     for h in region.hospitals:
         counts["schedule_templates"] += _templates(db, h, rng)
@@ -195,6 +207,7 @@ def load_scheduling(db: Session, region: Region, seed: int) -> dict[str, int]:
                                                  end=today + timedelta(days=DAYS - 1),
                                                  now=created)
         counts["schedules"] += report.created
-        counts["appointments"] += _book_some(db, h, patients, rng, now, today)
+        counts["appointments"] += _book_some(db, h, patients, rng, now, today, active,
+                                             signed_in)
         counts["past_visits"] += _history(db, h, without_account, rng, today, created)
     return counts
