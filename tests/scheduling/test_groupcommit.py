@@ -362,9 +362,8 @@ def test_two_sign_ins_of_one_account_in_one_batch_share_one_allowance(db: Sessio
     now = utcnow()
 
     def attempt(secret: str) -> Command:
-        key = fairness.SECRET_KEY + identity_auth.secret_hash(secret)
         return Command(patient_id=1, channel=Channel.app, now=now, schedule_id=1,
-                       secret=secret, rate_keys=((key, 3),))
+                       secret=secret, rate_keys=((fairness.account_key(secret), 3),))
 
     answers = groupcommit.limited(db, [attempt(first), attempt(first), attempt(second),
                                        attempt(second)], now=now)

@@ -91,22 +91,28 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def secret_hash(secret: str) -> str:
-    """What a secret is stored and looked up as (never the secret itself)."""
-    return _hash(secret)
+def secret_key(secret: str) -> str:
+    """A secret named without itself: its kind (a sign-in session or an API token, told by
+    its prefix) and its hash, as ``holders`` looks it up."""
+    kind = "session" if secret.startswith(SESSION_PREFIX) else "token"
+    return f"{kind}:{_hash(secret)}"
 
 
-def holders(db: Session, hashes: Collection[str]) -> dict[str, str]:
-    """Who holds each of these secrets (by ``secret_hash``), the same for every sign-in
-    of theirs: ``account:<id>``, ``staff:<id>`` or ``token:<id>``. Unknown ones are absent."""
-    if not hashes:
-        return {}
-    out = {h: f"account:{account}" if account is not None else f"staff:{staff}"
-           for h, account, staff in db.execute(select(
-               SignInSession.token_hash, SignInSession.account_id, SignInSession.staff_id)
-               .where(SignInSession.token_hash.in_(list(hashes))))}
-    out |= {h: f"token:{token}" for h, token in db.execute(select(
-        ApiToken.token_hash, ApiToken.id).where(ApiToken.token_hash.in_(list(hashes))))}
+def holders(db: Session, keys: Collection[str]) -> dict[str, str]:
+    """Who holds each of these secrets (by ``secret_key``), the same for every sign-in of
+    theirs: ``account:<id>``, ``staff:<id>`` or ``api-token:<id>``; one read for each kind
+    present. Unknown ones are absent."""
+    sessions = {k.removeprefix("session:") for k in keys if k.startswith("session:")}
+    tokens = {k.removeprefix("token:") for k in keys if k.startswith("token:")}
+    out: dict[str, str] = {}
+    if sessions:
+        out |= {f"session:{h}": f"account:{account}" if account is not None else f"staff:{staff}"
+                for h, account, staff in db.execute(select(
+                    SignInSession.token_hash, SignInSession.account_id,
+                    SignInSession.staff_id).where(SignInSession.token_hash.in_(sessions)))}
+    if tokens:
+        out |= {f"token:{h}": f"api-token:{token}" for h, token in db.execute(select(
+            ApiToken.token_hash, ApiToken.id).where(ApiToken.token_hash.in_(tokens)))}
     return out
 
 

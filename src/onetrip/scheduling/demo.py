@@ -8,7 +8,7 @@ from collections import Counter
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import exists, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from onetrip.config import get_settings
@@ -196,8 +196,7 @@ def load_scheduling(db: Session, region: Region, seed: int) -> dict[str, int]:
     created = datetime.combine(today - timedelta(days=30), time(8), tzinfo=tz)
     patients = list(db.scalars(select(Patient.id).order_by(Patient.id)))
     signed_in = set(db.scalars(select(FamilyMember.patient_id)))
-    without_account = list(db.scalars(select(Patient.id).where(~exists().where(
-        FamilyMember.patient_id == Patient.id)).order_by(Patient.id).limit(3000)))
+    without_account = [p for p in patients if p not in signed_in][:3000]
     active: Counter[int] = Counter()
     counts = {"schedule_templates": 0, "schedules": 0, "appointments": 0, "past_visits": 0}
     for h in region.hospitals:

@@ -155,19 +155,21 @@ def count_attempt(db: Session, key: str, now: datetime, limit: int) -> None:
         raise TooManyRequests(detail={"limit_per_minute": limit})
 
 
-#: A rate key naming a secret (by its hash): counted under whoever holds it (BK-8: per
-#: account, however many times it signed in).
 SECRET_KEY = "secret:"
 
 
+def account_key(secret: str) -> str:
+    """BK-8: the rate key of the account a request's secret signs in (never the secret):
+    counted under whoever holds it, however many times they signed in."""
+    return SECRET_KEY + identity_auth.secret_key(secret)
+
+
 def counting_keys(db: Session, keys: set[str]) -> dict[str, str]:
-    """The key each rate key is counted under: a secret's, its holder's (every session and
-    token of one account or staff member together); any other, itself. One read."""
-    hashes = {k[len(SECRET_KEY):] for k in keys if k.startswith(SECRET_KEY)}
-    who = identity_auth.holders(db, hashes) if hashes else {}
-    return {k: ("holder:" + who[k[len(SECRET_KEY):]]
-                if k.startswith(SECRET_KEY) and k[len(SECRET_KEY):] in who else k)[:120]
-            for k in keys}
+    """The key each rate key is counted under: an account's, its holder's (every session and
+    token of one account or staff member together); any other, itself."""
+    named = {k: k.removeprefix(SECRET_KEY) for k in keys if k.startswith(SECRET_KEY)}
+    who = identity_auth.holders(db, set(named.values())) if named else {}
+    return {k: ("holder:" + who[named[k]] if named.get(k) in who else k)[:120] for k in keys}
 
 
 def count_attempts(db: Session, attempts: Counter[str], now: datetime) -> dict[str, int]:

@@ -29,7 +29,6 @@ from sqlalchemy.orm import Session
 from onetrip.config import get_settings
 from onetrip.db import utcnow
 from onetrip.deps import Now, Units, secret_from
-from onetrip.identity import auth as identity_auth
 from onetrip.identity import service as identity_service
 from onetrip.scheduling import fairness, groupcommit, service
 from onetrip.scheduling.models import OpeningTicket
@@ -39,11 +38,10 @@ from onetrip.scheduling.schemas import BookingCreate
 
 def attempt_keys(request: Request) -> tuple[tuple[str, int], ...]:
     """The keys a booking attempt counts under, with their limits per minute: the account
-    (named by its secret's hash, counted under its holder: every sign-in of one account
-    together) and the client address."""
+    (every sign-in of one account together) and the client address."""
     settings = get_settings()
     secret = secret_from(request) or "anonymous"
-    account = fairness.SECRET_KEY + identity_auth.secret_hash(secret)
+    account = fairness.account_key(secret)
     address = "address:" + (request.client.host if request.client else "-")
     return ((account, settings.booking_rate_per_account),
             (address, settings.booking_rate_per_address))
